@@ -1,0 +1,81 @@
+"""Where everything cockpit owns lives, under ``<repo>/.cockpit/``. Paths only: no I/O here."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def socket_name_for(root: Path) -> str:
+    """The private tmux socket name for a repository.
+
+    Derived from the repository's real path, so every terminal or SSH login on this machine that
+    runs cockpit in the same repository reaches the same tmux server, and no other repository's.
+    ``COCKPIT_TMUX_SOCKET`` overrides it (tests use this to keep each test on its own server).
+    """
+    override = os.environ.get("COCKPIT_TMUX_SOCKET")
+    if override:
+        return override
+    digest = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:12]
+    return f"cockpit-{digest}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The on-disk layout of one repository's fleet."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "cockpit.toml"
+
+    @property
+    def home(self) -> Path:
+        return self.root / ".cockpit"
+
+    @property
+    def events(self) -> Path:
+        return self.home / "events.jsonl"
+
+    @property
+    def lock(self) -> Path:
+        return self.home / "lock"
+
+    @property
+    def worktrees(self) -> Path:
+        return self.home / "worktrees"
+
+    @property
+    def agents(self) -> Path:
+        return self.home / "agents"
+
+    def worktree(self, name: str) -> Path:
+        return self.worktrees / name
+
+    def agent_dir(self, name: str) -> Path:
+        return self.agents / name
+
+    def session_log(self, name: str) -> Path:
+        return self.agent_dir(name) / "session.log"
+
+    def spec_file(self, name: str) -> Path:
+        return self.agent_dir(name) / "spec.toml"
+
+    def tmp_dir(self, name: str) -> Path:
+        return self.agent_dir(name) / "tmp"
+
+    @property
+    def socket_name(self) -> str:
+        return socket_name_for(self.root)
+
+
+def branch_for(name: str, attempt: int) -> str:
+    """``cockpit/<name>`` for attempt 1, ``cockpit/<name>-v<N>`` after."""
+    return f"cockpit/{name}" if attempt <= 1 else f"cockpit/{name}-v{attempt}"
+
+
+def archive_ref(name: str, n: int) -> str:
+    return f"refs/cockpit/archive/{name}/{n}"

@@ -1,0 +1,73 @@
+"""An agent's process tree, read from ``/proc``, and signals sent to all of it.
+
+Pausing signals every descendant of the pane's shell (not the shell itself: tmux continues a
+stopped direct child at once). The walk is repeated so processes forked meanwhile are caught.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+
+def _stat(pid: int) -> tuple[int, str] | None:
+    """(ppid, state) of ``pid``, or None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: split after the last ')'.
+    rest = raw[raw.rfind(b")") + 2:].split()
+    return int(rest[1]), rest[0].decode()
+
+
+def children_map() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            info = _stat(int(entry))
+            if info:
+                tree.setdefault(info[0], []).append(int(entry))
+    return tree
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (not ``pid`` itself), parents before children."""
+    tree = children_map()
+    found: list[int] = []
+    stack = list(tree.get(pid, []))
+    while stack:
+        child = stack.pop(0)
+        found.append(child)
+        stack.extend(tree.get(child, []))
+    return found
+
+
+def state(pid: int) -> str | None:
+    info = _stat(pid)
+    return info[1] if info else None
+
+
+def signal_tree(pid: int, sig: int, rounds: int = 3) -> list[int]:
+    """Send ``sig`` to every descendant of ``pid``, walking the tree ``rounds`` times."""
+    signalled: list[int] = []
+    for _ in range(rounds):
+        for child in descendants(pid):
+            if child in signalled and sig != signal.SIGSTOP:
+                continue
+            try:
+                os.kill(child, sig)
+                if child not in signalled:
+                    signalled.append(child)
+            except ProcessLookupError:
+                pass
+    return signalled
+
+
+def is_stopped(pid: int) -> bool:
+    """True when the agent under pane shell ``pid`` has descendants and all of them are stopped."""
+    kids = descendants(pid)
+    states = [state(child) for child in kids]
+    states = [s for s in states if s is not None]
+    return bool(states) and all(s in ("T", "t") for s in states)

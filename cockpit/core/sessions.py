@@ -1,0 +1,192 @@
+"""tmux: one private server per repository, one session per agent, its output piped to a log.
+
+The server runs with ``-f /dev/null`` (the user's ``.tmux.conf`` cannot break it) and is started
+with a minimal environment, so an agent sees only what cockpit hands it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import libtmux
+from libtmux import exc as tmux_exc
+
+from cockpit.core.errors import CockpitError
+
+MIN_TMUX = (3, 2)
+
+# The pane's own process. It never execs, so pane_pid is this shell and the agent is its child:
+# tmux re-continues a stopped direct child (server_child_stopped), so pause signals only the
+# descendants. Its exit status is the agent's, kept by remain-on-exit for cockpit to read.
+WRAPPER = (
+    '/bin/sh -c "$COCKPIT_COMMAND"\n'
+    "code=$?\n"
+    "printf '\\n[cockpit] agent %s exited with status %s\\n' \"$COCKPIT_AGENT\" \"$code\"\n"
+    "exit $code\n"
+)
+
+BASE_ENV_NAMES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TERM", "SHELL")
+
+
+def base_environment() -> dict[str, str]:
+    """The minimal environment the private tmux server (and so every agent) starts from."""
+    env = {k: v for k, v in os.environ.items() if k in BASE_ENV_NAMES or k.startswith("LC_")}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.setdefault("TERM", "xterm-256color")
+    return env
+
+
+def tmux_version() -> tuple[int, int] | None:
+    binary = shutil.which("tmux")
+    if not binary:
+        return None
+    out = subprocess.run([binary, "-V"], capture_output=True, text=True).stdout
+    match = re.search(r"(\d+)\.(\d+)", out)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def check_tmux() -> None:
+    version = tmux_version()
+    if version is None:
+        raise CockpitError("tmux is not installed: cockpit needs tmux >= 3.2 (apt-get install -y tmux)")
+    if version < MIN_TMUX:
+        raise CockpitError(
+            f"tmux {version[0]}.{version[1]} is too old: cockpit needs tmux >= 3.2 (apt-get install -y tmux)"
+        )
+
+
+@dataclass(frozen=True)
+class PaneState:
+    session: str
+    pid: int | None
+    dead: bool
+    exit_status: int | None
+    activity: float | None  # epoch seconds of the session's last activity
+    piped: bool
+
+
+class Tmux:
+    """The fleet's private tmux server (``tmux -L <socket_name>``)."""
+
+    def __init__(self, socket_name: str) -> None:
+        self.socket_name = socket_name
+        self.server = libtmux.Server(socket_name=socket_name, config_file="/dev/null")
+
+    # -- raw commands -------------------------------------------------------------------------
+    def cmd(self, *args: str) -> list[str]:
+        """Run one tmux command (or several joined by ``";"``); return stdout lines or raise."""
+        try:
+            result = self.server.cmd(*args)
+        except tmux_exc.TmuxCommandNotFound:
+            raise CockpitError("tmux is not installed: cockpit needs tmux >= 3.2 (apt-get install -y tmux)") from None
+        if result.returncode != 0:
+            message = "; ".join(result.stderr) or f"exit {result.returncode}"
+            raise CockpitError(f"tmux {args[0]} failed: {message}")
+        return list(result.stdout)
+
+    def _client_argv(self) -> list[str]:
+        return ["tmux", "-L", self.socket_name, "-f", "/dev/null"]
+
+    # -- queries --------------------------------------------------------------------------------
+    def panes(self) -> dict[str, PaneState]:
+        """Every session's first pane, in one tmux call. Empty when the server is not running."""
+        fmt = "\t".join(["#{session_name}", "#{pane_pid}", "#{pane_dead}", "#{pane_dead_status}",
+                         "#{session_activity}", "#{pane_pipe}", "#{window_index}.#{pane_index}"])
+        result = self.server.cmd("list-panes", "-a", "-F", fmt)
+        if result.returncode != 0:
+            return {}
+        panes: dict[str, PaneState] = {}
+        for line in result.stdout:
+            parts = line.split("\t")
+            if len(parts) < 7 or parts[0] in panes:
+                continue
+            name, pid, dead, status, activity, piped, _ = parts
+            panes[name] = PaneState(
+                session=name,
+                pid=int(pid) if pid.isdigit() else None,
+                dead=dead == "1",
+                exit_status=int(status) if status.lstrip("-").isdigit() else None,
+                activity=float(activity) if activity.isdigit() else None,
+                piped=piped == "1",
+            )
+        return panes
+
+    def pane(self, name: str) -> PaneState | None:
+        return self.panes().get(name)
+
+    def has_session(self, name: str) -> bool:
+        return self.server.cmd("has-session", "-t", f"={name}").returncode == 0
+
+    # -- actions --------------------------------------------------------------------------------
+    def start(self, name: str, cwd: Path, env: dict[str, str], log: Path,
+              width: int = 200, height: int = 50) -> None:
+        """Create the session running the agent, keep it on exit, and pipe it to ``log``.
+
+        One tmux invocation: the pipe is in place before the agent's first byte, and
+        remain-on-exit before it can exit.
+        """
+        if self.has_session(name):
+            raise CockpitError(f"tmux session {name!r} already exists on socket {self.socket_name}")
+        argv = self._client_argv() + ["new-session", "-d", "-s", name, "-c", str(cwd),
+                                      "-x", str(width), "-y", str(height)]
+        for key, value in env.items():
+            argv += ["-e", f"{key}={value}"]
+        argv += ["/bin/sh", "-c", WRAPPER]
+        target = f"={name}:"
+        argv += [";", "set-option", "-w", "-t", target, "remain-on-exit", "on",
+                 ";", "set-option", "-t", f"={name}", "status-left", f"[cockpit:{name}] ",
+                 ";", "set-option", "-t", f"={name}", "status-left-length", "60",
+                 ";", "set-option", "-t", f"={name}", "status-right", "detach: C-b d ",
+                 ";", "set-option", "-t", f"={name}", "history-limit", "10000",
+                 ";", "pipe-pane", "-t", target, f"cat >> {shlex.quote(str(log))}"]
+        result = subprocess.run(argv, capture_output=True, text=True, env=base_environment(),
+                                stdin=subprocess.DEVNULL)
+        if result.returncode != 0:
+            if self.has_session(name):
+                self.kill(name)
+            message = result.stderr.strip().splitlines()
+            raise CockpitError(f"tmux new-session failed: {message[-1] if message else result.returncode}")
+
+    def respawn(self, name: str, cwd: Path, env: dict[str, str], log: Path) -> None:
+        """Restart the agent's process in its existing session (``--keep``), re-piping the log."""
+        target = f"={name}:"
+        args = ["respawn-pane", "-k", "-t", target, "-c", str(cwd)]
+        for key, value in env.items():
+            args += ["-e", f"{key}={value}"]
+        args += ["/bin/sh", "-c", WRAPPER]
+        self.cmd("pipe-pane", "-t", target, f"cat >> {shlex.quote(str(log))}", ";", *args)
+
+    def repipe(self, name: str, log: Path) -> None:
+        """Re-open the log pipe (after the log was deleted or renamed). Without ``-o``: replaces."""
+        self.cmd("pipe-pane", "-t", f"={name}:", f"cat >> {shlex.quote(str(log))}")
+
+    def kill(self, name: str) -> None:
+        result = self.server.cmd("kill-session", "-t", f"={name}")
+        if result.returncode != 0 and self.has_session(name):
+            raise CockpitError(f"tmux kill-session failed: {'; '.join(result.stderr)}")
+
+    def capture(self, name: str, lines: int = 0) -> list[str]:
+        """The agent's current screen (and ``lines`` of scrollback), with colours as escapes."""
+        args = ["capture-pane", "-p", "-e", "-t", f"={name}:"]
+        if lines:
+            args += ["-S", str(-lines)]
+        return self.cmd(*args)
+
+    def send_keys(self, name: str, *keys: str) -> None:
+        self.cmd("send-keys", "-t", f"={name}:", *keys)
+
+    def set_hook(self, hook: str, command: str) -> None:
+        self.cmd("set-hook", "-g", hook, command)
+
+    def kill_server(self) -> None:
+        self.server.cmd("kill-server")
+
+    def attach_argv(self, name: str) -> list[str]:
+        """The command that attaches a terminal to the agent's session."""
+        return self._client_argv() + ["attach-session", "-t", f"={name}"]

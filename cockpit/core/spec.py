@@ -1,0 +1,268 @@
+"""Agent and fleet specifications, read from ``cockpit.toml`` with :mod:`tomllib`.
+
+Validation is strict: an unknown key, a wrong type, a duplicate or invalid name is an error that
+names the file, the line (tomllib's for syntax errors; the key's own line otherwise, when it can
+be found) and the key. cockpit never rewrites the file.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cockpit.core.errors import ConfigError, CockpitError
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+
+FLEET_KEYS = {
+    "base": str,
+    "max_failures": int,
+    "theme": str,
+}
+AGENT_KEYS = {
+    "name": str,
+    "command": str,
+    "task": str,
+    "scope": list,
+    "after": list,
+    "env": dict,
+}
+TOP_KEYS = {"cockpit", "agent", "keys"}
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a valid agent name, else raise a one-line :class:`CockpitError`.
+
+    Names become branch names, directory names and tmux session names, so they are restricted to
+    ``^[a-z0-9][a-z0-9-]{0,39}$``: nothing a shell, git or tmux could read as syntax.
+    """
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        shown = repr(name) if isinstance(name, str) else type(name).__name__
+        raise CockpitError(
+            f"invalid agent name {shown}: use 1-40 characters a-z, 0-9 and '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """What to run for one agent. ``command`` is run by ``/bin/sh -c`` in the agent's worktree."""
+
+    name: str
+    command: str
+    task: str = ""
+    scope: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+
+    def to_toml(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "command": self.command,
+            "task": self.task,
+            "scope": list(self.scope),
+            "after": list(self.after),
+            "env": dict(self.env),
+        }
+
+    @classmethod
+    def from_toml(cls, data: dict[str, Any]) -> "AgentSpec":
+        return cls(
+            name=data["name"],
+            command=data["command"],
+            task=data.get("task", ""),
+            scope=tuple(data.get("scope", ())),
+            after=tuple(data.get("after", ())),
+            env=dict(data.get("env", {})),
+        )
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """The whole of ``cockpit.toml``. A missing file is an empty fleet with defaults."""
+
+    path: Path | None = None
+    base: str | None = None
+    max_failures: int = 2
+    theme: str | None = None
+    agents: dict[str, AgentSpec] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+
+
+def _line_of(text: str, key: str, after_line: int = 0) -> int | None:
+    pattern = re.compile(rf"^\s*(\"?){re.escape(key)}\1\s*=")
+    for number, line in enumerate(text.splitlines(), start=1):
+        if number > after_line and pattern.match(line):
+            return number
+    return None
+
+
+def _table_lines(text: str, header: str) -> list[int]:
+    pattern = re.compile(rf"^\s*{re.escape(header)}\s*(#.*)?$")
+    return [n for n, line in enumerate(text.splitlines(), start=1) if pattern.match(line)]
+
+
+class _Reader:
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.text = text
+
+    def fail(self, key: str, message: str, after_line: int = 0) -> ConfigError:
+        line = _line_of(self.text, key.rsplit(".", 1)[-1].split("]")[-1], after_line)
+        where = f"{self.path}:{line}" if line else str(self.path)
+        return ConfigError(f"{where}: {key}: {message}")
+
+    def typed(self, key: str, value: Any, kind: type, after_line: int) -> Any:
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if not ok:
+            raise self.fail(key, f"expected {kind.__name__}, got {type(value).__name__}", after_line)
+        return value
+
+
+def load_config(path: Path) -> FleetConfig:
+    """Read and validate ``path``. A missing file gives an empty :class:`FleetConfig`."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return FleetConfig(path=None)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = re.search(r"at line (\d+)", message)
+        line = f":{match.group(1)}" if match else ""
+        raise ConfigError(f"{path}{line}: invalid TOML: {message}") from None
+    return parse_config(data, path, text)
+
+
+def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfig:
+    """Validate already-parsed TOML ``data`` (``text`` is only used to find line numbers)."""
+    reader = _Reader(path, text)
+    for key in data:
+        if key not in TOP_KEYS:
+            raise reader.fail(key, f"unknown key (expected one of: {', '.join(sorted(TOP_KEYS))})")
+
+    fleet = data.get("cockpit", {})
+    reader.typed("cockpit", fleet, dict, 0)
+    fleet_line = (_table_lines(text, "[cockpit]") or [0])[0]
+    for key, value in fleet.items():
+        if key not in FLEET_KEYS:
+            raise reader.fail(f"cockpit.{key}", "unknown key "
+                              f"(expected one of: {', '.join(sorted(FLEET_KEYS))})", fleet_line)
+        reader.typed(f"cockpit.{key}", value, FLEET_KEYS[key], fleet_line)
+    max_failures = fleet.get("max_failures", 2)
+    if max_failures < 1:
+        raise reader.fail("cockpit.max_failures", "must be 1 or more", fleet_line)
+
+    keys = data.get("keys", {})
+    reader.typed("keys", keys, dict, 0)
+    for key, value in keys.items():
+        reader.typed(f"keys.{key}", value, str, 0)
+
+    agents_raw = data.get("agent", [])
+    if not isinstance(agents_raw, list):
+        raise reader.fail("agent", "use [[agent]] tables (an array of tables)")
+    agent_lines = _table_lines(text, "[[agent]]")
+    agents: dict[str, AgentSpec] = {}
+    for index, entry in enumerate(agents_raw):
+        start = agent_lines[index] if index < len(agent_lines) else 0
+        label = f"agent[{index}]"
+        if not isinstance(entry, dict):
+            raise reader.fail(label, "expected a table")
+        for key, value in entry.items():
+            if key not in AGENT_KEYS:
+                raise reader.fail(f"{label}.{key}", "unknown key "
+                                  f"(expected one of: {', '.join(sorted(AGENT_KEYS))})", start)
+            reader.typed(f"{label}.{key}", value, AGENT_KEYS[key], start)
+        for required in ("name", "command"):
+            if required not in entry:
+                raise reader.fail(label, f"missing required key '{required}'", start)
+        name = entry["name"]
+        label = f"agent[{index}] ({name!r})"
+        try:
+            validate_name(name)
+        except CockpitError as exc:
+            raise reader.fail(f"{label}.name", str(exc), start) from None
+        if name in agents:
+            raise reader.fail(f"{label}.name", f"duplicate agent name {name!r}", start)
+        for key in ("scope", "after"):
+            for item in entry.get(key, []):
+                if not isinstance(item, str):
+                    raise reader.fail(f"{label}.{key}", "expected a list of strings", start)
+        for env_key, env_value in entry.get("env", {}).items():
+            if not isinstance(env_value, str):
+                raise reader.fail(f"{label}.env.{env_key}", "environment values must be strings", start)
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", env_key):
+                raise reader.fail(f"{label}.env", f"invalid variable name {env_key!r}", start)
+        if not entry["command"].strip():
+            raise reader.fail(f"{label}.command", "must not be empty", start)
+        agents[name] = AgentSpec.from_toml(entry)
+
+    for spec in agents.values():
+        for dep in spec.after:
+            if dep not in agents:
+                raise reader.fail(f"agent ({spec.name!r}).after", f"unknown agent {dep!r}")
+            if dep == spec.name:
+                raise reader.fail(f"agent ({spec.name!r}).after", "an agent cannot depend on itself")
+    order_agents(agents)  # raises on cycles
+    return FleetConfig(
+        path=path,
+        base=fleet.get("base"),
+        max_failures=max_failures,
+        theme=fleet.get("theme"),
+        agents=agents,
+        keys=dict(keys),
+    )
+
+
+def order_agents(agents: dict[str, AgentSpec], names: list[str] | None = None) -> list[str]:
+    """Names in dependency order (``after`` first), stable otherwise. Raises on a cycle."""
+    wanted = list(agents) if names is None else names
+    ordered: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        if name in ordered:
+            return
+        if name in visiting:
+            raise ConfigError(f"dependency cycle in 'after': {' -> '.join(chain + (name,))}")
+        visiting.add(name)
+        for dep in agents[name].after if name in agents else ():
+            visit(dep, chain + (name,))
+        visiting.discard(name)
+        ordered.append(name)
+
+    for name in wanted:
+        visit(name, ())
+    return ordered
+
+
+STARTER = '''\
+# cockpit.toml: the agents cockpit runs on this repository.
+# Each agent gets its own git worktree (.cockpit/worktrees/<name>), its own branch
+# (cockpit/<name>), its own tmux session and its own session.log.
+
+[cockpit]
+# base = "main"          # the ref new branches are cut from (default: the current branch)
+max_failures = 2         # an agent that fails this many times is halted
+
+# [keys]                 # remap TUI keys: binding id = "key"
+# discard = "D"
+
+[[agent]]
+name = "example"                          # a-z, 0-9 and '-', at most 40 characters
+command = "sh -c 'echo working on: $COCKPIT_TASK; sleep 3600'"   # run by /bin/sh in the worktree
+task = "Describe the task here"           # exported to the agent as COCKPIT_TASK
+scope = ["src/**"]                        # files this agent owns
+after = []                                # agents this one waits for
+env = {}                                  # extra environment, e.g. { LOG_LEVEL = "debug" }
+'''

@@ -1,0 +1,153 @@
+"""Replay the event log into per-agent records.
+
+A record is what the events say; :mod:`cockpit.core.fleet` then reconciles it with what tmux and
+git show right now (an agent that exited while nothing watched, a worktree deleted by hand).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Iterable
+
+from cockpit.core.events import Event
+from cockpit.core.spec import AgentSpec
+
+# States as the event log knows them. "missing" is never recorded: it is derived from disk.
+LIVE = ("running", "paused")
+STATES = ("running", "paused", "exited", "failed", "killed", "halted", "missing")
+
+
+@dataclass
+class Record:
+    """One agent as its events describe it."""
+
+    name: str
+    spec: AgentSpec
+    attempt: int = 1
+    failures: int = 0
+    state: str = "running"
+    exit_code: int | None = None
+    branch: str = ""
+    base: str = ""
+    base_sha: str = ""
+    state_since: str = ""
+    blocked_by: str | None = None
+    reason: str | None = None
+    discarded: bool = False
+    archives: list[str] = field(default_factory=list)
+
+    def copy(self) -> "Record":
+        return replace(self, archives=list(self.archives))
+
+
+def _spec(data: dict, fallback: AgentSpec | None, name: str) -> AgentSpec:
+    raw = data.get("spec")
+    if isinstance(raw, dict):
+        try:
+            return AgentSpec.from_toml(raw)
+        except (KeyError, TypeError):
+            pass
+    return fallback or AgentSpec(name=name, command="")
+
+
+FINISHING = ("spawned", "spawn.failed", "respawned", "respawn.failed", "discarded",
+             "discard.failed", "restored", "restore.failed")
+
+
+@dataclass
+class History:
+    """Everything replaying the log gives: the agents, and operations started but not finished
+    (either running in another process right now, or interrupted by a crash)."""
+
+    records: dict[str, Record] = field(default_factory=dict)
+    pending: dict[str, Event] = field(default_factory=dict)
+    offset: int = 0
+
+
+def apply(history: History, event: Event) -> None:
+    """Fold one event in. Unknown event types are ignored (newer cockpits may add some)."""
+    name = event.agent
+    if not name:
+        return
+    records = history.records
+    data = event.data
+    record = records.get(name)
+    kind = event.type
+
+    if kind.endswith(".started"):
+        history.pending[name] = event
+        return
+    if kind in FINISHING:
+        history.pending.pop(name, None)
+    if kind in ("spawned", "restored", "respawned"):
+        spec = _spec(data, record.spec if record else None, name)
+        if kind == "spawned" or record is None:
+            # A spawn starts a fresh life for the name; only its archives carry over.
+            archives = list(record.archives) if record else []
+            record = Record(name=name, spec=spec, archives=archives)
+            records[name] = record
+        assert record is not None
+        record.spec = spec
+        record.discarded = False
+        record.attempt = int(data.get("attempt", record.attempt))
+        record.branch = data.get("branch", record.branch)
+        record.base = data.get("base", record.base)
+        record.base_sha = data.get("base_sha", record.base_sha)
+        if data.get("reset_failures"):
+            record.failures = 0
+        record.state = "killed" if kind == "restored" else "running"
+        record.exit_code = None
+        record.blocked_by = None
+        record.reason = None
+        record.state_since = event.ts
+        return
+    if record is None:
+        return
+    if kind in ("spawn.failed", "respawn.failed", "restore.failed"):
+        if data.get("removed_agent"):
+            # The spawn of a new agent was rolled back: nothing of it remains.
+            if record.archives or record.discarded:
+                record.discarded = True
+            else:
+                del records[name]
+        return
+    if kind == "exited":
+        code = data.get("exit_code")
+        record.exit_code = code
+        record.state = "exited" if code == 0 else "failed"
+        if code != 0:
+            record.failures += 1
+        record.state_since = event.ts
+    elif kind == "failed.marked":
+        record.failures += 1
+        record.state = "failed"
+        record.state_since = event.ts
+    elif kind == "paused":
+        record.state = "paused"
+        record.state_since = event.ts
+    elif kind == "resumed":
+        record.state = "running"
+        record.state_since = event.ts
+    elif kind == "killed":
+        record.state = "killed"
+        record.reason = data.get("reason")
+        record.state_since = event.ts
+    elif kind == "halted":
+        record.state = "halted"
+        record.reason = data.get("reason")
+        record.blocked_by = data.get("blocked_by")
+        record.state_since = event.ts
+    elif kind == "archived":
+        ref = data.get("ref")
+        if ref and ref not in record.archives:
+            record.archives.append(ref)
+    elif kind == "discarded":
+        record.discarded = True
+        record.state_since = event.ts
+
+
+def replay(events: Iterable[Event], history: History | None = None) -> History:
+    history = History() if history is None else history
+    for event in events:
+        apply(history, event)
+    return history

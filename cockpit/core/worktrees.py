@@ -1,0 +1,250 @@
+"""Git: branches, worktrees, archive snapshots and restores.
+
+Every call is an argument list run by GitPython's command wrapper (``git.Git``), which starts
+one short-lived ``git`` process per call and, unlike a ``Repo`` object, leaves no
+``cat-file --batch`` children behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from cockpit.core.errors import CockpitError
+
+# Archive commits are cockpit's own: they must not depend on the user's git identity.
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "cockpit",
+    "GIT_AUTHOR_EMAIL": "cockpit@localhost",
+    "GIT_COMMITTER_NAME": "cockpit",
+    "GIT_COMMITTER_EMAIL": "cockpit@localhost",
+}
+
+
+class GitError(CockpitError):
+    pass
+
+
+def run(cwd: Path, *args: str, env: dict[str, str] | None = None, strip: bool = True) -> str:
+    """Run ``git args...`` in ``cwd`` and return stdout; raise :class:`GitError` with git's message."""
+    try:
+        return git.Git(str(cwd)).execute(
+            ["git", *args],
+            env={**os.environ, **(env or {})} if env else None,
+            strip_newline_in_stdout=strip,
+        )
+    except git.GitCommandError as exc:
+        stderr = (exc.stderr or "").strip().replace("stderr: ", "").strip("' \n")
+        last = stderr.splitlines()[-1] if stderr else f"exit {exc.status}"
+        raise GitError(f"git {args[0]} failed: {last}") from None
+    except git.GitCommandNotFound:
+        raise GitError("git is not installed (install it: apt-get install -y git)") from None
+
+
+def ok(cwd: Path, *args: str) -> bool:
+    try:
+        run(cwd, *args)
+        return True
+    except GitError:
+        return False
+
+
+def repo_root(start: Path) -> Path:
+    """The main checkout of the repository containing ``start`` (also from inside a worktree)."""
+    try:
+        common = run(start, "rev-parse", "--path-format=absolute", "--git-common-dir")
+    except GitError:
+        raise CockpitError(f"not a git repository: {start} (run cockpit inside one, or 'git init' first)") from None
+    common_path = Path(common)
+    if common_path.name == ".git":
+        return common_path.parent
+    raise CockpitError(f"{start}: bare repositories are not supported (cockpit needs a main checkout)")
+
+
+def head_commit(root: Path) -> str | None:
+    try:
+        return run(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+    except GitError:
+        return None
+
+
+def current_branch(root: Path) -> str | None:
+    try:
+        return run(root, "symbolic-ref", "--quiet", "--short", "HEAD")
+    except GitError:
+        return None
+
+
+def resolve(root: Path, ref: str) -> str | None:
+    if ref.startswith("-"):
+        return None
+    try:
+        return run(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+    except GitError:
+        return None
+
+
+def branch_exists(root: Path, branch: str) -> bool:
+    return ok(root, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}")
+
+
+def ref_sha(root: Path, ref: str) -> str | None:
+    try:
+        return run(root, "rev-parse", "--verify", "--quiet", ref)
+    except GitError:
+        return None
+
+
+@dataclass(frozen=True)
+class WorktreeEntry:
+    path: Path
+    head: str | None
+    branch: str | None
+    prunable: bool
+
+
+def list_worktrees(root: Path) -> list[WorktreeEntry]:
+    out = run(root, "worktree", "list", "--porcelain")
+    entries: list[WorktreeEntry] = []
+    for block in out.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            key, _, value = line.partition(" ")
+            fields[key] = value
+        if "worktree" in fields:
+            branch = fields.get("branch")
+            entries.append(WorktreeEntry(
+                path=Path(fields["worktree"]),
+                head=fields.get("HEAD"),
+                branch=branch.removeprefix("refs/heads/") if branch else None,
+                prunable="prunable" in fields,
+            ))
+    return entries
+
+
+def branch_checked_out_at(root: Path, branch: str) -> Path | None:
+    for entry in list_worktrees(root):
+        if entry.branch == branch:
+            return entry.path
+    return None
+
+
+def add_worktree(root: Path, path: Path, branch: str, start: str, *, new_branch: bool = True) -> None:
+    """Create ``branch`` at ``start`` and check it out at ``path`` (or check out an existing one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if new_branch:
+        run(root, "worktree", "add", "--quiet", "-b", branch, str(path), start)
+    else:
+        run(root, "worktree", "add", "--quiet", str(path), branch)
+
+
+def remove_worktree(root: Path, path: Path) -> None:
+    """Remove the worktree at ``path``, dirty or not; prune its record if it was deleted by hand."""
+    if path.exists():
+        try:
+            run(root, "worktree", "remove", "--force", "--force", str(path))
+        except GitError:
+            # Not (or no longer) registered as a worktree: it is cockpit's directory, remove it.
+            shutil.rmtree(path)
+    run(root, "worktree", "prune")
+
+
+def delete_branch(root: Path, branch: str) -> None:
+    if branch_exists(root, branch):
+        run(root, "branch", "-D", branch)
+
+
+def snapshot(worktree: Path, message: str) -> str:
+    """A commit of the worktree's whole state, on top of its HEAD, without touching it.
+
+    Tracked changes (staged or not, deletions included) and untracked, non-ignored files go in;
+    the worktree, its index and its branch are left exactly as they were. Uses a temporary
+    index: ``git stash create`` would leave untracked files out.
+    """
+    head = run(worktree, "rev-parse", "--verify", "HEAD")
+    with tempfile.TemporaryDirectory(prefix="cockpit-index-") as tmp:
+        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index"), **_IDENTITY}
+        run(worktree, "read-tree", "HEAD", env=env)
+        run(worktree, "add", "--all", "--", ".", env=env)
+        tree = run(worktree, "write-tree", env=env)
+    return run(worktree, "commit-tree", tree, "-p", head, "-m", message, env=_IDENTITY)
+
+
+def update_ref(root: Path, ref: str, sha: str) -> None:
+    run(root, "update-ref", ref, sha)
+
+
+def delete_ref(root: Path, ref: str) -> None:
+    run(root, "update-ref", "-d", ref)
+
+
+def list_refs(root: Path, prefix: str) -> list[tuple[str, str]]:
+    out = run(root, "for-each-ref", "--format=%(refname) %(objectname)", prefix)
+    return [tuple(line.split(" ", 1)) for line in out.splitlines() if line]  # type: ignore[misc]
+
+
+def restore_files(worktree: Path, snapshot_sha: str) -> None:
+    """Make the worktree's files exactly those of ``snapshot_sha`` while its index stays at HEAD.
+
+    After this, files that were uncommitted at snapshot time are uncommitted again and files
+    that were untracked are untracked again.
+    """
+    run(worktree, "read-tree", "--reset", "-u", snapshot_sha)
+    run(worktree, "reset", "--quiet", "--mixed", "HEAD")
+
+
+def status_porcelain(worktree: Path) -> list[str]:
+    out = run(worktree, "status", "--porcelain=v1", "--untracked-files=all", "-z", strip=False)
+    paths: list[str] = []
+    items = out.split("\0")
+    index = 0
+    while index < len(items):
+        item = items[index]
+        if item:
+            code, path = item[:2], item[3:]
+            paths.append(path)
+            if code[0] in "RC":
+                index += 1  # the rename's source follows
+        index += 1
+    return paths
+
+
+def commits_ahead(worktree: Path, base_sha: str) -> int:
+    return int(run(worktree, "rev-list", "--count", f"{base_sha}..HEAD") or 0)
+
+
+def diff_summary(worktree: Path, base_sha: str) -> tuple[int, int, int]:
+    """(files, insertions, deletions) of the worktree against ``base_sha``, untracked files included."""
+    files = insertions = deletions = 0
+    out = run(worktree, "diff", "--numstat", base_sha)
+    for line in out.splitlines():
+        added, removed, _ = (line.split("\t", 2) + ["", ""])[:3]
+        files += 1
+        insertions += int(added) if added.isdigit() else 0
+        deletions += int(removed) if removed.isdigit() else 0
+    untracked = run(worktree, "ls-files", "--others", "--exclude-standard", "-z", strip=False)
+    for path in filter(None, untracked.split("\0")):
+        files += 1
+        try:
+            with (worktree / path).open("rb") as handle:
+                insertions += sum(1 for _ in handle)
+        except OSError:
+            pass
+    return files, insertions, deletions
+
+
+def ensure_excluded(root: Path, pattern: str = "/.cockpit/") -> None:
+    """Add ``pattern`` to ``.git/info/exclude`` once, so cockpit's files never show as untracked."""
+    info = Path(run(root, "rev-parse", "--path-format=absolute", "--git-path", "info/exclude"))
+    info.parent.mkdir(parents=True, exist_ok=True)
+    existing = info.read_text() if info.exists() else ""
+    if pattern not in existing.splitlines():
+        with info.open("a") as handle:
+            if existing and not existing.endswith("\n"):
+                handle.write("\n")
+            handle.write(f"{pattern}\n")
