@@ -140,10 +140,10 @@ class Tmux:
         argv += ["/bin/sh", "-c", WRAPPER]
         target = f"={name}:"
         argv += [";", "set-option", "-w", "-t", target, "remain-on-exit", "on",
-                 ";", "set-option", "-t", f"={name}", "status-left", f"[cockpit:{name}] ",
-                 ";", "set-option", "-t", f"={name}", "status-left-length", "60",
-                 ";", "set-option", "-t", f"={name}", "status-right", "detach: C-b d ",
-                 ";", "set-option", "-t", f"={name}", "history-limit", "10000",
+                 ";", "set-option", "-t", target, "status-left", f"[cockpit:{name}] ",
+                 ";", "set-option", "-t", target, "status-left-length", "60",
+                 ";", "set-option", "-t", target, "status-right", "detach: C-b d ",
+                 ";", "set-option", "-t", target, "history-limit", "10000",
                  ";", "pipe-pane", "-t", target, f"cat >> {shlex.quote(str(log))}"]
         result = subprocess.run(argv, capture_output=True, text=True, env=base_environment(),
                                 stdin=subprocess.DEVNULL)

@@ -51,7 +51,7 @@ def _spec(data: dict, fallback: AgentSpec | None, name: str) -> AgentSpec:
 
 
 FINISHING = ("spawned", "spawn.failed", "respawned", "respawn.failed", "discarded",
-             "discard.failed", "restored", "restore.failed")
+             "discard.failed", "restored", "restore.failed", "recovery.failed")
 
 
 @dataclass

@@ -1,0 +1,273 @@
+"""The ``cockpit`` command: parses arguments, calls the engine, prints. No logic of its own.
+
+Exit status: 0 success; 1 refused or failed (one line on stderr, no traceback unless
+``COCKPIT_DEBUG=1``); 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cockpit import __version__
+from cockpit.core.errors import CockpitError
+
+EPILOG = """\
+Run 'cockpit' with no command inside a repository to open the cockpit on its agents.
+Configuration: cockpit.toml at the repository root ('cockpit init' writes a starter file).
+Everything cockpit writes lives under <repo>/.cockpit/; archives under refs/cockpit/archive/.
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cockpit", description="Run several coding agents in parallel on one repository, "
+        "each in its own git worktree, branch, tmux session and session.log.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"cockpit {__version__}")
+    parser.add_argument("-C", dest="directory", metavar="DIR", help="run as if started in DIR")
+    parser.add_argument("--theme", help="TUI theme name (see themes/)")
+    parser.add_argument("--no-mouse", action="store_true", help="leave mouse selection to the terminal")
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help)
+
+    add("init", "write a commented starter cockpit.toml (never overwrites one)")
+
+    p = add("spawn", "start one agent: branch + worktree + tmux session + session.log")
+    p.add_argument("name")
+    p.add_argument("--command", help="shell command to run in the worktree (default: from cockpit.toml)")
+    p.add_argument("--task", help="task text, exported to the agent as COCKPIT_TASK")
+    p.add_argument("--scope", action="append", metavar="GLOB", help="files the agent owns (repeatable)")
+    p.add_argument("--base", metavar="REF", help="ref to cut the branch from (default: [cockpit] base or the current branch)")
+
+    p = add("up", "spawn every configured agent (or those named) that is not alive yet, dependencies first")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("--no-tui", action="store_true", help="do not open the cockpit afterwards")
+
+    p = add("ls", "list agents")
+    p.add_argument("--json", action="store_true", help="a JSON array, one object per agent")
+
+    for name, help in (("pause", "freeze every process of an agent in place"),
+                       ("resume", "thaw a paused agent"),
+                       ("kill", "end an agent's processes and session; keep worktree, branch and log"),
+                       ("fail", "mark an agent failed (counts towards max_failures)"),
+                       ("attach", "attach this terminal to the agent's tmux session (detach: C-b d)")):
+        add(name, help).add_argument("name")
+
+    p = add("discard", "archive an agent's work, then remove its session, worktree and branch")
+    p.add_argument("name")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    p = add("restore", "recreate a discarded agent's worktree and branch from its archive")
+    p.add_argument("name")
+    p.add_argument("--archive", metavar="REF", help="archive ref or number (default: the newest)")
+
+    p = add("archives", "list an agent's archives (refs/cockpit/archive/NAME/N)")
+    p.add_argument("name")
+
+    p = add("respawn", "start the next attempt: fresh branch from base (default) or --keep the worktree")
+    p.add_argument("name")
+    p.add_argument("--keep", action="store_true", help="restart the process in the same worktree and branch")
+    p.add_argument("--task", help="a new task text (a replan: allowed for a halted agent)")
+    p.add_argument("--command", help="a new command (a replan: allowed for a halted agent)")
+    p.add_argument("--force", action="store_true", help="respawn a halted agent without a replan")
+
+    p = add("logs", "print or follow an agent's session.log")
+    p.add_argument("name")
+    p.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="last N lines (default 50)")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new output (Ctrl-C to stop)")
+
+    p = add("demo", "create a throw-away repository with four scripted agents and open the cockpit")
+    p.add_argument("--dir", metavar="DIR", help="where to create it (default: a new temp directory)")
+    p.add_argument("--no-tui", action="store_true", help="print 'cockpit ls' instead of opening the cockpit")
+    return parser
+
+
+def _fleet(args: argparse.Namespace):
+    from cockpit.core.fleet import Fleet
+    return Fleet.discover(Path(args.directory) if args.directory else None)
+
+
+def _ago(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    seconds = int((datetime.now(timezone.utc) - datetime.fromisoformat(iso)).total_seconds())
+    if seconds < 60:
+        return f"{max(seconds, 0)}s ago"
+    if seconds < 3600:
+        return f"{seconds // 60}m ago"
+    return f"{seconds // 3600}h ago"
+
+
+def _print_table(agents) -> None:
+    if not agents:
+        print("no agents (start some with 'cockpit up' or 'cockpit spawn NAME --command CMD')")
+        return
+    rows = [("NAME", "STATE", "TRY", "BRANCH", "ACTIVITY", "TASK")]
+    for a in agents:
+        state = a.state + (f" ({a.exit_code})" if a.state == "failed" and a.exit_code is not None else "")
+        task = a.task.splitlines()[0] if a.task else ""
+        rows.append((a.name, state, f"{a.attempt} ({a.failures}/{a.max_failures} fail)", a.branch,
+                     _ago(a.last_activity), task[:50]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise CockpitError("refusing to discard without confirmation: stdin is not a terminal (add --yes)")
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
+
+
+def _open_tui(args: argparse.Namespace, fleet) -> int:
+    try:
+        from cockpit.ui.app import run_app
+    except ImportError:
+        _print_table(fleet.agents())
+        return 0
+    return run_app(fleet, theme=args.theme, mouse=not args.no_mouse)
+
+
+def run(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = args.cmd
+
+    if command == "demo":
+        from cockpit.core.demo import create_demo
+        fleet = create_demo(Path(args.dir) if args.dir else None)
+        print(f"demo repository: {fleet.root}")
+        print(f"come back later with: cockpit -C {fleet.root}")
+        if args.no_tui:
+            _print_table(fleet.agents())
+            return 0
+        return _open_tui(args, fleet)
+
+    if command == "init":
+        from cockpit.core.spec import STARTER
+        from cockpit.core import worktrees
+        root = worktrees.repo_root(Path(args.directory or Path.cwd()))
+        path = root / "cockpit.toml"
+        if path.exists():
+            raise CockpitError(f"{path} already exists: not overwriting it")
+        path.write_text(STARTER)
+        print(f"wrote {path}: edit the [[agent]] entries, then run 'cockpit up'")
+        return 0
+
+    fleet = _fleet(args)
+    if command is None:
+        return _open_tui(args, fleet)
+    if command == "spawn":
+        agent = fleet.spawn(args.name, command=args.command, task=args.task, scope=args.scope, base=args.base)
+        print(f"spawned {agent.name}: branch {agent.branch}, worktree {agent.worktree}")
+        print(f"  log: {agent.log}   attach: cockpit attach {agent.name}")
+    elif command == "up":
+        for name, outcome in fleet.up(args.names or None):
+            print(f"{name}: {outcome}")
+        if not args.no_tui:
+            return _open_tui(args, fleet)
+    elif command == "ls":
+        agents = fleet.agents()
+        if args.json:
+            print(json.dumps([a.to_json() for a in agents], indent=2))
+        else:
+            _print_table(agents)
+    elif command == "pause":
+        fleet.pause(args.name)
+        print(f"paused {args.name}")
+    elif command == "resume":
+        fleet.resume(args.name)
+        print(f"resumed {args.name}")
+    elif command == "kill":
+        fleet.kill(args.name)
+        print(f"killed {args.name} (worktree, branch and log kept)")
+    elif command == "fail":
+        fleet.mark_failed(args.name)
+        agent = fleet.agent(args.name)
+        print(f"marked {args.name} failed ({agent.failures}/{agent.max_failures}); state: {agent.state}")
+    elif command == "discard":
+        preview = fleet.discard_preview(args.name)
+        if not args.yes:
+            question = (f"Discard agent {args.name}? {len(preview.uncommitted)} uncommitted file(s), "
+                        f"{preview.ahead} commit(s) ahead of base; all archived at {preview.archive_ref}.")
+            if not preview.worktree_exists:
+                question = f"Discard agent {args.name}? Its worktree is missing; its branch is archived at {preview.archive_ref}."
+            if not _confirm(question):
+                print("not discarded")
+                return 1
+        ref = fleet.discard(args.name)
+        print(f"discarded {args.name}; archived at {ref} (undo: cockpit restore {args.name})" if ref
+              else f"discarded {args.name}; nothing to archive")
+    elif command == "restore":
+        agent = fleet.restore(args.name, args.archive)
+        print(f"restored {agent.name} at {agent.worktree} on branch {agent.branch} "
+              f"(run it again: cockpit respawn {agent.name} --keep)")
+    elif command == "archives":
+        refs = fleet.archives(args.name)
+        if not refs:
+            print(f"no archives of {args.name}")
+        for ref, sha in refs:
+            print(f"{ref}  {sha[:12]}")
+    elif command == "respawn":
+        agent = fleet.respawn(args.name, keep=args.keep, task=args.task, force=args.force, command=args.command)
+        print(f"respawned {agent.name}: attempt {agent.attempt}, branch {agent.branch}")
+    elif command == "logs":
+        return _logs(fleet, args)
+    elif command == "attach":
+        argv = fleet.attach_argv(args.name)
+        env = {k: v for k, v in os.environ.items() if k != "TMUX"}
+        os.execvpe(argv[0], argv, env)
+    return 0
+
+
+def _logs(fleet, args: argparse.Namespace) -> int:
+    from cockpit.core import session_log
+    from cockpit.core.spec import validate_name
+    validate_name(args.name)
+    if args.name not in {a.name for a in fleet.agents(observe=False)}:
+        path = fleet.layout.session_log(args.name)
+        if not path.exists():
+            raise CockpitError(f"no agent named {args.name!r} (see 'cockpit ls')")
+    path = fleet.layout.session_log(args.name)
+    out = sys.stdout.buffer
+    if not args.follow:
+        out.write(session_log.last_lines(path, max(args.lines, 0)))
+        out.flush()
+        return 0
+    stop = threading.Event()
+    try:
+        for chunk in session_log.follow(path, lines=max(args.lines, 0), stop=stop):
+            out.write(chunk)
+            out.flush()
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(argv)
+    except CockpitError as exc:
+        print(f"cockpit: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cockpit: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: one line for the user, the traceback on request
+        if os.environ.get("COCKPIT_DEBUG") == "1":
+            raise
+        print(f"cockpit: internal error: {type(exc).__name__}: {exc} (COCKPIT_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 1

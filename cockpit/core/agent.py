@@ -1,0 +1,44 @@
+"""``Agent``: one agent's reconciled state, as ``ls``, ``ls --json`` and the TUI show it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Agent:
+    """A snapshot: the event log's story reconciled with what tmux and git show right now."""
+
+    name: str
+    state: str  # running, paused, exited, failed, killed, halted, missing
+    attempt: int
+    failures: int
+    max_failures: int
+    exit_code: int | None
+    branch: str
+    worktree: str
+    log: str
+    base: str
+    base_sha: str
+    task: str
+    command: str
+    scope: list[str]
+    after: list[str]
+    tmux_socket: str
+    tmux_session: str
+    last_activity: str | None  # ISO 8601, UTC: the newest of the log's mtime and tmux activity
+    state_since: str
+    blocked_by: str | None = None
+    reason: str | None = None
+    pid: int | None = None
+    archives: list[str] = field(default_factory=list)
+
+    @property
+    def alive(self) -> bool:
+        return self.state in ("running", "paused")
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("pid")
+        return data

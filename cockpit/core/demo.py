@@ -1,0 +1,63 @@
+"""``cockpit demo``: a throw-away repository with four scripted agents, spawned and running.
+
+Needs nothing but git, tmux and Python. The agents are small stdlib scripts shipped in
+``cockpit/core/demo_agents`` and committed into the demo repository.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from cockpit.core import worktrees
+from cockpit.core.errors import CockpitError
+from cockpit.core.fleet import Fleet
+
+AGENTS = {
+    "builder": ("builder.py", "Build the app, continuously", ["src/app/**"]),
+    "tester": ("tester.py", "Run the auth test-suite", ["tests/**"]),
+    "asker": ("asker.py", "Plan the schema migration (asks before applying)", ["db/**"]),
+    "rogue": ("rogue.py", "Add the rogue feature under src/rogue", ["src/rogue/**"]),
+}
+
+
+def _config(python: str) -> str:
+    lines = ["# cockpit demo fleet: four scripted agents.", "[cockpit]", 'base = "main"', "max_failures = 2", ""]
+    for name, (script, task, scope) in AGENTS.items():
+        command = f"{shlex.quote(python)} -u demo_agents/{script}"
+        lines += ["[[agent]]", f'name = "{name}"', f"command = {_toml_str(command)}", f"task = {_toml_str(task)}",
+                  "scope = [" + ", ".join(_toml_str(s) for s in scope) + "]", ""]
+    return "\n".join(lines)
+
+
+def _toml_str(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def create_demo(directory: Path | None = None, spawn: bool = True) -> Fleet:
+    """Create the demo repository (in a new temp directory by default) and start its agents."""
+    root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="cockpit-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    if any(root.iterdir()):
+        raise CockpitError(f"{root} is not empty: give an empty or new directory")
+    worktrees.run(root, "init", "--quiet", "--initial-branch=main")
+    worktrees.run(root, "config", "user.name", "cockpit demo")
+    worktrees.run(root, "config", "user.email", "demo@cockpit.invalid")
+    agents_dir = root / "demo_agents"
+    agents_dir.mkdir()
+    package = resources.files("cockpit.core.demo_agents")
+    for script, _, _ in AGENTS.values():
+        (agents_dir / script).write_text(package.joinpath(script).read_text())
+    (root / "README.md").write_text("# demo\n\nA throw-away repository made by 'cockpit demo'.\n")
+    (root / "src" / "app").mkdir(parents=True)
+    (root / "src" / "app" / "config.py").write_text("DEBUG = False\n")
+    (root / "cockpit.toml").write_text(_config(sys.executable))
+    worktrees.run(root, "add", "--all")
+    worktrees.run(root, "commit", "--quiet", "-m", "demo: initial commit")
+    fleet = Fleet(root)
+    if spawn:
+        fleet.up()
+    return fleet

@@ -1,0 +1,633 @@
+"""``Fleet``: the operations users name — spawn, up, pause, resume, kill, discard, restore,
+respawn — over one repository.
+
+Each operation runs under the repository lock as a list of small steps, recorded in the event
+log before and after, so a crash between any two steps is found (an operation ``*.started`` with
+no end) and finished or rolled back by the next cockpit to look (:mod:`cockpit.core.recovery`).
+State is derived: the log's story, reconciled with tmux and git on every read.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import tomli_w
+
+from cockpit.core import processes, worktrees
+from cockpit.core.agent import Agent
+from cockpit.core.errors import CockpitError, LockBusy, NotFound
+from cockpit.core.events import Event, EventLog
+from cockpit.core.layout import Layout, archive_ref, branch_for
+from cockpit.core.lock import repo_lock
+from cockpit.core.sessions import PaneState, Tmux, check_tmux
+from cockpit.core.spec import AgentSpec, FleetConfig, load_config, order_agents, validate_name
+from cockpit.core.state import LIVE, History, Record, apply
+
+CRASH_ENV = "COCKPIT_CRASH_AT"  # test hook: "op:step" makes the engine SIGKILL itself there
+
+
+def _crash_point(op: str, step: str) -> None:
+    """Die here if the crash-injection hook names this step (used by the crash tests)."""
+    if os.environ.get(CRASH_ENV) == f"{op}:{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class DiscardPreview:
+    """What a discard will archive: shown before the user confirms."""
+
+    name: str
+    uncommitted: list[str]
+    ahead: int
+    archive_ref: str
+    worktree_exists: bool
+
+
+class Fleet:
+    """All agents of one repository. Safe to use from several threads and several processes."""
+
+    def __init__(self, root: Path, socket_name: str | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.layout = Layout(self.root)
+        self.tmux = Tmux(socket_name or self.layout.socket_name)
+        self.events = EventLog(self.layout.events)
+        self._history = History()
+        self._mutex = threading.RLock()
+        self._local = threading.local()
+        self._config: tuple[float | None, FleetConfig] | None = None
+
+    @classmethod
+    def discover(cls, start: Path | None = None, socket_name: str | None = None) -> "Fleet":
+        """The fleet of the repository containing ``start`` (default: the current directory)."""
+        return cls(worktrees.repo_root(Path(start or Path.cwd())), socket_name)
+
+    # -- config, history, lock ---------------------------------------------------------------------
+    @property
+    def config(self) -> FleetConfig:
+        """cockpit.toml, re-read when it changes. Raises :class:`ConfigError` when malformed."""
+        path = self.layout.config
+        try:
+            mtime: float | None = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            mtime = None
+        if self._config is None or self._config[0] != mtime:
+            self._config = (mtime, load_config(path))
+        return self._config[1]
+
+    @property
+    def max_failures(self) -> int:
+        try:
+            return self.config.max_failures
+        except CockpitError:
+            return 2
+
+    def history(self) -> History:
+        """The replayed event log, read incrementally from where the last read stopped."""
+        with self._mutex:
+            events, offset = self.events.read(self._history.offset)
+            if offset < self._history.offset:  # the log was replaced: replay from scratch
+                self._history = History()
+                events, offset = self.events.read(0)
+            for event in events:
+                apply(self._history, event)
+            self._history.offset = offset
+            return self._history
+
+    def read_events(self, offset: int = 0) -> tuple[list[Event], int]:
+        """Events from byte ``offset`` on: how views follow the fleet."""
+        return self.events.read(offset)
+
+    def record_event(self, type: str, agent: str | None = None, **data: object) -> Event:
+        return self.events.append(type, agent, **data)
+
+    @contextmanager
+    def locked(self, timeout: float = 60.0) -> Iterator[None]:
+        """The repository lock, re-entrant within one thread."""
+        depth = getattr(self._local, "depth", 0)
+        if depth:
+            self._local.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
+            return
+        with repo_lock(self.layout.lock, timeout):
+            self._local.depth = 1
+            try:
+                yield
+            finally:
+                self._local.depth = 0
+
+    def _record(self, name: str) -> Record:
+        validate_name(name)
+        record = self.history().records.get(name)
+        if record is None or record.discarded:
+            raise NotFound(f"no agent named {name!r} (see 'cockpit ls')")
+        return record
+
+    # -- reading -------------------------------------------------------------------------------------
+    def agents(self, observe: bool = True) -> list[Agent]:
+        """Every agent, reconciled with tmux and git. With ``observe``, exits noticed now are
+        recorded (and the 2-failure rule applied) and interrupted operations are recovered."""
+        panes = self.tmux.panes()
+        if observe:
+            from cockpit.core.recovery import observe as observe_fleet
+            if observe_fleet(self, panes):
+                panes = self.tmux.panes()
+        history = self.history()
+        return [self._snapshot(r, panes.get(r.name)) for r in sorted(history.records.values(), key=lambda r: r.name)
+                if not r.discarded]
+
+    def agent(self, name: str) -> Agent:
+        validate_name(name)
+        for agent in self.agents():
+            if agent.name == name:
+                return agent
+        raise NotFound(f"no agent named {name!r} (see 'cockpit ls')")
+
+    def _snapshot(self, record: Record, pane: PaneState | None) -> Agent:
+        layout = self.layout
+        worktree = layout.worktree(record.name)
+        log = layout.session_log(record.name)
+        state = record.state
+        if state in LIVE and pane is not None and pane.pid and not pane.dead:
+            state = "paused" if processes.is_stopped(pane.pid) else "running"
+        if not worktree.is_dir():
+            state = "missing"
+        activity: list[float] = []
+        try:
+            activity.append(log.stat().st_mtime)
+        except OSError:
+            pass
+        if pane is not None and pane.activity:
+            activity.append(pane.activity)
+        last = datetime.fromtimestamp(max(activity), timezone.utc).isoformat(timespec="seconds") if activity else None
+        return Agent(
+            name=record.name,
+            state=state,
+            attempt=record.attempt,
+            failures=record.failures,
+            max_failures=self.max_failures,
+            exit_code=record.exit_code,
+            branch=record.branch,
+            worktree=str(worktree),
+            log=str(log),
+            base=record.base,
+            base_sha=record.base_sha,
+            task=record.spec.task,
+            command=record.spec.command,
+            scope=list(record.spec.scope),
+            after=list(record.spec.after),
+            tmux_socket=self.tmux.socket_name,
+            tmux_session=record.name,
+            last_activity=last,
+            state_since=record.state_since,
+            blocked_by=record.blocked_by,
+            reason=record.reason,
+            pid=pane.pid if pane else None,
+            archives=list(record.archives),
+        )
+
+    # -- spawn ----------------------------------------------------------------------------------------
+    def resolve_spec(self, name: str, command: str | None = None, task: str | None = None,
+                     scope: list[str] | None = None) -> AgentSpec:
+        """The spec to run: from the command line when ``command`` is given, else cockpit.toml."""
+        validate_name(name)
+        configured = self.config.agents.get(name)
+        if command is None:
+            if configured is None:
+                raise CockpitError(
+                    f"agent {name!r} is not in {self.layout.config.name}: give --command, or add an [[agent]] entry")
+            spec = configured
+        else:
+            if not command.strip():
+                raise CockpitError("--command must not be empty")
+            spec = AgentSpec(name=name, command=command,
+                             task=configured.task if configured else "",
+                             scope=configured.scope if configured else (),
+                             after=configured.after if configured else (),
+                             env=configured.env if configured else {})
+        if task is not None:
+            spec = AgentSpec(**{**spec.__dict__, "task": task})
+        if scope:
+            spec = AgentSpec(**{**spec.__dict__, "scope": tuple(scope)})
+        return spec
+
+    def _resolve_base(self, base: str | None) -> tuple[str, str]:
+        if worktrees.head_commit(self.root) is None:
+            raise CockpitError(f"{self.root}: the repository has no commits yet (make a first commit)")
+        ref = base or self.config.base or worktrees.current_branch(self.root) or "HEAD"
+        sha = worktrees.resolve(self.root, ref)
+        if sha is None:
+            raise CockpitError(f"base {ref!r} does not exist in {self.root}")
+        return ref, sha
+
+    def spawn(self, name: str, command: str | None = None, task: str | None = None,
+              scope: list[str] | None = None, base: str | None = None) -> Agent:
+        """Branch + worktree + tmux session + log pipe. On any failure nothing is left behind."""
+        validate_name(name)
+        check_tmux()
+        spec = self.resolve_spec(name, command, task, scope)
+        with self.locked():
+            existing = self.history().records.get(name)
+            if existing is not None and not existing.discarded:
+                raise CockpitError(
+                    f"agent {name!r} already exists ({self._state_of(name)}): use 'cockpit respawn {name}' "
+                    f"or 'cockpit discard {name}' first")
+            base_ref, base_sha = self._resolve_base(base)
+            self._launch(spec, attempt=1, base_ref=base_ref, base_sha=base_sha, op="spawn")
+        return self.agent(name)
+
+    def _state_of(self, name: str) -> str:
+        for agent in self.agents(observe=False):
+            if agent.name == name:
+                return agent.state
+        return "unknown"
+
+    def _check_free(self, name: str, branch: str) -> None:
+        worktree = self.layout.worktree(name)
+        if worktrees.branch_exists(self.root, branch):
+            raise CockpitError(f"branch {branch!r} already exists and is not a live cockpit agent's: "
+                               "refusing to touch it (rename or delete it first)")
+        if worktree.exists() or os.path.islink(worktree):
+            raise CockpitError(f"{worktree} already exists: refusing to overwrite it")
+        if self.tmux.has_session(name):
+            raise CockpitError(f"tmux session {name!r} already exists on socket {self.tmux.socket_name}")
+
+    def _environment(self, spec: AgentSpec, attempt: int, branch: str, base_ref: str) -> dict[str, str]:
+        layout = self.layout
+        env = dict(spec.env)
+        env.update({
+            "COCKPIT_AGENT": spec.name,
+            "COCKPIT_TASK": spec.task,
+            "COCKPIT_COMMAND": spec.command,
+            "COCKPIT_ATTEMPT": str(attempt),
+            "COCKPIT_BRANCH": branch,
+            "COCKPIT_BASE": base_ref,
+            "COCKPIT_WORKTREE": str(layout.worktree(spec.name)),
+            "COCKPIT_LOG": str(layout.session_log(spec.name)),
+            "COCKPIT_REPO": str(self.root),
+            "TMPDIR": str(layout.tmp_dir(spec.name)),
+        })
+        return env
+
+    def _write_spec(self, spec: AgentSpec, attempt: int, branch: str, base_ref: str, base_sha: str) -> None:
+        data = {"spec": spec.to_toml(), "attempt": attempt, "branch": branch, "base": base_ref,
+                "base_sha": base_sha, "spawned_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        path = self.layout.spec_file(spec.name)
+        tmp = path.with_suffix(".toml.tmp")
+        tmp.write_text(tomli_w.dumps(data))
+        os.replace(tmp, path)
+
+    def _launch(self, spec: AgentSpec, attempt: int, base_ref: str, base_sha: str, op: str,
+                event_type: str = "spawned", extra: dict | None = None, announce: bool = True) -> None:
+        """Create branch, worktree, agent dir, session; roll every step back on failure."""
+        name = spec.name
+        branch = branch_for(name, attempt)
+        self._check_free(name, branch)
+        layout = self.layout
+        worktrees.ensure_excluded(self.root)
+        layout.home.mkdir(exist_ok=True)
+        agent_dir_existed = layout.agent_dir(name).exists()
+        if announce:
+            self.events.append(f"{op}.started", name, attempt=attempt, branch=branch, base=base_ref, base_sha=base_sha)
+        created_branch = created_worktree = False
+        try:
+            _crash_point(op, "before-worktree")
+            worktrees.add_worktree(self.root, layout.worktree(name), branch, base_sha)
+            created_branch = created_worktree = True
+            _crash_point(op, "after-worktree")
+            layout.tmp_dir(name).mkdir(parents=True, exist_ok=True)
+            self._write_spec(spec, attempt, branch, base_ref, base_sha)
+            env = self._environment(spec, attempt, branch, base_ref)
+            self.tmux.start(name, layout.worktree(name), env, layout.session_log(name))
+            _crash_point(op, "after-session")
+        except BaseException as exc:
+            self._rollback(name, branch if created_branch else None, created_worktree, not agent_dir_existed)
+            message = str(exc) if isinstance(exc, CockpitError) else f"{type(exc).__name__}: {exc}"
+            self.events.append(f"{op}.failed", name, error=message, removed_agent=True)
+            raise
+        self.events.append(event_type, name, attempt=attempt, branch=branch, base=base_ref, base_sha=base_sha,
+                           spec=spec.to_toml(), **(extra or {}))
+
+    def _rollback(self, name: str, branch: str | None, worktree: bool, agent_dir: bool) -> None:
+        """Undo a launch's steps, newest first. Best effort, and every step is tried."""
+        if self.tmux.has_session(name):
+            self._stop_processes(name)
+            self.tmux.kill(name)
+        if worktree:
+            try:
+                worktrees.remove_worktree(self.root, self.layout.worktree(name))
+            except CockpitError:
+                shutil.rmtree(self.layout.worktree(name), ignore_errors=True)
+        if branch:
+            try:
+                worktrees.delete_branch(self.root, branch)
+            except CockpitError:
+                pass  # reported by the caller's error; the branch name is in the event log
+        if agent_dir:
+            shutil.rmtree(self.layout.agent_dir(name), ignore_errors=True)
+
+    def up(self, names: list[str] | None = None) -> list[tuple[str, str]]:
+        """Spawn every configured agent (or those named) that does not exist yet, ``after`` first.
+
+        Returns ``(name, outcome)`` pairs; agents already running are untouched.
+        """
+        config = self.config
+        for name in names or []:
+            validate_name(name)
+            if name not in config.agents:
+                raise CockpitError(f"agent {name!r} is not in {self.layout.config.name}")
+        if not config.agents:
+            raise CockpitError(f"no agents configured: add [[agent]] entries to {self.layout.config} "
+                               "('cockpit init' writes a starter file)")
+        check_tmux()
+        outcomes: list[tuple[str, str]] = []
+        current = {a.name: a for a in self.agents()}
+        for name in order_agents(config.agents, names):
+            agent = current.get(name)
+            if agent is not None and agent.alive:
+                outcomes.append((name, f"already {agent.state}"))
+            elif agent is not None:
+                outcomes.append((name, f"skipped: exists ({agent.state}); use 'cockpit respawn {name}'"))
+            else:
+                self.spawn(name)
+                outcomes.append((name, "spawned"))
+        return outcomes
+
+    # -- pause, resume, kill ----------------------------------------------------------------------
+    def _live_pane(self, name: str) -> PaneState:
+        record = self._record(name)
+        pane = self.tmux.pane(name)
+        if pane is None or pane.dead or not pane.pid or record.state not in LIVE:
+            state = self._state_of(name)
+            raise CockpitError(f"agent {name!r} is not running ({state})")
+        return pane
+
+    def pause(self, name: str) -> None:
+        """Freeze every process of the agent in place (SIGSTOP to the whole tree)."""
+        with self.locked():
+            pane = self._live_pane(name)
+            if processes.is_stopped(pane.pid):
+                raise CockpitError(f"agent {name!r} is already paused")
+            stopped = processes.signal_tree(pane.pid, signal.SIGSTOP)
+            if not stopped:
+                raise CockpitError(f"agent {name!r} has no process to pause")
+            self.events.append("paused", name, pids=stopped)
+
+    def resume(self, name: str) -> None:
+        """Thaw the agent; keys typed while it was paused are delivered now."""
+        with self.locked():
+            pane = self._live_pane(name)
+            if not processes.is_stopped(pane.pid) and self._record(name).state != "paused":
+                raise CockpitError(f"agent {name!r} is not paused")
+            processes.signal_tree(pane.pid, signal.SIGCONT)
+            self.events.append("resumed", name)
+
+    def _stop_processes(self, name: str, grace: float = 3.0) -> None:
+        """SIGTERM the agent's tree (continuing it if paused), then SIGKILL what is left."""
+        pane = self.tmux.pane(name)
+        if pane is None or not pane.pid or pane.dead:
+            return
+        victims = processes.signal_tree(pane.pid, signal.SIGTERM, rounds=1)
+        processes.signal_tree(pane.pid, signal.SIGCONT, rounds=1)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and any(processes.state(p) not in (None, "Z") for p in victims):
+            time.sleep(0.05)
+        for pid in victims + processes.descendants(pane.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def kill(self, name: str) -> None:
+        """End the agent's processes and tmux session; keep its worktree, branch and log."""
+        with self.locked():
+            self._live_pane(name)
+            self._stop_processes(name)
+            self.tmux.kill(name)
+            self.events.append("killed", name, reason="killed by the user")
+
+    def mark_failed(self, name: str) -> None:
+        """Count a failure the user saw (the 2-failure rule), stopping the agent if it runs."""
+        from cockpit.core.recovery import apply_failure_rule
+        with self.locked():
+            record = self._record(name)
+            if self.tmux.has_session(name):
+                self._stop_processes(name)
+                self.tmux.kill(name)
+            self.events.append("failed.marked", name, previous=record.state)
+            apply_failure_rule(self, name)
+
+    # -- discard, restore --------------------------------------------------------------------------
+    def _next_archive(self, name: str) -> str:
+        numbers = [int(ref.rsplit("/", 1)[1]) for ref, _ in worktrees.list_refs(self.root, f"refs/cockpit/archive/{name}/")
+                   if ref.rsplit("/", 1)[1].isdigit()]
+        return archive_ref(name, max(numbers, default=0) + 1)
+
+    def discard_preview(self, name: str) -> DiscardPreview:
+        record = self._record(name)
+        worktree = self.layout.worktree(name)
+        uncommitted: list[str] = []
+        ahead = 0
+        exists = worktree.is_dir()
+        if exists:
+            uncommitted = worktrees.status_porcelain(worktree)
+            ahead = worktrees.commits_ahead(worktree, record.base_sha) if record.base_sha else 0
+        elif record.branch and record.base_sha and worktrees.branch_exists(self.root, record.branch):
+            ahead = int(worktrees.run(self.root, "rev-list", "--count", f"{record.base_sha}..{record.branch}"))
+        return DiscardPreview(name, uncommitted, ahead, self._next_archive(name), exists)
+
+    def archives(self, name: str) -> list[tuple[str, str]]:
+        """``(ref, sha)`` of every archive of ``name``, oldest first."""
+        validate_name(name)
+        refs = worktrees.list_refs(self.root, f"refs/cockpit/archive/{name}/")
+        return sorted(refs, key=lambda item: int(item[0].rsplit("/", 1)[1]) if item[0].rsplit("/", 1)[1].isdigit() else 0)
+
+    def _archive(self, name: str, record: Record, op: str) -> str | None:
+        """Store the worktree's whole state (or, if the worktree is gone, the branch's commits)
+        at the next ``refs/cockpit/archive/<name>/<N>``. Returns the ref, or None if nothing exists."""
+        worktree = self.layout.worktree(name)
+        ref = self._next_archive(name)
+        if worktree.is_dir():
+            preview = self.discard_preview(name)
+            sha = worktrees.snapshot(worktree, f"cockpit archive of {name} (attempt {record.attempt}, {op})\n\n"
+                                               f"branch: {record.branch}\nbase: {record.base_sha}\n")
+            worktrees.update_ref(self.root, ref, sha)
+            self.events.append("archived", name, ref=ref, sha=sha, branch=record.branch, base_sha=record.base_sha,
+                               uncommitted=len(preview.uncommitted), ahead=preview.ahead, snapshot=True)
+            return ref
+        sha = worktrees.ref_sha(self.root, f"refs/heads/{record.branch}") if record.branch else None
+        if sha:
+            worktrees.update_ref(self.root, ref, sha)
+            self.events.append("archived", name, ref=ref, sha=sha, branch=record.branch, base_sha=record.base_sha,
+                               snapshot=False, note="worktree was missing: archived the branch's commits")
+            return ref
+        return None
+
+    def _teardown(self, name: str, branch: str) -> None:
+        """Stop the session, remove the worktree and the branch (after archiving)."""
+        if self.tmux.has_session(name):
+            self._stop_processes(name)
+            self.tmux.kill(name)
+        worktrees.remove_worktree(self.root, self.layout.worktree(name))
+        if branch and worktrees.branch_exists(self.root, branch):
+            at = worktrees.branch_checked_out_at(self.root, branch)
+            if at is not None:
+                raise CockpitError(f"branch {branch!r} is checked out at {at}: not deleting it")
+            worktrees.delete_branch(self.root, branch)
+
+    def discard(self, name: str) -> str | None:
+        """Archive, then kill the session and remove worktree and branch. Nothing is lost: the
+        archive ref holds every file and commit. Returns the archive ref."""
+        with self.locked():
+            record = self._record(name)
+            self.events.append("discard.started", name, branch=record.branch)
+            _crash_point("discard", "before-archive")
+            ref = self._archive(name, record, "discard")
+            _crash_point("discard", "after-archive")
+            self._teardown(name, record.branch)
+            _crash_point("discard", "after-teardown")
+            self.events.append("discarded", name, ref=ref)
+            return ref
+
+    def restore(self, name: str, archive: str | None = None) -> Agent:
+        """Recreate a discarded agent's worktree and branch from its newest (or the given) archive.
+
+        Files come back byte-identical, untracked ones untracked; the branch's commits are
+        reachable. The agent is not started: ``cockpit respawn NAME --keep`` runs it again.
+        """
+        validate_name(name)
+        with self.locked():
+            record = self.history().records.get(name)
+            if record is not None and not record.discarded:
+                raise CockpitError(f"agent {name!r} exists ({self._state_of(name)}): discard it before restoring")
+            refs = self.archives(name)
+            if not refs:
+                raise NotFound(f"no archive of {name!r} (archives live under refs/cockpit/archive/{name}/)")
+            if archive is None:
+                ref, sha = refs[-1]
+            else:
+                wanted = archive if archive.startswith("refs/") else (
+                    archive_ref(name, int(archive)) if archive.isdigit() else archive)
+                found = [item for item in refs if item[0] == wanted]
+                if not found:
+                    raise NotFound(f"no archive {archive!r} of {name!r}; have: {', '.join(r for r, _ in refs)}")
+                ref, sha = found[0]
+            message = worktrees.run(self.root, "log", "-1", "--format=%B", sha)
+            snapshot = message.startswith("cockpit archive of ")
+            tip = worktrees.run(self.root, "rev-parse", f"{sha}^1") if snapshot else sha
+            meta = dict(line.split(": ", 1) for line in message.splitlines() if ": " in line)
+            branch = meta.get("branch") or (record.branch if record else "") or branch_for(name, 1)
+            base_sha = meta.get("base") or (record.base_sha if record else "")
+            attempt = record.attempt if record else 1
+            self._check_free(name, branch)
+            self.layout.agent_dir(name).mkdir(parents=True, exist_ok=True)
+            worktrees.ensure_excluded(self.root)
+            self.events.append("restore.started", name, ref=ref, branch=branch)
+            try:
+                worktrees.add_worktree(self.root, self.layout.worktree(name), branch, tip)
+                _crash_point("restore", "after-worktree")
+                if snapshot:
+                    worktrees.restore_files(self.layout.worktree(name), sha)
+            except BaseException as exc:
+                self._rollback(name, branch, True, False)
+                self.events.append("restore.failed", name, error=str(exc))
+                raise
+            spec = record.spec if record else AgentSpec(name=name, command="")
+            self.events.append("restored", name, ref=ref, branch=branch, base=record.base if record else "",
+                               base_sha=base_sha, attempt=attempt, spec=spec.to_toml())
+        return self.agent(name)
+
+    # -- respawn ----------------------------------------------------------------------------------
+    def respawn(self, name: str, keep: bool = False, task: str | None = None, force: bool = False,
+                command: str | None = None) -> Agent:
+        """Start attempt N+1. Default: archive and remove the old worktree, re-cut a fresh branch
+        from base. ``keep``: restart the process in the same worktree and branch.
+
+        A halted agent is refused unless its task or command changed (a replan) or ``force``.
+        """
+        check_tmux()
+        with self.locked():
+            record = self._record(name)
+            current = self._state_of(name)
+            configured = self.config.agents.get(name)
+            spec = configured or record.spec
+            if command is not None:
+                spec = AgentSpec(**{**spec.__dict__, "command": command})
+            if task is not None:
+                spec = AgentSpec(**{**spec.__dict__, "task": task})
+            if not spec.command.strip():
+                raise CockpitError(f"agent {name!r} has no command: give --command")
+            replan = spec.task != record.spec.task or spec.command != record.spec.command
+            halted = current == "halted" or record.failures >= self.max_failures
+            if halted and not (replan or force):
+                raise CockpitError(
+                    f"agent {name!r} is halted after {record.failures} failure(s) (max_failures = {self.max_failures}): "
+                    "change its task (--task) or command, or use --force")
+            reset = halted and (replan or force)
+            attempt = record.attempt + 1
+            extra = {"reset_failures": reset, "keep": keep, "previous_attempt": record.attempt}
+            if keep:
+                worktree = self.layout.worktree(name)
+                if not worktree.is_dir():
+                    raise CockpitError(f"agent {name!r} has no worktree ({worktree} is missing): respawn without --keep, "
+                                       "or restore it first")
+                self.events.append("respawn.started", name, attempt=attempt, keep=True)
+                env = self._environment(spec, attempt, record.branch, record.base)
+                self.layout.tmp_dir(name).mkdir(parents=True, exist_ok=True)
+                pane = self.tmux.pane(name)
+                if pane is not None and not pane.dead:
+                    self._stop_processes(name)
+                if self.tmux.has_session(name):
+                    self.tmux.respawn(name, worktree, env, self.layout.session_log(name))
+                else:
+                    self.tmux.start(name, worktree, env, self.layout.session_log(name))
+                self._write_spec(spec, attempt, record.branch, record.base, record.base_sha)
+                self.events.append("respawned", name, attempt=attempt, branch=record.branch, base=record.base,
+                                   base_sha=record.base_sha, spec=spec.to_toml(), **extra)
+            else:
+                base_ref, base_sha = self._resolve_base(None)
+                new_branch = branch_for(name, attempt)
+                if worktrees.branch_exists(self.root, new_branch):
+                    raise CockpitError(f"branch {new_branch!r} already exists: refusing to touch it")
+                self.events.append("respawn.started", name, attempt=attempt, keep=False,
+                                   old_branch=record.branch, branch=new_branch)
+                self._archive(name, record, "respawn")
+                _crash_point("respawn", "after-archive")
+                self._teardown(name, record.branch)
+                _crash_point("respawn", "after-teardown")
+                self._launch(spec, attempt, base_ref, base_sha, op="respawn", event_type="respawned",
+                             extra=extra, announce=False)
+            if reset:
+                from cockpit.core.recovery import release_dependents
+                release_dependents(self, name)
+        return self.agent(name)
+
+    # -- misc ------------------------------------------------------------------------------------
+    def attach_argv(self, name: str) -> list[str]:
+        """The command that attaches a terminal to the agent's session (run it with TMUX unset)."""
+        self._record(name)
+        if not self.tmux.has_session(name):
+            raise CockpitError(f"agent {name!r} has no tmux session ({self._state_of(name)})")
+        return self.tmux.attach_argv(name)
+
+    def screen(self, name: str, scrollback: int = 0) -> list[str]:
+        """The agent's current tmux screen, escapes included (for full-screen agents)."""
+        return self.tmux.capture(name, scrollback)
+
+    def diff_summary(self, name: str) -> tuple[int, int, int] | None:
+        record = self._record(name)
+        worktree = self.layout.worktree(name)
+        if not worktree.is_dir() or not record.base_sha:
+            return None
+        return worktrees.diff_summary(worktree, record.base_sha)

@@ -1,0 +1,152 @@
+"""Noticing what happened while nobody watched, and finishing what a crash interrupted.
+
+Called on every read of the fleet. It writes only under the repository lock and only when it
+can take the lock at once: an operation holding the lock is alive, and its ``*.started``
+event is not a crash.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cockpit.core import worktrees
+from cockpit.core.errors import CockpitError, LockBusy
+from cockpit.core.sessions import PaneState
+from cockpit.core.state import LIVE
+
+if TYPE_CHECKING:
+    from cockpit.core.fleet import Fleet
+
+
+def _needs_attention(fleet: "Fleet", panes: dict[str, PaneState]) -> bool:
+    history = fleet.history()
+    if history.pending:
+        return True
+    for record in history.records.values():
+        if record.discarded or record.state not in LIVE:
+            continue
+        pane = panes.get(record.name)
+        if pane is None or pane.dead:
+            return True
+    return False
+
+
+def observe(fleet: "Fleet", panes: dict[str, PaneState]) -> bool:
+    """Record exits and apply the failure rule; recover interrupted operations.
+
+    Returns True when it changed something (the caller then re-reads tmux).
+    """
+    if not _needs_attention(fleet, panes):
+        return False
+    try:
+        with fleet.locked(timeout=0):
+            history = fleet.history()
+            for name, started in list(history.pending.items()):
+                _recover(fleet, name, started.type, started.data)
+            panes = fleet.tmux.panes()
+            for record in list(fleet.history().records.values()):
+                if record.discarded or record.state not in LIVE:
+                    continue
+                pane = panes.get(record.name)
+                if pane is None:
+                    fleet.events.append("killed", record.name, reason="tmux session ended while cockpit was not watching")
+                elif pane.dead:
+                    fleet.events.append("exited", record.name, exit_code=pane.exit_status)
+                    if pane.exit_status != 0:
+                        apply_failure_rule(fleet, record.name)
+            return True
+    except LockBusy:
+        return False
+
+
+def apply_failure_rule(fleet: "Fleet", name: str) -> None:
+    """Halt ``name`` once it has failed ``max_failures`` times, and every agent that depends on
+    it (``after``, transitively). Independent agents are untouched. Caller holds the lock."""
+    record = fleet.history().records.get(name)
+    if record is None or record.failures < fleet.max_failures or record.state == "halted":
+        return
+    _halt(fleet, name, reason=f"failed {record.failures} time(s) (max_failures = {fleet.max_failures})")
+    for dependent in dependents(fleet, name):
+        _halt(fleet, dependent, reason=f"depends on halted agent {name!r}", blocked_by=name)
+
+
+def dependents(fleet: "Fleet", name: str) -> list[str]:
+    """Live (not discarded) agents that list ``name`` in ``after``, directly or transitively."""
+    records = {n: r for n, r in fleet.history().records.items() if not r.discarded}
+    found: list[str] = []
+    frontier = [name]
+    while frontier:
+        upstream = frontier.pop()
+        for other, record in records.items():
+            if upstream in record.spec.after and other not in found and other != name:
+                found.append(other)
+                frontier.append(other)
+    return found
+
+
+def _halt(fleet: "Fleet", name: str, reason: str, blocked_by: str | None = None) -> None:
+    record = fleet.history().records.get(name)
+    if record is None or record.state == "halted":
+        return
+    if fleet.tmux.has_session(name):
+        fleet._stop_processes(name)
+        fleet.tmux.kill(name)
+    fleet.events.append("halted", name, reason=reason, blocked_by=blocked_by, previous=record.state)
+
+
+def release_dependents(fleet: "Fleet", name: str) -> None:
+    """After a halted agent is respawned, its halted dependents may be respawned again."""
+    for other, record in fleet.history().records.items():
+        if not record.discarded and record.state == "halted" and record.blocked_by == name:
+            fleet.events.append("killed", other, reason=f"released: {name!r} was respawned")
+
+
+def _recover(fleet: "Fleet", name: str, kind: str, data: dict) -> None:
+    """Finish (discard) or roll back (spawn, respawn, restore) an operation a crash interrupted."""
+    layout = fleet.layout
+    worktree = layout.worktree(name)
+    record = fleet.history().records.get(name)
+    try:
+        if kind == "discard.started":
+            if record is not None and not record.discarded:
+                if not _archived_since_start(fleet, name):
+                    fleet._archive(name, record, "discard")
+                fleet._teardown(name, record.branch)
+            fleet.events.append("discarded", name, recovered=True)
+        elif kind in ("spawn.started", "respawn.started", "restore.started"):
+            new_branch = data.get("branch")
+            at = worktrees.branch_checked_out_at(fleet.root, new_branch) if new_branch else None
+            old_branch = record.branch if record is not None and not record.discarded else None
+            if kind == "respawn.started" and data.get("keep"):
+                # The process restart was interrupted: the worktree and branch are untouched.
+                fleet.events.append("respawn.failed", name, error="interrupted", removed_agent=False)
+                return
+            if fleet.tmux.has_session(name) and (old_branch is None or new_branch != old_branch):
+                fleet._stop_processes(name)
+                fleet.tmux.kill(name)
+            if at is not None and at.resolve() == worktree.resolve() and new_branch != old_branch:
+                worktrees.remove_worktree(fleet.root, worktree)
+            if new_branch and new_branch != old_branch and worktrees.branch_exists(fleet.root, new_branch):
+                if worktrees.branch_checked_out_at(fleet.root, new_branch) is None:
+                    worktrees.delete_branch(fleet.root, new_branch)
+            if kind == "respawn.started" and old_branch and worktree.is_dir():
+                fleet.events.append("respawn.failed", name, error="interrupted", removed_agent=False)
+                fleet.events.append("killed", name, reason="respawn was interrupted")
+            else:
+                fleet.events.append(kind.replace(".started", ".failed"), name, error="interrupted", removed_agent=True)
+        else:
+            fleet.events.append(kind.replace(".started", ".failed"), name, error="interrupted")
+    except CockpitError as exc:
+        fleet.events.append("recovery.failed", name, operation=kind, error=str(exc))
+
+
+def _archived_since_start(fleet: "Fleet", name: str) -> bool:
+    """Whether the interrupted discard got as far as recording its archive."""
+    for event in reversed(fleet.events.all()):
+        if event.agent != name:
+            continue
+        if event.type == "archived":
+            return True
+        if event.type == "discard.started":
+            return False
+    return False
