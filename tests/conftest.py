@@ -1,0 +1,92 @@
+"""Shared fixtures: a real git repository in a temp dir and a real tmux server on a private
+socket per test. Never the user's tmux server, never their repository."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from cockpit.core.fleet import Fleet
+
+PY = sys.executable
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.invalid",
+}
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05,
+               message: str = "condition") -> object:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env={**os.environ, **GIT_ENV}).stdout.strip()
+
+
+@pytest.fixture(autouse=True)
+def _private_tmux(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Every test gets its own tmux socket (also for the CLI run in subprocesses), killed after."""
+    socket = f"cockpit-test-{uuid.uuid4().hex[:10]}"
+    monkeypatch.setenv("COCKPIT_TMUX_SOCKET", socket)
+    monkeypatch.delenv("TMUX", raising=False)
+    yield socket
+    subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository with one commit on ``main``."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "--quiet", "--initial-branch=main")
+    (root / "README.md").write_text("hello\n")
+    (root / "src").mkdir()
+    (root / "src" / "app.py").write_text("print('app')\n")
+    git(root, "add", "-A")
+    git(root, "commit", "--quiet", "-m", "initial")
+    return root
+
+
+@pytest.fixture
+def fleet(repo: Path, _private_tmux: str) -> Fleet:
+    return Fleet(repo, socket_name=_private_tmux)
+
+
+def sleeper(tag: str = "alive") -> str:
+    """An agent command that prints a line every 0.1 s forever."""
+    return f"{PY} -u -c \"import time,itertools\nfor i in itertools.count(): print('{tag}', i, flush=True); time.sleep(0.1)\""
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    """Content hash of every file under ``root`` (ignoring .git internals and .cockpit)."""
+    import hashlib
+    hashes: dict[str, str] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if rel.parts and rel.parts[0] in (".git", ".cockpit"):
+            continue
+        if path.is_file() and not path.is_symlink():
+            hashes[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
+def has_tmux() -> bool:
+    return shutil.which("tmux") is not None
