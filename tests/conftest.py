@@ -57,6 +57,8 @@ def repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     root.mkdir()
     git(root, "init", "--quiet", "--initial-branch=main")
+    git(root, "config", "user.name", "test")  # agents commit; CI may have no global identity
+    git(root, "config", "user.email", "test@example.invalid")
     (root / "README.md").write_text("hello\n")
     (root / "src").mkdir()
     (root / "src" / "app.py").write_text("print('app')\n")

@@ -276,8 +276,10 @@ class Fleet:
             "COCKPIT_WORKTREE": str(layout.worktree(spec.name)),
             "COCKPIT_LOG": str(layout.session_log(spec.name)),
             "COCKPIT_REPO": str(self.root),
+            "COCKPIT_EXIT_FILE": str(layout.exit_file(spec.name)),
             "TMPDIR": str(layout.tmp_dir(spec.name)),
         })
+        layout.exit_file(spec.name).unlink(missing_ok=True)
         return env
 
     def _write_spec(self, spec: AgentSpec, attempt: int, branch: str, base_ref: str, base_sha: str) -> None:
@@ -585,13 +587,12 @@ class Fleet:
                 self.events.append("respawn.started", name, attempt=attempt, keep=True)
                 env = self._environment(spec, attempt, record.branch, record.base)
                 self.layout.tmp_dir(name).mkdir(parents=True, exist_ok=True)
-                pane = self.tmux.pane(name)
-                if pane is not None and not pane.dead:
-                    self._stop_processes(name)
                 if self.tmux.has_session(name):
-                    self.tmux.respawn(name, worktree, env, self.layout.session_log(name))
-                else:
-                    self.tmux.start(name, worktree, env, self.layout.session_log(name))
+                    # A new session rather than respawn-pane: start() sets the log pipe and
+                    # remain-on-exit before the agent's first byte, which a dead pane cannot take.
+                    self._stop_processes(name)
+                    self.tmux.kill(name)
+                self.tmux.start(name, worktree, env, self.layout.session_log(name))
                 self._write_spec(spec, attempt, record.branch, record.base, record.base_sha)
                 self.events.append("respawned", name, attempt=attempt, branch=record.branch, base=record.base,
                                    base_sha=record.base_sha, spec=spec.to_toml(), **extra)
@@ -612,6 +613,15 @@ class Fleet:
                 from cockpit.core.recovery import release_dependents
                 release_dependents(self, name)
         return self.agent(name)
+
+    def exit_status(self, name: str, pane: PaneState) -> int | None:
+        """The exit status of a dead pane: tmux's, else the one the wrapper wrote."""
+        if pane.exit_status is not None:
+            return pane.exit_status
+        try:
+            return int(self.layout.exit_file(name).read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     # -- misc ------------------------------------------------------------------------------------
     def attach_argv(self, name: str) -> list[str]:

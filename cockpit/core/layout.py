@@ -64,6 +64,9 @@ class Layout:
     def spec_file(self, name: str) -> Path:
         return self.agent_dir(name) / "spec.toml"
 
+    def exit_file(self, name: str) -> Path:
+        return self.agent_dir(name) / "exit-status"
+
     def tmp_dir(self, name: str) -> Path:
         return self.agent_dir(name) / "tmp"
 

@@ -51,8 +51,9 @@ def observe(fleet: "Fleet", panes: dict[str, PaneState]) -> bool:
                 if pane is None:
                     fleet.events.append("killed", record.name, reason="tmux session ended while cockpit was not watching")
                 elif pane.dead:
-                    fleet.events.append("exited", record.name, exit_code=pane.exit_status)
-                    if pane.exit_status != 0:
+                    code = fleet.exit_status(record.name, pane)
+                    fleet.events.append("exited", record.name, exit_code=code)
+                    if code != 0:
                         apply_failure_rule(fleet, record.name)
             return True
     except LockBusy:

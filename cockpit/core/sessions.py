@@ -23,10 +23,13 @@ MIN_TMUX = (3, 2)
 
 # The pane's own process. It never execs, so pane_pid is this shell and the agent is its child:
 # tmux re-continues a stopped direct child (server_child_stopped), so pause signals only the
-# descendants. Its exit status is the agent's, kept by remain-on-exit for cockpit to read.
+# descendants. Its exit status is the agent's, kept by remain-on-exit for cockpit to read, and
+# also written to $COCKPIT_EXIT_FILE: tmux 3.3 can report a pane dead (pty closed) before it has
+# reaped the child, with pane_dead_status still empty.
 WRAPPER = (
     '/bin/sh -c "$COCKPIT_COMMAND"\n'
     "code=$?\n"
+    'printf "%s\\n" "$code" > "$COCKPIT_EXIT_FILE" 2>/dev/null\n'
     "printf '\\n[cockpit] agent %s exited with status %s\\n' \"$COCKPIT_AGENT\" \"$code\"\n"
     "exit $code\n"
 )
@@ -152,15 +155,6 @@ class Tmux:
                 self.kill(name)
             message = result.stderr.strip().splitlines()
             raise CockpitError(f"tmux new-session failed: {message[-1] if message else result.returncode}")
-
-    def respawn(self, name: str, cwd: Path, env: dict[str, str], log: Path) -> None:
-        """Restart the agent's process in its existing session (``--keep``), re-piping the log."""
-        target = f"={name}:"
-        args = ["respawn-pane", "-k", "-t", target, "-c", str(cwd)]
-        for key, value in env.items():
-            args += ["-e", f"{key}={value}"]
-        args += ["/bin/sh", "-c", WRAPPER]
-        self.cmd("pipe-pane", "-t", target, f"cat >> {shlex.quote(str(log))}", ";", *args)
 
     def repipe(self, name: str, log: Path) -> None:
         """Re-open the log pipe (after the log was deleted or renamed). Without ``-o``: replaces."""

@@ -178,6 +178,8 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         label = f"agent[{index}]"
         if not isinstance(entry, dict):
             raise reader.fail(label, "expected a table")
+        if isinstance(entry.get("name"), str):
+            label = f"agent[{index}] ({entry['name']!r})"
         for key, value in entry.items():
             if key not in AGENT_KEYS:
                 raise reader.fail(f"{label}.{key}", "unknown key "
@@ -187,7 +189,6 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
             if required not in entry:
                 raise reader.fail(label, f"missing required key '{required}'", start)
         name = entry["name"]
-        label = f"agent[{index}] ({name!r})"
         try:
             validate_name(name)
         except CockpitError as exc:
@@ -213,7 +214,10 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
                 raise reader.fail(f"agent ({spec.name!r}).after", f"unknown agent {dep!r}")
             if dep == spec.name:
                 raise reader.fail(f"agent ({spec.name!r}).after", "an agent cannot depend on itself")
-    order_agents(agents)  # raises on cycles
+    try:
+        order_agents(agents)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return FleetConfig(
         path=path,
         base=fleet.get("base"),

@@ -1,0 +1,239 @@
+"""The engine against real git and a real tmux server on a private socket."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cockpit.core import processes
+from cockpit.core.errors import CockpitError
+from cockpit.core.fleet import Fleet
+from tests.conftest import PY, git, sleeper, tree_hashes, wait_until
+
+
+def log_text(fleet: Fleet, name: str) -> str:
+    path = fleet.layout.session_log(name)
+    return path.read_bytes().decode(errors="replace") if path.exists() else ""
+
+
+def state(fleet: Fleet, name: str) -> str:
+    return fleet.agent(name).state
+
+
+def spawn_sleeper(fleet: Fleet, name: str, **kw) -> None:
+    fleet.spawn(name, command=sleeper(name), **kw)
+    wait_until(lambda: f"{name} 2" in log_text(fleet, name), message=f"{name} output")
+
+
+def test_spawn_creates_worktree_branch_session_and_log(fleet: Fleet, repo: Path) -> None:
+    agent = fleet.spawn("alpha", command="echo task=$COCKPIT_TASK; sleep 60", task="do it")
+    assert agent.state == "running" and agent.branch == "cockpit/alpha" and agent.attempt == 1
+    worktree = Path(agent.worktree)
+    assert worktree == repo / ".cockpit" / "worktrees" / "alpha" and (worktree / "README.md").exists()
+    assert git(worktree, "branch", "--show-current") == "cockpit/alpha"
+    assert fleet.tmux.has_session("alpha")
+    wait_until(lambda: "task=do it" in log_text(fleet, "alpha"), message="task in log")
+    spec = (repo / ".cockpit" / "agents" / "alpha" / "spec.toml").read_text()
+    assert 'attempt = 1' in spec and agent.base_sha in spec
+    assert "/.cockpit/" in (repo / ".git" / "info" / "exclude").read_text()
+    assert git(repo, "status", "--porcelain") == ""  # the main checkout stays clean
+
+
+def test_spawn_three_discard_one_leaves_the_others_untouched(fleet: Fleet, repo: Path) -> None:
+    for name in ("a", "b", "c"):
+        fleet.spawn(name, command=f"echo {name} > mine.txt; git add mine.txt; git commit -qm {name}; "
+                    f"echo untracked > scratch-{name}.txt; {sleeper(name)}")
+    wt = {n: repo / ".cockpit" / "worktrees" / n for n in "abc"}
+    wait_until(lambda: all((wt[n] / f"scratch-{n}.txt").exists() for n in "abc"), message="agents wrote")
+    before = {n: tree_hashes(wt[n]) for n in "ac"}
+    main_before = tree_hashes(repo)
+    heads_before = {n: git(repo, "rev-parse", f"cockpit/{n}") for n in "ac"}
+    main_head = git(repo, "rev-parse", "main")
+
+    ref = fleet.discard("b")
+    assert ref == "refs/cockpit/archive/b/1"
+    assert not wt["b"].exists()
+    assert "cockpit/b" not in git(repo, "branch", "--list", "cockpit/b")
+    assert not fleet.tmux.has_session("b")
+    for n in "ac":
+        # The others write a counter to their log only; their files and branches are identical.
+        assert tree_hashes(wt[n]) == before[n]
+        assert git(repo, "rev-parse", f"cockpit/{n}") == heads_before[n]
+        assert state(fleet, n) == "running"
+    assert tree_hashes(repo) == main_before and git(repo, "rev-parse", "main") == main_head
+    assert [a.name for a in fleet.agents()] == ["a", "c"]
+
+
+def test_discard_then_restore_round_trips_byte_identical(fleet: Fleet, repo: Path) -> None:
+    script = ("git commit -q --allow-empty -m one && echo c1 > committed.txt && git add committed.txt && "
+              "git commit -qm two && printf 'dirty\\n' >> README.md && rm src/app.py && "
+              "mkdir -p new/deep && printf '\\x00\\xffbin' > new/deep/blob.bin && echo staged > staged.txt && "
+              "git add staged.txt && chmod +x committed.txt && echo ready; sleep 60")
+    fleet.spawn("r", command=script)
+    worktree = repo / ".cockpit" / "worktrees" / "r"
+    wait_until(lambda: "ready" in log_text(fleet, "r"), message="agent ready")
+    before = tree_hashes(worktree)
+    mode_before = os.stat(worktree / "committed.txt").st_mode
+    head_before = git(worktree, "rev-parse", "HEAD")
+    preview = fleet.discard_preview("r")
+    assert preview.ahead == 2 and len(preview.uncommitted) == 5  # committed.txt: mode change
+
+    fleet.discard("r")
+    assert not worktree.exists()
+    agent = fleet.restore("r")
+    assert agent.state == "killed" and agent.branch == "cockpit/r"
+    assert tree_hashes(worktree) == before
+    assert os.stat(worktree / "committed.txt").st_mode == mode_before
+    assert not (worktree / "src" / "app.py").exists()
+    assert git(worktree, "rev-parse", "HEAD") == head_before  # unpushed commits are back on the branch
+    status = git(worktree, "status", "--porcelain", "--untracked-files=all")
+    lines = {line.strip() for line in status.splitlines()}
+    assert {"?? new/deep/blob.bin", "D src/app.py", "M README.md", "M committed.txt"} <= lines
+    assert "?? staged.txt" in lines  # a staged new file comes back untracked: files, not the index
+    # Run it again in the restored worktree.
+    fleet.respawn("r", keep=True)
+    assert state(fleet, "r") == "running"
+
+
+def test_pause_freezes_and_resume_continues(fleet: Fleet) -> None:
+    spawn_sleeper(fleet, "p")
+    pid = fleet.agent("p").pid
+    fleet.pause("p")
+    assert state(fleet, "p") == "paused"
+    assert all(processes.state(child) == "T" for child in processes.descendants(pid))
+    log = fleet.layout.session_log("p")
+    size = log.stat().st_size
+    # Over a second of wall time, measured by polling: the size must not move.
+    import time
+    deadline = time.monotonic() + 1.5
+    while time.monotonic() < deadline:
+        assert log.stat().st_size == size
+        time.sleep(0.1)
+    with pytest.raises(CockpitError, match="already paused"):
+        fleet.pause("p")
+    fleet.resume("p")
+    assert state(fleet, "p") == "running"
+    wait_until(lambda: log.stat().st_size > size, message="log grows after resume")
+
+
+def test_keys_typed_while_paused_arrive_after_resume(fleet: Fleet) -> None:
+    fleet.spawn("q", command=f"{PY} -u -c \"print('ask'); print('got', input())\"")
+    wait_until(lambda: "ask" in log_text(fleet, "q"), message="prompt")
+    fleet.pause("q")
+    fleet.tmux.send_keys("q", "hello", "Enter")
+    fleet.resume("q")
+    wait_until(lambda: "got hello" in log_text(fleet, "q"), message="answer after resume")
+
+
+def test_exit_codes_are_detected(fleet: Fleet) -> None:
+    fleet.spawn("ok", command="echo done")
+    fleet.spawn("bad", command="exit 3")
+    wait_until(lambda: state(fleet, "ok") == "exited", message="ok exits")
+    wait_until(lambda: state(fleet, "bad") == "failed", message="bad fails")
+    bad = fleet.agent("bad")
+    assert bad.exit_code == 3 and bad.failures == 1
+    assert fleet.agent("ok").exit_code == 0
+    types = [(e.type, e.agent, e.data.get("exit_code")) for e in fleet.events.all() if e.type == "exited"]
+    assert ("exited", "bad", 3) in types and ("exited", "ok", 0) in types
+    assert len(types) == 2  # recorded once, however often the fleet is read
+
+
+def test_two_failures_halt_the_agent_and_its_dependents(fleet: Fleet, repo: Path) -> None:
+    lit = "'" * 3  # TOML literal strings: the commands hold both kinds of quotes
+    (repo / "cockpit.toml").write_text(
+        '[[agent]]\nname = "up"\ncommand = "exit 1"\n'
+        f'[[agent]]\nname = "down"\ncommand = {lit}{sleeper("down")}{lit}\nafter = ["up"]\n'
+        f'[[agent]]\nname = "free"\ncommand = {lit}{sleeper("free")}{lit}\n')
+    fleet.up()
+    wait_until(lambda: state(fleet, "up") == "failed", message="first failure")
+    fleet.respawn("up")
+    assert fleet.agent("up").attempt == 2 and fleet.agent("up").branch == "cockpit/up-v2"
+    wait_until(lambda: state(fleet, "up") == "halted", message="halt after second failure")
+    assert fleet.agent("up").failures == 2
+    down = fleet.agent("down")
+    assert down.state == "halted" and down.blocked_by == "up"
+    assert not fleet.tmux.has_session("down")
+    assert state(fleet, "free") == "running"
+    with pytest.raises(CockpitError, match="halted after 2 failure"):
+        fleet.respawn("up")
+    # A replan is allowed and releases the dependents.
+    fleet.respawn("up", task="a better plan", command="sleep 60")
+    assert state(fleet, "up") == "running" and fleet.agent("up").failures == 0
+    assert state(fleet, "down") == "killed"
+
+
+def test_a_fresh_engine_sees_running_and_ended_agents(repo: Path, _private_tmux: str) -> None:
+    first = Fleet(repo, socket_name=_private_tmux)
+    first.spawn("long", command="sleep 60")
+    first.spawn("short", command="sleep 0.5; exit 7")
+    del first
+    second = Fleet(repo, socket_name=_private_tmux)  # cockpit restarted
+    assert state(second, "long") == "running"
+    wait_until(lambda: state(second, "short") == "failed", message="exit seen by the new engine")
+    assert second.agent("short").exit_code == 7
+
+
+def test_kill_keeps_worktree_branch_and_log(fleet: Fleet, repo: Path) -> None:
+    spawn_sleeper(fleet, "k")
+    pid = fleet.agent("k").pid
+    children = processes.descendants(pid)
+    fleet.kill("k")
+    agent = fleet.agent("k")
+    assert agent.state == "killed" and Path(agent.worktree).is_dir() and Path(agent.log).exists()
+    assert git(repo, "rev-parse", "--verify", "cockpit/k")
+    wait_until(lambda: all(processes.state(c) in (None, "Z") for c in children), message="processes gone")
+    with pytest.raises(CockpitError, match="not running"):
+        fleet.kill("k")
+
+
+def test_respawn_fresh_archives_and_recuts(fleet: Fleet, repo: Path) -> None:
+    fleet.spawn("w", command="echo work > work.txt; sleep 60", task="first")
+    worktree = repo / ".cockpit" / "worktrees" / "w"
+    wait_until(lambda: (worktree / "work.txt").exists(), message="work written")
+    agent = fleet.respawn("w", task="second")
+    assert agent.attempt == 2 and agent.branch == "cockpit/w-v2" and agent.task == "second"
+    assert fleet.archives("w")[0][0] == "refs/cockpit/archive/w/1"
+    assert "work.txt" in git(repo, "ls-tree", "-r", "--name-only", "refs/cockpit/archive/w/1")
+    assert git(repo, "branch", "--list", "cockpit/w") == ""
+
+
+def test_respawn_keep_restarts_in_same_worktree(fleet: Fleet, repo: Path) -> None:
+    fleet.spawn("kp", command="echo run >> runs.txt; sleep 60")
+    worktree = repo / ".cockpit" / "worktrees" / "kp"
+    wait_until(lambda: (worktree / "runs.txt").exists(), message="first run")
+    agent = fleet.respawn("kp", keep=True)
+    assert agent.branch == "cockpit/kp" and agent.attempt == 2
+    wait_until(lambda: (worktree / "runs.txt").read_text().count("run") == 2, message="second run, same worktree")
+
+
+def test_deleted_worktree_shows_missing_and_discard_still_archives(fleet: Fleet, repo: Path) -> None:
+    import shutil
+    fleet.spawn("m", command="git commit -q --allow-empty -m mine; sleep 60")
+    wait_until(lambda: git(repo, "rev-list", "--count", "main..cockpit/m") == "1", message="commit")
+    shutil.rmtree(repo / ".cockpit" / "worktrees" / "m")
+    assert state(fleet, "m") == "missing"
+    ref = fleet.discard("m")
+    assert git(repo, "rev-list", "--count", f"main..{ref}") == "1"
+    assert fleet.agents() == []
+
+
+def test_task_with_shell_syntax_is_passed_verbatim(fleet: Fleet, repo: Path) -> None:
+    task = "quote ' \" $(touch pwned) `touch pwned2` ; rm -rf / \nsecond line"
+    fleet.spawn("t", command=f"{PY} -c \"import os; open('task.out','w').write(os.environ['COCKPIT_TASK'])\"; sleep 60",
+                task=task)
+    out = repo / ".cockpit" / "worktrees" / "t" / "task.out"
+    wait_until(out.exists, message="task written")
+    assert out.read_text() == task
+    assert not list(repo.rglob("pwned*"))
+
+
+def test_agent_environment_is_scoped(fleet: Fleet, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COCKPIT_TEST_SECRET", "hunter2")
+    fleet.spawn("env", command="env > env.out; sleep 60")
+    out = repo / ".cockpit" / "worktrees" / "env" / "env.out"
+    wait_until(lambda: out.exists() and "COCKPIT_AGENT" in out.read_text(), message="env written")
+    text = out.read_text()
+    assert "hunter2" not in text and "COCKPIT_AGENT=env" in text
+    assert f"TMPDIR={repo / '.cockpit' / 'agents' / 'env' / 'tmp'}" in text
