@@ -1,0 +1,1 @@
+"""Terminal user interface of cockpit (Textual widgets and their rendering helpers)."""
