@@ -120,6 +120,8 @@ class Fleet:
             finally:
                 self._local.depth -= 1
             return
+        if not self.layout.home.is_dir():
+            worktrees.ensure_excluded(self.root)  # before .cockpit/ exists, so it never shows as untracked
         with repo_lock(self.layout.lock, timeout):
             self._local.depth = 1
             try:
@@ -144,6 +146,12 @@ class Fleet:
             if observe_fleet(self, panes):
                 panes = self.tmux.panes()
         history = self.history()
+        for record in history.records.values():
+            pane = panes.get(record.name)
+            if (not record.discarded and record.state in LIVE and pane is not None and not pane.dead
+                    and self.layout.agent_dir(record.name).is_dir()
+                    and not self.layout.session_log(record.name).exists()):
+                self.tmux.repipe(record.name, self.layout.session_log(record.name))  # log deleted by hand
         return [self._snapshot(r, panes.get(r.name)) for r in sorted(history.records.values(), key=lambda r: r.name)
                 if not r.discarded]
 
@@ -377,6 +385,7 @@ class Fleet:
 
     def pause(self, name: str) -> None:
         """Freeze every process of the agent in place (SIGSTOP to the whole tree)."""
+        validate_name(name)
         with self.locked():
             pane = self._live_pane(name)
             if processes.is_stopped(pane.pid):
@@ -388,6 +397,7 @@ class Fleet:
 
     def resume(self, name: str) -> None:
         """Thaw the agent; keys typed while it was paused are delivered now."""
+        validate_name(name)
         with self.locked():
             pane = self._live_pane(name)
             if not processes.is_stopped(pane.pid) and self._record(name).state != "paused":
@@ -413,6 +423,7 @@ class Fleet:
 
     def kill(self, name: str) -> None:
         """End the agent's processes and tmux session; keep its worktree, branch and log."""
+        validate_name(name)
         with self.locked():
             self._live_pane(name)
             self._stop_processes(name)
@@ -422,6 +433,7 @@ class Fleet:
     def mark_failed(self, name: str) -> None:
         """Count a failure the user saw (the 2-failure rule), stopping the agent if it runs."""
         from cockpit.core.recovery import apply_failure_rule
+        validate_name(name)
         with self.locked():
             record = self._record(name)
             if self.tmux.has_session(name):
@@ -491,6 +503,7 @@ class Fleet:
     def discard(self, name: str) -> str | None:
         """Archive, then kill the session and remove worktree and branch. Nothing is lost: the
         archive ref holds every file and commit. Returns the archive ref."""
+        validate_name(name)
         with self.locked():
             record = self._record(name)
             self.events.append("discard.started", name, branch=record.branch)
@@ -558,6 +571,7 @@ class Fleet:
 
         A halted agent is refused unless its task or command changed (a replan) or ``force``.
         """
+        validate_name(name)
         check_tmux()
         with self.locked():
             record = self._record(name)
