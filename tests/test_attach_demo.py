@@ -1,0 +1,68 @@
+"""Attach from a real terminal (an outer tmux pane), and the demo fleet."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from cockpit.core.demo import create_demo
+from tests.conftest import wait_until
+
+
+def test_attach_and_detach_return_to_the_shell(repo: Path) -> None:
+    env = {**os.environ}
+    subprocess.run([sys.executable, "-m", "cockpit", "spawn", "att", "--command",
+                    "echo attached-agent-output; cat"], cwd=repo, check=True, env=env)
+    outer = f"outer-{uuid.uuid4().hex[:8]}"
+    tmux = ["tmux", "-L", outer, "-f", "/dev/null"]
+    try:
+        subprocess.run(tmux + ["new-session", "-d", "-x", "120", "-y", "30", "-c", str(repo),
+                               "-e", f"COCKPIT_TMUX_SOCKET={env['COCKPIT_TMUX_SOCKET']}", "sh"], check=True)
+
+        def screen() -> str:
+            return subprocess.run(tmux + ["capture-pane", "-p"], capture_output=True, text=True).stdout
+
+        subprocess.run(tmux + ["send-keys", f"{sys.executable} -m cockpit attach att; echo back-in-shell-$?", "Enter"],
+                       check=True)
+        wait_until(lambda: "attached-agent-output" in screen(), message="agent screen shown")
+        subprocess.run(tmux + ["send-keys", "typed-through", "Enter"], check=True)
+        wait_until(lambda: screen().count("typed-through") >= 2, message="keys reach the agent (cat echoes)")
+        subprocess.run(tmux + ["send-keys", "C-b", "d"], check=True)
+        wait_until(lambda: "back-in-shell-0" in screen(), message="detach returns to the shell")
+    finally:
+        subprocess.run(tmux + ["kill-server"], capture_output=True)
+
+
+def test_demo_fleet_behaves_as_described(tmp_path: Path) -> None:
+    fleet = create_demo(tmp_path / "demo")
+    names = [a.name for a in fleet.agents()]
+    assert names == ["asker", "builder", "rogue", "tester"]
+    wait_until(lambda: fleet.agent("tester").state == "failed", timeout=60, message="tester fails")
+    rogue_wt = Path(fleet.agent("rogue").worktree)
+    wait_until(lambda: "outside its scope" in (rogue_wt / "README.md").read_text(), timeout=60, message="rogue edits")
+    asker_log = Path(fleet.agent("asker").log)
+    wait_until(lambda: b"[y/N]" in asker_log.read_bytes(), timeout=60, message="asker asks")
+    fleet.tmux.send_keys("asker", "y", "Enter")
+    wait_until(lambda: b"applying" in asker_log.read_bytes(), timeout=60, message="asker answered")
+    builder_log = Path(fleet.agent("builder").log)
+    wait_until(lambda: builder_log.stat().st_size > 200, message="builder chats")
+    fleet.respawn("tester")
+    wait_until(lambda: b"passed" in Path(fleet.agent("tester").log).read_bytes(), timeout=60, message="attempt 2 passes")
+    assert fleet.agent("tester").state == "running" and fleet.agent("tester").attempt == 2
+
+
+def test_demo_cli_without_tui(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "cockpit", "demo", "--dir", str(tmp_path / "d"), "--no-tui"],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "builder" in result.stdout and "demo repository:" in result.stdout
+    listing = subprocess.run([sys.executable, "-m", "cockpit", "-C", str(tmp_path / "d"), "ls", "--json"],
+                             capture_output=True, text=True, check=True).stdout
+    assert len(json.loads(listing)) == 4
+    again = subprocess.run([sys.executable, "-m", "cockpit", "demo", "--dir", str(tmp_path / "d"), "--no-tui"],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert again.returncode == 1 and "not empty" in again.stderr
