@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -105,12 +106,14 @@ def test_pause_freezes_and_resume_continues(fleet: Fleet) -> None:
     assert all(processes.state(child) == "T" for child in processes.descendants(pid))
     log = fleet.layout.session_log("p")
     size = log.stat().st_size
-    # Over a second of wall time, measured by polling: the size must not move.
-    import time
-    deadline = time.monotonic() + 1.5
-    while time.monotonic() < deadline:
-        assert log.stat().st_size == size
-        time.sleep(0.1)
+    # For over a second of wall time, checked at every poll: the size must not move.
+    start = time.monotonic()
+
+    def unchanged_for_a_while() -> bool:
+        assert log.stat().st_size == size, "a paused agent wrote to its log"
+        return time.monotonic() - start > 1.5
+
+    wait_until(unchanged_for_a_while, message="1.5 s of silence")
     with pytest.raises(CockpitError, match="already paused"):
         fleet.pause("p")
     fleet.resume("p")

@@ -27,15 +27,9 @@ from cockpit.core.session_log import (
     read_tail,
 )
 
+from tests.conftest import wait_until
+
 GiB = 1024**3
-
-
-def wait_until(cond: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def append(path: Path, data: bytes) -> None:
@@ -348,16 +342,16 @@ def test_follow_last_lines_then_appends_truncation_and_recreation(tmp_path: Path
     p.write_bytes(b"".join(f"line {i}\n".encode() for i in range(20)))
     f = Follower(p, lines=3)
     try:
-        wait_until(lambda: f.text == b"line 17\nline 18\nline 19\n", what="last 3 lines")
+        wait_until(lambda: f.text == b"line 17\nline 18\nline 19\n", message="last 3 lines")
         append(p, b"appended\n")
-        wait_until(lambda: f.text.endswith(b"line 19\nappended\n"), what="appended line")
+        wait_until(lambda: f.text.endswith(b"line 19\nappended\n"), message="appended line")
 
         p.write_bytes(b"after truncate\n")
-        wait_until(lambda: f.text.endswith(b"appended\nafter truncate\n"), what="truncation")
+        wait_until(lambda: f.text.endswith(b"appended\nafter truncate\n"), message="truncation")
 
         p.unlink()
         p.write_bytes(b"re-created\n")
-        wait_until(lambda: f.text.endswith(b"after truncate\nre-created\n"), what="re-creation")
+        wait_until(lambda: f.text.endswith(b"after truncate\nre-created\n"), message="re-creation")
     finally:
         f.stop.set()
         f.thread.join(5)
@@ -370,7 +364,7 @@ def test_follow_missing_file_waits_for_it(tmp_path: Path) -> None:
     f = Follower(p, lines=10)
     try:
         p.write_bytes(b"born\n")
-        wait_until(lambda: f.text == b"born\n", what="file to appear")
+        wait_until(lambda: f.text == b"born\n", message="file to appear")
     finally:
         f.stop.set()
         f.thread.join(5)
@@ -441,11 +435,11 @@ def test_watcher_two_agents_report_right_path(tmp_path: Path, rec: Recorder) -> 
     w.start()
     try:
         append(a, b"from a\n")
-        wait_until(lambda: a in rec.seen(), what="a reported")
+        wait_until(lambda: a in rec.seen(), message="a reported")
         assert b not in rec.seen()
         rec.clear()
         append(b, b"from b\n")
-        wait_until(lambda: b in rec.seen(), what="b reported")
+        wait_until(lambda: b in rec.seen(), message="b reported")
         assert a not in rec.seen()
     finally:
         w.stop()
@@ -460,10 +454,10 @@ def test_watcher_directory_created_after_start(tmp_path: Path, rec: Recorder) ->
     try:
         log.parent.mkdir(parents=True)
         append(log, b"first words\n")
-        wait_until(lambda: log in rec.seen(), what="log in a new directory reported")
+        wait_until(lambda: log in rec.seen(), message="log in a new directory reported")
         rec.clear()
         append(log, b"more\n")  # now watched directly
-        wait_until(lambda: log in rec.seen(), what="later write reported")
+        wait_until(lambda: log in rec.seen(), message="later write reported")
     finally:
         w.stop()
     assert rec.errors == []
@@ -478,11 +472,11 @@ def test_watcher_directory_removed_and_recreated(tmp_path: Path, rec: Recorder) 
     w.start()
     try:
         shutil.rmtree(log.parent)
-        wait_until(lambda: log in rec.seen(), what="deletion reported")
+        wait_until(lambda: log in rec.seen(), message="deletion reported")
         rec.clear()
         log.parent.mkdir()
         log.write_bytes(b"v2\n")
-        wait_until(lambda: log in rec.seen(), what="re-created log reported")
+        wait_until(lambda: log in rec.seen(), message="re-created log reported")
     finally:
         w.stop()
 
@@ -498,7 +492,7 @@ def test_watcher_truncate_and_rewrite(tmp_path: Path, rec: Recorder) -> None:
     w.start()
     try:
         log.write_bytes(b"fresh\n")
-        wait_until(lambda: log in rec.seen(), what="truncate+rewrite reported")
+        wait_until(lambda: log in rec.seen(), message="truncate+rewrite reported")
         assert tail.read_new() == b"fresh\n" and tail.was_reset
     finally:
         w.stop()
@@ -518,7 +512,7 @@ def test_watcher_relative_path(
     w.start()
     try:
         append(rel, b"polled\n")
-        wait_until(lambda: (tmp_path / rel) in rec.seen(), what="polled change reported")
+        wait_until(lambda: (tmp_path / rel) in rec.seen(), message="polled change reported")
         assert w.paths == {tmp_path / rel}
     finally:
         w.stop()
@@ -534,14 +528,14 @@ def test_watcher_survives_rotation(tmp_path: Path, rec: Recorder, polling: bool)
     w.start()
     try:
         append(log, b"one\n")
-        wait_until(lambda: log in rec.seen(), what="first write")
+        wait_until(lambda: log in rec.seen(), message="first write")
         rec.clear()
         log.rename(log.with_name("session.log.1"))
         log.write_bytes(b"rotated\n")
-        wait_until(lambda: log in rec.seen(), what="rotation")
+        wait_until(lambda: log in rec.seen(), message="rotation")
         rec.clear()
         append(log, b"after\n")
-        wait_until(lambda: log in rec.seen(), what="write to the new file")
+        wait_until(lambda: log in rec.seen(), message="write to the new file")
     finally:
         w.stop()
     assert rec.errors == []
@@ -557,11 +551,11 @@ def test_watcher_polling_sees_quick_appends(tmp_path: Path, rec: Recorder) -> No
     try:
         log.parent.mkdir()
         log.write_bytes(b"x\n")
-        wait_until(lambda: log in rec.seen(), what="polled report of creation")
+        wait_until(lambda: log in rec.seen(), message="polled report of creation")
         for i in range(3):
             rec.clear()
             append(log, b"y\n")
-            wait_until(lambda: log in rec.seen(), what=f"polled report of append {i}")
+            wait_until(lambda: log in rec.seen(), message=f"polled report of append {i}")
     finally:
         w.stop()
     assert rec.errors == []
@@ -584,7 +578,7 @@ def test_watcher_fallback_catches_what_events_miss(tmp_path: Path, rec: Recorder
         for i in range(2):
             rec.clear()
             append(target, b"written through the link target\n")
-            wait_until(lambda: log in rec.seen(), what=f"fallback report {i}")
+            wait_until(lambda: log in rec.seen(), message=f"fallback report {i}")
     finally:
         w.stop()
     assert rec.errors == []
@@ -599,10 +593,10 @@ def test_watcher_polling_missing_directory(tmp_path: Path, rec: Recorder) -> Non
     try:
         log.parent.mkdir()
         log.write_bytes(b"x\n")
-        wait_until(lambda: log in rec.seen(), what="report of creation")
+        wait_until(lambda: log in rec.seen(), message="report of creation")
         rec.clear()
         log.write_bytes(b"y\n")  # same size, new content: mtime tells
-        wait_until(lambda: log in rec.seen(), what="report of rewrite")
+        wait_until(lambda: log in rec.seen(), message="report of rewrite")
     finally:
         w.stop()
 
@@ -640,7 +634,7 @@ def test_watcher_unwatch_stops_reports(tmp_path: Path, rec: Recorder) -> None:
         w.unwatch(a)
         append(a, b"ignored\n")
         append(b, b"seen\n")
-        wait_until(lambda: b in rec.seen(), what="b reported")
+        wait_until(lambda: b in rec.seen(), message="b reported")
         assert a not in rec.seen()
     finally:
         w.stop()
@@ -662,10 +656,10 @@ def test_watcher_callback_error_is_reported_not_fatal(tmp_path: Path) -> None:
     w.start()
     try:
         append(log, b"1\n")
-        wait_until(lambda: errors, what="error reported")
+        wait_until(lambda: errors, message="error reported")
         assert isinstance(errors[0], RuntimeError)
         append(log, b"2\n")
-        wait_until(lambda: len(calls) >= 2, what="watcher still alive")
+        wait_until(lambda: len(calls) >= 2, message="watcher still alive")
     finally:
         w.stop()
 
@@ -677,7 +671,7 @@ def test_watcher_stop_is_prompt(tmp_path: Path, rec: Recorder) -> None:
     w.watch(log)
     w.start()
     append(log, b"x\n")
-    wait_until(lambda: log in rec.seen(), what="watcher running")
+    wait_until(lambda: log in rec.seen(), message="watcher running")
     t0 = time.monotonic()
     w.stop()
     assert time.monotonic() - t0 < 2.0
