@@ -84,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="last N lines (default 50)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new output (Ctrl-C to stop)")
 
+    sub.add_parser("_observe")  # internal: tmux's pane-died hook (not listed in help)
     p = add("demo", "create a throw-away repository with four scripted agents and open the cockpit")
     p.add_argument("--dir", metavar="DIR", help="where to create it (default: a new temp directory)")
     p.add_argument("--no-tui", action="store_true", help="print 'cockpit ls' instead of opening the cockpit")
@@ -165,6 +166,9 @@ def run(argv: list[str] | None = None) -> int:
         return 0
 
     fleet = _fleet(args)
+    if command == "_observe":  # run by tmux's pane-died hook: record exits now
+        fleet.agents(wait=30)
+        return 0
     if command is None:
         return _open_tui(args, fleet)
     if command == "spawn":

@@ -240,3 +240,16 @@ def test_agent_environment_is_scoped(fleet: Fleet, repo: Path, monkeypatch: pyte
     text = out.read_text()
     assert "hunter2" not in text and "COCKPIT_AGENT=env" in text
     assert f"TMPDIR={repo / '.cockpit' / 'agents' / 'env' / 'tmp'}" in text
+
+
+def test_exit_is_recorded_by_tmux_hook_with_no_cockpit_reading(fleet: Fleet, repo: Path) -> None:
+    (repo / "cockpit.toml").write_text('[cockpit]\nmax_failures = 1\n[[agent]]\nname = "up"\ncommand = "sleep 0.3; exit 4"\n'
+                                       '[[agent]]\nname = "down"\ncommand = "sleep 60"\nafter = ["up"]\n')
+    fleet.up()
+    events = fleet.layout.events
+    # Only the file is read from here on: nobody calls the engine, tmux's pane-died hook does.
+    wait_until(lambda: '"type":"halted","agent":"down"' in events.read_text(), message="hook halts the dependent")
+    text = events.read_text()
+    assert '"type":"exited","agent":"up","data":{"exit_code":4}' in text
+    assert '"type":"halted","agent":"up"' in text
+    assert not fleet.tmux.has_session("down")

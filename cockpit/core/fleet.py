@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -137,13 +138,14 @@ class Fleet:
         return record
 
     # -- reading -------------------------------------------------------------------------------------
-    def agents(self, observe: bool = True) -> list[Agent]:
+    def agents(self, observe: bool = True, wait: float = 0) -> list[Agent]:
         """Every agent, reconciled with tmux and git. With ``observe``, exits noticed now are
-        recorded (and the 2-failure rule applied) and interrupted operations are recovered."""
+        recorded (and the 2-failure rule applied) and interrupted operations are recovered;
+        ``wait`` is how long to wait for the lock to do so."""
         panes = self.tmux.panes()
         if observe:
             from cockpit.core.recovery import observe as observe_fleet
-            if observe_fleet(self, panes):
+            if observe_fleet(self, panes, wait):
                 panes = self.tmux.panes()
         history = self.history()
         for record in history.records.values():
@@ -319,7 +321,7 @@ class Fleet:
             layout.tmp_dir(name).mkdir(parents=True, exist_ok=True)
             self._write_spec(spec, attempt, branch, base_ref, base_sha)
             env = self._environment(spec, attempt, branch, base_ref)
-            self.tmux.start(name, layout.worktree(name), env, layout.session_log(name))
+            self.tmux.start(name, layout.worktree(name), env, layout.session_log(name), hook=self.exit_hook())
             _crash_point(op, "after-session")
         except BaseException as exc:
             self._rollback(name, branch if created_branch else None, created_worktree, not agent_dir_existed)
@@ -606,7 +608,7 @@ class Fleet:
                     # remain-on-exit before the agent's first byte, which a dead pane cannot take.
                     self._stop_processes(name)
                     self.tmux.kill(name)
-                self.tmux.start(name, worktree, env, self.layout.session_log(name))
+                self.tmux.start(name, worktree, env, self.layout.session_log(name), hook=self.exit_hook())
                 self._write_spec(spec, attempt, record.branch, record.base, record.base_sha)
                 self.events.append("respawned", name, attempt=attempt, branch=record.branch, base=record.base,
                                    base_sha=record.base_sha, spec=spec.to_toml(), **extra)
@@ -627,6 +629,19 @@ class Fleet:
                 from cockpit.core.recovery import release_dependents
                 release_dependents(self, name)
         return self.agent(name)
+
+    def exit_hook(self) -> str | None:
+        """The shell command tmux runs when any agent's process exits (its ``pane-died`` hook):
+        a cockpit that records the exit and applies the 2-failure rule at once, with no cockpit
+        open. None when a path cannot be passed safely through tmux's quoting."""
+        def dq(text: str) -> str:
+            return '"' + "".join("\\" + c if c in '"$`\\' else c for c in text) + '"'
+        parts = [sys.executable, str(self.root), self.tmux.socket_name, str(self.layout.home / "hook.log")]
+        if any("'" in part or "\n" in part for part in parts):
+            return None
+        python, root, socket, log = (dq(part) for part in parts)
+        return (f"COCKPIT_TMUX_SOCKET={socket} {python} -m cockpit -C {root} _observe "
+                f">>{log} 2>&1")
 
     def exit_status(self, name: str, pane: PaneState) -> int | None:
         """The exit status of a dead pane: tmux's, else the one the wrapper wrote."""

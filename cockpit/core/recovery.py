@@ -31,15 +31,16 @@ def _needs_attention(fleet: "Fleet", panes: dict[str, PaneState]) -> bool:
     return False
 
 
-def observe(fleet: "Fleet", panes: dict[str, PaneState]) -> bool:
+def observe(fleet: "Fleet", panes: dict[str, PaneState], wait: float = 0) -> bool:
     """Record exits and apply the failure rule; recover interrupted operations.
 
-    Returns True when it changed something (the caller then re-reads tmux).
+    ``wait`` is how long to wait for the lock (0: skip if another process holds it — it will
+    look itself). Returns True when it changed something (the caller then re-reads tmux).
     """
     if not _needs_attention(fleet, panes):
         return False
     try:
-        with fleet.locked(timeout=0):
+        with fleet.locked(timeout=wait):
             history = fleet.history()
             for name, started in list(history.pending.items()):
                 _recover(fleet, name, started.type, started.data)

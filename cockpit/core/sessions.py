@@ -128,7 +128,7 @@ class Tmux:
 
     # -- actions --------------------------------------------------------------------------------
     def start(self, name: str, cwd: Path, env: dict[str, str], log: Path,
-              width: int = 200, height: int = 50) -> None:
+              width: int = 200, height: int = 50, hook: str | None = None) -> None:
         """Create the session running the agent, keep it on exit, and pipe it to ``log``.
 
         One tmux invocation: the pipe is in place before the agent's first byte, and
@@ -148,6 +148,9 @@ class Tmux:
                  ";", "set-option", "-t", target, "status-right", "detach: C-b d ",
                  ";", "set-option", "-t", target, "history-limit", "10000",
                  ";", "pipe-pane", "-t", target, f"cat >> {shlex.quote(str(log))}"]
+        if hook:
+            # tmux single quotes take no escapes; the hook command holds none (Fleet.exit_hook).
+            argv += [";", "set-hook", "-g", "pane-died", f"run-shell -b '{hook}'"]
         result = subprocess.run(argv, capture_output=True, text=True, env=base_environment(),
                                 stdin=subprocess.DEVNULL)
         if result.returncode != 0:
