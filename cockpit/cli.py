@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cockpit import __version__
+from cockpit.core.checklist import ChecklistFailed
 from cockpit.core.errors import CockpitError
 
 EPILOG = """\
@@ -79,12 +80,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--command", help="a new command (a replan: allowed for a halted agent)")
     p.add_argument("--force", action="store_true", help="respawn a halted agent without a replan")
 
+    p = add("check", "report files changed outside an agent's scope and files two agents changed (exit 1 if any)")
+    p.add_argument("--agent", metavar="NAME", help="only this agent's findings")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("guard", "PreToolUse hook for Claude Code: deny edits outside the agent's worktree or scope "
+                     "(reads the hook's JSON on stdin)")
+    p.add_argument("--agent", metavar="NAME", help="the agent (default: from the hook's cwd)")
+
     p = add("logs", "print or follow an agent's session.log")
     p.add_argument("name")
     p.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="last N lines (default 50)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new output (Ctrl-C to stop)")
 
-    sub.add_parser("_observe")  # internal: tmux's pane-died hook (not listed in help)
+    sub.add_parser("_observe").add_argument("--agent")  # internal: exit hooks (not in help)
     p = add("demo", "create a throw-away repository with four scripted agents and open the cockpit")
     p.add_argument("--dir", metavar="DIR", help="where to create it (default: a new temp directory)")
     p.add_argument("--no-tui", action="store_true", help="print 'cockpit ls' instead of opening the cockpit")
@@ -111,12 +120,16 @@ def _print_table(agents) -> None:
     if not agents:
         print("no agents (start some with 'cockpit up' or 'cockpit spawn NAME --command CMD')")
         return
-    rows = [("NAME", "STATE", "TRY", "BRANCH", "ACTIVITY", "TASK")]
+    rows = [("NAME", "STATE", "TRY", "BRANCH", "ACTIVITY", "FLAGS", "TASK")]
     for a in agents:
         state = a.state + (f" ({a.exit_code})" if a.state == "failed" and a.exit_code is not None else "")
+        if a.blocked_by:
+            state += f" (by {a.blocked_by})"
         task = a.task.splitlines()[0] if a.task else ""
+        flags = ", ".join(filter(None, [f"{len(a.out_of_scope)} out of scope" if a.out_of_scope else "",
+                                        f"{len(a.collisions)} collision(s)" if a.collisions else ""])) or "-"
         rows.append((a.name, state, f"{a.attempt} ({a.failures}/{a.max_failures} fail)", a.branch,
-                     _ago(a.last_activity), task[:50]))
+                     _ago(a.last_activity), flags, task[:50]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
@@ -146,8 +159,10 @@ def run(argv: list[str] | None = None) -> int:
 
     if command == "demo":
         from cockpit.core.demo import create_demo
-        fleet = create_demo(Path(args.dir) if args.dir else None)
+        fleet = create_demo(Path(args.dir) if args.dir else None, spawn=False)
         print(f"demo repository: {fleet.root}")
+        checklist, _ = fleet.up()
+        print("\n".join(checklist.lines()))
         print(f"come back later with: cockpit -C {fleet.root}")
         if args.no_tui:
             _print_table(fleet.agents())
@@ -166,22 +181,38 @@ def run(argv: list[str] | None = None) -> int:
         return 0
 
     fleet = _fleet(args)
-    if command == "_observe":  # run by tmux's pane-died hook: record exits now
-        fleet.agents(wait=30)
+    if command == "_observe":  # run when an agent exits (its wrapper, tmux's pane-died hook)
+        if args.agent:
+            fleet.observe_exit(args.agent)
+        else:
+            fleet.agents(wait=30)
         return 0
     if command is None:
         return _open_tui(args, fleet)
     if command == "spawn":
         agent = fleet.spawn(args.name, command=args.command, task=args.task, scope=args.scope, base=args.base)
+        print("Not applicable because N=1")
         print(f"spawned {agent.name}: branch {agent.branch}, worktree {agent.worktree}")
         print(f"  log: {agent.log}   attach: cockpit attach {agent.name}")
     elif command == "up":
-        for name, outcome in fleet.up(args.names or None):
+        try:
+            checklist, outcomes = fleet.up(args.names or None)
+        except ChecklistFailed as exc:
+            for line in exc.checklist.lines():
+                print(line, file=sys.stderr)
+            return 1
+        if checklist.n:
+            print("\n".join(checklist.lines()))
+        for name, outcome in outcomes:
             print(f"{name}: {outcome}")
         if not args.no_tui:
             return _open_tui(args, fleet)
+    elif command == "check":
+        return _check(fleet, args)
+    elif command == "guard":
+        return _guard(fleet, args)
     elif command == "ls":
-        agents = fleet.agents()
+        agents = fleet.agents(ownership=True)
         if args.json:
             print(json.dumps([a.to_json() for a in agents], indent=2))
         else:
@@ -231,6 +262,49 @@ def run(argv: list[str] | None = None) -> int:
         argv = fleet.attach_argv(args.name)
         env = {k: v for k, v in os.environ.items() if k != "TMUX"}
         os.execvpe(argv[0], argv, env)
+    return 0
+
+
+def _check(fleet, args: argparse.Namespace) -> int:
+    if args.agent:
+        from cockpit.core.spec import validate_name
+        validate_name(args.agent)
+    agents = fleet.agents(ownership=True)
+    if args.agent and args.agent not in {a.name for a in agents}:
+        raise CockpitError(f"no agent named {args.agent!r} (see 'cockpit ls')")
+    chosen = [a for a in agents if not args.agent or a.name == args.agent]
+    findings = [a for a in chosen if a.out_of_scope or a.collisions]
+    if args.json:
+        print(json.dumps([{"name": a.name, "out_of_scope": a.out_of_scope, "collisions": a.collisions}
+                          for a in chosen], indent=2))
+    else:
+        for a in findings:
+            for path in a.out_of_scope or []:
+                print(f"{a.name}: out of scope: {path} (scope: {', '.join(a.scope) or '-'})")
+            for collision in a.collisions or []:
+                print(f"{a.name}: collision: {collision['path']} also changed by {', '.join(collision['agents'])}")
+        if not findings:
+            print(f"ok: {len(chosen)} agent(s), no out-of-scope edits, no collisions")
+    if findings:
+        print(f"cockpit: {len(findings)} agent(s) with out-of-scope edits or collisions", file=sys.stderr)
+    return 1 if findings else 0
+
+
+def _guard(fleet, args: argparse.Namespace) -> int:
+    from cockpit.core.guard import decide, deny_response
+    from cockpit.core.spec import validate_name
+    if args.agent:
+        validate_name(args.agent)
+    try:
+        payload = json.loads(sys.stdin.read() or "{}")
+    except ValueError:
+        raise CockpitError("guard: stdin is not the hook's JSON") from None
+    if not isinstance(payload, dict):
+        raise CockpitError("guard: stdin is not a JSON object")
+    reason = decide(fleet, payload, args.agent)
+    if reason:
+        print(json.dumps(deny_response(reason)))
+        fleet.events.append("guard.denied", args.agent, reason=reason, tool=payload.get("tool_name"))
     return 0
 
 

@@ -92,7 +92,8 @@ def test_up_spawns_dependencies_first(repo: Path) -> None:
         '[[agent]]\nname = "second"\ncommand = "sleep 60"\nafter = ["first"]\n'
         '[[agent]]\nname = "first"\ncommand = "sleep 60"\n')
     result = cockpit(repo, "up", "--no-tui")
-    assert result.stdout.splitlines() == ["first: spawned", "second: spawned"]
+    assert result.stdout.splitlines() == ["All 2 dispatches use isolation: worktree — verified",
+                                          "first: spawned", "second: spawned"]
 
 
 BAD_NAMES = ["../x", "a/b", "a;rm -rf ~", "", "x" * 41, "Upper", "caf\u00e9", "a b"]

@@ -33,6 +33,8 @@ class Agent:
     reason: str | None = None
     pid: int | None = None
     archives: list[str] = field(default_factory=list)
+    out_of_scope: list[str] | None = None  # None: not computed for this snapshot
+    collisions: list[dict] | None = None   # [{"path": ..., "agents": [...]}]
 
     @property
     def alive(self) -> bool:

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -25,10 +25,13 @@ import tomli_w
 
 from cockpit.core import processes, worktrees
 from cockpit.core.agent import Agent
+from cockpit.core.checklist import Checklist, announce, run_checklist
 from cockpit.core.errors import CockpitError, LockBusy, NotFound
 from cockpit.core.events import Event, EventLog
 from cockpit.core.layout import Layout, archive_ref, branch_for
 from cockpit.core.lock import repo_lock
+from cockpit.core.presets import prepare_command
+from cockpit.core.ownership import OwnershipTracker, record_new
 from cockpit.core.sessions import PaneState, Tmux, check_tmux
 from cockpit.core.spec import AgentSpec, FleetConfig, load_config, order_agents, validate_name
 from cockpit.core.state import LIVE, History, Record, apply
@@ -65,6 +68,7 @@ class Fleet:
         self._mutex = threading.RLock()
         self._local = threading.local()
         self._config: tuple[float | None, FleetConfig] | None = None
+        self.ownership_tracker = OwnershipTracker()
 
     @classmethod
     def discover(cls, start: Path | None = None, socket_name: str | None = None) -> "Fleet":
@@ -138,10 +142,21 @@ class Fleet:
         return record
 
     # -- reading -------------------------------------------------------------------------------------
-    def agents(self, observe: bool = True, wait: float = 0) -> list[Agent]:
+    def agents(self, observe: bool = True, wait: float = 0, ownership: bool = False) -> list[Agent]:
         """Every agent, reconciled with tmux and git. With ``observe``, exits noticed now are
         recorded (and the 2-failure rule applied) and interrupted operations are recovered;
-        ``wait`` is how long to wait for the lock to do so."""
+        ``wait`` is how long to wait for the lock to do so. With ``ownership``, each agent's
+        ``out_of_scope`` and ``collisions`` are filled in (from :attr:`ownership_tracker`'s cache
+        where fresh) and new findings are recorded as events."""
+        agents = self._agents(observe, wait)
+        if not ownership:
+            return agents
+        found = self.ownership_tracker.compute(agents)
+        record_new(self, found)
+        return [replace(a, out_of_scope=found[a.name].out_of_scope, collisions=found[a.name].collisions)
+                if a.name in found else a for a in agents]
+
+    def _agents(self, observe: bool, wait: float) -> list[Agent]:
         panes = self.tmux.panes()
         if observe:
             from cockpit.core.recovery import observe as observe_fleet
@@ -221,15 +236,11 @@ class Fleet:
         else:
             if not command.strip():
                 raise CockpitError("--command must not be empty")
-            spec = AgentSpec(name=name, command=command,
-                             task=configured.task if configured else "",
-                             scope=configured.scope if configured else (),
-                             after=configured.after if configured else (),
-                             env=configured.env if configured else {})
+            spec = replace(configured, command=command) if configured else AgentSpec(name=name, command=command)
         if task is not None:
-            spec = AgentSpec(**{**spec.__dict__, "task": task})
+            spec = replace(spec, task=task)
         if scope:
-            spec = AgentSpec(**{**spec.__dict__, "scope": tuple(scope)})
+            spec = replace(spec, scope=tuple(scope))
         return spec
 
     def _resolve_base(self, base: str | None) -> tuple[str, str]:
@@ -275,11 +286,12 @@ class Fleet:
 
     def _environment(self, spec: AgentSpec, attempt: int, branch: str, base_ref: str) -> dict[str, str]:
         layout = self.layout
-        env = dict(spec.env)
+        env = {key: os.environ[key] for key in spec.pass_env if key in os.environ}
+        env.update(spec.env)
         env.update({
             "COCKPIT_AGENT": spec.name,
             "COCKPIT_TASK": spec.task,
-            "COCKPIT_COMMAND": spec.command,
+            "COCKPIT_COMMAND": prepare_command(self, spec),
             "COCKPIT_ATTEMPT": str(attempt),
             "COCKPIT_BRANCH": branch,
             "COCKPIT_BASE": base_ref,
@@ -287,6 +299,9 @@ class Fleet:
             "COCKPIT_LOG": str(layout.session_log(spec.name)),
             "COCKPIT_REPO": str(self.root),
             "COCKPIT_EXIT_FILE": str(layout.exit_file(spec.name)),
+            "COCKPIT_PYTHON": sys.executable,
+            "COCKPIT_TMUX_SOCKET": self.tmux.socket_name,
+            "COCKPIT_HOOK_LOG": str(layout.home / "hook.log"),
             "TMPDIR": str(layout.tmp_dir(spec.name)),
         })
         layout.exit_file(spec.name).unlink(missing_ok=True)
@@ -349,10 +364,12 @@ class Fleet:
         if agent_dir:
             shutil.rmtree(self.layout.agent_dir(name), ignore_errors=True)
 
-    def up(self, names: list[str] | None = None) -> list[tuple[str, str]]:
+    def up(self, names: list[str] | None = None) -> tuple[Checklist, list[tuple[str, str]]]:
         """Spawn every configured agent (or those named) that does not exist yet, ``after`` first.
 
-        Returns ``(name, outcome)`` pairs; agents already running are untouched.
+        Runs the pre-spawn checklist over the agents to start and refuses the whole batch
+        (:class:`ChecklistFailed`) if an item fails. Returns the checklist and ``(name, outcome)``
+        pairs; agents that already exist are untouched.
         """
         config = self.config
         for name in names or []:
@@ -363,18 +380,24 @@ class Fleet:
             raise CockpitError(f"no agents configured: add [[agent]] entries to {self.layout.config} "
                                "('cockpit init' writes a starter file)")
         check_tmux()
-        outcomes: list[tuple[str, str]] = []
-        current = {a.name: a for a in self.agents()}
-        for name in order_agents(config.agents, names):
-            agent = current.get(name)
-            if agent is not None and agent.alive:
-                outcomes.append((name, f"already {agent.state}"))
-            elif agent is not None:
-                outcomes.append((name, f"skipped: exists ({agent.state}); use 'cockpit respawn {name}'"))
-            else:
-                self.spawn(name)
-                outcomes.append((name, "spawned"))
-        return outcomes
+        with self.locked():
+            outcomes: list[tuple[str, str]] = []
+            current = {a.name: a for a in self.agents()}
+            order = order_agents(config.agents, names)
+            to_start = [name for name in order if name not in current]
+            checklist = run_checklist(self, [config.agents[n] for n in to_start])
+            if checklist.n >= 2:
+                announce(self, checklist)
+            for name in order:
+                agent = current.get(name)
+                if agent is not None and agent.alive:
+                    outcomes.append((name, f"already {agent.state}"))
+                elif agent is not None:
+                    outcomes.append((name, f"skipped: exists ({agent.state}); use 'cockpit respawn {name}'"))
+                else:
+                    self.spawn(name)
+                    outcomes.append((name, "spawned"))
+            return checklist, outcomes
 
     # -- pause, resume, kill ----------------------------------------------------------------------
     def _live_pane(self, name: str) -> PaneState:
@@ -581,9 +604,9 @@ class Fleet:
             configured = self.config.agents.get(name)
             spec = configured or record.spec
             if command is not None:
-                spec = AgentSpec(**{**spec.__dict__, "command": command})
+                spec = replace(spec, command=command)
             if task is not None:
-                spec = AgentSpec(**{**spec.__dict__, "task": task})
+                spec = replace(spec, task=task)
             if not spec.command.strip():
                 raise CockpitError(f"agent {name!r} has no command: give --command")
             replan = spec.task != record.spec.task or spec.command != record.spec.command
@@ -642,6 +665,17 @@ class Fleet:
         python, root, socket, log = (dq(part) for part in parts)
         return (f"COCKPIT_TMUX_SOCKET={socket} {python} -m cockpit -C {root} _observe "
                 f">>{log} 2>&1")
+
+    def observe_exit(self, name: str, timeout: float = 10.0) -> None:
+        """Record ``name``'s exit as soon as tmux shows its pane dead (run by the agent's wrapper
+        and by tmux's pane-died hook, so the 2-failure rule applies with no cockpit open)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pane = self.tmux.pane(name)
+            if pane is None or pane.dead:
+                break
+            time.sleep(0.05)
+        self.agents(wait=30)
 
     def exit_status(self, name: str, pane: PaneState) -> int | None:
         """The exit status of a dead pane: tmux's, else the one the wrapper wrote."""

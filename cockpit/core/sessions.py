@@ -31,6 +31,11 @@ WRAPPER = (
     "code=$?\n"
     'printf "%s\\n" "$code" > "$COCKPIT_EXIT_FILE" 2>/dev/null\n'
     "printf '\\n[cockpit] agent %s exited with status %s\\n' \"$COCKPIT_AGENT\" \"$code\"\n"
+    # Tell cockpit now (the 2-failure rule must not wait for the next command). Detached from
+    # the pane's hang-up, which follows as soon as this shell exits.
+    "trap '' HUP\n"
+    '"$COCKPIT_PYTHON" -m cockpit -C "$COCKPIT_REPO" _observe --agent "$COCKPIT_AGENT" '
+    '>>"$COCKPIT_HOOK_LOG" 2>&1 </dev/null &\n'
     "exit $code\n"
 )
 

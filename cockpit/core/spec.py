@@ -29,7 +29,10 @@ AGENT_KEYS = {
     "scope": list,
     "after": list,
     "env": dict,
+    "pass_env": list,
+    "preset": str,
 }
+PRESETS = ("claude-code",)
 TOP_KEYS = {"cockpit", "agent", "keys"}
 
 
@@ -58,16 +61,22 @@ class AgentSpec:
     scope: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    pass_env: tuple[str, ...] = ()  # names passed through from cockpit's own environment
+    preset: str | None = None       # "claude-code": permission settings and guard hooks
 
     def to_toml(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "command": self.command,
             "task": self.task,
             "scope": list(self.scope),
             "after": list(self.after),
             "env": dict(self.env),
+            "pass_env": list(self.pass_env),
         }
+        if self.preset:
+            data["preset"] = self.preset
+        return data
 
     @classmethod
     def from_toml(cls, data: dict[str, Any]) -> "AgentSpec":
@@ -78,6 +87,8 @@ class AgentSpec:
             scope=tuple(data.get("scope", ())),
             after=tuple(data.get("after", ())),
             env=dict(data.get("env", {})),
+            pass_env=tuple(data.get("pass_env", ())),
+            preset=data.get("preset"),
         )
 
 
@@ -185,9 +196,13 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
                 raise reader.fail(f"{label}.{key}", "unknown key "
                                   f"(expected one of: {', '.join(sorted(AGENT_KEYS))})", start)
             reader.typed(f"{label}.{key}", value, AGENT_KEYS[key], start)
-        for required in ("name", "command"):
+        for required in ("name",) if "preset" in entry else ("name", "command"):
             if required not in entry:
                 raise reader.fail(label, f"missing required key '{required}'", start)
+        if "preset" in entry and entry["preset"] not in PRESETS:
+            raise reader.fail(f"{label}.preset", f"unknown preset {entry['preset']!r} (known: {', '.join(PRESETS)})", start)
+        if "preset" in entry and "command" not in entry:
+            entry = {**entry, "command": "claude \"$COCKPIT_TASK\""}
         name = entry["name"]
         try:
             validate_name(name)
@@ -195,10 +210,13 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
             raise reader.fail(f"{label}.name", str(exc), start) from None
         if name in agents:
             raise reader.fail(f"{label}.name", f"duplicate agent name {name!r}", start)
-        for key in ("scope", "after"):
+        for key in ("scope", "after", "pass_env"):
             for item in entry.get(key, []):
                 if not isinstance(item, str):
                     raise reader.fail(f"{label}.{key}", "expected a list of strings", start)
+        for env_key in entry.get("pass_env", []):
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", str(env_key)):
+                raise reader.fail(f"{label}.pass_env", f"invalid variable name {env_key!r}", start)
         for env_key, env_value in entry.get("env", {}).items():
             if not isinstance(env_value, str):
                 raise reader.fail(f"{label}.env.{env_key}", "environment values must be strings", start)

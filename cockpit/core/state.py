@@ -6,7 +6,7 @@ git show right now (an agent that exited while nothing watched, a worktree delet
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from cockpit.core.events import Event
@@ -35,9 +35,9 @@ class Record:
     reason: str | None = None
     discarded: bool = False
     archives: list[str] = field(default_factory=list)
+    reported_out_of_scope: set[str] = field(default_factory=set)
+    reported_collisions: set[str] = field(default_factory=set)
 
-    def copy(self) -> "Record":
-        return replace(self, archives=list(self.archives))
 
 
 def _spec(data: dict, fallback: AgentSpec | None, name: str) -> AgentSpec:
@@ -89,6 +89,9 @@ def apply(history: History, event: Event) -> None:
         assert record is not None
         record.spec = spec
         record.discarded = False
+        if not data.get("keep"):  # a fresh worktree: its ownership findings start over
+            record.reported_out_of_scope.clear()
+            record.reported_collisions.clear()
         record.attempt = int(data.get("attempt", record.attempt))
         record.branch = data.get("branch", record.branch)
         record.base = data.get("base", record.base)
@@ -141,6 +144,10 @@ def apply(history: History, event: Event) -> None:
         ref = data.get("ref")
         if ref and ref not in record.archives:
             record.archives.append(ref)
+    elif kind == "out_of_scope":
+        record.reported_out_of_scope.update(data.get("paths") or [])
+    elif kind == "collision":
+        record.reported_collisions.add(f"{data.get('path')}\0{','.join(data.get('agents') or [])}")
     elif kind == "discarded":
         record.discarded = True
         record.state_since = event.ts

@@ -1,0 +1,103 @@
+"""Ownership and collisions: which agent changed which files.
+
+For each agent, the paths its worktree changed against its base — committed, uncommitted and
+untracked — cost one ``git diff`` and one ``git ls-files`` in that worktree, and nothing outside
+it. ``out_of_scope`` are the changed paths its ``scope`` globs do not cover; ``collisions`` are
+changed paths another agent (not discarded) changed too.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from cockpit.core import worktrees
+from cockpit.core.errors import CockpitError
+from cockpit.core.scope import in_scope
+
+if TYPE_CHECKING:
+    from cockpit.core.agent import Agent
+    from cockpit.core.fleet import Fleet
+
+
+@dataclass(frozen=True)
+class Ownership:
+    out_of_scope: list[str] = field(default_factory=list)
+    collisions: list[dict] = field(default_factory=list)  # [{"path": p, "agents": [other, ...]}]
+
+    @property
+    def clean(self) -> bool:
+        return not self.out_of_scope and not self.collisions
+
+
+def changed_paths(worktree: Path, base_sha: str) -> set[str]:
+    """Paths changed in ``worktree`` against ``base_sha``: committed, uncommitted and untracked."""
+    diff = worktrees.run(worktree, "diff", "--name-only", "--no-renames", "-z", base_sha, strip=False)
+    untracked = worktrees.run(worktree, "ls-files", "--others", "--exclude-standard", "-z", strip=False)
+    return {p for p in diff.split("\0") + untracked.split("\0") if p}
+
+
+class OwnershipTracker:
+    """Changed paths per agent, cached: recomputed when told the worktree changed
+    (:meth:`invalidate`, e.g. from a file watcher) or when older than ``max_age`` seconds."""
+
+    def __init__(self, max_age: float = 30.0) -> None:
+        self.max_age = max_age
+        self._cache: dict[str, tuple[float, str, set[str]]] = {}
+
+    def invalidate(self, name: str | None = None) -> None:
+        if name is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(name, None)
+
+    def changed(self, agent: "Agent") -> set[str]:
+        worktree = Path(agent.worktree)
+        cached = self._cache.get(agent.name)
+        now = time.monotonic()
+        if cached and cached[1] == agent.base_sha and now - cached[0] < self.max_age:
+            return cached[2]
+        if not worktree.is_dir() or not agent.base_sha:
+            paths: set[str] = set()
+        else:
+            try:
+                paths = changed_paths(worktree, agent.base_sha)
+            except CockpitError:
+                paths = cached[2] if cached else set()
+        self._cache[agent.name] = (now, agent.base_sha, paths)
+        return paths
+
+    def compute(self, agents: Iterable["Agent"]) -> dict[str, Ownership]:
+        agents = [a for a in agents if a.state != "missing"]
+        changed = {a.name: self.changed(a) for a in agents}
+        result: dict[str, Ownership] = {}
+        for agent in agents:
+            mine = changed[agent.name]
+            outside = sorted(p for p in mine if not in_scope(p, agent.scope))
+            collisions = []
+            for path in sorted(mine):
+                others = sorted(o for o, paths in changed.items() if o != agent.name and path in paths)
+                if others:
+                    collisions.append({"path": path, "agents": others})
+            result[agent.name] = Ownership(outside, collisions)
+        return result
+
+
+def record_new(fleet: "Fleet", ownership: dict[str, Ownership]) -> None:
+    """Append an event for each occurrence not reported before: ``out_of_scope`` with the new
+    paths, ``collision`` with the path and the other agents."""
+    history = fleet.history()
+    for name, found in ownership.items():
+        record = history.records.get(name)
+        if record is None:
+            continue
+        new_paths = [p for p in found.out_of_scope if p not in record.reported_out_of_scope]
+        if new_paths:
+            fleet.events.append("out_of_scope", name, paths=new_paths, scope=list(record.spec.scope))
+        for collision in found.collisions:
+            key = f"{collision['path']}\0{','.join(collision['agents'])}"
+            if key not in record.reported_collisions:
+                fleet.events.append("collision", name, path=collision["path"], agents=collision["agents"])
+    fleet.history()
