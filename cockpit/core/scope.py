@@ -78,11 +78,14 @@ def literal_prefix(pattern: str) -> str:
 
 def overlap(a: list[str] | tuple[str, ...], b: list[str] | tuple[str, ...], paths: list[str]) -> list[str]:
     """Patterns of ``a`` and ``b`` that can claim the same file: both match one of ``paths``
-    (the repository's files), or one's literal directory contains the other's. Empty scopes own
-    everything, so they overlap with anything."""
+    (the repository's files), or one's literal directory contains the other's. An empty scope
+    owns everything, so it overlaps any declared scope; two agents that both declare none have
+    not opted into ownership and are not reported."""
     found: list[str] = []
+    if not a and not b:
+        return []
     if not a or not b:
-        return ["(no scope: owns everything)"]
+        return ["one of them has no scope and owns everything"]
     for pa in a:
         for pb in b:
             prefix_a, prefix_b = literal_prefix(pa), literal_prefix(pb)

@@ -133,6 +133,7 @@ def apply(history: History, event: Event) -> None:
         record.state_since = event.ts
     elif kind == "killed":
         record.state = "killed"
+        record.blocked_by = None
         record.reason = data.get("reason")
         record.state_since = event.ts
     elif kind == "halted":
