@@ -317,6 +317,9 @@ def _logs(fleet, args: argparse.Namespace) -> int:
         if not path.exists():
             raise CockpitError(f"no agent named {args.name!r} (see 'cockpit ls')")
     path = fleet.layout.session_log(args.name)
+    if path.is_symlink():
+        raise CockpitError(f"{path} is a symlink to {os.readlink(path)}: refusing to follow it "
+                           "(cockpit writes session.log itself; something replaced it)")
     out = sys.stdout.buffer
     if not args.follow:
         out.write(session_log.last_lines(path, max(args.lines, 0)))

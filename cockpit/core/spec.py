@@ -147,6 +147,8 @@ def load_config(path: Path) -> FleetConfig:
         data = tomllib.loads(text)
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply") from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = re.search(r"at line (\d+)", message)
