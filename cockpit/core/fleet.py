@@ -169,7 +169,8 @@ class Fleet:
                     and self.layout.agent_dir(record.name).is_dir()
                     and not self.layout.session_log(record.name).exists()):
                 self.tmux.repipe(record.name, self.layout.session_log(record.name))  # log deleted by hand
-        return [self._snapshot(r, panes.get(r.name)) for r in sorted(history.records.values(), key=lambda r: r.name)
+        tree = processes.children_map() if any(r.state in LIVE for r in history.records.values()) else {}
+        return [self._snapshot(r, panes.get(r.name), tree) for r in sorted(history.records.values(), key=lambda r: r.name)
                 if not r.discarded]
 
     def agent(self, name: str) -> Agent:
@@ -179,13 +180,13 @@ class Fleet:
                 return agent
         raise NotFound(f"no agent named {name!r} (see 'cockpit ls')")
 
-    def _snapshot(self, record: Record, pane: PaneState | None) -> Agent:
+    def _snapshot(self, record: Record, pane: PaneState | None, tree: dict[int, list[int]]) -> Agent:
         layout = self.layout
         worktree = layout.worktree(record.name)
         log = layout.session_log(record.name)
         state = record.state
         if state in LIVE and pane is not None and pane.pid and not pane.dead:
-            state = "paused" if processes.is_stopped(pane.pid) else "running"
+            state = "paused" if processes.is_stopped(pane.pid, tree) else "running"
         if not worktree.is_dir():
             state = "missing"
         activity: list[float] = []

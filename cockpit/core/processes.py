@@ -32,9 +32,10 @@ def children_map() -> dict[int, list[int]]:
     return tree
 
 
-def descendants(pid: int) -> list[int]:
-    """Every live descendant of ``pid`` (not ``pid`` itself), parents before children."""
-    tree = children_map()
+def descendants(pid: int, tree: dict[int, list[int]] | None = None) -> list[int]:
+    """Every live descendant of ``pid`` (not ``pid`` itself), parents before children.
+    Pass ``tree`` (from :func:`children_map`) to answer for many agents with one /proc scan."""
+    tree = children_map() if tree is None else tree
     found: list[int] = []
     stack = list(tree.get(pid, []))
     while stack:
@@ -65,9 +66,9 @@ def signal_tree(pid: int, sig: int, rounds: int = 3) -> list[int]:
     return signalled
 
 
-def is_stopped(pid: int) -> bool:
+def is_stopped(pid: int, tree: dict[int, list[int]] | None = None) -> bool:
     """True when the agent under pane shell ``pid`` has descendants and all of them are stopped."""
-    kids = descendants(pid)
+    kids = descendants(pid, tree)
     states = [state(child) for child in kids]
     states = [s for s in states if s is not None]
     return bool(states) and all(s in ("T", "t") for s in states)
