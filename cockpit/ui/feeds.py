@@ -69,6 +69,7 @@ class LogFeed:
                 message = str(exc)
                 changed = message != self.error
                 self.error = message
+                self.dirty = self.dirty or changed
                 return changed
             if not data and not reset:
                 return False
