@@ -102,7 +102,7 @@ class AgentTile(Widget, can_focus=True):
 
     DEFAULT_CSS = """
     AgentTile {
-        border: round $panel-lighten-2;
+        border: round $foreground 30%;
         border-title-color: $foreground;
         border-title-style: bold;
         border-subtitle-color: $foreground-muted;
