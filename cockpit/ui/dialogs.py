@@ -93,9 +93,9 @@ class DiscardDialog(ConfirmDialog):
                     yield Static(f"[b]{len(preview.uncommitted)}[/] uncommitted file(s):")
                     files = preview.uncommitted[:MAX_FILES_SHOWN]
                     more = len(preview.uncommitted) - len(files)
-                    listing = "\n".join(f"  {escape(f)}" for f in files)
+                    listing = "\n".join(f"• {escape(f)}" for f in files)
                     if more:
-                        listing += f"\n  … and {more} more"
+                        listing += f"\n… and {more} more"
                     yield Static(listing, id="uncommitted")
                 else:
                     yield Static("No uncommitted files.", id="uncommitted")
