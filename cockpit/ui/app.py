@@ -130,6 +130,8 @@ class CockpitApp(App[int]):
 
     @work(thread=True, exit_on_error=False, group="poll")
     def _poll(self, screens: set[str], force: bool) -> None:
+        for feed in list(self.feeds.values()):
+            feed.flush()
         try:
             snapshot = self.sync.poll(screens, force)
         except Exception as exc:  # noqa: BLE001 - FleetSync reports errors itself; this is a bug
@@ -232,7 +234,10 @@ class CockpitApp(App[int]):
 
     def repaint(self) -> None:
         """Once per frame: repaint the tiles whose feed changed."""
-        for tile in self.query_one(TileGrid).tiles:
+        grid = self.query_one_optional(TileGrid)
+        if grid is None:  # shutting down
+            return
+        for tile in grid.tiles:
             if tile.feed.dirty:
                 tile.feed.dirty = False
                 tile.refresh()

@@ -13,6 +13,7 @@ flood are skipped), the renderer keeps ``HISTORY`` lines, and the tile keeps ``T
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -24,10 +25,13 @@ TAIL_BYTES = 256 * 1024
 """How much of a log is read when a tile opens, and at most per read afterwards."""
 HISTORY = 2000
 """Lines of scrollback kept per agent (what the zoomed view can show)."""
-TILE_LINES = 120
+TILE_LINES = 80
 """Lines a tile keeps rendered: more than any tile is tall."""
 WIDTH = 200
 """Emulated terminal width; tiles crop, the zoomed view shows it all."""
+MIN_RENDER_INTERVAL = 0.2
+"""A flooding log is re-rendered at most this often (rendering holds the GIL the UI needs);
+what arrives in between is rendered by the next :meth:`LogFeed.flush`."""
 
 
 class LogFeed:
@@ -41,6 +45,8 @@ class LogFeed:
         self._renderer = TerminalRenderer(width=WIDTH, history=HISTORY)
         self._lines: list[Text] = []
         self._screen: list[Text] | None = None
+        self._stale = False
+        self._rendered_at = 0.0
         self.dirty = False
         """Set when :attr:`lines` changed; the app clears it when it repaints."""
         self.version = 0
@@ -77,10 +83,23 @@ class LogFeed:
                 self._renderer.reset()
             if data:
                 self._renderer.feed(data)
-            self._lines = self._renderer.lines(TILE_LINES)
-            self.version += 1
-            self.dirty = True
+            self._stale = True
+            if reset or time.monotonic() - self._rendered_at >= MIN_RENDER_INTERVAL:
+                self._render()
             return True
+
+    def flush(self) -> None:
+        """Render what a throttled :meth:`pump` left unrendered (call from a worker, often)."""
+        with self._lock:
+            if self._stale:
+                self._render()
+
+    def _render(self) -> None:
+        self._lines = self._renderer.lines(TILE_LINES)
+        self._rendered_at = time.monotonic()
+        self._stale = False
+        self.version += 1
+        self.dirty = True
 
     def all_lines(self) -> list[Text]:
         """Every line of scrollback (for the zoomed view). Call from a worker thread."""

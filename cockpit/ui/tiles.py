@@ -200,6 +200,7 @@ class TileGrid(ScrollableContainer, can_focus=True):
             return
         self.columns, self.rows_shown, self.tile_height = choose_layout(len(tiles), width, height)
         self.styles.grid_size_columns = self.columns
+        self.styles.grid_rows = str(self.tile_height)  # fixed rows: the rest scrolls
         for tile in tiles:
             tile.styles.height = self.tile_height
 
