@@ -1,1 +1,1 @@
-"""Textual user interface: the app, its widgets and its themes."""
+"""Textual user interface: the app, its widgets, their rendering helpers and the themes."""
