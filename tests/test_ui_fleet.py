@@ -81,7 +81,10 @@ async def test_the_ui_stays_responsive_while_agents_flood(fleet: Fleet, tmp_path
             await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), timeout=5)
             await pilot.press("escape")
             await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen), timeout=5)
-            assert time.monotonic() - started < 3.0
+            took = time.monotonic() - started
+            print(f"help open+close under flood: {took:.2f}s")
+            # ~1.5 s alone on 2 cores while 8 agents write ~10k lines/s; generous for a loaded CI
+            assert took < 8.0
         first = {name: t.feed.version for name, t in tiles(app).items()}
         await wait_for(pilot, lambda: all(t.feed.version > first[n] + 2 for n, t in tiles(app).items()),
                        message="tiles keep following the flood")

@@ -66,7 +66,7 @@ def test_a_huge_log_opens_at_once_and_stays_bounded(tmp_path: Path) -> None:
     assert feed.pump()
     feed.flush()  # a second read right after the first is throttled; flush renders it
     assert feed.lines[-1].plain == f"more {HISTORY * 2 - 1}"
-    assert len(feed.all_lines()) <= HISTORY + 1
+    assert len(feed.all_lines()) <= HISTORY + 100  # the history plus one emulated screen
 
 
 def test_an_unreadable_log_is_reported_in_the_tile_not_raised(tmp_path: Path) -> None:

@@ -60,7 +60,12 @@ class FleetHeader(Static):
         states = sorted(counts, key=lambda s: STATE_ORDER.index(s) if s in STATE_ORDER else 99)
         summary = "  ".join(f"[$state-{s}]●[/] {counts[s]} {s}" for s in states) or "no agents (n: new)"
         more = f"  [b]↓ {off_screen} more[/]" if off_screen else ""
-        self.update(f"[b]cockpit[/] · {repo}{base} │ {summary}{more}")
+        text = f"[b]cockpit[/] · {repo}{base} │ {summary}{more}"
+        if text != self._shown:  # called every frame: repaint only on change
+            self._shown = text
+            self.update(text)
+
+    _shown = ""
 
 
 class CockpitApp(App[int]):
@@ -161,7 +166,9 @@ class CockpitApp(App[int]):
 
     def _reconcile(self, agents: list[Agent], diffs: dict[str, tuple[int, int, int] | None] | None) -> None:
         """Add, update and remove tiles to match the fleet."""
-        grid = self.query_one(TileGrid)
+        grid = self.query_one_optional(TileGrid)
+        if grid is None:  # shutting down
+            return
         self.agents = agents
         tiles = {tile.agent.name: tile for tile in grid.tiles}
         wanted = {agent.name for agent in agents}
@@ -197,8 +204,9 @@ class CockpitApp(App[int]):
             tiles[0].focus()
 
     def update_header(self) -> None:
-        grid = self.query_one(TileGrid)
-        self.query_one(FleetHeader).show(self.fleet.root.name, self.agents, grid.off_screen)
+        grid, header = self.query_one_optional(TileGrid), self.query_one_optional(FleetHeader)
+        if grid is not None and header is not None:  # both are gone while shutting down
+            header.show(self.fleet.root.name, self.agents, grid.off_screen)
 
     # -- logs --------------------------------------------------------------------------------
     def _feed(self, agent: Agent) -> LogFeed:
@@ -253,7 +261,9 @@ class CockpitApp(App[int]):
 
     def tile(self, name: str | None = None) -> AgentTile | None:
         """The tile named ``name``, else the focused one (or the one under a zoom)."""
-        grid = self.query_one(TileGrid)
+        grid = self.query_one_optional(TileGrid)
+        if grid is None:
+            return None
         if name is not None:
             return next((t for t in grid.tiles if t.agent.name == name), None)
         if isinstance(self.screen, ZoomScreen):

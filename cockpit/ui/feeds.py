@@ -29,7 +29,7 @@ TILE_LINES = 80
 """Lines a tile keeps rendered: more than any tile is tall."""
 WIDTH = 200
 """Emulated terminal width; tiles crop, the zoomed view shows it all."""
-MIN_RENDER_INTERVAL = 0.2
+MIN_RENDER_INTERVAL = 0.3
 """A flooding log is re-rendered at most this often (rendering holds the GIL the UI needs);
 what arrives in between is rendered by the next :meth:`LogFeed.flush`."""
 

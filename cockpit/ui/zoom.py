@@ -72,13 +72,18 @@ class ZoomScreen(Screen[None]):
         self.reload()
 
     def refresh_title(self) -> None:
+        title = self.query_one_optional("#zoom-title", Label)
+        if title is None:  # not composed yet (the app's frame timer can call before that)
+            return
         tile = self.tile
         view = "screen" if tile.view == "screen" else "log"
-        self.query_one("#zoom-title", Label).update(
+        title.update(
             f"[b]{tile.agent.name}[/] · {view} · {tile.border_subtitle or ''}")
 
     def feed_changed(self) -> None:
         """Called by the app on every frame in which the feed changed."""
+        if not self.is_mounted:
+            return
         if self.tile.feed.version != self.seen_version:
             self.reload()
         self.refresh_title()
@@ -92,7 +97,9 @@ class ZoomScreen(Screen[None]):
         self.app.call_from_thread(self.show_lines, lines, version)
 
     def show_lines(self, lines: list[Text], version: int) -> None:
-        scroller = self.query_one("#zoom-scroll", ScrollableContainer)
+        scroller = self.query_one_optional("#zoom-scroll", ScrollableContainer)
+        if scroller is None:  # closed meanwhile
+            return
         following = scroller.scroll_y >= scroller.max_scroll_y - 1
         self.lines = lines
         self.seen_version = version
