@@ -1,0 +1,212 @@
+"""What the keys do. These functions are methods of :class:`~cockpit.ui.app.CockpitApp`
+(assigned there), kept here so the app module stays small.
+
+Agent actions take an optional agent name (the palette passes one); without it they act on the
+focused tile. Anything that touches git or tmux goes through :func:`run_op`, a worker thread;
+a refusal from the engine becomes an error notification.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import TYPE_CHECKING, Any, Callable
+
+from textual import work
+from textual.app import SuspendNotSupported
+
+from cockpit.ui.dialogs import ConfirmDialog, DiscardDialog, NewAgentDialog, NewAgentRequest, RespawnDialog, \
+    RespawnRequest
+from cockpit.ui.help import HelpScreen
+from cockpit.ui.sync import describe
+from cockpit.ui.tiles import AgentTile, TileGrid
+from cockpit.ui.zoom import ZoomScreen
+
+if TYPE_CHECKING:
+    from cockpit.core.fleet import DiscardPreview
+    from cockpit.ui.app import CockpitApp
+
+
+@work(thread=True, exit_on_error=False, group="ops")
+def run_op(app: "CockpitApp", name: str | None, verb: str, call: Callable[..., Any], *args: Any,
+           done: Callable[[Any], object] | None = None, pending: bool = True, **kwargs: Any) -> None:
+    """Run one engine call in a worker thread. While it runs the tile shows ``verb…``; on
+    success ``done(result)`` runs on the UI thread; an error becomes a notification."""
+    if pending:
+        app._ui(_set_pending, app, name, verb)
+    try:
+        result = call(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - every failure reaches the user as a message
+        app._ui(app.report_error, describe(exc))
+    else:
+        if done is not None:
+            app._ui(done, result)
+    finally:
+        if pending:
+            app._ui(_set_pending, app, name, None)
+            app._ui(app.request_poll, True)
+
+
+def _set_pending(app: "CockpitApp", name: str | None, verb: str | None) -> None:
+    tile = app.tile(name) if name else None
+    if tile is not None:
+        tile.pending = verb
+        tile.refresh_subtitle()
+
+
+def _target(app: "CockpitApp", name: str | None) -> AgentTile | None:
+    tile = app.tile(name)
+    if tile is None:
+        app.notify("no agent selected (n: new agent)", severity="warning")
+    return tile
+
+
+def action_move(app: "CockpitApp", dx: int, dy: int) -> None:
+    """Move focus by grid geometry; down from a full row into a shorter last row lands on its
+    last tile."""
+    grid = app.query_one(TileGrid)
+    tiles = grid.tiles
+    if not tiles:
+        return
+    current = app.focused
+    if not isinstance(current, AgentTile) or current not in tiles:
+        tiles[0].focus()
+        return
+    index = tiles.index(current)
+    target = index + dx + dy * grid.columns
+    if target >= len(tiles) and dy > 0 and index // grid.columns < (len(tiles) - 1) // grid.columns:
+        target = len(tiles) - 1
+    if 0 <= target < len(tiles):
+        tiles[target].focus()
+
+
+def action_focus_tile(app: "CockpitApp", step: int) -> None:
+    tiles = app.query_one(TileGrid).tiles
+    if not tiles:
+        return
+    current = app.focused
+    index = tiles.index(current) if isinstance(current, AgentTile) and current in tiles else -step
+    tiles[(index + step) % len(tiles)].focus()
+
+
+def action_pause(app: "CockpitApp", name: str | None = None) -> None:
+    """Pause a running agent; resume a paused one."""
+    tile = _target(app, name)
+    if tile is None:
+        return
+    agent = tile.agent.name
+    if tile.agent.state == "paused":
+        app.run_op(agent, "resuming", app.fleet.resume, agent, done=lambda _: app.notify(f"resumed {agent}"))
+    else:
+        app.run_op(agent, "pausing", app.fleet.pause, agent, done=lambda _: app.notify(f"paused {agent}"))
+
+
+def action_resume(app: "CockpitApp", name: str | None = None) -> None:
+    tile = _target(app, name)
+    if tile is not None:
+        agent = tile.agent.name
+        app.run_op(agent, "resuming", app.fleet.resume, agent, done=lambda _: app.notify(f"resumed {agent}"))
+
+
+def action_kill(app: "CockpitApp", name: str | None = None) -> None:
+    tile = _target(app, name)
+    if tile is None:
+        return
+    agent = tile.agent.name
+
+    def decided(ok: bool | None) -> None:
+        if ok:
+            app.run_op(agent, "killing", app.fleet.kill, agent, done=lambda _: app.notify(f"killed {agent}"))
+
+    app.push_screen(ConfirmDialog(f"Kill {agent}?", "Its processes and tmux session end. The worktree, "
+                                  "branch and log stay (r respawns it, d discards it).", "Kill"), decided)
+
+
+def action_discard(app: "CockpitApp", name: str | None = None) -> None:
+    """Fetch what a discard would archive (worker), then ask."""
+    tile = _target(app, name)
+    if tile is None:
+        return
+    agent = tile.agent
+
+    def ask(preview: "DiscardPreview") -> None:
+        app.push_screen(DiscardDialog(agent, preview), decided)
+
+    def decided(ok: bool | None) -> None:
+        if ok:
+            app.run_op(agent.name, "discarding", app.fleet.discard, agent.name,
+                       done=lambda ref: app.notify(f"discarded {agent.name}; archive: {ref}", timeout=8))
+
+    app.run_op(agent.name, "checking", app.fleet.discard_preview, agent.name, done=ask, pending=False)
+
+
+def action_respawn(app: "CockpitApp", name: str | None = None) -> None:
+    tile = _target(app, name)
+    if tile is None:
+        return
+
+    def decided(request: RespawnRequest | None) -> None:
+        if request is not None:
+            app.run_op(request.name, "respawning", app.fleet.respawn, request.name, keep=request.keep,
+                       task=request.task, force=request.force,
+                       done=lambda a: app.notify(f"respawned {a.name}: attempt {a.attempt}"))
+
+    app.push_screen(RespawnDialog(tile.agent), decided)
+
+
+def action_new_agent(app: "CockpitApp") -> None:
+    def decided(request: NewAgentRequest | None) -> None:
+        if request is None:
+            return
+
+        def spawned(agent: Any) -> None:
+            app._focus_next = agent.name
+            app.notify(f"spawned {agent.name}")
+
+        app.run_op(request.name, "spawning", app.fleet.spawn, request.name, command=request.command,
+                   task=request.task, scope=request.scope or None, done=spawned)
+
+    app.push_screen(NewAgentDialog(), decided)
+
+
+def action_attach(app: "CockpitApp", name: str | None = None) -> None:
+    """Ask the engine for the attach command (worker), then hand the terminal over."""
+    tile = _target(app, name)
+    if tile is not None:
+        app.run_op(tile.agent.name, "attaching", app.fleet.attach_argv, tile.agent.name,
+                   done=app.attach_now, pending=False)
+
+
+def attach_now(app: "CockpitApp", argv: list[str]) -> None:
+    """Suspend the app and run the attach command; detaching comes back here."""
+    env = {key: value for key, value in os.environ.items() if key != "TMUX"}
+    try:
+        with app.suspend():
+            code = app.attach_runner(argv, env)
+    except SuspendNotSupported:
+        app.report_error(f"cannot hand over this terminal; attach from another one: {shlex.join(argv)}")
+        return
+    except OSError as exc:
+        app.report_error(f"attach failed: {describe(exc)}")
+        return
+    if code:
+        app.report_error(f"attach ended with exit status {code}: {shlex.join(argv)}")
+    app.refresh(layout=True)
+    app.request_poll(True)
+
+
+def action_toggle_screen(app: "CockpitApp", name: str | None = None) -> None:
+    tile = _target(app, name)
+    if tile is not None:
+        app.toggle_view(tile)
+
+
+def action_zoom(app: "CockpitApp", name: str | None = None) -> None:
+    tile = _target(app, name)
+    if tile is not None:
+        app.push_screen(ZoomScreen(tile))
+
+
+def action_help(app: "CockpitApp") -> None:
+    if not isinstance(app.screen, HelpScreen):
+        app.push_screen(HelpScreen(app.keymap))

@@ -1,0 +1,367 @@
+"""The cockpit TUI: a grid of agent tiles over one :class:`~cockpit.core.fleet.Fleet`.
+
+The app is a view and controller: every engine call (git, tmux) runs in a worker thread
+(:mod:`cockpit.ui.sync` for polling, :meth:`CockpitApp.run_op` for operations), results come back
+with ``call_from_thread``, and errors become notifications. Log tiles are fed by one
+:class:`~cockpit.core.session_log.LogWatcher` and repainted at most once per frame.
+
+:func:`make_app` is the one factory used by the CLI, the tests and the screenshot script.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections import Counter
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+from textual import work
+from textual.app import App, ComposeResult, SuspendNotSupported
+from textual.widgets import Footer, Static
+
+from cockpit.core.agent import Agent
+from cockpit.core.fleet import Fleet
+from cockpit.core.session_log import LogWatcher
+from cockpit.ui import actions
+from cockpit.ui.commands import AGENT_VERBS, CockpitCommands, PaletteCommand
+from cockpit.ui.feeds import LogFeed
+from cockpit.ui.keys import APP_KEYS, bindings
+from cockpit.ui.sync import FleetSync, Snapshot, describe
+from cockpit.ui.themes import DEFAULT_THEME, CockpitTheme, fallback_variables, load_themes, register_themes
+from cockpit.ui.tiles import AgentTile, Clock, TileGrid
+from cockpit.ui.zoom import ZoomScreen
+
+FRAME_INTERVAL = 1 / 15
+"""Dirty tiles are repainted at most this often: a burst of log writes costs one repaint."""
+STATE_ORDER = ("running", "paused", "exited", "failed", "killed", "halted", "missing")
+
+AttachRunner = Callable[[list[str], dict[str, str]], int]
+
+
+def run_attached(argv: list[str], env: dict[str, str]) -> int:
+    """Run the attach command in the real terminal (the app is suspended meanwhile)."""
+    return subprocess.call(argv, env=env)
+
+
+class FleetHeader(Static):
+    """Repository, base, agents per state and how many tiles are off screen."""
+
+    DEFAULT_CSS = """
+    FleetHeader { dock: top; height: 1; background: $panel; color: $foreground; padding: 0 1; }
+    """
+
+    def show(self, repo: str, agents: list[Agent], off_screen: int) -> None:
+        bases = Counter(a.base for a in agents if a.base)
+        base = f" · base [b]{bases.most_common(1)[0][0]}[/]" if bases else ""
+        counts = Counter(a.state for a in agents)
+        states = sorted(counts, key=lambda s: STATE_ORDER.index(s) if s in STATE_ORDER else 99)
+        summary = "  ".join(f"[$state-{s}]●[/] {counts[s]} {s}" for s in states) or "no agents (n: new)"
+        more = f"  [b]↓ {off_screen} more[/]" if off_screen else ""
+        text = f"[b]cockpit[/] · {repo}{base} │ {summary}{more}"
+        if text != self._shown:  # called every frame: repaint only on change
+            self._shown = text
+            self.update(text)
+
+    _shown = ""
+
+
+class CockpitApp(App[int]):
+    """One fleet's agents as tiles. Quitting leaves every agent running."""
+
+    TITLE = "cockpit"
+    COMMANDS = App.COMMANDS | {CockpitCommands}
+    BINDINGS = bindings(APP_KEYS)
+    CSS = "Screen { layers: base overlay; }"
+
+    def __init__(self, fleet: Fleet, themes: dict[str, CockpitTheme], theme: str = DEFAULT_THEME,
+                 keymap: dict[str, str] | None = None, problems: list[str] | None = None,
+                 clock: Clock | None = None, poll_interval: float = 1.0, diffs: bool = True,
+                 attach_runner: AttachRunner = run_attached) -> None:
+        self.cockpit_themes = themes  # read by get_theme_variable_defaults during App.__init__
+        super().__init__()
+        register_themes(self, themes)
+        self.theme = theme
+        self.fleet = fleet
+        self.keymap = dict(keymap or {})
+        self.problems = list(problems or [])
+        self.clock = clock
+        self.attach_runner = attach_runner
+        self.sync = FleetSync(fleet, poll_interval=poll_interval, diffs=diffs)
+        self.feeds: dict[str, LogFeed] = {}
+        self.feeds_by_path: dict[Path, LogFeed] = {}
+        self.agents: list[Agent] = []
+        self.screen_views: set[str] = set()
+        self.reported: list[str] = []
+        """Every error shown to the user, oldest first (tests read it)."""
+        self.polls = 0
+        self._polling = False
+        self._force_poll = False
+        self._focus_next: str | None = None
+        self.watcher = LogWatcher(self._logs_changed, on_error=self._watcher_error)
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return fallback_variables(self.cockpit_themes)
+
+    def compose(self) -> ComposeResult:
+        yield FleetHeader(id="header")
+        yield TileGrid()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_keymap(self.keymap)
+        for problem in self.problems:
+            self.notify(problem, severity="warning", timeout=10)
+        self.watcher.start()
+        self.set_interval(0.5, self.request_poll)
+        self.set_interval(FRAME_INTERVAL, self.repaint)
+        self.request_poll(force=True)
+        self.query_one(TileGrid).focus()
+
+    def on_unmount(self) -> None:
+        self.watcher.stop()
+
+    # -- polling -----------------------------------------------------------------------------
+    def request_poll(self, force: bool = False) -> None:
+        """Start a poll unless one runs; a forced request runs right after the current one."""
+        self._force_poll = self._force_poll or force
+        if self._polling:
+            return
+        self._polling = True
+        force, self._force_poll = self._force_poll, False
+        self._poll(set(self.screen_views), force)
+
+    @work(thread=True, exit_on_error=False, group="poll")
+    def _poll(self, screens: set[str], force: bool) -> None:
+        for feed in list(self.feeds.values()):
+            feed.flush()
+        try:
+            snapshot = self.sync.poll(screens, force)
+        except Exception as exc:  # noqa: BLE001 - FleetSync reports errors itself; this is a bug
+            snapshot = Snapshot(errors=[describe(exc)])
+        self._ui(self._apply, snapshot)
+
+    def _ui(self, callback: Callable[..., object], *args: object) -> None:
+        """Run ``callback`` on the UI thread; a no-op once the app has stopped."""
+        try:
+            self.call_from_thread(callback, *args)
+        except RuntimeError:  # the app is shutting down: nothing left to update
+            pass
+
+    def _apply(self, snapshot: Snapshot) -> None:
+        self._polling = False
+        self.polls += 1
+        for message in snapshot.errors:
+            if message not in self.reported[-3:]:
+                self.report_error(message)
+        for name, lines in snapshot.screens.items():
+            if name in self.feeds:
+                self.feeds[name].set_screen(lines)
+        if snapshot.agents is not None:
+            self._reconcile(snapshot.agents, snapshot.diffs)
+        if self._force_poll:
+            self.request_poll()
+
+    def _reconcile(self, agents: list[Agent], diffs: dict[str, tuple[int, int, int] | None] | None) -> None:
+        """Add, update and remove tiles to match the fleet."""
+        grid = self.query_one_optional(TileGrid)
+        if grid is None:  # shutting down
+            return
+        self.agents = agents
+        tiles = {tile.agent.name: tile for tile in grid.tiles}
+        wanted = {agent.name for agent in agents}
+        for name, tile in tiles.items():
+            if name not in wanted:
+                self._drop_feed(name)
+                tile.remove()
+        changed = False
+        for index, agent in enumerate(agents):
+            tile = tiles.get(agent.name)
+            diff = diffs.get(agent.name) if diffs is not None else False
+            if tile is None:
+                tile = AgentTile(agent, self._feed(agent), self.clock)
+                tile.update_agent(agent, diff)
+                later = [tiles[a.name] for a in agents[index + 1:] if a.name in tiles]
+                grid.mount(tile, before=later[0] if later else None)
+                tiles[agent.name] = tile
+                changed = True
+            else:
+                tile.update_agent(agent, diff)
+        if changed or len(tiles) != len(wanted):
+            self.call_after_refresh(grid.layout_tiles)
+        if self._focus_next and self._focus_next in tiles:
+            tiles[self._focus_next].focus()
+            self._focus_next = None
+        elif isinstance(self.focused, TileGrid) and agents:
+            self.call_after_refresh(self._focus_first)
+        self.update_header()
+
+    def _focus_first(self) -> None:
+        tiles = self.query_one(TileGrid).tiles
+        if tiles and (self.focused is None or isinstance(self.focused, TileGrid)):
+            tiles[0].focus()
+
+    def update_header(self) -> None:
+        grid, header = self.query_one_optional(TileGrid), self.query_one_optional(FleetHeader)
+        if grid is not None and header is not None:  # both are gone while shutting down
+            header.show(self.fleet.root.name, self.agents, grid.off_screen)
+
+    # -- logs --------------------------------------------------------------------------------
+    def _feed(self, agent: Agent) -> LogFeed:
+        feed = self.feeds.get(agent.name)
+        if feed is None:
+            feed = LogFeed(agent.name, agent.log)
+            self.feeds[agent.name] = feed
+            self.feeds_by_path[Path(os.path.abspath(agent.log))] = feed
+            self.watcher.watch(agent.log)
+            self._pump(feed)
+        return feed
+
+    def _drop_feed(self, name: str) -> None:
+        feed = self.feeds.pop(name, None)
+        self.screen_views.discard(name)
+        if feed is not None:
+            self.feeds_by_path.pop(Path(os.path.abspath(feed.path)), None)
+            self.watcher.unwatch(feed.path)
+
+    @work(thread=True, exit_on_error=False, group="logs")
+    def _pump(self, feed: LogFeed) -> None:
+        feed.pump()
+
+    def _logs_changed(self, paths: set[Path]) -> None:
+        """LogWatcher callback (its thread): read and render; the frame timer repaints."""
+        for path in paths:
+            feed = self.feeds_by_path.get(path)
+            if feed is not None:
+                feed.pump()
+
+    def _watcher_error(self, exc: BaseException) -> None:
+        self._ui(self.report_error, f"log watcher: {describe(exc)}")
+
+    def repaint(self) -> None:
+        """Once per frame: repaint the tiles whose feed changed."""
+        grid = self.query_one_optional(TileGrid)
+        if grid is None:  # shutting down
+            return
+        for tile in grid.tiles:
+            if tile.feed.dirty:
+                tile.feed.dirty = False
+                tile.refresh()
+        if isinstance(self.screen, ZoomScreen):
+            self.screen.feed_changed()
+        self.update_header()
+
+    # -- helpers for actions -----------------------------------------------------------------
+    def report_error(self, message: str) -> None:
+        """Show an engine error; the app carries on."""
+        self.reported.append(message)
+        self.notify(message, severity="error", timeout=8)
+
+    def tile(self, name: str | None = None) -> AgentTile | None:
+        """The tile named ``name``, else the focused one (or the one under a zoom)."""
+        grid = self.query_one_optional(TileGrid)
+        if grid is None:
+            return None
+        if name is not None:
+            return next((t for t in grid.tiles if t.agent.name == name), None)
+        if isinstance(self.screen, ZoomScreen):
+            return self.screen.tile
+        focused = self.focused
+        return focused if isinstance(focused, AgentTile) else None
+
+    def toggle_view(self, tile: AgentTile) -> None:
+        """Switch a tile between its log and its tmux screen."""
+        tile.view = "screen" if tile.view == "log" else "log"
+        if tile.view == "screen":
+            self.screen_views.add(tile.agent.name)
+            self.request_poll()
+        else:
+            self.screen_views.discard(tile.agent.name)
+        tile.refresh_subtitle()
+        tile.refresh()
+
+    def palette_commands(self) -> list[PaletteCommand]:
+        """Every palette entry: agent actions by name, fleet actions, themes."""
+        commands = []
+        for agent in self.agents:
+            for words, action, help_text in AGENT_VERBS:
+                commands.append(PaletteCommand(f"{words} {agent.name}", help_text,
+                                               partial(self.agent_action, action, agent.name)))
+        commands.append(PaletteCommand("new agent", "Spawn a new agent", self.action_new_agent))
+        commands.append(PaletteCommand("help", "Show every key", self.action_help))
+        for name in sorted(self.available_themes):
+            commands.append(PaletteCommand(f"theme {name}", "Switch the colour theme",
+                                           partial(setattr, self, "theme", name)))
+        return commands
+
+    def agent_action(self, action: str, name: str) -> None:
+        """Run an agent action on ``name`` (from the palette), focusing its tile."""
+        tile = self.tile(name)
+        if tile is None:
+            self.report_error(f"no agent named {name!r}")
+            return
+        tile.focus()
+        getattr(self, f"action_{action}")(name)
+
+    # actions live in cockpit.ui.actions to keep this module small
+    action_move = actions.action_move
+    action_focus_tile = actions.action_focus_tile
+    action_pause = actions.action_pause
+    action_resume = actions.action_resume
+    action_kill = actions.action_kill
+    action_discard = actions.action_discard
+    action_respawn = actions.action_respawn
+    action_attach = actions.action_attach
+    action_new_agent = actions.action_new_agent
+    action_toggle_screen = actions.action_toggle_screen
+    action_zoom = actions.action_zoom
+    action_help = actions.action_help
+    run_op = actions.run_op
+    attach_now = actions.attach_now
+
+
+def make_app(fleet: Fleet, theme: str | None = None, *, clock: Clock | None | bool = True,
+             poll_interval: float = 1.0, diffs: bool = True, user_config: Path | None = None,
+             attach_runner: AttachRunner = run_attached, include_user_themes: bool = True) -> CockpitApp:
+    """Build the app: themes, the theme to start with, and the keymap from ``[keys]``.
+
+    ``clock=None`` hides time-dependent fields (ages) for deterministic screenshots; ``True`` uses
+    the real clock. Problems with user themes, keys or config are shown as notifications.
+    """
+    from cockpit.ui.keys import check_keymap, user_config_file, user_keys
+    problems: list[str] = []
+    themes, errors = load_themes(include_user=include_user_themes)
+    problems += [str(e) for e in errors]
+    configured_theme = None
+    repo_keys: dict[str, str] = {}
+    try:
+        config = fleet.config
+        configured_theme, repo_keys = config.theme, dict(config.keys)
+    except Exception as exc:  # noqa: BLE001 - a broken cockpit.toml must not stop the TUI
+        problems.append(describe(exc))
+    try:
+        personal = user_keys(user_config)
+    except Exception as exc:  # noqa: BLE001
+        personal, problems = {}, problems + [describe(exc)]
+    keymap, bad = check_keymap(personal, str(user_config or user_config_file()))
+    repo_map, bad_repo = check_keymap(repo_keys, str(fleet.layout.config))
+    keymap.update(repo_map)
+    problems += bad + bad_repo
+    chosen = theme or configured_theme or DEFAULT_THEME
+    if chosen not in themes:
+        problems.append(f"unknown theme {chosen!r} (have: {', '.join(sorted(themes))}); using {DEFAULT_THEME}")
+        chosen = DEFAULT_THEME
+    real_clock: Clock | None = (lambda: datetime.now(timezone.utc)) if clock is True else (clock or None)
+    return CockpitApp(fleet, themes, chosen, keymap, problems, real_clock, poll_interval, diffs, attach_runner)
+
+
+def run_app(fleet: Fleet, theme: str | None = None, mouse: bool = True) -> int:
+    """Run the TUI in this terminal until the user quits. Agents keep running afterwards."""
+    app = make_app(fleet, theme)
+    app.run(mouse=mouse)
+    return app.return_code or 0
+
+
+__all__ = ["CockpitApp", "make_app", "run_app", "run_attached", "SuspendNotSupported"]

@@ -1,0 +1,118 @@
+"""Per-agent log feeds: offset tailing + terminal emulation, off the UI thread.
+
+A :class:`LogFeed` owns one agent's :class:`~cockpit.core.session_log.LogTail` and
+:class:`~cockpit.ui.terminal.TerminalRenderer`. :meth:`LogFeed.pump` reads what was appended,
+feeds the renderer and renders the newest lines; it runs in the log watcher's thread or a worker,
+never on the UI thread. It only sets a dirty flag; the app repaints dirty tiles once per frame,
+so a burst of writes costs one repaint, not one per line.
+
+Memory per feed is bounded: the tail reads at most ``TAIL_BYTES`` per call (older bytes of a
+flood are skipped), the renderer keeps ``HISTORY`` lines, and the tile keeps ``TILE_LINES``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from rich.text import Text
+
+from cockpit.core.session_log import LogTail
+from cockpit.ui.terminal import TerminalRenderer, render_capture
+
+TAIL_BYTES = 256 * 1024
+"""How much of a log is read when a tile opens, and at most per read afterwards."""
+HISTORY = 2000
+"""Lines of scrollback kept per agent (what the zoomed view can show)."""
+TILE_LINES = 80
+"""Lines a tile keeps rendered: more than any tile is tall."""
+WIDTH = 200
+"""Emulated terminal width; tiles crop, the zoomed view shows it all."""
+MIN_RENDER_INTERVAL = 0.3
+"""A flooding log is re-rendered at most this often (rendering holds the GIL the UI needs);
+what arrives in between is rendered by the next :meth:`LogFeed.flush`."""
+
+
+class LogFeed:
+    """One agent's log, tailed and rendered. Thread-safe: ``pump`` may run in any thread."""
+
+    def __init__(self, name: str, path: Path | str) -> None:
+        self.name = name
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._tail = LogTail(self.path, max_bytes=TAIL_BYTES, from_tail=TAIL_BYTES)
+        self._renderer = TerminalRenderer(width=WIDTH, history=HISTORY)
+        self._lines: list[Text] = []
+        self._screen: list[Text] | None = None
+        self._stale = False
+        self._rendered_at = 0.0
+        self.dirty = False
+        """Set when :attr:`lines` changed; the app clears it when it repaints."""
+        self.version = 0
+        """Grows by one on every change of the log (the zoomed view re-renders on change)."""
+        self.error: str | None = None
+
+    @property
+    def lines(self) -> list[Text]:
+        """The newest rendered log lines (at most ``TILE_LINES``)."""
+        return self._lines
+
+    @property
+    def screen(self) -> list[Text] | None:
+        """The last captured tmux screen, when the screen view was used."""
+        return self._screen
+
+    def pump(self) -> bool:
+        """Read what was appended (or restart after truncation/re-creation) and re-render.
+        Returns True when anything changed. Errors are kept in :attr:`error`, never raised."""
+        with self._lock:
+            try:
+                data = self._tail.read_new()
+                reset = self._tail.was_reset
+                self.error = None
+            except OSError as exc:  # LogError is an OSError
+                message = str(exc)
+                changed = message != self.error
+                self.error = message
+                self.dirty = self.dirty or changed
+                return changed
+            if not data and not reset:
+                return False
+            if reset:
+                self._renderer.reset()
+            if data:
+                self._renderer.feed(data)
+            self._stale = True
+            if reset or time.monotonic() - self._rendered_at >= MIN_RENDER_INTERVAL:
+                self._render()
+            return True
+
+    def flush(self) -> None:
+        """Render what a throttled :meth:`pump` left unrendered (call from a worker, often)."""
+        with self._lock:
+            if self._stale:
+                self._render()
+
+    def _render(self) -> None:
+        self._lines = self._renderer.lines(TILE_LINES)
+        self._rendered_at = time.monotonic()
+        self._stale = False
+        self.version += 1
+        self.dirty = True
+
+    def all_lines(self) -> list[Text]:
+        """Every line of scrollback (for the zoomed view). Call from a worker thread."""
+        with self._lock:
+            return self._renderer.lines()
+
+    def set_screen(self, captured: list[str]) -> None:
+        """Store a capture-pane result (escapes included), rendered."""
+        rendered = render_capture(captured)
+        while rendered and not rendered[-1].plain.strip():
+            rendered.pop()
+        with self._lock:
+            if self._screen is None or [t.markup for t in self._screen] != [t.markup for t in rendered]:
+                self._screen = rendered
+                self.version += 1
+                self.dirty = True

@@ -1,0 +1,144 @@
+"""Key bindings as data: every binding has an id, a description and a default key.
+
+The bindings defined here are the only source of truth for keys: the screens use them as their
+``BINDINGS``, the help screen and the README table are generated from them, and users remap them
+by id in a ``[keys]`` table (``cockpit.toml`` or the user's ``config.toml``), applied with
+``App.set_keymap``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from textual.binding import Binding
+
+from cockpit.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One remappable key binding. ``group`` is the heading it gets in help."""
+
+    id: str
+    keys: str
+    action: str
+    description: str
+    group: str
+    show: bool = True
+    priority: bool = False
+    key_display: str | None = None
+    short: str | None = None
+    """The footer's label (default: the description)."""
+
+    def binding(self) -> Binding:
+        return Binding(self.keys, self.action, self.short or self.description, show=self.show, id=self.id,
+                       priority=self.priority, key_display=self.key_display, tooltip=self.description)
+
+
+APP_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("help", "question_mark", "help", "Help: every key", "General", key_display="?", short="help"),
+    KeySpec("palette", "ctrl+p", "command_palette", "Command palette", "General", show=False, priority=True),
+    KeySpec("quit", "q", "quit", "Quit (agents keep running)", "General", short="quit"),
+)
+"""Bindings that work on every screen."""
+
+GRID_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("focus-left", "left,h", "app.move(-1, 0)", "Focus the tile to the left", "Move", show=False),
+    KeySpec("focus-right", "right,l", "app.move(1, 0)", "Focus the tile to the right", "Move", show=False),
+    KeySpec("focus-up", "up,k", "app.move(0, -1)", "Focus the tile above", "Move", show=False),
+    KeySpec("focus-down", "down,j", "app.move(0, 1)", "Focus the tile below", "Move", show=False),
+    KeySpec("focus-next", "tab", "app.focus_tile(1)", "Focus the next tile", "Move", show=False),
+    KeySpec("focus-previous", "shift+tab", "app.focus_tile(-1)", "Focus the previous tile", "Move", show=False),
+    KeySpec("pause", "p", "app.pause", "Pause / resume the agent", "Agent", short="pause"),
+    KeySpec("kill", "x", "app.kill", "Kill the agent (asks first)", "Agent", short="kill"),
+    KeySpec("discard", "d", "app.discard", "Discard: archive, remove worktree and branch", "Agent", short="discard"),
+    KeySpec("respawn", "r", "app.respawn", "Respawn: start the next attempt", "Agent", short="respawn"),
+    KeySpec("attach", "enter,a", "app.attach", "Attach to the agent's terminal", "Agent", key_display="⏎/a", short="attach"),
+    KeySpec("new", "n", "app.new_agent", "New agent", "Fleet", short="new"),
+    KeySpec("screen", "s", "app.toggle_screen", "Log / screen view", "View", short="log/screen"),
+    KeySpec("zoom", "z", "app.zoom", "Zoom: one tile full-screen", "View", short="zoom"),
+)
+"""Bindings of the grid of tiles (they act on the focused agent)."""
+
+ZOOM_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("zoom-close", "z,escape", "close", "Back to the grid", "Zoom", key_display="z/esc", short="back"),
+    KeySpec("search", "slash", "search", "Search the log", "Zoom", key_display="/", short="search"),
+    KeySpec("search-next", "n", "next_match(1)", "Next match", "Zoom", short="next"),
+    KeySpec("search-previous", "N", "next_match(-1)", "Previous match", "Zoom", short="prev"),
+    KeySpec("zoom-screen", "s", "toggle_screen", "Log / screen view", "Zoom", short="log/screen"),
+    KeySpec("zoom-top", "g", "scroll_home", "Scroll to the start", "Zoom", show=False),
+    KeySpec("zoom-bottom", "G", "scroll_end", "Scroll to the end (follow)", "Zoom", show=False),
+)
+"""Bindings of the zoomed tile."""
+
+ALL_KEYS: tuple[KeySpec, ...] = APP_KEYS + GRID_KEYS + ZOOM_KEYS
+
+
+def bindings(specs: Iterable[KeySpec]) -> list[Binding]:
+    """Textual bindings for ``specs`` (use as a ``BINDINGS`` class variable)."""
+    return [spec.binding() for spec in specs]
+
+
+def binding_ids() -> set[str]:
+    return {spec.id for spec in ALL_KEYS}
+
+
+def check_keymap(keymap: Mapping[str, str], source: str) -> tuple[dict[str, str], list[str]]:
+    """Split a ``[keys]`` table into the entries that name a known binding and one-line
+    problems for the others (an unknown id, an empty key)."""
+    known = binding_ids()
+    good: dict[str, str] = {}
+    problems: list[str] = []
+    for binding_id, key in keymap.items():
+        if binding_id not in known:
+            problems.append(f"{source}: keys.{binding_id}: no such binding (known: {', '.join(sorted(known))})")
+        elif not isinstance(key, str) or not key.strip():
+            problems.append(f"{source}: keys.{binding_id}: give a key such as \"D\" or \"ctrl+d\"")
+        else:
+            good[binding_id] = key.strip()
+    return good, problems
+
+
+def user_config_file() -> Path:
+    """The user's config file: ``$COCKPIT_CONFIG_DIR/config.toml``, else
+    ``$XDG_CONFIG_HOME/cockpit/config.toml``, else ``~/.config/cockpit/config.toml``."""
+    configured = os.environ.get("COCKPIT_CONFIG_DIR")
+    if configured:
+        return Path(configured) / "config.toml"
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
+    return base / "cockpit" / "config.toml"
+
+
+def user_keys(path: Path | None = None) -> dict[str, str]:
+    """The ``[keys]`` table of the user's config file (empty when there is none).
+    Raises :class:`ConfigError` with a one-line message when the file is malformed."""
+    path = path or user_config_file()
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    keys = data.get("keys", {})
+    if not isinstance(keys, dict):
+        raise ConfigError(f"{path}: keys: must be a table")
+    return {str(k): v for k, v in keys.items()}
+
+
+def effective_keys(spec: KeySpec, keymap: Mapping[str, str]) -> str:
+    """The keys ``spec`` is bound to once ``keymap`` is applied (comma-separated)."""
+    return keymap.get(spec.id, spec.keys)
+
+
+def markdown_table(keymap: Mapping[str, str] | None = None) -> str:
+    """The key table for the README, generated from the bindings."""
+    rows = ["| key | id | action |", "|---|---|---|"]
+    for spec in ALL_KEYS:
+        keys = effective_keys(spec, keymap or {})
+        rows.append(f"| `{keys}` | `{spec.id}` | {spec.description} |")
+    return "\n".join(rows)

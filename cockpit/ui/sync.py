@@ -1,0 +1,90 @@
+"""Keeping the app in step with the fleet, off the UI thread.
+
+:class:`FleetSync` runs one poll in a worker thread: it follows the event log (so a CLI command
+typed in another terminal shows at once), re-reads the reconciled agents every
+``poll_interval``, the diff summaries every ``diff_interval``, and the tmux screens of the tiles
+in screen view on every tick. It returns a :class:`Snapshot` for the app to apply on the UI
+thread. Errors are collected, one line each, never raised.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+from cockpit.core.agent import Agent
+from cockpit.core.errors import CockpitError
+from cockpit.core.events import Event
+from cockpit.core.fleet import Fleet
+
+
+@dataclass
+class Snapshot:
+    """What one poll found. ``agents``/``diffs`` are None when they were not re-read."""
+
+    agents: list[Agent] | None = None
+    diffs: dict[str, tuple[int, int, int] | None] | None = None
+    screens: dict[str, list[str]] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line message for an error from the engine (or, if it comes to that, a bug in it)."""
+    if isinstance(exc, CockpitError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class FleetSync:
+    """Polling state. :meth:`poll` must run in a worker thread, one at a time."""
+
+    def __init__(self, fleet: Fleet, poll_interval: float = 1.0, diff_interval: float = 5.0,
+                 diffs: bool = True) -> None:
+        self.fleet = fleet
+        self.poll_interval = poll_interval
+        self.diff_interval = diff_interval
+        self.diffs_enabled = diffs
+        self.offset: int | None = None
+        self._last_agents = 0.0
+        self._last_diffs = 0.0
+
+    def poll(self, screens: set[str], force: bool = False) -> Snapshot:
+        """One round; ``force`` re-reads agents and diffs now (after an operation)."""
+        snap = Snapshot()
+        fleet = self.fleet
+        try:
+            if self.offset is None:  # start following at the end: history is in agents()
+                try:
+                    self.offset = os.path.getsize(fleet.layout.events)
+                except OSError:
+                    self.offset = 0
+            snap.events, offset = fleet.read_events(self.offset)
+            if offset < self.offset:  # the log was replaced
+                snap.events, offset = fleet.read_events(0)
+            self.offset = offset
+        except Exception as exc:  # noqa: BLE001 - reported to the user
+            snap.errors.append(describe(exc))
+        now = time.monotonic()
+        if force or snap.events or now - self._last_agents >= self.poll_interval:
+            self._last_agents = now
+            try:
+                snap.agents = fleet.agents()
+            except Exception as exc:  # noqa: BLE001
+                snap.errors.append(describe(exc))
+        if snap.agents is not None and self.diffs_enabled and (
+                force or snap.events or now - self._last_diffs >= self.diff_interval):
+            self._last_diffs = now
+            snap.diffs = {}
+            for agent in snap.agents:
+                try:
+                    snap.diffs[agent.name] = fleet.diff_summary(agent.name)
+                except Exception:  # noqa: BLE001 - a missing worktree simply has no summary
+                    snap.diffs[agent.name] = None
+        for name in sorted(screens):
+            try:
+                snap.screens[name] = fleet.screen(name)
+            except Exception as exc:  # noqa: BLE001
+                snap.screens[name] = [f"(no screen: {describe(exc)})"]
+        return snap

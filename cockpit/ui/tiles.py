@@ -1,0 +1,240 @@
+"""The grid of agent tiles: one :class:`AgentTile` per agent inside a :class:`TileGrid`.
+
+A tile shows its agent's name as border title, a status line as border subtitle (state badge in
+the theme's state colour, attempt, time in state, last activity, diff summary, branch) and the
+newest lines of its log (or its tmux screen) as body. Tiles never read files or call the engine:
+the app hands them an :class:`~cockpit.core.agent.Agent` snapshot and a
+:class:`~cockpit.ui.feeds.LogFeed` that worker threads keep up to date.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from typing import Callable
+
+from rich.text import Text
+from textual.containers import ScrollableContainer
+from textual.widget import Widget
+
+from cockpit.core.agent import Agent
+from cockpit.ui.feeds import LogFeed
+from cockpit.ui.keys import GRID_KEYS, bindings
+
+MIN_TILE_WIDTH = 38
+MIN_TILE_HEIGHT = 8
+TARGET_ASPECT = 3.5
+"""Preferred tile width / height in cells (a cell is about twice as tall as wide)."""
+
+Clock = Callable[[], datetime]
+
+
+def age(since: str | None, now: datetime) -> str | None:
+    """``12s``, ``5m``, ``3h``, ``2d`` between an ISO timestamp and ``now``; None if unknown."""
+    if not since:
+        return None
+    try:
+        then = datetime.fromisoformat(since)
+    except ValueError:
+        return None
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=timezone.utc)
+    seconds = max(0, int((now - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def diff_text(diff: tuple[int, int, int] | None) -> str | None:
+    """``3 files +40 −7`` (None when unknown)."""
+    if diff is None:
+        return None
+    files, added, removed = diff
+    return f"{files} file{'s' if files != 1 else ''} +{added} −{removed}"
+
+
+def subtitle_parts(agent: Agent, diff: tuple[int, int, int] | None, now: datetime | None,
+                   pending: str | None = None) -> list[str]:
+    """The pieces of a tile's subtitle as Textual markup, most important first.
+    ``now=None`` leaves out the time-dependent pieces (for deterministic screenshots)."""
+    state = f"[bold $state-{agent.state}]● {agent.state}[/]"
+    if pending:
+        state += f" [italic]{pending}…[/]"
+    # attempts allowed before a halt: this one, plus one per failure still allowed (this
+    # attempt's own failure, if it failed, is already counted in ``failures``)
+    current_failed = agent.state in ("failed", "halted")
+    limit = agent.attempt + max(0, agent.max_failures - agent.failures - (0 if current_failed else 1))
+    parts = [state, f"{agent.attempt}/{limit}"]
+    in_state = age(agent.state_since, now) if now is not None else None
+    active = age(agent.last_activity, now) if now is not None else None
+    if active:
+        parts.append(f"{active} ago")
+    text = diff_text(diff)
+    if text:
+        parts.append(text)
+    if in_state:
+        parts.append(f"for {in_state}")
+    if agent.branch:
+        parts.append(agent.branch)
+    return parts
+
+
+def fit_subtitle(parts: list[str], width: int) -> str:
+    """Join as many leading parts as fit in ``width`` cells."""
+    shown: list[str] = []
+    for part in parts:
+        candidate = " · ".join(shown + [part])
+        if shown and Text.from_markup(_plain_markup(candidate)).cell_len > width:
+            break
+        shown.append(part)
+    return " · ".join(shown)
+
+
+def _plain_markup(markup: str) -> str:
+    """Textual markup with ``$variable`` styles replaced, so Rich can measure it."""
+    return re.sub(r"\[[^\]]*\$[^\]]*\]", "[b]", markup)
+
+
+class AgentTile(Widget, can_focus=True):
+    """One agent: border title = name, subtitle = status, body = the newest log lines."""
+
+    DEFAULT_CSS = """
+    AgentTile {
+        border: round $foreground 30%;
+        border-title-color: $foreground;
+        border-title-style: bold;
+        border-subtitle-color: $foreground-muted;
+        padding: 0 1;
+        height: 10;
+        text-wrap: nowrap;
+        text-overflow: clip;
+        background: $surface;
+    }
+    AgentTile:focus {
+        border: heavy $accent;
+        border-title-color: $accent;
+        background-tint: $accent 4%;
+    }
+    """
+
+    def __init__(self, agent: Agent, feed: LogFeed, clock: Clock | None) -> None:
+        super().__init__(id=f"tile-{agent.name}")
+        self.agent = agent
+        self.feed = feed
+        self.clock = clock
+        self.diff: tuple[int, int, int] | None = None
+        self.view = "log"
+        self.pending: str | None = None
+        self.border_title = agent.name
+
+    def update_agent(self, agent: Agent, diff: tuple[int, int, int] | None | bool = False) -> None:
+        """Take a new snapshot (``diff=False`` keeps the last diff summary)."""
+        self.agent = agent
+        if diff is not False:
+            self.diff = diff  # type: ignore[assignment]
+        self.refresh_subtitle()
+
+    def refresh_subtitle(self) -> None:
+        now = self.clock() if self.clock else None
+        parts = subtitle_parts(self.agent, self.diff, now, self.pending)
+        if self.view == "screen":
+            parts.insert(1, "screen")
+        width = max(10, self.size.width - 4) if self.size.width else 60
+        self.border_subtitle = fit_subtitle(parts, width)
+
+    def on_resize(self) -> None:
+        self.refresh_subtitle()
+
+    def body_lines(self) -> list[Text]:
+        if self.view == "screen":
+            return self.feed.screen or [Text("(capturing the tmux screen…)", style="dim")]
+        return self.feed.lines
+
+    def render(self) -> Text:
+        height = max(1, self.content_region.height or self.size.height - 2)
+        lines = self.body_lines()[-height:]
+        if not lines:
+            message = self.feed.error or ("(no output yet)" if self.agent.alive else f"({self.agent.state})")
+            return Text(message, style="dim italic")
+        text = Text("\n").join(lines)
+        text.no_wrap = True
+        text.overflow = "crop"
+        return text
+
+
+class TileGrid(ScrollableContainer, can_focus=True):
+    """The tiles in a grid whose columns follow the terminal size. Tiles that do not fit scroll;
+    :attr:`off_screen` counts them for the header. Owns the agent keys (they act on the focused
+    tile), so they are inactive while a dialog or the zoomed view is open."""
+
+    BINDINGS = bindings(GRID_KEYS)
+
+    DEFAULT_CSS = """
+    TileGrid {
+        layout: grid;
+        grid-size: 2;
+        grid-gutter: 0;
+        height: 1fr;
+        scrollbar-size-vertical: 1;
+    }
+    TileGrid > .empty { color: $foreground-muted; padding: 1 2; column-span: 4; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__(id="grid")
+        self.columns = 1
+        self.rows_shown = 1
+        self.tile_height = 10
+
+    @property
+    def tiles(self) -> list[AgentTile]:
+        return list(self.query_children(AgentTile))
+
+    def layout_tiles(self) -> None:
+        """Choose columns and tile height for the current size and number of tiles."""
+        tiles = self.tiles
+        width, height = self.size.width, self.size.height
+        if not width or not height:
+            return
+        self.columns, self.rows_shown, self.tile_height = choose_layout(len(tiles), width, height)
+        self.styles.grid_size_columns = self.columns
+        self.styles.grid_rows = str(self.tile_height)  # fixed rows: the rest scrolls
+        for tile in tiles:
+            tile.styles.height = self.tile_height
+
+    def on_resize(self) -> None:
+        self.layout_tiles()
+
+    @property
+    def off_screen(self) -> int:
+        """How many tiles are (at least partly) outside the visible area."""
+        tiles = self.tiles
+        if not tiles or not self.tile_height:
+            return 0
+        first_row = math.floor(self.scroll_y / self.tile_height + 0.01)
+        last_row = math.floor((self.scroll_y + self.size.height) / self.tile_height + 0.01) - 1
+        visible = sum(1 for i in range(len(tiles)) if first_row <= i // self.columns <= last_row)
+        return len(tiles) - visible
+
+
+def choose_layout(count: int, width: int, height: int) -> tuple[int, int, int]:
+    """``(columns, rows shown, tile height)``: as few tiles off screen as possible, then tiles
+    whose shape is closest to :data:`TARGET_ASPECT`."""
+    if count <= 0:
+        return 1, 1, max(MIN_TILE_HEIGHT, height)
+    max_columns = max(1, min(count, width // MIN_TILE_WIDTH))
+    rows_fit = max(1, height // MIN_TILE_HEIGHT)
+    best: tuple[float, int, int, int] | None = None
+    for columns in range(1, max_columns + 1):
+        rows_needed = math.ceil(count / columns)
+        rows = min(rows_needed, rows_fit)
+        tile_height = max(MIN_TILE_HEIGHT, height // rows)
+        hidden = count - columns * rows if rows < rows_needed else 0
+        aspect = (width / columns) / tile_height
+        score = hidden * 10 + abs(math.log(aspect / TARGET_ASPECT))
+        if best is None or score < best[0]:
+            best = (score, columns, rows, tile_height)
+    assert best is not None
+    return best[1], best[2], best[3]

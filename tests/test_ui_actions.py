@@ -1,0 +1,217 @@
+"""Pilot tests of the agent keys against the real engine: real git, real tmux on a private socket."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from cockpit.core import processes
+from cockpit.core.fleet import Fleet
+from cockpit.ui.app import make_app
+from cockpit.ui.dialogs import ConfirmDialog, DiscardDialog, NewAgentDialog, RespawnDialog
+from conftest import sleeper, tree_hashes
+from ui_support import agent_state, focus, tile_text, tiles, wait_for
+
+pytestmark = pytest.mark.tmux
+
+
+def app_for(fleet: Fleet, tmp_path: Path, **kwargs):
+    return make_app(fleet, clock=None, include_user_themes=False, user_config=tmp_path / "none.toml", **kwargs)
+
+
+def tree_states(fleet: Fleet, name: str) -> list[str | None]:
+    pane = fleet.tmux.pane(name)
+    assert pane is not None and pane.pid
+    return [processes.state(pid) for pid in processes.descendants(pane.pid)]
+
+
+async def stays_constant(pilot, read, seconds: float) -> None:
+    """Assert ``read()`` does not change for ``seconds`` (a window, polled, not one sleep)."""
+    first = read()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await pilot.pause(0.05)
+        assert read() == first
+
+
+async def test_pause_freezes_the_processes_and_resume_thaws_them(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.spawn("chatty", command=sleeper("chatty"))
+    fleet.spawn("other", command=sleeper("other"))
+    log = fleet.layout.session_log("chatty")
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await focus(pilot, app, "chatty")
+        await wait_for(pilot, lambda: "chatty 3" in tile_text(app, "chatty"), message="chatty's output")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: agent_state(app, "chatty") == "paused", message="paused state")
+        states = tree_states(fleet, "chatty")
+        assert states and all(s == "T" for s in states), states
+        await stays_constant(pilot, lambda: log.stat().st_size, 0.6)
+        assert all(s != "T" for s in tree_states(fleet, "other"))
+        await pilot.press("p")
+        await wait_for(pilot, lambda: agent_state(app, "chatty") == "running", message="resumed state")
+        size = log.stat().st_size
+        await wait_for(pilot, lambda: log.stat().st_size > size, message="output after resume")
+        assert all(s != "T" for s in tree_states(fleet, "chatty"))
+        assert app.reported == []
+
+
+async def test_kill_asks_first_and_cancel_keeps_the_agent(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.spawn("victim", command=sleeper())
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await focus(pilot, app, "victim")
+        await pilot.press("x")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog) and app.screen)
+        assert app.focused is dialog.query_one("#cancel")
+        await pilot.press("enter")  # Cancel
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmDialog))
+        assert fleet.tmux.has_session("victim")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("tab", "enter")  # Kill
+        await wait_for(pilot, lambda: agent_state(app, "victim") == "killed", message="killed")
+        assert not fleet.tmux.has_session("victim")
+        assert Path(fleet.layout.worktree("victim")).is_dir()
+
+
+async def test_discard_removes_only_that_worktree_and_branch(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    fleet.spawn("doomed", command=sleeper())
+    fleet.spawn("keeper", command=sleeper())
+    doomed_wt, keeper_wt = fleet.layout.worktree("doomed"), fleet.layout.worktree("keeper")
+    (doomed_wt / "scratch.txt").write_text("work in progress\n")
+    (keeper_wt / "mine.txt").write_text("keep me\n")
+    before_keeper, before_root = tree_hashes(keeper_wt), tree_hashes(repo)
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await focus(pilot, app, "doomed")
+        await pilot.press("d")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, DiscardDialog) and app.screen)
+        assert "scratch.txt" in str(dialog.query_one("#uncommitted").content)
+        assert "refs/cockpit/archive/doomed/1" in str(dialog.query_one("#archive").content)
+        assert app.focused is dialog.query_one("#cancel")
+        await pilot.press("tab", "enter")
+        await wait_for(pilot, lambda: "doomed" not in tiles(app), message="tile removed")
+        assert "keeper" in tiles(app)
+    assert not doomed_wt.exists()
+    branches = subprocess.run(["git", "branch", "--list"], cwd=repo, capture_output=True, text=True).stdout
+    assert "cockpit/doomed" not in branches and "cockpit/keeper" in branches
+    assert subprocess.run(["git", "rev-parse", "--verify", "refs/cockpit/archive/doomed/1"], cwd=repo,
+                          capture_output=True).returncode == 0
+    assert tree_hashes(keeper_wt) == before_keeper
+    assert tree_hashes(repo) == before_root
+    assert fleet.tmux.has_session("keeper")
+
+
+async def test_respawn_counts_attempts_and_refuses_a_halted_agent(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.spawn("flaky", command="echo trying; exit 1", task="fix it")
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        tile = await focus(pilot, app, "flaky")
+        await wait_for(pilot, lambda: tile.agent.state == "failed", message="first failure")
+        assert "1/2" in tile.border_subtitle
+        await pilot.press("r")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, RespawnDialog) and app.screen)
+        assert "attempt 1 → 2" in str(dialog.query_one("#title").content)
+        await pilot.press("enter")  # submit the task as is: fresh worktree
+        await wait_for(pilot, lambda: tiles(app)["flaky"].agent.attempt == 2, message="attempt 2")
+        tile = tiles(app)["flaky"]
+        await wait_for(pilot, lambda: tile.agent.state == "halted", message="halted after the second failure")
+        await pilot.press("r")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, RespawnDialog) and app.screen)
+        await pilot.press("enter")  # same task, no force: refused inside the dialog
+        await wait_for(pilot, lambda: "Refused" in str(dialog.query_one("#problem").content))
+        assert app.screen is dialog
+        dialog.query_one("#task").value = "fix it, differently"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: tiles(app)["flaky"].agent.attempt == 3, message="attempt 3 (replan)")
+    assert fleet.agent("flaky").task == "fix it, differently"
+
+
+async def test_new_agent_form_spawns_and_focuses_it(fleet: Fleet, tmp_path: Path) -> None:
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("n")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, NewAgentDialog) and app.screen)
+        await pilot.press("B", "a", "d", "enter")  # invalid name: the form stays
+        await wait_for(pilot, lambda: "invalid agent name" in str(dialog.query_one("#problem").content))
+        dialog.query_one("#name").value = "fresh"
+        dialog.query_one("#command").value = "echo hello-from-fresh; sleep 3600"
+        dialog.query_one("#task").value = "say hello"
+        dialog.query_one("#scope").value = "src/**"
+        await pilot.click("#confirm")
+        tile = await wait_for(pilot, lambda: tiles(app).get("fresh"), message="new tile")
+        await wait_for(pilot, lambda: app.focused is tile, message="focus on the new tile")
+        await wait_for(pilot, lambda: "hello-from-fresh" in tile_text(app, "fresh"), message="its output")
+    agent = fleet.agent("fresh")
+    assert agent.task == "say hello" and agent.scope == ["src/**"]
+
+
+async def test_attach_suspends_runs_the_attach_command_and_returns(fleet: Fleet, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet.spawn("asker", command=sleeper())
+    calls: list[tuple[list[str], dict[str, str]]] = []
+
+    def runner(argv: list[str], env: dict[str, str]) -> int:
+        calls.append((argv, env))
+        return 0
+
+    monkeypatch.setenv("TMUX", "/tmp/outer-tmux,1,0")
+    app = app_for(fleet, tmp_path, attach_runner=runner)
+    suspended: list[bool] = []
+
+    @contextlib.contextmanager
+    def fake_suspend():  # headless drivers cannot suspend; the real terminal is tested in test_ui_tmux
+        suspended.append(True)
+        yield
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.suspend = fake_suspend  # type: ignore[method-assign]
+        await focus(pilot, app, "asker")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: calls, message="attach runner")
+        argv, env = calls[0]
+        assert argv == fleet.attach_argv("asker")
+        assert "TMUX" not in env and suspended == [True]
+        await pilot.press("a")
+        await wait_for(pilot, lambda: len(calls) == 2, message="second attach via 'a'")
+        await pilot.press("p")  # the app is alive and still acts
+        await wait_for(pilot, lambda: agent_state(app, "asker") == "paused", message="paused after attach")
+        assert app.reported == []
+
+
+async def test_attach_without_a_terminal_is_an_error_not_a_crash(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.spawn("asker", command=sleeper())
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await focus(pilot, app, "asker")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("attach from another one" in m for m in app.reported))
+        assert app.is_running
+
+
+async def test_engine_errors_become_notifications(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.spawn("done", command="echo bye")
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        tile = await focus(pilot, app, "done")
+        await wait_for(pilot, lambda: tile.agent.state == "exited", message="exited")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: any("not running" in m for m in app.reported), message="error toast")
+        assert app.is_running
+        await pilot.press("z")  # still responsive
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ZoomScreen")
+
+
+async def test_quit_leaves_agents_running(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.spawn("stay", command=sleeper())
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await focus(pilot, app, "stay")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running, message="exit")
+    assert fleet.agent("stay").state == "running"

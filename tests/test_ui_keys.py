@@ -1,0 +1,170 @@
+"""Keys as data: help lists every binding, [keys] remaps work, the palette finds actions by agent
+name, focus moves by grid geometry, zoom searches, and s switches to the tmux screen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from cockpit.core.fleet import Fleet
+from cockpit.ui.app import make_app
+from cockpit.ui.dialogs import DiscardDialog
+from cockpit.ui.help import HelpScreen
+from cockpit.ui.keys import ALL_KEYS, check_keymap, markdown_table
+from cockpit.ui.tiles import TileGrid, choose_layout
+from cockpit.ui.zoom import ZoomScreen, find_matches
+from conftest import sleeper
+from ui_support import agent_state, focus, tiles, wait_for
+
+
+def app_for(fleet: Fleet, tmp_path: Path, **kwargs):
+    kwargs.setdefault("user_config", tmp_path / "none.toml")
+    return make_app(fleet, clock=None, include_user_themes=False, **kwargs)
+
+
+def help_text(screen: HelpScreen) -> str:
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))
+    console.print(screen.query_one("#help-table").content)
+    return console.export_text()
+
+
+def test_every_binding_has_an_id_and_a_description() -> None:
+    ids = [spec.id for spec in ALL_KEYS]
+    assert len(ids) == len(set(ids))
+    assert all(spec.description for spec in ALL_KEYS)
+    assert all(f"`{spec.id}`" in markdown_table() for spec in ALL_KEYS)
+    good, problems = check_keymap({"pause": "P", "bogus": "x", "kill": " "}, "cockpit.toml")
+    assert good == {"pause": "P"} and len(problems) == 2 and "keys.bogus" in problems[0]
+
+
+def test_layout_uses_fewer_columns_when_narrow() -> None:
+    assert choose_layout(4, 80, 21)[0] == 2
+    columns, rows, height = choose_layout(30, 80, 21)
+    assert columns * rows < 30 and height >= 8
+    assert choose_layout(1, 160, 45) == (1, 1, 45)
+
+
+@pytest.mark.tmux
+async def test_help_lists_every_binding(fleet: Fleet, tmp_path: Path) -> None:
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("question_mark")
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen)
+        text = help_text(screen)
+        for spec in ALL_KEYS:
+            assert spec.id in text and spec.description in text, spec.id
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
+
+
+@pytest.mark.tmux
+async def test_keys_remapped_in_cockpit_toml(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    (repo / "cockpit.toml").write_text('[keys]\npause = "P"\nhelp = "f1"\nnosuch = "y"\n')
+    fleet.spawn("agent", command=sleeper())
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await focus(pilot, app, "agent")
+        assert any("keys.nosuch" in p for p in app.problems)
+        await pilot.press("P")
+        await wait_for(pilot, lambda: agent_state(app, "agent") == "paused", message="paused by P")
+        await pilot.press("p")  # no longer bound: would resume otherwise
+        polls = app.polls
+        await wait_for(pilot, lambda: app.polls >= polls + 3, message="a few polls")
+        assert agent_state(app, "agent") == "paused" and fleet.agent("agent").state == "paused"
+        await pilot.press("f1")
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen)
+        pause_row = next(line for line in help_text(screen).splitlines() if "pause" in line and "Pause" in line)
+        assert pause_row.split()[0] == "P"
+
+
+@pytest.mark.tmux
+async def test_user_config_keys_apply_and_repo_keys_win(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    user = tmp_path / "user.toml"
+    user.write_text('[keys]\nzoom = "Z"\nkill = "K"\n')
+    (repo / "cockpit.toml").write_text('[keys]\nkill = "X"\n')
+    app = app_for(fleet, tmp_path, user_config=user)
+    assert app.keymap == {"zoom": "Z", "kill": "X"}
+
+
+@pytest.mark.tmux
+async def test_palette_finds_actions_by_agent_name_and_switches_theme(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.spawn("alpha", command=sleeper())
+    fleet.spawn("beta", command=sleeper())
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await focus(pilot, app, "alpha")
+        titles = [c.title for c in app.palette_commands()]
+        assert "discard beta" in titles and "pause alpha" in titles and "theme cockpit-light" in titles
+        await pilot.press("ctrl+p")
+        await pilot.press(*"discard bet")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, DiscardDialog) and app.screen)
+        assert dialog.agent.name == "beta"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, DiscardDialog))
+        assert "beta" in tiles(app)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"theme cockpit-light")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.theme == "cockpit-light", message="light theme")
+
+
+@pytest.mark.tmux
+async def test_focus_moves_by_grid_geometry(fleet: Fleet, tmp_path: Path) -> None:
+    for name in ("a1", "a2", "a3", "a4", "a5"):
+        fleet.spawn(name, command="sleep 3600")
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: len(tiles(app)) == 5)
+        await focus(pilot, app, "a1")
+        columns = app.query_one(TileGrid).columns
+        assert columns >= 2
+        name = lambda: app.focused.agent.name  # noqa: E731
+        await pilot.press("l")
+        assert name() == "a2"
+        await pilot.press("h")
+        assert name() == "a1"
+        await pilot.press("j")
+        assert name() == f"a{1 + columns}"
+        await pilot.press("k", "right", "left", "tab")
+        assert name() == "a2"
+        await pilot.press("shift+tab", "shift+tab")
+        assert name() == "a5"
+
+
+@pytest.mark.tmux
+async def test_zoom_search_and_screen_view(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.spawn("talker", command="for i in 1 2 3; do echo needle $i; echo hay $i; done; "
+                                 "printf 'SCREEN-ONLY\\n'; sleep 3600")
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        tile = await focus(pilot, app, "talker")
+        await wait_for(pilot, lambda: any("SCREEN-ONLY" in l.plain for l in tile.feed.lines))
+        await pilot.press("z")
+        zoom = await wait_for(pilot, lambda: isinstance(app.screen, ZoomScreen) and app.screen)
+        await wait_for(pilot, lambda: any("needle 3" in l.plain for l in zoom.lines), message="scrollback")
+        await pilot.press("slash", *"NEEDLE", "enter")
+        await wait_for(pilot, lambda: len(zoom.matches) == 3, message="3 matches")
+        assert zoom.current == 2
+        await pilot.press("n")
+        assert zoom.current == 0
+        await pilot.press("N", "N")
+        assert zoom.current == 1
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ZoomScreen))
+        await pilot.press("s")
+        assert tile.view == "screen"
+        await wait_for(pilot, lambda: tile.feed.screen and any("SCREEN-ONLY" in l.plain for l in tile.feed.screen),
+                       message="captured screen")
+        await pilot.press("s")
+        assert tile.view == "log"
+
+
+def test_find_matches_is_case_insensitive_and_finds_repeats() -> None:
+    from rich.text import Text
+    assert find_matches([Text("aXa xa"), Text("none")], "xa") == [(0, 1, 3), (0, 4, 6)]
+    assert find_matches([Text("abc")], "") == []

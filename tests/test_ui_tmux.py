@@ -1,0 +1,61 @@
+"""The real TUI in a real terminal: ``cockpit`` runs in a tmux pane (its own tmux server, not the
+agents'), driven with send-keys. Enter attaches to an agent (the TUI suspends), the keys typed go
+to the agent, detaching returns to the TUI, and q quits leaving the agent running."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+import cockpit
+from cockpit.core.fleet import Fleet
+from conftest import PY, wait_until
+
+pytestmark = [pytest.mark.tmux, pytest.mark.slow]
+PROJECT = Path(cockpit.__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def terminal() -> Iterator[str]:
+    """A tmux server standing in for the user's terminal."""
+    socket = f"cockpit-term-{uuid.uuid4().hex[:8]}"
+    yield socket
+    subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+
+
+def screen(socket: str) -> str:
+    return subprocess.run(["tmux", "-L", socket, "capture-pane", "-p", "-t", "=tui:"],
+                          capture_output=True, text=True).stdout
+
+
+def keys(socket: str, *names: str) -> None:
+    subprocess.run(["tmux", "-L", socket, "send-keys", "-t", "=tui:", *names], check=True)
+
+
+def test_attach_from_the_tui_and_detach_back(fleet: Fleet, repo: Path, terminal: str) -> None:
+    fleet.spawn("asker", command="echo ready-to-ask; read answer; echo got:$answer; sleep 3600")
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "TERM": "xterm-256color"}
+    env.pop("TMUX", None)
+    command = f"cd {repo} && {PY} -m cockpit; echo TUI-EXITED; sleep 3600"
+    subprocess.run(["tmux", "-L", terminal, "new-session", "-d", "-s", "tui", "-x", "100", "-y", "30", command],
+                   check=True, env=env)
+    wait_until(lambda: "asker" in screen(terminal) and "ready-to-ask" in screen(terminal), message="the TUI")
+    keys(terminal, "Enter")
+    wait_until(lambda: "cockpit ·" not in screen(terminal) and "ready-to-ask" in screen(terminal),
+               message="attached to the agent")
+    attached = screen(terminal)
+    keys(terminal, "yes", "Enter")
+    log = fleet.layout.session_log("asker")
+    wait_until(lambda: "got:yes" in log.read_text(errors="replace"), message="the agent got the answer")
+    keys(terminal, "C-b", "d")  # detach the inner client: back to the TUI
+    wait_until(lambda: "cockpit ·" in screen(terminal) and "got:yes" in screen(terminal), message="back in the TUI")
+    keys(terminal, "q")
+    wait_until(lambda: "TUI-EXITED" in screen(terminal), message="the TUI quit")
+    assert fleet.agent("asker").state == "running"
+    assert "Traceback" not in screen(terminal)
+    assert "[asker]" in attached or "asker" in attached.splitlines()[-1], attached  # tmux status line

@@ -1,0 +1,82 @@
+"""Helpers for the UI tests: polling waits inside Pilot, and a deterministic fleet."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from textual.pilot import Pilot
+
+from cockpit.core.fleet import Fleet
+from cockpit.ui.app import CockpitApp
+from cockpit.ui.tiles import AgentTile, TileGrid
+from conftest import wait_until
+
+
+async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float = 20.0,
+                   message: str = "condition") -> object:
+    """Let the app run until ``condition()`` is truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        await pilot.pause(0.05)
+
+
+def tiles(app: CockpitApp) -> dict[str, AgentTile]:
+    return {tile.agent.name: tile for tile in app.query_one(TileGrid).tiles}
+
+
+def tile_text(app: CockpitApp, name: str) -> str:
+    """What the tile's body shows right now (plain text)."""
+    tile = tiles(app).get(name)
+    return "\n".join(line.plain for line in tile.body_lines()) if tile else ""
+
+
+async def focus(pilot: Pilot, app: CockpitApp, name: str) -> AgentTile:
+    """Wait for ``name``'s tile and focus it."""
+    tile = await wait_for(pilot, lambda: tiles(app).get(name), message=f"tile {name}")
+    tile.focus()
+    await wait_for(pilot, lambda: app.focused is tile, message=f"focus on {name}")
+    return tile
+
+
+def agent_state(app: CockpitApp, name: str) -> str | None:
+    tile = tiles(app).get(name)
+    return tile.agent.state if tile else None
+
+
+FIXED = {
+    "alpha": r"printf '\033[1malpha\033[0m: implementing the login form\n\033[32m✔\033[0m form renders\n"
+             r"\033[32m✔\033[0m validation\n\033[33m…\033[0m waiting for the API\n'; sleep 3600",
+    "beta": r"printf 'beta: refactoring the session store\nstep 1/3 \033[36mextract interface\033[0m\n"
+            r"step 2/3 \033[36mmove callers\033[0m\n'; sleep 3600",
+    "gamma": r"printf 'gamma: running the test-suite\n  test_login      \033[32mok\033[0m\n"
+             r"  test_refresh    \033[31mFAIL\033[0m\n1 failed\n'; exit 1",
+}
+"""Agents whose logs never change after they start: for snapshots."""
+
+
+def spawn_fixed(fleet: Fleet) -> None:
+    """Spawn the deterministic agents and wait until each has written all it will write."""
+    for name, command in FIXED.items():
+        fleet.spawn(name, command=command, task=f"task of {name}")
+    for name, end in (("alpha", "waiting for the API"), ("beta", "move callers"), ("gamma", "exited with status")):
+        log = fleet.layout.session_log(name)
+        wait_until(lambda: log.exists() and end in log.read_text(errors="replace"), message=f"{name}'s log")
+    wait_until(lambda: {a.name: a.state for a in fleet.agents()}.get("gamma") == "failed", message="gamma failed")
+
+
+def fixed_ready(app: CockpitApp) -> bool:
+    """Every fixed agent has its tile, its log lines, its diff summary and its final state."""
+    shown = tiles(app)
+    return (set(shown) == set(FIXED) and all(t.feed.lines and t.diff is not None for t in shown.values())
+            and shown["gamma"].agent.state == "failed" and "exited with status" in tile_text(app, "gamma"))
+
+
+def log_path(fleet: Fleet, name: str) -> Path:
+    return fleet.layout.session_log(name)
