@@ -59,3 +59,23 @@ def test_attach_from_the_tui_and_detach_back(fleet: Fleet, repo: Path, terminal:
     assert fleet.agent("asker").state == "running"
     assert "Traceback" not in screen(terminal)
     assert "[asker]" in attached or "asker" in attached.splitlines()[-1], attached  # tmux status line
+
+
+def test_keys_typed_fast_act_on_the_tile_just_focused(fleet: Fleet, repo: Path, terminal: str) -> None:
+    """``tab d`` typed in one go must discard the tile tab moved to, never the one before it."""
+    fleet.spawn("alpha", command="echo alpha-up; sleep 3600")
+    fleet.spawn("beta", command="echo beta-up; sleep 3600")
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "TERM": "xterm-256color"}
+    env.pop("TMUX", None)
+    command = f"cd {repo} && {PY} -m cockpit; echo TUI-EXITED; sleep 3600"
+    subprocess.run(["tmux", "-L", terminal, "new-session", "-d", "-s", "tui", "-x", "120", "-y", "30", command],
+                   check=True, env=env)
+    wait_until(lambda: "alpha-up" in screen(terminal) and "beta-up" in screen(terminal), message="the TUI")
+    keys(terminal, "Tab", "d")  # one write: both keys arrive together
+    wait_until(lambda: "Discard" in screen(terminal) and "?" in screen(terminal), message="the discard dialog")
+    assert "Discard beta?" in screen(terminal), screen(terminal)
+    keys(terminal, "Tab", "Enter")  # focus starts on Cancel: move to Discard and confirm
+    wait_until(lambda: [a.name for a in fleet.agents()] == ["alpha"], message="beta discarded")
+    assert fleet.agent("alpha").state == "running"
+    keys(terminal, "q")
+    wait_until(lambda: "TUI-EXITED" in screen(terminal), message="the TUI quit")

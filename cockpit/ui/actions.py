@@ -61,6 +61,12 @@ def _target(app: "CockpitApp", name: str | None) -> AgentTile | None:
     return tile
 
 
+def _focus(tile: AgentTile) -> None:
+    """Focus at once. ``Widget.focus()`` defers to the next idle moment, so a key typed right
+    after a move (``j d``) would act on the tile that was focused before: the wrong agent."""
+    tile.screen.set_focus(tile)
+
+
 def action_move(app: "CockpitApp", dx: int, dy: int) -> None:
     """Move focus by grid geometry; down from a full row into a shorter last row lands on its
     last tile."""
@@ -70,14 +76,14 @@ def action_move(app: "CockpitApp", dx: int, dy: int) -> None:
         return
     current = app.focused
     if not isinstance(current, AgentTile) or current not in tiles:
-        tiles[0].focus()
+        _focus(tiles[0])
         return
     index = tiles.index(current)
     target = index + dx + dy * grid.columns
     if target >= len(tiles) and dy > 0 and index // grid.columns < (len(tiles) - 1) // grid.columns:
         target = len(tiles) - 1
     if 0 <= target < len(tiles):
-        tiles[target].focus()
+        _focus(tiles[target])
 
 
 def action_focus_tile(app: "CockpitApp", step: int) -> None:
@@ -86,7 +92,7 @@ def action_focus_tile(app: "CockpitApp", step: int) -> None:
         return
     current = app.focused
     index = tiles.index(current) if isinstance(current, AgentTile) and current in tiles else -step
-    tiles[(index + step) % len(tiles)].focus()
+    _focus(tiles[(index + step) % len(tiles)])
 
 
 def action_pause(app: "CockpitApp", name: str | None = None) -> None:
