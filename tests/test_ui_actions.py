@@ -215,3 +215,16 @@ async def test_quit_leaves_agents_running(fleet: Fleet, tmp_path: Path) -> None:
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, message="exit")
     assert fleet.agent("stay").state == "running"
+
+
+async def test_mark_failed_with_F_counts_towards_the_failure_rule(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.spawn("flaky", command=sleeper())
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await focus(pilot, app, "flaky")
+        await pilot.press("F")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog) and app.screen)
+        assert app.focused is dialog.query_one("#cancel")
+        await pilot.press("tab", "enter")
+        await wait_for(pilot, lambda: agent_state(app, "flaky") == "failed", message="marked failed")
+        assert fleet.agent("flaky").failures == 1 and not fleet.tmux.has_session("flaky")

@@ -89,3 +89,17 @@ async def test_the_ui_stays_responsive_while_agents_flood(fleet: Fleet, tmp_path
         await wait_for(pilot, lambda: all(t.feed.version > first[n] + 2 for n, t in tiles(app).items()),
                        message="tiles keep following the flood")
         assert all(len(t.feed.lines) <= TILE_LINES for t in tiles(app).values())
+
+
+async def test_tiles_flag_out_of_scope_edits_and_collisions(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.spawn("owner", command="echo one > shared.txt; sleep 3600", scope=["shared.txt"])
+    fleet.spawn("rogue", command="echo two > shared.txt; echo x > elsewhere.txt; sleep 3600", scope=["src/**"])
+    app = app_for(fleet, tmp_path, poll_interval=0.2)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_for(pilot, lambda: "rogue" in tiles(app) and "owner" in tiles(app), message="tiles")
+        await wait_for(pilot, lambda: "2 out of scope" in str(tiles(app)["rogue"].border_subtitle),
+                       timeout=20, message="out-of-scope badge")
+        assert "collides with owner" in str(tiles(app)["rogue"].border_subtitle)
+        await wait_for(pilot, lambda: "collides with rogue" in str(tiles(app)["owner"].border_subtitle),
+                       timeout=20, message="collision badge on the other agent")
+        assert "out of scope" not in str(tiles(app)["owner"].border_subtitle)

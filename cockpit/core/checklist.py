@@ -113,6 +113,9 @@ def run_checklist(fleet: "Fleet", specs: list[AgentSpec], base: str | None = Non
         taken = worktrees.branch_exists(fleet.root, branch)
         add(Item(name, "own branch", at is None and not taken,
                  f"{branch} is checked out at {at}" if at else f"{branch} already exists" if taken else branch))
+        stale = fleet.tmux.has_session(name)
+        add(Item(name, "own tmux session", not stale,
+                 f"session {name!r} already exists on socket {fleet.tmux.socket_name}" if stale else name))
         log_dir = layout.agent_dir(name)
         in_worktree = [str(w) for w in worktree_paths if w.resolve() != fleet.root.resolve() and _inside(log_dir, w)]
         add(Item(name, "log directory writable and outside every worktree", _writable(log_dir) and not in_worktree,

@@ -283,7 +283,10 @@ class Fleet:
         if worktree.exists() or os.path.islink(worktree):
             raise CockpitError(f"{worktree} already exists: refusing to overwrite it")
         if self.tmux.has_session(name):
-            raise CockpitError(f"tmux session {name!r} already exists on socket {self.tmux.socket_name}")
+            raise CockpitError(
+                f"tmux session {name!r} already exists on socket {self.tmux.socket_name} but is not a cockpit agent "
+                f"of this repository (left from an earlier repository at this path?): "
+                f"tmux -L {self.tmux.socket_name} kill-session -t {name}")
 
     def _environment(self, spec: AgentSpec, attempt: int, branch: str, base_ref: str) -> dict[str, str]:
         layout = self.layout

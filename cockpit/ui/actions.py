@@ -128,6 +128,25 @@ def action_kill(app: "CockpitApp", name: str | None = None) -> None:
                                   "branch and log stay (r respawns it, d discards it).", "Kill"), decided)
 
 
+def action_mark_failed(app: "CockpitApp", name: str | None = None) -> None:
+    """Count a failure the user saw; at max_failures the agent and its dependents halt."""
+    tile = _target(app, name)
+    if tile is None:
+        return
+    agent = tile.agent
+
+    def decided(ok: bool | None) -> None:
+        if ok:
+            app.run_op(agent.name, "failing", app.fleet.mark_failed, agent.name,
+                       done=lambda _: app.notify(f"marked {agent.name} failed"))
+
+    last = agent.failures + 1 >= agent.max_failures
+    app.push_screen(ConfirmDialog(
+        f"Mark {agent.name} failed?",
+        f"Failure {agent.failures + 1} of {agent.max_failures}: its process stops"
+        + (", and it is halted with every agent that depends on it." if last else "."), "Mark failed"), decided)
+
+
 def action_discard(app: "CockpitApp", name: str | None = None) -> None:
     """Fetch what a discard would archive (worker), then ask."""
     tile = _target(app, name)

@@ -311,6 +311,7 @@ class CockpitApp(App[int]):
     action_pause = actions.action_pause
     action_resume = actions.action_resume
     action_kill = actions.action_kill
+    action_mark_failed = actions.action_mark_failed
     action_discard = actions.action_discard
     action_respawn = actions.action_respawn
     action_attach = actions.action_attach

@@ -57,6 +57,8 @@ GRID_KEYS: tuple[KeySpec, ...] = (
     KeySpec("kill", "x", "app.kill", "Kill the agent (asks first)", "Agent", short="kill"),
     KeySpec("discard", "d", "app.discard", "Discard: archive, remove worktree and branch", "Agent", short="discard"),
     KeySpec("respawn", "r", "app.respawn", "Respawn: start the next attempt", "Agent", short="respawn"),
+    KeySpec("fail", "F", "app.mark_failed", "Mark failed (counts towards the 2-failure rule; asks first)", "Agent",
+            show=False),
     KeySpec("attach", "enter,a", "app.attach", "Attach to the agent's terminal", "Agent", key_display="⏎/a", short="attach"),
     KeySpec("new", "n", "app.new_agent", "New agent", "Fleet", short="new"),
     KeySpec("screen", "s", "app.toggle_screen", "Log / screen view", "View", short="log/screen"),

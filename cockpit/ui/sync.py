@@ -43,6 +43,9 @@ class FleetSync:
     def __init__(self, fleet: Fleet, poll_interval: float = 1.0, diff_interval: float = 5.0,
                  diffs: bool = True) -> None:
         self.fleet = fleet
+        # Ownership (out-of-scope edits, collisions) costs a git diff per worktree: at most
+        # once per diff interval, from the tracker's cache in between.
+        fleet.ownership_tracker.max_age = diff_interval
         self.poll_interval = poll_interval
         self.diff_interval = diff_interval
         self.diffs_enabled = diffs
@@ -70,7 +73,7 @@ class FleetSync:
         if force or snap.events or now - self._last_agents >= self.poll_interval:
             self._last_agents = now
             try:
-                snap.agents = fleet.agents()
+                snap.agents = fleet.agents(ownership=self.diffs_enabled)
             except Exception as exc:  # noqa: BLE001
                 snap.errors.append(describe(exc))
         if snap.agents is not None and self.diffs_enabled and (
@@ -80,7 +83,7 @@ class FleetSync:
             for agent in snap.agents:
                 try:
                     snap.diffs[agent.name] = fleet.diff_summary(agent.name)
-                except Exception:  # noqa: BLE001 - a missing worktree simply has no summary
+                except CockpitError:  # a missing worktree simply has no summary
                     snap.diffs[agent.name] = None
         for name in sorted(screens):
             try:

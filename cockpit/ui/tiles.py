@@ -67,6 +67,11 @@ def subtitle_parts(agent: Agent, diff: tuple[int, int, int] | None, now: datetim
     current_failed = agent.state in ("failed", "halted")
     limit = agent.attempt + max(0, agent.max_failures - agent.failures - (0 if current_failed else 1))
     parts = [state, f"{agent.attempt}/{limit}"]
+    if agent.out_of_scope:
+        parts.append(f"[bold $error]⚠ {len(agent.out_of_scope)} out of scope[/]")
+    if agent.collisions:
+        others = sorted({o for c in agent.collisions for o in c["agents"]})
+        parts.append(f"[bold $warning]⚠ collides with {', '.join(others)}[/]")
     in_state = age(agent.state_since, now) if now is not None else None
     active = age(agent.last_activity, now) if now is not None else None
     if active:
