@@ -11,7 +11,7 @@ class Agent:
     """A snapshot: the event log's story reconciled with what tmux and git show right now."""
 
     name: str
-    state: str  # running, paused, exited, failed, killed, halted, missing
+    state: str  # running, paused, exited, failed, killed, halted, missing; queued, blocked, merged, conflict, rejected
     attempt: int
     failures: int
     max_failures: int
@@ -33,6 +33,7 @@ class Agent:
     reason: str | None = None
     pid: int | None = None
     archives: list[str] = field(default_factory=list)
+    merge: dict | None = None  # the merge queue's last outcome: {reason, paths, gate, tail, commit}
 
     @property
     def alive(self) -> bool:
