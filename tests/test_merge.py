@@ -388,3 +388,69 @@ def test_queue_survives_quit_and_restart(fleet: Fleet, repo: Path, tmp_path: Pat
         ["q3: part 1", "q2: part 1", "q1: part 1"]
     assert pending(fresh) == []
     assert_no_scratch(repo)
+
+
+# -- landing, directly ----------------------------------------------------------------------------
+def test_land_is_a_fast_forward_compare_and_swap(repo: Path) -> None:
+    from cockpit.core import candidate
+    old = main_sha(repo)
+    git(repo, "checkout", "-q", "-b", "elsewhere")  # main is now checked out nowhere
+    git(repo, "commit", "-q", "--allow-empty", "-m", "next")
+    new = git(repo, "rev-parse", "HEAD")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "unrelated")
+    with pytest.raises(candidate.BaseMoved):  # base is not at the tip the candidate was built on
+        candidate.land(repo, "main", new, git(repo, "rev-parse", "HEAD"), None, "test")
+    with pytest.raises(Exception, match="not a fast-forward"):
+        candidate.land(repo, "elsewhere", new, old, None, "test")
+    assert main_sha(repo) == old
+    candidate.land(repo, "main", old, new, None, "test")
+    assert main_sha(repo) == new
+    assert git(repo, "reflog", "-1", "--format=%gs", "main") == "test"
+
+
+def test_land_in_a_checkout_moves_files_and_ref_together(repo: Path) -> None:
+    from cockpit.core import candidate
+    old = main_sha(repo)
+    git(repo, "checkout", "-q", "-b", "side")
+    (repo / "f.txt").write_text("f\n")
+    git(repo, "add", "f.txt")
+    git(repo, "commit", "-qm", "f")
+    new = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "main")
+    (repo / "README.md").write_text("dirty\n")
+    with pytest.raises(candidate.CheckoutNotClean):
+        candidate.land(repo, "main", old, new, repo, "test")
+    assert main_sha(repo) == old and (repo / "README.md").read_text() == "dirty\n"
+    git(repo, "checkout", "README.md")
+    candidate.land(repo, "main", old, new, repo, "test")
+    assert main_sha(repo) == new and (repo / "f.txt").read_text() == "f\n"
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_base_checked_out_nowhere_lands_by_update_ref(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    spawn_committer(fleet, tmp_path, "n", {"n.txt": "n\n"})
+    git(repo, "checkout", "-q", "-b", "mine")
+    (repo / "mine.txt").write_text("uncommitted, on another branch\n")
+    outcome = run_queue(fleet, ["n"])["outcomes"]["n"]
+    assert outcome.state == "merged" and main_sha(repo) == outcome.commit
+    assert "n.txt" in files_on(repo) and not (repo / "n.txt").exists()  # the checkout on 'mine' untouched
+    assert git(repo, "branch", "--show-current") == "mine" and (repo / "mine.txt").exists()
+
+
+def test_stopping_the_queue_keeps_the_candidate_queued(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    configure(repo, gates=[f"echo run >> {runs}; sleep 120"])
+    spawn_committer(fleet, tmp_path, "s", {"s.txt": "s\n"})
+    enqueue(fleet, ["s"])
+    stop = threading.Event()
+    result: list = []
+    runner = threading.Thread(target=lambda: result.append(MergeQueue(fleet, stop=stop).run()))
+    runner.start()
+    wait_until(runs.exists, message="the gate runs")
+    before = main_sha(repo)
+    stop.set()  # the TUI is quitting
+    runner.join(30)
+    assert not runner.is_alive() and result == [[]]
+    assert main_sha(repo) == before and [(e.name, e.state) for e in pending(fleet)] == [("s", "queued")]
+    assert fleet.history().records["s"].merging is None
+    assert_no_scratch(repo)
