@@ -269,7 +269,9 @@ def test_gate_timeout_kills_the_gate_group_and_rejects(fleet: Fleet, repo: Path,
 def test_merge_state_lasts_until_respawn_and_requeue(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
     spawn_committer(fleet, tmp_path, "r", {"r.txt": "r\n"})
     enqueue(fleet, ["r"])
-    assert ls(repo)["r"]["state"] == "queued" and ls(repo)["r"]["merge"] is None
+    listed = ls(repo)["r"]
+    assert listed["state"] == "queued" and listed["merge"] is None
+    assert listed["process_state"] == "running" and fleet.agent("r").alive  # its process is untouched
     assert enqueue(fleet, ["r"]) == [("r", 1, False)]  # already waiting: keeps its place
     run_queue(fleet, [])
     assert fleet.agent("r").state == "merged"

@@ -34,10 +34,11 @@ class Agent:
     pid: int | None = None
     archives: list[str] = field(default_factory=list)
     merge: dict | None = None  # the merge queue's last outcome: {reason, paths, gate, tail, commit}
+    process_state: str = ""    # what the process does (running .. missing) while ``state`` shows a merge state
 
     @property
     def alive(self) -> bool:
-        return self.state in ("running", "paused")
+        return (self.process_state or self.state) in ("running", "paused")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -176,6 +176,7 @@ class Fleet:
             state = "paused" if processes.is_stopped(pane.pid) else "running"
         if not worktree.is_dir():
             state = "missing"
+        process_state = state
         if record.merge_state:  # queued .. merged: the merge queue's word wins until re-queued or respawned
             state = record.merge_state
         activity: list[float] = []
@@ -211,6 +212,7 @@ class Fleet:
             pid=pane.pid if pane else None,
             archives=list(record.archives),
             merge=dict(record.merge) if record.merge else None,
+            process_state=process_state,
         )
 
     # -- spawn ----------------------------------------------------------------------------------------
