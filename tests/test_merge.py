@@ -342,8 +342,9 @@ def test_sigkill_at_any_step_leaves_base_unchanged_or_fully_merged(fleet: Fleet,
         gate_pid = int(pidfile.read_text())
         assert Path(f"/proc/{gate_pid}").exists()
 
-    resumed = cockpit(repo, "merge")
+    resumed = cockpit(repo, "merge", "k")  # named again: it is still queued, and must end merged
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "k: already queued" in resumed.stdout and "k: merged into main" in resumed.stdout
     said = "finished" if step == "after-ref" else "abandoned"
     assert f"k: the merge interrupted by a crash was {said}" in resumed.stdout or (
         said == "finished" and "k: the merge interrupted by a crash had landed: finished it" in resumed.stdout)

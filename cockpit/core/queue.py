@@ -220,7 +220,9 @@ class MergeQueue:
             raise QueueBusy(runner_pid(fleet))
         outcomes: list[Outcome] = []
         try:
-            self._recover()
+            for outcome in self._recover():
+                outcomes.append(outcome)
+                self.report(outcome.describe())
             while not self.stop.is_set():
                 with fleet.locked():
                     queue = _queued(fleet)
@@ -394,17 +396,22 @@ class MergeQueue:
             return self._finish(record, "merged", base, commit=built.commit, reason=config.merge)
 
     # -- crash recovery --------------------------------------------------------------------------
-    def _recover(self) -> None:
-        """Settle every candidate a dead runner left open, and remove its scratch worktrees."""
+    def _recover(self) -> list[Outcome]:
+        """Settle every candidate a dead runner left open, and remove its scratch worktrees.
+        Returns the candidates found landed (the others stay queued)."""
+        finished = []
         for record in _queued(self.fleet):
             if record.merging:
-                self._settle(record.name, "interrupted by a crash")
+                outcome = self._settle(record.name, "interrupted by a crash")
+                if outcome is not None:
+                    finished.append(outcome)
         root = merge_dir(self.fleet)
         if root.is_dir():
             for path in sorted(root.iterdir()):
                 self._remove_scratch(path)
+        return finished
 
-    def _settle(self, name: str, why: str) -> None:
+    def _settle(self, name: str, why: str) -> Outcome | None:
         """Finish or abandon ``name``'s open candidate, from what git shows: if base holds the
         landing commit, it merged; otherwise base is unchanged and the attempt is dropped (the
         agent stays queued and is tried again). Says which through ``report``."""
@@ -412,7 +419,7 @@ class MergeQueue:
         with fleet.locked():
             record = fleet.history().records.get(name)
             if record is None or record.merge_state != "queued" or not record.merging:
-                return
+                return None
             merging = record.merging
             pgid = merging.get("gate_pgid")
             scratch = Path(str(merging.get("scratch") or scratch_path(fleet, name)))
@@ -420,14 +427,16 @@ class MergeQueue:
                 gates.kill_group(pgid, grace=0.5)  # a gate the dead runner left running
             base = str(merging.get("base") or record.base)
             new = self._landed(record)
+            outcome = None
             if new:
-                self._finish(record, "merged", base, commit=new, reason=f"finished after being {why}")
                 self.report(f"{name}: the merge {why} had landed: finished it ({base} at {new[:12]})")
+                outcome = self._finish(record, "merged", base, commit=new, reason=f"finished after being {why}")
             else:
                 fleet.events.append("merge.abandoned", name, queued_seq=record.queued_seq, reason=why)
                 self._log(name, f"attempt {why}: abandoned, {base} unchanged")
                 self.report(f"{name}: the merge {why} was abandoned ({base} unchanged); it stays queued")
             self._remove_scratch(scratch)
+            return outcome
 
     def _landed(self, record: Record) -> str | None:
         """The candidate commit if its landing was recorded and base now contains it."""
