@@ -123,6 +123,8 @@ def test_three_agents_merge_in_queue_order_with_linear_history(fleet: Fleet, rep
     agents = {a.name: a for a in fleet.agents()}
     assert agents["a"].state == "merged" and agents["a"].merge["commit"] == main_sha(repo)
     assert pending(fleet) == []
+    # The others' tiles can show that base moved: b landed first as is, c and a were rebased.
+    assert (fleet.base_moved("b"), fleet.base_moved("c"), fleet.base_moved("a")) == (4, 6, 6)
     assert_no_scratch(repo)
     assert "gate: test -f README.md" in (repo / ".cockpit" / "agents" / "a" / "merge.log").read_text()
 
