@@ -93,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="last N lines (default 50)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new output (Ctrl-C to stop)")
 
+    from cockpit import cli_merge
+    cli_merge.add_parsers(add)  # diff, merge, queue
+
     sub.add_parser("_observe").add_argument("--agent")  # internal: exit hooks (not in help)
     p = add("demo", "create a throw-away repository with four scripted agents and open the cockpit")
     p.add_argument("--dir", metavar="DIR", help="where to create it (default: a new temp directory)")
@@ -189,6 +192,9 @@ def run(argv: list[str] | None = None) -> int:
         return 0
     if command is None:
         return _open_tui(args, fleet)
+    from cockpit import cli_merge
+    if command in cli_merge.COMMANDS:
+        return cli_merge.run(command, fleet, args)
     if command == "spawn":
         agent = fleet.spawn(args.name, command=args.command, task=args.task, scope=args.scope, base=args.base)
         print("Not applicable because N=1")

@@ -51,6 +51,14 @@ def _private_tmux(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
 
 
+@pytest.fixture(autouse=True)
+def _code_under_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``python -m cockpit`` in a subprocess imports this tree, not whatever checkout the venv's
+    editable install points at (a worktree of the project would otherwise test another tree)."""
+    tree = str(Path(__file__).resolve().parents[1])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [tree, os.environ.get("PYTHONPATH")])))
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A git repository with one commit on ``main``."""

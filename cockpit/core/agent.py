@@ -11,7 +11,7 @@ class Agent:
     """A snapshot: the event log's story reconciled with what tmux and git show right now."""
 
     name: str
-    state: str  # running, paused, exited, failed, killed, halted, missing
+    state: str  # running, paused, exited, failed, killed, halted, missing; queued, blocked, merged, conflict, rejected
     attempt: int
     failures: int
     max_failures: int
@@ -35,10 +35,12 @@ class Agent:
     archives: list[str] = field(default_factory=list)
     out_of_scope: list[str] | None = None  # None: not computed for this snapshot
     collisions: list[dict] | None = None   # [{"path": ..., "agents": [...]}]
+    merge: dict | None = None  # the merge queue's last outcome: {reason, paths, gate, tail, commit}
+    process_state: str = ""    # what the process does (running .. missing) while ``state`` shows a merge state
 
     @property
     def alive(self) -> bool:
-        return self.state in ("running", "paused")
+        return (self.process_state or self.state) in ("running", "paused")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import tomli_w
 
@@ -35,6 +35,9 @@ from cockpit.core.ownership import OwnershipTracker, record_new
 from cockpit.core.sessions import PaneState, Tmux, check_tmux
 from cockpit.core.spec import AgentSpec, FleetConfig, load_config, order_agents, validate_name
 from cockpit.core.state import LIVE, History, Record, apply
+
+if TYPE_CHECKING:
+    from cockpit.core.diff import AgentDiff
 
 CRASH_ENV = "COCKPIT_CRASH_AT"  # test hook: "op:step" makes the engine SIGKILL itself there
 
@@ -189,6 +192,9 @@ class Fleet:
             state = "paused" if processes.is_stopped(pane.pid, tree) else "running"
         if not worktree.is_dir():
             state = "missing"
+        process_state = state
+        if record.merge_state:  # queued .. merged: the merge queue's word wins until re-queued or respawned
+            state = record.merge_state
         activity: list[float] = []
         try:
             activity.append(log.stat().st_mtime)
@@ -221,6 +227,8 @@ class Fleet:
             reason=record.reason,
             pid=pane.pid if pane else None,
             archives=list(record.archives),
+            merge=dict(record.merge) if record.merge else None,
+            process_state=process_state,
         )
 
     # -- spawn ----------------------------------------------------------------------------------------
@@ -708,3 +716,14 @@ class Fleet:
         if not worktree.is_dir() or not record.base_sha:
             return None
         return worktrees.diff_summary(worktree, record.base_sha)
+
+    def diff(self, name: str) -> "AgentDiff":
+        """What ``name`` changed against the merge-base with base: file list first, patches on
+        demand (see :mod:`cockpit.core.diff`)."""
+        from cockpit.core.diff import agent_diff
+        return agent_diff(self, name)
+
+    def base_moved(self, name: str) -> int:
+        """Commits on base the agent's branch does not have ("base +3")."""
+        from cockpit.core.diff import base_moved
+        return base_moved(self, name)

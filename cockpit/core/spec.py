@@ -21,7 +21,11 @@ FLEET_KEYS = {
     "base": str,
     "max_failures": int,
     "theme": str,
+    "gates": list,         # merge queue: shell commands run in each candidate
+    "gate_timeout": int,   # seconds per gate
+    "merge": str,          # rebase | merge | squash
 }
+MERGE_MODES = ("rebase", "merge", "squash")
 AGENT_KEYS = {
     "name": str,
     "command": str,
@@ -100,6 +104,9 @@ class FleetConfig:
     base: str | None = None
     max_failures: int = 2
     theme: str | None = None
+    gates: tuple[str, ...] = ()
+    gate_timeout: int = 600
+    merge: str = "rebase"
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
 
@@ -176,6 +183,14 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
     if max_failures < 1:
         raise reader.fail("cockpit.max_failures", "must be 1 or more", fleet_line)
 
+    for gate in fleet.get("gates", []):
+        if not isinstance(gate, str) or not gate.strip():
+            raise reader.fail("cockpit.gates", "expected a list of non-empty strings (shell commands)", fleet_line)
+    if fleet.get("gate_timeout", 600) < 1:
+        raise reader.fail("cockpit.gate_timeout", "must be 1 or more (seconds)", fleet_line)
+    if fleet.get("merge", "rebase") not in MERGE_MODES:
+        raise reader.fail("cockpit.merge", f"expected one of: {', '.join(MERGE_MODES)}", fleet_line)
+
     keys = data.get("keys", {})
     reader.typed("keys", keys, dict, 0)
     for key, value in keys.items():
@@ -243,6 +258,9 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         base=fleet.get("base"),
         max_failures=max_failures,
         theme=fleet.get("theme"),
+        gates=tuple(fleet.get("gates", ())),
+        gate_timeout=fleet.get("gate_timeout", 600),
+        merge=fleet.get("merge", "rebase"),
         agents=agents,
         keys=dict(keys),
     )
@@ -278,6 +296,9 @@ STARTER = '''\
 [cockpit]
 # base = "main"          # the ref new branches are cut from (default: the current branch)
 max_failures = 2         # an agent that fails this many times is halted
+# gates = ["python -m pytest -q"]   # merge queue: each must pass on base + the candidate
+# gate_timeout = 600     # seconds per gate
+# merge = "rebase"       # or "merge" (a merge commit) or "squash" (one commit)
 
 # [keys]                 # remap TUI keys: binding id = "key"
 # discard = "D"

@@ -15,6 +15,12 @@ from cockpit.core.spec import AgentSpec
 # States as the event log knows them. "missing" is never recorded: it is derived from disk.
 LIVE = ("running", "paused")
 STATES = ("running", "paused", "exited", "failed", "killed", "halted", "missing")
+# Merge-queue states: from ``merge.queued`` until queued again, respawned or discarded they
+# override the process state (see :mod:`cockpit.core.queue`).
+MERGE_STATES = ("queued", "blocked", "merged", "conflict", "rejected")
+MERGE_OUTCOMES = {"merge.merged": "merged", "merge.blocked": "blocked", "merge.conflict": "conflict",
+                  "merge.rejected": "rejected"}
+MERGE_DETAILS = ("reason", "paths", "gate", "tail", "commit")
 
 
 @dataclass
@@ -37,6 +43,11 @@ class Record:
     archives: list[str] = field(default_factory=list)
     reported_out_of_scope: set[str] = field(default_factory=set)
     reported_collisions: set[str] = field(default_factory=set)
+    merge_state: str | None = None   # one of MERGE_STATES, or None when never queued since (re)spawn
+    merge: dict | None = None        # the last outcome's {reason, paths, gate, tail, commit}
+    queued_at: str = ""
+    queued_seq: int = 0              # queue order: the seq of its merge.queued event
+    merging: dict | None = None      # the candidate a queue runner is building, gating or landing
 
 
 
@@ -103,8 +114,12 @@ def apply(history: History, event: Event) -> None:
         record.blocked_by = None
         record.reason = None
         record.state_since = event.ts
+        record.merge_state = record.merge = record.merging = None
         return
     if record is None:
+        return
+    if kind.startswith("merge."):
+        _apply_merge(record, event)
         return
     if kind in ("spawn.failed", "respawn.failed", "restore.failed"):
         if data.get("removed_agent"):
@@ -152,6 +167,30 @@ def apply(history: History, event: Event) -> None:
     elif kind == "discarded":
         record.discarded = True
         record.state_since = event.ts
+
+
+def _apply_merge(record: Record, event: Event) -> None:
+    """Fold one merge-queue event in. Anything after the agent left the queue (respawned,
+    restored) is stale and ignored: a runner's late outcome cannot override a fresh start."""
+    kind, data = event.type, event.data
+    if kind == "merge.queued":
+        record.merge_state, record.merge, record.merging = "queued", None, None
+        record.queued_at, record.queued_seq = event.ts, event.seq
+        return
+    if record.merge_state != "queued" or data.get("queued_seq", record.queued_seq) != record.queued_seq:
+        return
+    if kind == "merge.candidate":
+        record.merging = dict(data)
+    elif kind == "merge.gate" and record.merging is not None:
+        record.merging = {**record.merging, "gate_pgid": data.get("pgid")}
+    elif kind == "merge.landing" and record.merging is not None:
+        record.merging = {**record.merging, "landing": dict(data)}
+    elif kind == "merge.abandoned":
+        record.merging = None
+    elif kind in MERGE_OUTCOMES:
+        record.merge_state = MERGE_OUTCOMES[kind]
+        record.merge = {key: data.get(key) for key in MERGE_DETAILS}
+        record.merging = None
 
 
 def replay(events: Iterable[Event], history: History | None = None) -> History:

@@ -175,6 +175,52 @@ def snapshot(worktree: Path, message: str) -> str:
     return run(worktree, "commit-tree", tree, "-p", head, "-m", message, env=_IDENTITY)
 
 
+def worktree_tree(worktree: Path) -> str:
+    """The tree of the worktree's whole state — what :func:`snapshot` would commit — without
+    touching the worktree, its index or its branch.
+
+    The temporary index starts as a copy of the real one reset to HEAD (``read-tree -m`` keeps
+    the cached stat data of unchanged files), so ``add --all`` hashes only what changed: cheap
+    enough to call for a worktree of thousands of files. Tracked changes, deletions and untracked,
+    non-ignored files go in, exactly as in a discard's archive.
+    """
+    real_index = Path(run(worktree, "rev-parse", "--path-format=absolute", "--git-path", "index"))
+    with tempfile.TemporaryDirectory(prefix="cockpit-index-") as tmp:
+        index = Path(tmp) / "index"
+        env = {"GIT_INDEX_FILE": str(index)}
+        seeded = False
+        if real_index.is_file():
+            shutil.copyfile(real_index, index)
+            seeded = ok_env(worktree, env, "read-tree", "-m", "HEAD")
+        if not seeded:  # no index yet, or one read-tree -m refuses (unmerged entries)
+            index.unlink(missing_ok=True)
+            run(worktree, "read-tree", "HEAD", env=env)
+        run(worktree, "add", "--all", "--", ".", env=env)
+        return run(worktree, "write-tree", env=env)
+
+
+def ok_env(cwd: Path, env: dict[str, str], *args: str) -> bool:
+    """Like :func:`ok`, with extra environment."""
+    try:
+        run(cwd, *args, env=env)
+        return True
+    except GitError:
+        return False
+
+
+def merge_base(root: Path, a: str, b: str) -> str | None:
+    """The best common ancestor of two commits, or None when they share no history."""
+    try:
+        return run(root, "merge-base", a, b) or None
+    except GitError:
+        return None
+
+
+def is_ancestor(root: Path, ancestor: str, descendant: str) -> bool:
+    """Whether ``ancestor`` is reachable from ``descendant`` (a commit is its own ancestor)."""
+    return ok(root, "merge-base", "--is-ancestor", ancestor, descendant)
+
+
 def update_ref(root: Path, ref: str, sha: str) -> None:
     run(root, "update-ref", ref, sha)
 

@@ -1,0 +1,473 @@
+"""The merge queue: finished branches land on base one at a time, gated, never breaking base.
+
+The queue lives in the event log (``merge.queued`` .. ``merge.merged``/``blocked``/``conflict``/
+``rejected``, replayed by :mod:`cockpit.core.state`), so it survives any restart. One process at
+a time runs it, holding ``.cockpit/queue.lock`` for the whole run; the repository lock is taken
+only for the short checks and the ref move, so agents can be spawned, paused or killed while a
+gate runs. For each candidate, in queue order:
+
+1. uncommitted changes in the agent's worktree (untracked files included) -> ``blocked``;
+2. a detached scratch worktree under ``.cockpit/merge/`` at base's tip gets the agent's commits
+   (rebase, merge or squash) and the gates run there, output appended to the agent's
+   ``merge.log``; a conflict -> ``conflict`` with the paths, a red gate -> ``rejected``;
+3. base advances by fast-forward only, from the tip the candidate was built on; if base moved
+   meanwhile, the candidate is rebuilt on the new tip and gated again;
+4. the scratch worktree is removed, whatever happened.
+
+Crash safety: ``merge.candidate`` is recorded before a build and ``merge.landing`` (old, new)
+before the ref moves; the ref move itself is one atomic git operation. So after a SIGKILL at any
+point base is either unchanged or holds the whole candidate, and the next process to take the
+queue sees which (:meth:`MergeQueue._settle`): it records ``merged`` (finished) or abandons the
+attempt (the agent stays queued and is tried again), and says so.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from cockpit.core import candidate, gates, worktrees
+from cockpit.core.errors import CockpitError
+from cockpit.core.spec import validate_name
+from cockpit.core.state import Record
+
+if TYPE_CHECKING:
+    from cockpit.core.fleet import Fleet
+
+MAX_ROUNDS = 5  # rebuilds when base keeps moving under a candidate
+
+
+class QueueBusy(CockpitError):
+    """Another process is running the queue (it will take what was just queued)."""
+
+    def __init__(self, pid: int | None) -> None:
+        super().__init__(f"another cockpit (pid {pid if pid else '?'}) is running the merge queue")
+        self.pid = pid
+
+
+class Stopped(Exception):
+    """The queue was asked to stop (the TUI is quitting): the candidate stays queued."""
+
+
+# -- where things live -------------------------------------------------------------------------
+def merge_dir(fleet: "Fleet") -> Path:
+    return fleet.layout.home / "merge"
+
+
+def scratch_path(fleet: "Fleet", name: str) -> Path:
+    return merge_dir(fleet) / name
+
+
+def merge_log(fleet: "Fleet", name: str) -> Path:
+    return fleet.layout.agent_dir(name) / "merge.log"
+
+
+def lock_path(fleet: "Fleet") -> Path:
+    return fleet.layout.home / "queue.lock"
+
+
+# -- reading -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class QueueEntry:
+    """One pending candidate, as ``cockpit queue --json`` shows it."""
+
+    position: int
+    name: str
+    state: str  # "queued", or "merging" for the one a running queue is working on
+    queued_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"position": self.position, "name": self.name, "state": self.state, "queued_at": self.queued_at}
+
+
+def _queued(fleet: "Fleet") -> list[Record]:
+    records = [r for r in fleet.history().records.values() if not r.discarded and r.merge_state == "queued"]
+    return sorted(records, key=lambda r: r.queued_seq)
+
+
+def pending(fleet: "Fleet") -> list[QueueEntry]:
+    """The queue in order. Cheap: a replay of the event log (and one lock probe)."""
+    records = _queued(fleet)
+    running = any(r.merging for r in records) and runner_pid(fleet) is not None
+    return [QueueEntry(i + 1, r.name, "merging" if (r.merging and running) else "queued", r.queued_at)
+            for i, r in enumerate(records)]
+
+
+def enqueue(fleet: "Fleet", names: list[str]) -> list[tuple[str, int, bool]]:
+    """Put agents in the queue in the given order. Returns ``(name, position, newly_queued)``;
+    an agent already waiting keeps its place. Unknown names fail before anything is queued."""
+    ordered = list(dict.fromkeys(names))
+    for name in ordered:
+        validate_name(name)
+    with fleet.locked():
+        for name in ordered:
+            fleet._record(name)  # raises NotFound
+        added = set()
+        for name in ordered:
+            if fleet.history().records[name].merge_state != "queued":
+                fleet.events.append("merge.queued", name)
+                added.add(name)
+        positions = {r.name: i + 1 for i, r in enumerate(_queued(fleet))}
+    return [(name, positions.get(name, 0), name in added) for name in ordered]
+
+
+# -- the queue lock ------------------------------------------------------------------------------
+class _QueueLock:
+    """``flock`` on ``.cockpit/queue.lock`` holding the runner's pid. The kernel drops it when the
+    runner dies, so a crash never wedges the queue."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self, wait: float = 0.3) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait  # rides over a momentary probe by runner_pid()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.02)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def runner_pid(fleet: "Fleet") -> int | None:
+    """The pid of the process running the queue now, or None when nobody does."""
+    path = lock_path(fleet)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else 0
+        return None
+    finally:
+        os.close(fd)
+
+
+# -- running -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Outcome:
+    """How one candidate ended: the same fields as its ``merge.*`` event."""
+
+    name: str
+    state: str  # merged, blocked, conflict, rejected
+    reason: str | None = None
+    paths: list[str] | None = None
+    gate: str | None = None
+    tail: str | None = None
+    commit: str | None = None
+    base: str = ""
+
+    def describe(self) -> str:
+        """One line (and, for a red gate, the tail of its output) for a terminal."""
+        if self.state == "merged":
+            where = f"into {self.base} " if self.base else ""
+            return f"{self.name}: merged {where}at {self.commit[:12] if self.commit else '?'}" + (
+                f" ({self.reason})" if self.reason else "")
+        if self.state == "conflict":
+            return f"{self.name}: conflict in {', '.join(self.paths or [])}; base unchanged"
+        if self.state == "rejected":
+            head = f"{self.name}: rejected by gate {self.gate!r}: {self.reason}; base unchanged"
+            tail = "\n".join("    " + line for line in (self.tail or "").splitlines()[-10:])
+            return head + ("\n" + tail if tail else "")
+        return f"{self.name}: blocked: {self.reason}"
+
+
+Report = Callable[[str], None]
+
+
+class MergeQueue:
+    """Runs the queue until it is empty (or ``stop`` is set). One instance per run."""
+
+    def __init__(self, fleet: "Fleet", report: Report | None = None, stop: threading.Event | None = None) -> None:
+        self.fleet = fleet
+        self.report: Report = report or (lambda line: None)
+        self.stop = stop or threading.Event()
+
+    def run(self) -> list[Outcome]:
+        """Process every queued candidate, including any queued while this runs. Raises
+        :class:`QueueBusy` when another process runs the queue."""
+        fleet = self.fleet
+        fleet.layout.home.mkdir(exist_ok=True)
+        worktrees.ensure_excluded(fleet.root)
+        lock = _QueueLock(lock_path(fleet))
+        if not lock.acquire():
+            raise QueueBusy(runner_pid(fleet))
+        outcomes: list[Outcome] = []
+        try:
+            for outcome in self._recover():
+                outcomes.append(outcome)
+                self.report(outcome.describe())
+            while not self.stop.is_set():
+                with fleet.locked():
+                    queue = _queued(fleet)
+                    if not queue:
+                        # Released under the repository lock: whoever queues after this sees
+                        # the queue lock free and runs the queue itself; nothing is stranded.
+                        lock.release()
+                        break
+                try:
+                    outcome = self._process(queue[0].name)
+                except Stopped:
+                    break
+                if outcome is not None:
+                    outcomes.append(outcome)
+                    self.report(outcome.describe())
+        finally:
+            lock.release()
+        return outcomes
+
+    # -- one candidate --------------------------------------------------------------------------
+    def _log(self, name: str, text: str) -> None:
+        path = merge_log(self.fleet, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with path.open("a") as handle:
+            handle.write(f"[cockpit] {stamp} {text}\n")
+
+    def _finish(self, record: Record, state: str, base: str = "", **details: Any) -> Outcome:
+        data = {k: v for k, v in details.items() if v is not None}
+        self.fleet.events.append(f"merge.{state}", record.name, queued_seq=record.queued_seq, base=base, **data)
+        outcome = Outcome(record.name, state, base=base, **details)
+        self._log(record.name, f"outcome: {outcome.describe()}")
+        return outcome
+
+    def _current(self, name: str, seq: int) -> Record | None:
+        """The agent's record if it is still waiting under the same queue entry."""
+        record = self.fleet.history().records.get(name)
+        if record is None or record.discarded or record.merge_state != "queued" or record.queued_seq != seq:
+            return None
+        return record
+
+    def _check(self, record: Record) -> tuple[str, str, str] | Outcome:
+        """Under the repository lock: ``(base, onto, tip)`` to build, or the outcome that ends it."""
+        fleet, root, name = self.fleet, self.fleet.root, record.name
+        base = record.base
+        if not base or not worktrees.branch_exists(root, base):
+            return self._finish(record, "blocked", base, reason=f"base {base!r} is not a local branch")
+        if not record.branch or not worktrees.branch_exists(root, record.branch):
+            return self._finish(record, "blocked", base, reason=f"branch {record.branch!r} does not exist")
+        worktree = fleet.layout.worktree(name)
+        if worktree.is_dir():
+            dirty = worktrees.status_porcelain(worktree)
+            if dirty:
+                shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+                return self._finish(record, "blocked", base, reason=f"uncommitted changes: {shown}", paths=dirty)
+        onto = worktrees.run(root, "rev-parse", "--verify", f"refs/heads/{base}")
+        tip = worktrees.run(root, "rev-parse", "--verify", f"refs/heads/{record.branch}")
+        if worktrees.is_ancestor(root, tip, onto):  # nothing of the branch is missing from base
+            if tip == record.base_sha:
+                return self._finish(record, "blocked", base, reason="nothing to merge: no commits on its branch")
+            return self._finish(record, "merged", base, commit=onto, reason="already in base")
+        checkout = candidate.checkout_of(root, base, merge_dir(fleet))
+        if checkout is not None and worktrees.status_porcelain(checkout):
+            reason = "main checkout not clean" if checkout == root else f"checkout {checkout} not clean"
+            return self._finish(record, "blocked", base, reason=reason)
+        return base, onto, tip
+
+    def _process(self, name: str) -> Outcome | None:
+        fleet = self.fleet
+        try:
+            config = fleet.config
+        except CockpitError as exc:
+            record = fleet.history().records[name]
+            return self._finish(record, "blocked", record.base, reason=f"config: {exc}")
+        seq = fleet.history().records[name].queued_seq
+        scratch = scratch_path(fleet, name)
+        for round_ in range(1, MAX_ROUNDS + 1):
+            with fleet.locked():
+                record = self._current(name, seq)
+                if record is None:
+                    return None  # left the queue (respawned, discarded) meanwhile
+                checked = self._check(record)
+                if isinstance(checked, Outcome):
+                    return checked
+                base, onto, tip = checked
+                fleet.events.append("merge.candidate", name, queued_seq=seq, base=base, onto=onto, tip=tip,
+                                    mode=config.merge, scratch=str(scratch), round=round_)
+            try:
+                result = self._attempt(record, config, base, onto, tip, scratch)
+            except (CockpitError, OSError) as exc:  # git or the filesystem refused: not retried blindly
+                now = self._current(name, seq)
+                if now is None:
+                    return None
+                landed = self._landed(now)
+                if landed:
+                    return self._finish(now, "merged", base, commit=landed, reason=config.merge)
+                return self._finish(now, "blocked", base, reason=str(exc))
+            except BaseException:
+                # Interrupted (Ctrl-C, the TUI quitting, a bug): settle now, as the next runner would.
+                self._settle(name, "interrupted")
+                raise
+            finally:
+                self._remove_scratch(scratch)
+            if result is not None:
+                return result
+            # None: base (or the branch) moved under the candidate: build again on the new tip.
+        record = self._current(name, seq)
+        return self._finish(record, "blocked", record.base,
+                            reason=f"base kept moving: gave up after {MAX_ROUNDS} rebuilds") if record else None
+
+    def _attempt(self, record: Record, config: Any, base: str, onto: str, tip: str, scratch: Path) -> Outcome | None:
+        """Build, gate and land one candidate. None means "rebuild": base or the branch moved."""
+        from cockpit.core.fleet import _crash_point
+        fleet, root, name, seq = self.fleet, self.fleet.root, record.name, record.queued_seq
+        _crash_point("merge", "after-candidate")
+        self._log(name, f"candidate: {config.merge} {record.branch} ({tip[:12]}) onto {base} ({onto[:12]})")
+        candidate.make_scratch(root, scratch, onto)
+        message = (candidate.squash_message(root, name, record.spec.task, onto, tip) if config.merge == "squash"
+                   else f"Merge agent {name} ({record.branch}) into {base}")
+        built = candidate.build(root, scratch, config.merge, onto, tip, message)
+        if built.commit is None:
+            return self._finish(record, "conflict", base, paths=built.conflicts,
+                                reason=f"{built.summary}: {', '.join(built.conflicts)}")
+        self._log(name, f"built {built.commit[:12]}: {built.summary}")
+        env = gates.gate_environment({"COCKPIT_MERGE_AGENT": name, "COCKPIT_MERGE_BASE": base,
+                                      "COCKPIT_MERGE_ONTO": onto, "COCKPIT_MERGE_CANDIDATE": built.commit,
+                                      "COCKPIT_REPO": str(root)})
+
+        def started(pgid: int) -> None:
+            fleet.events.append("merge.gate", name, queued_seq=seq, pgid=pgid)
+            _crash_point("merge", "during-gate")
+
+        for gate in config.gates:
+            result = gates.run_gate(gate, scratch, merge_log(fleet, name), config.gate_timeout, env,
+                                    stop=self.stop, on_start=started)
+            if result.stopped:
+                fleet.events.append("merge.abandoned", name, queued_seq=seq, reason="the queue was stopped")
+                raise Stopped()
+            if not result.passed:
+                reason = "timeout" if result.timed_out else f"exit {result.code}"
+                return self._finish(record, "rejected", base, gate=gate, tail=result.tail, reason=reason)
+        _crash_point("merge", "after-gates")
+        with fleet.locked():
+            if self._current(name, seq) is None:
+                fleet.events.append("merge.abandoned", name, queued_seq=seq, reason="left the queue while gating")
+                return None
+            now_tip = worktrees.ref_sha(root, f"refs/heads/{record.branch}")
+            now_onto = worktrees.ref_sha(root, f"refs/heads/{base}")
+            if now_tip != tip or now_onto != onto:
+                what = f"{base} moved to {now_onto[:12] if now_onto else '?'}" if now_onto != onto \
+                    else f"{record.branch} moved to {now_tip[:12] if now_tip else '?'}"
+                fleet.events.append("merge.abandoned", name, queued_seq=seq, reason=f"{what}: rebuilding")
+                self.report(f"{name}: {what} while gating; rebuilding on the new tip")
+                self._log(name, f"{what} while gating: rebuilding")
+                return None
+            if built.commit == onto:
+                return self._finish(record, "merged", base, commit=onto, reason="already in base")
+            checkout = candidate.checkout_of(root, base, merge_dir(fleet))
+            fleet.events.append("merge.landing", name, queued_seq=seq, base=base, old=onto, new=built.commit,
+                                checkout=str(checkout) if checkout else None)
+            _crash_point("merge", "before-ref")
+            try:
+                candidate.land(root, base, onto, built.commit, checkout, f"cockpit: merge agent {name}")
+            except candidate.CheckoutNotClean as exc:
+                return self._finish(record, "blocked", base, reason=str(exc))
+            except candidate.BaseMoved as exc:
+                fleet.events.append("merge.abandoned", name, queued_seq=seq, reason=f"{exc}: rebuilding")
+                self.report(f"{name}: {exc}; rebuilding on the new tip")
+                return None
+            _crash_point("merge", "after-ref")
+            return self._finish(record, "merged", base, commit=built.commit, reason=config.merge)
+
+    # -- crash recovery --------------------------------------------------------------------------
+    def _recover(self) -> list[Outcome]:
+        """Settle every candidate a dead runner left open, and remove its scratch worktrees.
+        Returns the candidates found landed (the others stay queued)."""
+        finished = []
+        for record in _queued(self.fleet):
+            if record.merging:
+                outcome = self._settle(record.name, "interrupted by a crash")
+                if outcome is not None:
+                    finished.append(outcome)
+        root = merge_dir(self.fleet)
+        if root.is_dir():
+            for path in sorted(root.iterdir()):
+                self._remove_scratch(path)
+        return finished
+
+    def _settle(self, name: str, why: str) -> Outcome | None:
+        """Finish or abandon ``name``'s open candidate, from what git shows: if base holds the
+        landing commit, it merged; otherwise base is unchanged and the attempt is dropped (the
+        agent stays queued and is tried again). Says which through ``report``."""
+        fleet = self.fleet
+        with fleet.locked():
+            record = fleet.history().records.get(name)
+            if record is None or record.merge_state != "queued" or not record.merging:
+                return None
+            merging = record.merging
+            pgid = merging.get("gate_pgid")
+            scratch = Path(str(merging.get("scratch") or scratch_path(fleet, name)))
+            if isinstance(pgid, int) and _group_in(pgid, scratch):
+                gates.kill_group(pgid, grace=0.5)  # a gate the dead runner left running
+            base = str(merging.get("base") or record.base)
+            new = self._landed(record)
+            outcome = None
+            if new:
+                self.report(f"{name}: the merge {why} had landed: finished it ({base} at {new[:12]})")
+                outcome = self._finish(record, "merged", base, commit=new, reason=f"finished after being {why}")
+            else:
+                fleet.events.append("merge.abandoned", name, queued_seq=record.queued_seq, reason=why)
+                self._log(name, f"attempt {why}: abandoned, {base} unchanged")
+                self.report(f"{name}: the merge {why} was abandoned ({base} unchanged); it stays queued")
+            self._remove_scratch(scratch)
+            return outcome
+
+    def _landed(self, record: Record) -> str | None:
+        """The candidate commit if its landing was recorded and base now contains it."""
+        landing = (record.merging or {}).get("landing") or {}
+        new, base = landing.get("new"), landing.get("base")
+        if not new or not base:
+            return None
+        tip = worktrees.ref_sha(self.fleet.root, f"refs/heads/{base}")
+        return str(new) if tip and worktrees.is_ancestor(self.fleet.root, str(new), tip) else None
+
+    def _remove_scratch(self, path: Path) -> None:
+        try:
+            candidate.remove_scratch(self.fleet.root, path)
+        except CockpitError:
+            shutil.rmtree(path, ignore_errors=True)
+            worktrees.ok(self.fleet.root, "worktree", "prune")
+
+
+def _group_in(pgid: int, scratch: Path) -> bool:
+    """Whether process group ``pgid`` still runs a gate of ``scratch``. Guards against pid reuse:
+    some member's working directory must be inside the scratch worktree."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_bytes()
+            if int(raw[raw.rfind(b")") + 2:].split()[2]) != pgid:
+                continue
+            cwd = Path(os.readlink(f"/proc/{entry}/cwd").removesuffix(" (deleted)"))
+        except (OSError, ValueError, IndexError):
+            continue
+        if cwd == scratch or scratch in cwd.parents:
+            return True
+    return False
