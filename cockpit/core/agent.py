@@ -33,6 +33,7 @@ class Agent:
     reason: str | None = None
     pid: int | None = None
     archives: list[str] = field(default_factory=list)
+    sandbox: str | None = None  # "bwrap" when the agent runs under the write sandbox
 
     @property
     def alive(self) -> bool:

@@ -21,6 +21,7 @@ FLEET_KEYS = {
     "base": str,
     "max_failures": int,
     "theme": str,
+    "sandbox": str,
 }
 AGENT_KEYS = {
     "name": str,
@@ -29,8 +30,10 @@ AGENT_KEYS = {
     "scope": list,
     "after": list,
     "env": dict,
+    "sandbox": str,
 }
 TOP_KEYS = {"cockpit", "agent", "keys"}
+SANDBOXES = ("bwrap", "none")  # "none": opt out of a fleet-wide [cockpit] sandbox
 
 
 def validate_name(name: str) -> str:
@@ -58,9 +61,10 @@ class AgentSpec:
     scope: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    sandbox: str | None = None  # "bwrap": run under the write sandbox (cockpit.core.sandbox)
 
     def to_toml(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "command": self.command,
             "task": self.task,
@@ -68,6 +72,9 @@ class AgentSpec:
             "after": list(self.after),
             "env": dict(self.env),
         }
+        if self.sandbox is not None:
+            data["sandbox"] = self.sandbox
+        return data
 
     @classmethod
     def from_toml(cls, data: dict[str, Any]) -> "AgentSpec":
@@ -78,6 +85,7 @@ class AgentSpec:
             scope=tuple(data.get("scope", ())),
             after=tuple(data.get("after", ())),
             env=dict(data.get("env", {})),
+            sandbox=data.get("sandbox"),
         )
 
 
@@ -89,6 +97,7 @@ class FleetConfig:
     base: str | None = None
     max_failures: int = 2
     theme: str | None = None
+    sandbox: str | None = None
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
 
@@ -162,6 +171,9 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
     max_failures = fleet.get("max_failures", 2)
     if max_failures < 1:
         raise reader.fail("cockpit.max_failures", "must be 1 or more", fleet_line)
+    if fleet.get("sandbox", "bwrap") not in SANDBOXES:
+        raise reader.fail("cockpit.sandbox", f"unknown sandbox {fleet['sandbox']!r} (expected one of: "
+                          f"{', '.join(repr(s) for s in SANDBOXES)})", fleet_line)
 
     keys = data.get("keys", {})
     reader.typed("keys", keys, dict, 0)
@@ -204,6 +216,9 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
                 raise reader.fail(f"{label}.env.{env_key}", "environment values must be strings", start)
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", env_key):
                 raise reader.fail(f"{label}.env", f"invalid variable name {env_key!r}", start)
+        if entry.get("sandbox", "bwrap") not in SANDBOXES:
+            raise reader.fail(f"{label}.sandbox", f"unknown sandbox {entry['sandbox']!r} (expected one of: "
+                              f"{', '.join(repr(s) for s in SANDBOXES)})", start)
         if not entry["command"].strip():
             raise reader.fail(f"{label}.command", "must not be empty", start)
         agents[name] = AgentSpec.from_toml(entry)
@@ -223,6 +238,7 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         base=fleet.get("base"),
         max_failures=max_failures,
         theme=fleet.get("theme"),
+        sandbox=fleet.get("sandbox"),
         agents=agents,
         keys=dict(keys),
     )
@@ -269,4 +285,5 @@ task = "Describe the task here"           # exported to the agent as COCKPIT_TAS
 scope = ["src/**"]                        # files this agent owns
 after = []                                # agents this one waits for
 env = {}                                  # extra environment, e.g. { LOG_LEVEL = "debug" }
+# sandbox = "bwrap"                       # writes only to its worktree (needs bubblewrap)
 '''
