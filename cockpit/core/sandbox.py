@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Iterable
 from cockpit.core.errors import CockpitError, LockBusy
 from cockpit.core.layout import Layout
 from cockpit.core.spec import AgentSpec
+from cockpit.core.worktrees import SAFE_CONFIG
 
 if TYPE_CHECKING:
     from cockpit.core.fleet import Fleet
@@ -114,7 +115,7 @@ def _git(cwd: Path, *args: str, env: dict[str, str] | None = None, drop: Iterabl
     full = {k: v for k, v in os.environ.items() if k not in set(drop)}
     full.update(env or {})
     try:
-        result = subprocess.run(["git", *args], cwd=cwd, env=full, input=input, capture_output=True)
+        result = subprocess.run(["git", *SAFE_CONFIG, *args], cwd=cwd, env=full, input=input, capture_output=True)
     except OSError as exc:
         raise SandboxError(f"git {args[0]} failed: {exc}") from None
     if check and result.returncode != 0:
