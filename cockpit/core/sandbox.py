@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 BWRAP = "bwrap"
 INSTALL_HINT = "apt-get install -y bubblewrap"
 PRIVATE_OBJECTS = "git-objects"  # under .cockpit/agents/<name>/
+BRANCH_MARKER = "sandbox-branch"  # under .cockpit/agents/<name>/: the branch its detached worktree stands for
 _checked: dict[str, None] = {}  # bwrap binaries that ran the trivial check in this process
 
 
@@ -106,6 +107,22 @@ class Paths:
 
 def private_objects(layout: Layout, name: str) -> Path:
     return layout.agent_dir(name) / PRIVATE_OBJECTS
+
+
+def detached_checkout(layout: Layout, name: str, branch: str | None) -> Path | None:
+    """The worktree that stands for ``branch`` although it is detached (a sandboxed one), else None.
+
+    Recovery finds an interrupted spawn's worktree through its branch; a sandboxed worktree has
+    none checked out, so :func:`prepare` records it in the agent's directory, which the agent
+    cannot write."""
+    if not branch:
+        return None
+    try:
+        recorded = (layout.agent_dir(name) / BRANCH_MARKER).read_text().strip()
+    except OSError:
+        return None
+    worktree = layout.worktree(name)
+    return worktree if recorded == branch and worktree.is_dir() else None
 
 
 def _git(cwd: Path, *args: str, env: dict[str, str] | None = None, drop: Iterable[str] = (),
@@ -350,6 +367,7 @@ def prepare(root: Path, layout: Layout, name: str, branch: str) -> list[str]:
     for directory in _tmux_socket_dirs():
         directory.mkdir(mode=0o700, exist_ok=True)  # as tmux would; it must exist to be hidden
     _add_alternate(p.common, p.objects)
+    (layout.agent_dir(name) / BRANCH_MARKER).write_text(f"{branch}\n")
     sync(root, layout, name, branch)
     head = _head(p)
     if head is None:
@@ -366,6 +384,7 @@ def release(root: Path, layout: Layout, name: str) -> None:
     Caller holds the repository lock."""
     objects = private_objects(layout, name)
     common = common_dir(root)
+    (layout.agent_dir(name) / BRANCH_MARKER).unlink(missing_ok=True)
     if not objects.is_dir():
         _remove_alternate(common, objects)
         return
