@@ -5,6 +5,7 @@ ls, the diff summary, discard and restore work on them."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -311,3 +312,75 @@ def test_config_of_a_nested_repository_never_runs_outside(fleet: Fleet, repo: Pa
     ref = fleet.discard("nest")
     fleet.restore("nest")
     assert ref and not escaped.exists()
+
+
+def _cli(repo: Path, *args: str, crash: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": CODE_ROOT}
+    if crash:
+        env["COCKPIT_CRASH_AT"] = crash
+    return subprocess.run([sys.executable, "-m", "cockpit", *args], cwd=repo, capture_output=True, text=True,
+                          env=env, stdin=subprocess.DEVNULL, timeout=60)
+
+
+def _hooks_run_this_code(socket: str) -> None:
+    """tmux's pane-died hook runs ``python -m cockpit`` with the server's environment: make it import
+    the code under test (a shared development venv may point elsewhere), as an install would."""
+    subprocess.run(["tmux", "-L", socket, "set-environment", "-g", "PYTHONPATH", CODE_ROOT], check=True)
+
+
+@needs_bwrap
+@pytest.mark.parametrize("step", ["after-worktree", "after-session"])
+def test_crash_inside_sandboxed_spawn_rolls_back(repo: Path, step: str, _private_tmux: str) -> None:
+    """The sandboxed worktree is detached, so recovery cannot find it through its branch."""
+    (repo / "cockpit.toml").write_text('[cockpit]\nsandbox = "bwrap"\n')
+    assert _cli(repo, "spawn", "s", "--command", "sleep 60", crash=f"spawn:{step}").returncode == -9
+    listing = _cli(repo, "ls", "--json")
+    assert listing.returncode == 0 and listing.stdout.strip() == "[]", listing
+    assert git(repo, "branch", "--list", "cockpit/*") == ""
+    assert not (repo / ".cockpit" / "worktrees" / "s").exists()
+    assert "git-objects" not in (repo / ".git" / "objects" / "info" / "alternates").read_text() \
+        if (repo / ".git" / "objects" / "info" / "alternates").exists() else True
+    assert _cli(repo, "spawn", "s", "--command", "sleep 60").returncode == 0
+    subprocess.run(["git", "fsck", "--no-progress"], cwd=repo, check=True, capture_output=True)
+
+
+@needs_bwrap
+@pytest.mark.parametrize("step", ["before-archive", "after-archive", "after-teardown"])
+def test_crash_inside_sandboxed_discard_completes_it(repo: Path, step: str, _private_tmux: str) -> None:
+    (repo / "cockpit.toml").write_text('[cockpit]\nsandbox = "bwrap"\n')
+    spawned = _cli(repo, "spawn", "d", "--command", "echo data > work.txt && git add work.txt && "
+                                                    "git commit -qm work && echo ok > $TMPDIR/ok; sleep 60")
+    assert spawned.returncode == 0, spawned.stderr
+    _hooks_run_this_code(_private_tmux)
+    wait_until((repo / ".cockpit" / "agents" / "d" / "tmp" / "ok").exists, message="agent committed")
+    assert _cli(repo, "discard", "d", "--yes", crash=f"discard:{step}").returncode == -9
+    listing = _cli(repo, "ls", "--json")
+    assert listing.returncode == 0 and listing.stdout.strip() == "[]", listing
+    assert not (repo / ".cockpit" / "agents" / "d" / "git-objects").exists()
+    subprocess.run(["git", "fsck", "--no-progress"], cwd=repo, check=True, capture_output=True)
+    assert _cli(repo, "restore", "d").returncode == 0
+    assert (repo / ".cockpit" / "worktrees" / "d" / "work.txt").read_text() == "data\n"
+    assert git(repo, "log", "-1", "--format=%s", "cockpit/d") == "work"
+
+
+@needs_bwrap
+@pytest.mark.parametrize("step", ["after-archive", "after-teardown", "after-session"])
+def test_crash_inside_sandboxed_respawn_is_consistent(repo: Path, step: str, _private_tmux: str) -> None:
+    (repo / "cockpit.toml").write_text('[cockpit]\nsandbox = "bwrap"\n')
+    command = "git commit -q --allow-empty -m mine && echo ok > $TMPDIR/ok; sleep 60"
+    assert _cli(repo, "spawn", "r", "--command", command).returncode == 0
+    _hooks_run_this_code(_private_tmux)
+    wait_until((repo / ".cockpit" / "agents" / "r" / "tmp" / "ok").exists, message="agent committed")
+    assert _cli(repo, "respawn", "r", crash=f"respawn:{step}").returncode == -9
+    listing = _cli(repo, "ls", "--json")
+    assert listing.returncode == 0, listing.stderr
+    agents = {a["name"]: a for a in json.loads(listing.stdout)}
+    branches = {b.strip("*+ ") for b in git(repo, "branch", "--list", "cockpit/*").splitlines()}
+    worktree = repo / ".cockpit" / "worktrees" / "r"
+    if "r" in agents and agents["r"]["state"] != "missing":
+        assert worktree.is_dir() and branches == {agents["r"]["branch"]}
+    else:
+        assert not worktree.exists() and branches == set()
+    subprocess.run(["git", "fsck", "--no-progress"], cwd=repo, check=True, capture_output=True)
+    archive = git(repo, "for-each-ref", "--format=%(refname)", "refs/cockpit/archive/r/")
+    assert archive and git(repo, "log", "-1", "--format=%s", f"{archive.splitlines()[0]}^") == "mine"
