@@ -53,6 +53,7 @@ INSTALL_HINT = "apt-get install -y bubblewrap"
 PRIVATE_OBJECTS = "git-objects"  # under .cockpit/agents/<name>/
 BRANCH_MARKER = "sandbox-branch"  # under .cockpit/agents/<name>/: the branch its detached worktree stands for
 _checked: dict[str, None] = {}  # bwrap binaries that ran the trivial check in this process
+_reported: set[tuple[str, str]] = set()  # (agent dir, error) already recorded by on_read: no event per refresh
 
 
 class SandboxError(CockpitError):
@@ -69,6 +70,7 @@ def with_default(spec: AgentSpec, default: str | None) -> AgentSpec:
 
 
 def enabled(spec: AgentSpec) -> bool:
+    """Whether the agent runs under the write sandbox ("none", or no key and no default: not)."""
     return spec.sandbox == "bwrap"
 
 
@@ -88,7 +90,7 @@ def require() -> str:
         if result.returncode != 0:
             detail = " ".join(result.stderr.split()) or f"exit {result.returncode}"
             raise SandboxError(f"bubblewrap ({binary}) does not work here: {detail} "
-                               "(user namespaces may be disabled: sysctl kernel.unprivileged_userns_clone=1)")
+                               "(are user namespaces disabled on this machine?)")
         _checked[binary] = None
     return binary
 
@@ -300,7 +302,9 @@ def _head(p: Paths) -> str | None:
     if len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text):
         return text
     result = _git(p.worktree, "rev-parse", "--verify", "--quiet", "HEAD^{commit}", check=False)
-    return _out(result) or None if result.returncode == 0 else None
+    if result.returncode != 0:
+        return None
+    return _out(result) or None
 
 
 def _branch_tip(root: Path, common: Path, branch: str) -> str | None:
@@ -311,7 +315,9 @@ def _branch_tip(root: Path, common: Path, branch: str) -> str | None:
     except OSError:
         pass
     result = _git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False)
-    return _out(result) or None if result.returncode == 0 else None
+    if result.returncode != 0:
+        return None
+    return _out(result) or None
 
 
 def needs_sync(root: Path, layout: Layout, name: str, branch: str) -> bool:
@@ -336,7 +342,8 @@ def sync(root: Path, layout: Layout, name: str, branch: str) -> str | None:
     if not needs_sync(root, layout, name, branch):
         return None
     p = paths(root, layout, name)
-    assert p is not None
+    if p is None:
+        return None
     head, tip = _head(p), _branch_tip(root, p.common, branch)
     if head is None or tip is None:
         return None
@@ -439,7 +446,10 @@ def on_read(fleet: "Fleet", records: Iterable["Record"]) -> None:
                 try:
                     sync(fleet.root, fleet.layout, record.name, record.branch)
                 except SandboxError as exc:
-                    fleet.events.append("sandbox.sync.failed", record.name, error=str(exc))
+                    key = (str(fleet.layout.agent_dir(record.name)), str(exc))
+                    if key not in _reported:
+                        _reported.add(key)
+                        fleet.events.append("sandbox.sync.failed", record.name, error=str(exc))
     except LockBusy:
         return
 
