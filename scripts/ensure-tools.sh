@@ -1,6 +1,30 @@
 #!/bin/sh
 # Make sure git and tmux >= 3.2 are present; install them with apt-get when we may.
+# bubblewrap (the optional write sandbox, sandbox = "bwrap") is installed too when we may; if it
+# cannot be, a note is printed and setup still succeeds: only git and tmux are required.
 set -eu
+
+ensure_bubblewrap() {
+    command -v bwrap >/dev/null 2>&1 && return 0
+    if [ "$(id -u)" -eq 0 ]; then
+        sudo_=""
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        sudo_="sudo -n"
+    else
+        sudo_="none"
+    fi
+    if [ "$sudo_" != "none" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing: bubblewrap (optional: the write sandbox)"
+        if DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq bubblewrap >/dev/null 2>&1 ||
+           { $sudo_ apt-get update -qq >/dev/null 2>&1 &&
+             DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq bubblewrap >/dev/null 2>&1; }; then
+            return 0
+        fi
+    fi
+    echo "note: bubblewrap is not installed, so agents with sandbox = \"bwrap\" cannot run and its tests are" \
+         "skipped (install it: sudo apt-get install -y bubblewrap)" >&2
+    return 0
+}
 
 need_install=""
 command -v git >/dev/null 2>&1 || need_install="$need_install git"
@@ -13,7 +37,10 @@ if command -v tmux >/dev/null 2>&1; then
 else
     need_install="$need_install tmux"
 fi
-[ -z "$need_install" ] && exit 0
+if [ -z "$need_install" ]; then
+    ensure_bubblewrap
+    exit 0
+fi
 
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=""
@@ -31,3 +58,4 @@ echo "installing:$need_install"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need_install >/dev/null
 tmux -V
+ensure_bubblewrap

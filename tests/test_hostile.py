@@ -136,3 +136,13 @@ def test_log_replaced_by_something_else(repo: Path, tmp_path: Path, replacement:
     listing = cockpit(repo, "ls")
     assert listing.returncode == 0 and b"lg" in listing.stdout
     assert elsewhere.read_text() == "not yours\n"
+
+
+@pytest.mark.parametrize("task", ["fix the parser;", "a;", ";", "ends with escaped \\;", "semi ; in the middle"])
+def test_tasks_ending_in_semicolons_reach_the_agent(repo: Path, task: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "cockpit", "spawn", "s", "--command",
+                             "printf '%s' \"$COCKPIT_TASK\" > task.out; sleep 60", "--task", task],
+                            cwd=repo, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == 0, result.stderr
+    out = repo / ".cockpit" / "worktrees" / "s" / "task.out"
+    wait_until(lambda: out.exists() and out.read_bytes() == task.encode(), message="task verbatim")

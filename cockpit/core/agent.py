@@ -37,6 +37,7 @@ class Agent:
     collisions: list[dict] | None = None   # [{"path": ..., "agents": [...]}]
     merge: dict | None = None  # the merge queue's last outcome: {reason, paths, gate, tail, commit}
     process_state: str = ""    # what the process does (running .. missing) while ``state`` shows a merge state
+    sandbox: str | None = None  # "bwrap" when the agent runs under the write sandbox
 
     @property
     def alive(self) -> bool:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import tomli_w
 
-from cockpit.core import processes, worktrees
+from cockpit.core import processes, sandbox, worktrees
 from cockpit.core.agent import Agent
 from cockpit.core.checklist import Checklist, announce, run_checklist
 from cockpit.core.errors import CockpitError, LockBusy, NotFound
@@ -166,6 +166,7 @@ class Fleet:
             if observe_fleet(self, panes, wait):
                 panes = self.tmux.panes()
         history = self.history()
+        sandbox.on_read(self, list(history.records.values()))
         for record in history.records.values():
             pane = panes.get(record.name)
             if (not record.discarded and record.state in LIVE and pane is not None and not pane.dead
@@ -229,6 +230,7 @@ class Fleet:
             archives=list(record.archives),
             merge=dict(record.merge) if record.merge else None,
             process_state=process_state,
+            sandbox=record.spec.sandbox if sandbox.enabled(record.spec) else None,
         )
 
     # -- spawn ----------------------------------------------------------------------------------------
@@ -250,7 +252,7 @@ class Fleet:
             spec = replace(spec, task=task)
         if scope:
             spec = replace(spec, scope=tuple(scope))
-        return spec
+        return sandbox.with_default(spec, self.config.sandbox)
 
     def _resolve_base(self, base: str | None) -> tuple[str, str]:
         if worktrees.head_commit(self.root) is None:
@@ -267,6 +269,8 @@ class Fleet:
         validate_name(name)
         check_tmux()
         spec = self.resolve_spec(name, command, task, scope)
+        if sandbox.enabled(spec):
+            sandbox.require()  # never silently unsandboxed, and before anything is created
         with self.locked():
             existing = self.history().records.get(name)
             if existing is not None and not existing.discarded:
@@ -348,7 +352,9 @@ class Fleet:
             layout.tmp_dir(name).mkdir(parents=True, exist_ok=True)
             self._write_spec(spec, attempt, branch, base_ref, base_sha)
             env = self._environment(spec, attempt, branch, base_ref)
-            self.tmux.start(name, layout.worktree(name), env, layout.session_log(name), hook=self.exit_hook())
+            prefix = sandbox.launch_prefix(self, spec, branch)
+            self.tmux.start(name, layout.worktree(name), env, layout.session_log(name), hook=self.exit_hook(),
+                            prefix=prefix)
             _crash_point(op, "after-session")
         except BaseException as exc:
             self._rollback(name, branch if created_branch else None, created_worktree, not agent_dir_existed)
@@ -363,6 +369,7 @@ class Fleet:
         if self.tmux.has_session(name):
             self._stop_processes(name)
             self.tmux.kill(name)
+        sandbox.after_teardown(self, name)
         if worktree:
             try:
                 worktrees.remove_worktree(self.root, self.layout.worktree(name))
@@ -509,6 +516,7 @@ class Fleet:
         at the next ``refs/cockpit/archive/<name>/<N>``. Returns the ref, or None if nothing exists."""
         worktree = self.layout.worktree(name)
         ref = self._next_archive(name)
+        sandbox.before_archive(self, name, record.branch)
         if worktree.is_dir():
             preview = self.discard_preview(name)
             sha = worktrees.snapshot(worktree, f"cockpit archive of {name} (attempt {record.attempt}, {op})\n\n"
@@ -531,6 +539,7 @@ class Fleet:
             self._stop_processes(name)
             self.tmux.kill(name)
         worktrees.remove_worktree(self.root, self.layout.worktree(name))
+        sandbox.after_teardown(self, name)
         if branch and worktrees.branch_exists(self.root, branch):
             at = worktrees.branch_checked_out_at(self.root, branch)
             if at is not None:
@@ -615,6 +624,9 @@ class Fleet:
             current = self._state_of(name)
             configured = self.config.agents.get(name)
             spec = configured or record.spec
+            spec = sandbox.with_default(spec, self.config.sandbox)
+            if sandbox.enabled(spec):
+                sandbox.require()
             if command is not None:
                 spec = replace(spec, command=command)
             if task is not None:
@@ -635,6 +647,7 @@ class Fleet:
                 if not worktree.is_dir():
                     raise CockpitError(f"agent {name!r} has no worktree ({worktree} is missing): respawn without --keep, "
                                        "or restore it first")
+                prefix = sandbox.launch_prefix(self, spec, record.branch)  # may refuse: before anything stops
                 self.events.append("respawn.started", name, attempt=attempt, keep=True)
                 env = self._environment(spec, attempt, record.branch, record.base)
                 self.layout.tmp_dir(name).mkdir(parents=True, exist_ok=True)
@@ -643,7 +656,8 @@ class Fleet:
                     # remain-on-exit before the agent's first byte, which a dead pane cannot take.
                     self._stop_processes(name)
                     self.tmux.kill(name)
-                self.tmux.start(name, worktree, env, self.layout.session_log(name), hook=self.exit_hook())
+                self.tmux.start(name, worktree, env, self.layout.session_log(name), hook=self.exit_hook(),
+                                prefix=prefix)
                 self._write_spec(spec, attempt, record.branch, record.base, record.base_sha)
                 self.events.append("respawned", name, attempt=attempt, branch=record.branch, base=record.base,
                                    base_sha=record.base_sha, spec=spec.to_toml(), **extra)

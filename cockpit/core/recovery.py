@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cockpit.core import worktrees
+from cockpit.core import sandbox, worktrees
 from cockpit.core.errors import CockpitError, LockBusy
 from cockpit.core.sessions import PaneState
 from cockpit.core.state import LIVE
@@ -118,6 +118,7 @@ def _recover(fleet: "Fleet", name: str, kind: str, data: dict) -> None:
         elif kind in ("spawn.started", "respawn.started", "restore.started"):
             new_branch = data.get("branch")
             at = worktrees.branch_checked_out_at(fleet.root, new_branch) if new_branch else None
+            at = at or sandbox.detached_checkout(layout, name, new_branch)
             old_branch = record.branch if record is not None and not record.discarded else None
             if kind == "respawn.started" and data.get("keep"):
                 # The process restart was interrupted: the worktree and branch are untouched.
@@ -128,6 +129,7 @@ def _recover(fleet: "Fleet", name: str, kind: str, data: dict) -> None:
                 fleet.tmux.kill(name)
             if at is not None and at.resolve() == worktree.resolve() and new_branch != old_branch:
                 worktrees.remove_worktree(fleet.root, worktree)
+                sandbox.after_teardown(fleet, name)
             if new_branch and new_branch != old_branch and worktrees.branch_exists(fleet.root, new_branch):
                 if worktrees.branch_checked_out_at(fleet.root, new_branch) is None:
                     worktrees.delete_branch(fleet.root, new_branch)

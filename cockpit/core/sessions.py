@@ -25,9 +25,10 @@ MIN_TMUX = (3, 2)
 # tmux re-continues a stopped direct child (server_child_stopped), so pause signals only the
 # descendants. Its exit status is the agent's, kept by remain-on-exit for cockpit to read, and
 # also written to $COCKPIT_EXIT_FILE: tmux 3.3 can report a pane dead (pty closed) before it has
-# reaped the child, with pane_dead_status still empty.
+# reaped the child, with pane_dead_status still empty. Its arguments, if any, are a prefix for the
+# agent's command (the write sandbox's bwrap argv), so the wrapper itself stays outside it.
 WRAPPER = (
-    '/bin/sh -c "$COCKPIT_COMMAND"\n'
+    '"$@" /bin/sh -c "$COCKPIT_COMMAND"\n'
     "code=$?\n"
     'printf "%s\\n" "$code" > "$COCKPIT_EXIT_FILE" 2>/dev/null\n'
     "printf '\\n[cockpit] agent %s exited with status %s\\n' \"$COCKPIT_AGENT\" \"$code\"\n"
@@ -48,6 +49,12 @@ def base_environment() -> dict[str, str]:
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.setdefault("TERM", "xterm-256color")
     return env
+
+
+def _literal(arg: str) -> str:
+    """tmux reads an argument ending in ``;`` as a command separator (``cmd ; cmd``); ``\\;``
+    keeps it literal, and tmux removes the backslash. A task may well end in a semicolon."""
+    return arg[:-1] + "\\;" if arg.endswith(";") else arg
 
 
 def tmux_version() -> tuple[int, int] | None:
@@ -133,7 +140,8 @@ class Tmux:
 
     # -- actions --------------------------------------------------------------------------------
     def start(self, name: str, cwd: Path, env: dict[str, str], log: Path,
-              width: int = 200, height: int = 50, hook: str | None = None) -> None:
+              width: int = 200, height: int = 50, hook: str | None = None,
+              prefix: list[str] | None = None) -> None:
         """Create the session running the agent, keep it on exit, and pipe it to ``log``.
 
         One tmux invocation: the pipe is in place before the agent's first byte, and
@@ -141,11 +149,13 @@ class Tmux:
         """
         if self.has_session(name):
             raise CockpitError(f"tmux session {name!r} already exists on socket {self.socket_name}")
-        argv = self._client_argv() + ["new-session", "-d", "-s", name, "-c", str(cwd),
+        argv = self._client_argv() + ["new-session", "-d", "-s", name, "-c", _literal(str(cwd)),
                                       "-x", str(width), "-y", str(height)]
         for key, value in env.items():
-            argv += ["-e", f"{key}={value}"]
+            argv += ["-e", _literal(f"{key}={value}")]
         argv += ["/bin/sh", "-c", WRAPPER]
+        if prefix:
+            argv += ["cockpit-agent", *prefix]  # $0, then "$@" in WRAPPER
         target = f"={name}:"
         argv += [";", "set-option", "-w", "-t", target, "remain-on-exit", "on",
                  ";", "set-option", "-t", target, "status-left", f"[cockpit:{name}] ",

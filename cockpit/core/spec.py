@@ -24,6 +24,7 @@ FLEET_KEYS = {
     "gates": list,         # merge queue: shell commands run in each candidate
     "gate_timeout": int,   # seconds per gate
     "merge": str,          # rebase | merge | squash
+    "sandbox": str,
 }
 MERGE_MODES = ("rebase", "merge", "squash")
 AGENT_KEYS = {
@@ -35,9 +36,11 @@ AGENT_KEYS = {
     "env": dict,
     "pass_env": list,
     "preset": str,
+    "sandbox": str,
 }
 PRESETS = ("claude-code",)
 TOP_KEYS = {"cockpit", "agent", "keys"}
+SANDBOXES = ("bwrap", "none")  # "none": opt out of a fleet-wide [cockpit] sandbox
 
 
 def validate_name(name: str) -> str:
@@ -67,6 +70,7 @@ class AgentSpec:
     env: dict[str, str] = field(default_factory=dict)
     pass_env: tuple[str, ...] = ()  # names passed through from cockpit's own environment
     preset: str | None = None       # "claude-code": permission settings and guard hooks
+    sandbox: str | None = None  # "bwrap": run under the write sandbox (cockpit.core.sandbox)
 
     def to_toml(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -80,6 +84,8 @@ class AgentSpec:
         }
         if self.preset:
             data["preset"] = self.preset
+        if self.sandbox is not None:
+            data["sandbox"] = self.sandbox
         return data
 
     @classmethod
@@ -93,6 +99,7 @@ class AgentSpec:
             env=dict(data.get("env", {})),
             pass_env=tuple(data.get("pass_env", ())),
             preset=data.get("preset"),
+            sandbox=data.get("sandbox"),
         )
 
 
@@ -107,6 +114,7 @@ class FleetConfig:
     gates: tuple[str, ...] = ()
     gate_timeout: int = 600
     merge: str = "rebase"
+    sandbox: str | None = None
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
 
@@ -182,6 +190,9 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
     max_failures = fleet.get("max_failures", 2)
     if max_failures < 1:
         raise reader.fail("cockpit.max_failures", "must be 1 or more", fleet_line)
+    if fleet.get("sandbox", "bwrap") not in SANDBOXES:
+        raise reader.fail("cockpit.sandbox", f"unknown sandbox {fleet['sandbox']!r} (expected one of: "
+                          f"{', '.join(repr(s) for s in SANDBOXES)})", fleet_line)
 
     for gate in fleet.get("gates", []):
         if not isinstance(gate, str) or not gate.strip():
@@ -239,6 +250,9 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
                 raise reader.fail(f"{label}.env.{env_key}", "environment values must be strings", start)
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", env_key):
                 raise reader.fail(f"{label}.env", f"invalid variable name {env_key!r}", start)
+        if entry.get("sandbox", "bwrap") not in SANDBOXES:
+            raise reader.fail(f"{label}.sandbox", f"unknown sandbox {entry['sandbox']!r} (expected one of: "
+                              f"{', '.join(repr(s) for s in SANDBOXES)})", start)
         if not entry["command"].strip():
             raise reader.fail(f"{label}.command", "must not be empty", start)
         agents[name] = AgentSpec.from_toml(entry)
@@ -261,6 +275,7 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         gates=tuple(fleet.get("gates", ())),
         gate_timeout=fleet.get("gate_timeout", 600),
         merge=fleet.get("merge", "rebase"),
+        sandbox=fleet.get("sandbox"),
         agents=agents,
         keys=dict(keys),
     )
@@ -310,4 +325,5 @@ task = "Describe the task here"           # exported to the agent as COCKPIT_TAS
 scope = ["src/**"]                        # files this agent owns
 after = []                                # agents this one waits for
 env = {}                                  # extra environment, e.g. { LOG_LEVEL = "debug" }
+# sandbox = "bwrap"                       # writes only to its worktree (needs bubblewrap)
 '''

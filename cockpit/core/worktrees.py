@@ -26,6 +26,14 @@ _IDENTITY = {
 }
 
 
+# An agent writes its worktree, and may write a repository inside it: git run there would start
+# git in that nested repository and run whatever its config says (core.fsmonitor, filters), outside
+# any sandbox — or fail on it, so that discard fails. cockpit's own git commands never look inside
+# a nested repository and never start an fsmonitor. (Your own git commands in an agent's worktree
+# are not covered: treat it like a clone from a stranger.)
+SAFE_CONFIG = ("-c", "core.fsmonitor=false", "-c", "diff.ignoreSubmodules=dirty", "-c", "submodule.recurse=false")
+
+
 class GitError(CockpitError):
     pass
 
@@ -34,7 +42,7 @@ def run(cwd: Path, *args: str, env: dict[str, str] | None = None, strip: bool = 
     """Run ``git args...`` in ``cwd`` and return stdout; raise :class:`GitError` with git's message."""
     try:
         return git.Git(str(cwd)).execute(
-            ["git", *args],
+            ["git", *SAFE_CONFIG, *args],
             env={**os.environ, **(env or {})} if env else None,
             strip_newline_in_stdout=strip,
         )
