@@ -253,3 +253,11 @@ def test_exit_is_recorded_by_tmux_hook_with_no_cockpit_reading(fleet: Fleet, rep
     assert '"type":"exited","agent":"up","data":{"exit_code":4}' in text
     assert '"type":"halted","agent":"up"' in text
     assert not fleet.tmux.has_session("down")
+
+
+def test_restarting_the_only_agent_survives_the_server_exiting(fleet: Fleet) -> None:
+    """Killing the last session makes tmux's server exit; a start right after must not fail."""
+    fleet.spawn("only", command="sleep 60")
+    for _ in range(15):
+        fleet.respawn("only", keep=True, force=True)
+    assert fleet.agent("only").state == "running" and fleet.agent("only").attempt == 16

@@ -11,6 +11,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,8 +167,15 @@ class Tmux:
         if hook:
             # tmux single quotes take no escapes; the hook command holds none (Fleet.exit_hook).
             argv += [";", "set-hook", "-g", "pane-died", f"run-shell -b '{hook}'"]
-        result = subprocess.run(argv, capture_output=True, text=True, env=base_environment(),
-                                stdin=subprocess.DEVNULL)
+        for attempt in range(5):
+            result = subprocess.run(argv, capture_output=True, text=True, env=base_environment(),
+                                    stdin=subprocess.DEVNULL)
+            # Killing the last session makes the server exit; a client that connects while it
+            # is going away fails. Nothing was created then: wait for the socket and retry.
+            dying = any(word in result.stderr for word in ("server exited", "lost server", "error connecting"))
+            if result.returncode == 0 or not dying or self.has_session(name):
+                break
+            time.sleep(0.1 * (attempt + 1))
         if result.returncode != 0:
             if self.has_session(name):
                 self.kill(name)
