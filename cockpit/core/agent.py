@@ -33,6 +33,8 @@ class Agent:
     reason: str | None = None
     pid: int | None = None
     archives: list[str] = field(default_factory=list)
+    # waiting, working, idle, stalled, paused; None when not running (cockpit.core.activity)
+    activity: str | None = None
 
     @property
     def alive(self) -> bool:

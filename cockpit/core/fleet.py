@@ -23,7 +23,7 @@ from typing import Iterator
 
 import tomli_w
 
-from cockpit.core import processes, worktrees
+from cockpit.core import activity as activity_mod, processes, worktrees
 from cockpit.core.agent import Agent
 from cockpit.core.errors import CockpitError, LockBusy, NotFound
 from cockpit.core.events import Event, EventLog
@@ -205,6 +205,7 @@ class Fleet:
             reason=record.reason,
             pid=pane.pid if pane else None,
             archives=list(record.archives),
+            activity=activity_mod.of_agent(self, record, pane, state),
         )
 
     # -- spawn ----------------------------------------------------------------------------------------
@@ -225,7 +226,8 @@ class Fleet:
                              task=configured.task if configured else "",
                              scope=configured.scope if configured else (),
                              after=configured.after if configured else (),
-                             env=configured.env if configured else {})
+                             env=configured.env if configured else {},
+                             preset=configured.preset if configured else "")
         if task is not None:
             spec = AgentSpec(**{**spec.__dict__, "task": task})
         if scope:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.core.errors import ConfigError, CockpitError
+from cockpit.core.presets import PRESETS
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
@@ -21,6 +22,10 @@ FLEET_KEYS = {
     "base": str,
     "max_failures": int,
     "theme": str,
+    "idle_after": float,       # activity: seconds of silence before an agent is idle
+    "stall_after": float,      # ... and before it is stalled
+    "notify_command": str,     # run once per notification, the event as JSON on stdin
+    "notify_interval": float,  # at most one notification per agent per this many seconds
 }
 AGENT_KEYS = {
     "name": str,
@@ -29,6 +34,7 @@ AGENT_KEYS = {
     "scope": list,
     "after": list,
     "env": dict,
+    "preset": str,  # a known agent program (cockpit.core.presets): how its prompts look
 }
 TOP_KEYS = {"cockpit", "agent", "keys"}
 
@@ -58,9 +64,10 @@ class AgentSpec:
     scope: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
+    preset: str = ""
 
     def to_toml(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "name": self.name,
             "command": self.command,
             "task": self.task,
@@ -68,6 +75,9 @@ class AgentSpec:
             "after": list(self.after),
             "env": dict(self.env),
         }
+        if self.preset:
+            data["preset"] = self.preset
+        return data
 
     @classmethod
     def from_toml(cls, data: dict[str, Any]) -> "AgentSpec":
@@ -78,6 +88,7 @@ class AgentSpec:
             scope=tuple(data.get("scope", ())),
             after=tuple(data.get("after", ())),
             env=dict(data.get("env", {})),
+            preset=data.get("preset", ""),
         )
 
 
@@ -89,6 +100,10 @@ class FleetConfig:
     base: str | None = None
     max_failures: int = 2
     theme: str | None = None
+    idle_after: float = 30.0
+    stall_after: float = 900.0
+    notify_command: str | None = None
+    notify_interval: float = 10.0
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
 
@@ -117,7 +132,7 @@ class _Reader:
         return ConfigError(f"{where}: {key}: {message}")
 
     def typed(self, key: str, value: Any, kind: type, after_line: int) -> Any:
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        ok = (isinstance(value, kind) or (kind is float and isinstance(value, int))) and not isinstance(value, bool)
         if not ok:
             raise self.fail(key, f"expected {kind.__name__}, got {type(value).__name__}", after_line)
         return value
@@ -162,6 +177,13 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
     max_failures = fleet.get("max_failures", 2)
     if max_failures < 1:
         raise reader.fail("cockpit.max_failures", "must be 1 or more", fleet_line)
+    for key in ("idle_after", "stall_after", "notify_interval"):
+        if key in fleet and fleet[key] <= 0:
+            raise reader.fail(f"cockpit.{key}", "must be more than 0 seconds", fleet_line)
+    idle_after = float(fleet.get("idle_after", 30.0))
+    stall_after = float(fleet.get("stall_after", 900.0))
+    if stall_after < idle_after:
+        raise reader.fail("cockpit.stall_after", f"must not be less than idle_after ({idle_after:g})", fleet_line)
 
     keys = data.get("keys", {})
     reader.typed("keys", keys, dict, 0)
@@ -206,6 +228,9 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
                 raise reader.fail(f"{label}.env", f"invalid variable name {env_key!r}", start)
         if not entry["command"].strip():
             raise reader.fail(f"{label}.command", "must not be empty", start)
+        if "preset" in entry and entry["preset"] not in PRESETS:
+            raise reader.fail(f"{label}.preset", f"unknown preset {entry['preset']!r} "
+                              f"(known: {', '.join(sorted(PRESETS))})", start)
         agents[name] = AgentSpec.from_toml(entry)
 
     for spec in agents.values():
@@ -223,6 +248,10 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         base=fleet.get("base"),
         max_failures=max_failures,
         theme=fleet.get("theme"),
+        idle_after=idle_after,
+        stall_after=stall_after,
+        notify_command=fleet.get("notify_command"),
+        notify_interval=float(fleet.get("notify_interval", 10.0)),
         agents=agents,
         keys=dict(keys),
     )
