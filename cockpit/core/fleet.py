@@ -23,7 +23,7 @@ from typing import Iterator
 
 import tomli_w
 
-from cockpit.core import activity as activity_mod, processes, worktrees
+from cockpit.core import activity as activity_mod, processes, watch, worktrees
 from cockpit.core.agent import Agent
 from cockpit.core.errors import CockpitError, LockBusy, NotFound
 from cockpit.core.events import Event, EventLog
@@ -257,6 +257,7 @@ class Fleet:
                     f"or 'cockpit discard {name}' first")
             base_ref, base_sha = self._resolve_base(base)
             self._launch(spec, attempt=1, base_ref=base_ref, base_sha=base_sha, op="spawn")
+            watch.ensure(self)  # the fleet's watcher: activity and notifications with no cockpit open
         return self.agent(name)
 
     def _state_of(self, name: str) -> str:
@@ -630,6 +631,7 @@ class Fleet:
             if reset:
                 from cockpit.core.recovery import release_dependents
                 release_dependents(self, name)
+            watch.ensure(self)
         return self.agent(name)
 
     def exit_hook(self) -> str | None:
