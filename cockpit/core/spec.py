@@ -287,6 +287,9 @@ STARTER = '''\
 [cockpit]
 # base = "main"          # the ref new branches are cut from (default: the current branch)
 max_failures = 2         # an agent that fails this many times is halted
+# idle_after = 30        # seconds without output before an agent counts as idle
+# stall_after = 900      # ... and as stalled (you get a notification)
+# notify_command = "cat >> ~/cockpit-notifications.jsonl"   # run per notification, JSON on stdin
 
 # [keys]                 # remap TUI keys: binding id = "key"
 # discard = "D"
@@ -298,4 +301,5 @@ task = "Describe the task here"           # exported to the agent as COCKPIT_TAS
 scope = ["src/**"]                        # files this agent owns
 after = []                                # agents this one waits for
 env = {}                                  # extra environment, e.g. { LOG_LEVEL = "debug" }
+# preset = "claude-code"                  # a known agent program: recognise its prompts on screen
 '''

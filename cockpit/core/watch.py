@@ -13,8 +13,9 @@ Each tick (one second) it:
 1. follows the event log and turns new events into notifications (:mod:`cockpit.core.notify`),
    rate-limited, each run through ``notify_command`` and recorded as a ``notification`` event
    (an open TUI shows those rather than deciding its own);
-2. records exits at once (with the pane-died hook; whichever is first) and recovers interrupted
-   operations (:func:`cockpit.core.recovery.observe`, which never waits for the lock);
+2. records exits at once (with the pane-died hook; whichever is first) and applies the 2-failure
+   rule (:func:`cockpit.core.recovery.observe`, never waiting for the lock). It does not finish
+   operations a crash interrupted: the next cockpit command does, as before;
 3. computes every agent's activity (:mod:`cockpit.core.activity`) and records each change as an
    ``activity`` event ``{activity, previous}``.
 
@@ -145,7 +146,9 @@ class Watcher:
         panes = fleet.tmux.panes()
         if SESSION not in panes:
             return False  # killed, or the whole tmux server is gone
-        if observe(fleet, panes, wait=0):
+        # Exits, not crash recovery: with an operation pending (running elsewhere, or interrupted)
+        # the watcher leaves it to the cockpit commands, so a reader never sees a recovery half done.
+        if not fleet.history().pending and observe(fleet, panes, wait=0):
             panes = fleet.tmux.panes()
         for name, record in fleet.history().records.items():
             current = activity.of_agent(fleet, record, panes.get(name))
