@@ -66,7 +66,8 @@ def test_crash_inside_discard_completes_it(repo: Path, step: str, _private_tmux:
     refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/cockpit/archive/d/").split()
     assert refs, "the archive was lost"
     assert "work.txt" in git(repo, "ls-tree", "-r", "--name-only", refs[-1])
-    assert cockpit(repo, "restore", "d").returncode == 0
+    restored = cockpit(repo, "restore", "d")
+    assert restored.returncode == 0, restored.stderr
     assert (worktree / "work.txt").read_text() == "data\n"
 
 

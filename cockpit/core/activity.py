@@ -224,7 +224,9 @@ def of_agent(fleet: "Fleet", record: "Record", pane: "PaneState | None", state: 
     if state is None:
         if record.state not in ("running", "paused") or not fleet.layout.worktree(record.name).is_dir():
             return None
-    elif state not in ("running", "paused"):
+    elif state == "paused":
+        return "paused"
+    elif state != "running":
         return None
     view = probe(pane.pid)
     if state is None:
