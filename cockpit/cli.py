@@ -93,10 +93,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="last N lines (default 50)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new output (Ctrl-C to stop)")
 
-    from cockpit import cli_merge
-    cli_merge.add_parsers(add)  # diff, merge, queue
+    p = add("wait", "wait until an agent is waiting for input, idle or has exited (exit 1 on timeout)")
+    p.add_argument("name")
+    p.add_argument("--for", dest="target", required=True, choices=("waiting", "idle", "exited"),
+                   help="waiting: reading its terminal or showing a prompt; idle: silent for idle_after "
+                   "(stalled counts); exited: its process ended (exited, failed, killed or halted)")
+    p.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds (default: never)")
 
-    sub.add_parser("_observe").add_argument("--agent")  # internal: exit hooks (not in help)
+    sub.add_parser("_watch").add_argument("--offset", type=int, default=0)  # internal: the watcher
     p = add("demo", "create a throw-away repository with four scripted agents and open the cockpit")
     p.add_argument("--dir", metavar="DIR", help="where to create it (default: a new temp directory)")
     p.add_argument("--no-tui", action="store_true", help="print 'cockpit ls' instead of opening the cockpit")
@@ -123,7 +127,7 @@ def _print_table(agents) -> None:
     if not agents:
         print("no agents (start some with 'cockpit up' or 'cockpit spawn NAME --command CMD')")
         return
-    rows = [("NAME", "STATE", "TRY", "BRANCH", "ACTIVITY", "FLAGS", "TASK")]
+    rows = [("NAME", "STATE", "ACTIVITY", "TRY", "BRANCH", "OUTPUT", "FLAGS", "TASK")]
     for a in agents:
         state = a.state + (f" ({a.exit_code})" if a.state == "failed" and a.exit_code is not None else "")
         if a.blocked_by:
@@ -131,7 +135,7 @@ def _print_table(agents) -> None:
         task = a.task.splitlines()[0] if a.task else ""
         flags = ", ".join(filter(None, [f"{len(a.out_of_scope)} out of scope" if a.out_of_scope else "",
                                         f"{len(a.collisions)} collision(s)" if a.collisions else ""])) or "-"
-        rows.append((a.name, state, f"{a.attempt} ({a.failures}/{a.max_failures} fail)", a.branch,
+        rows.append((a.name, state, a.activity or "-", f"{a.attempt} ({a.failures}/{a.max_failures} fail)", a.branch,
                      _ago(a.last_activity), flags, task[:50]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
@@ -190,6 +194,9 @@ def run(argv: list[str] | None = None) -> int:
         else:
             fleet.agents(wait=30)
         return 0
+    if command == "_watch":  # the watcher, in the fleet's tmux server (cockpit.core.watch)
+        from cockpit.core import watch
+        return watch.main(fleet, args.offset)
     if command is None:
         return _open_tui(args, fleet)
     from cockpit import cli_merge
@@ -264,6 +271,9 @@ def run(argv: list[str] | None = None) -> int:
         print(f"respawned {agent.name}: attempt {agent.attempt}, branch {agent.branch}")
     elif command == "logs":
         return _logs(fleet, args)
+    elif command == "wait":
+        from cockpit.core.wait import wait_for
+        wait_for(fleet, args.name, args.target, args.timeout)
     elif command == "attach":
         argv = fleet.attach_argv(args.name)
         env = {k: v for k, v in os.environ.items() if k != "TMUX"}

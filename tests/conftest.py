@@ -47,6 +47,9 @@ def _private_tmux(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     socket = f"cockpit-test-{uuid.uuid4().hex[:10]}"
     monkeypatch.setenv("COCKPIT_TMUX_SOCKET", socket)
     monkeypatch.delenv("TMUX", raising=False)
+    # CLI subprocesses run this checkout's package, not the one the venv's editable install names.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                                   os.environ.get("PYTHONPATH")])))
     yield socket
     subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
 

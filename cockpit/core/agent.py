@@ -38,6 +38,8 @@ class Agent:
     merge: dict | None = None  # the merge queue's last outcome: {reason, paths, gate, tail, commit}
     process_state: str = ""    # what the process does (running .. missing) while ``state`` shows a merge state
     sandbox: str | None = None  # "bwrap" when the agent runs under the write sandbox
+    # waiting, working, idle, stalled, paused; None when not running (cockpit.core.activity)
+    activity: str | None = None
 
     @property
     def alive(self) -> bool:

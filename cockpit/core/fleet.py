@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Iterator
 
 import tomli_w
 
-from cockpit.core import processes, sandbox, worktrees
+from cockpit.core import activity as activity_mod, processes, sandbox, watch, worktrees
 from cockpit.core.agent import Agent
 from cockpit.core.checklist import Checklist, announce, run_checklist
 from cockpit.core.errors import CockpitError, LockBusy, NotFound
 from cockpit.core.events import Event, EventLog
 from cockpit.core.layout import Layout, archive_ref, branch_for
 from cockpit.core.lock import repo_lock
-from cockpit.core.presets import prepare_command
+from cockpit.core.permissions import prepare_command
 from cockpit.core.ownership import OwnershipTracker, record_new
 from cockpit.core.sessions import PaneState, Tmux, check_tmux
 from cockpit.core.spec import AgentSpec, FleetConfig, load_config, order_agents, validate_name
@@ -231,6 +231,7 @@ class Fleet:
             merge=dict(record.merge) if record.merge else None,
             process_state=process_state,
             sandbox=record.spec.sandbox if sandbox.enabled(record.spec) else None,
+            activity=activity_mod.of_agent(self, record, pane, state),
         )
 
     # -- spawn ----------------------------------------------------------------------------------------
@@ -279,6 +280,7 @@ class Fleet:
                     f"or 'cockpit discard {name}' first")
             base_ref, base_sha = self._resolve_base(base)
             self._launch(spec, attempt=1, base_ref=base_ref, base_sha=base_sha, op="spawn")
+            watch.ensure(self)  # the fleet's watcher: activity and notifications with no cockpit open
         return self.agent(name)
 
     def _state_of(self, name: str) -> str:
@@ -677,6 +679,7 @@ class Fleet:
             if reset:
                 from cockpit.core.recovery import release_dependents
                 release_dependents(self, name)
+            watch.ensure(self)
         return self.agent(name)
 
     def exit_hook(self) -> str | None:

@@ -1,75 +1,68 @@
-"""Permission presets. ``preset = "claude-code"`` gives a Claude Code agent a settings file,
-written outside its worktree (so it never dirties it), that asks before pushes, ``rm -rf``,
-migrations and deploys, denies force-pushes, hard resets and edits of the main checkout, and
-routes every Edit/Write through ``cockpit guard`` (scope and worktree) and every Stop through
-``cockpit check`` (edits made through the shell).
+"""Presets: what a known agent program's "I am asking you something" screen looks like.
+
+Most programs that wait for an answer sleep in a ``read`` of their terminal, which
+:mod:`cockpit.core.activity` sees in ``/proc`` without looking at the screen. Full-screen agents
+(Claude Code, Codex, anything built on a TUI toolkit) instead watch the terminal with
+poll/select/epoll, so they look the same whether they are thinking or asking. For them, and only
+for agents whose spec names a preset, the bottom of the visible screen is matched against a few
+patterns. There is no screen hashing and no guessing from "the screen stopped changing".
+
+Patterns are matched against plain text (``capture-pane -p``, no escapes) of the last
+:data:`BOTTOM_LINES` non-blank lines, so a prompt that was answered and scrolled up no longer
+counts.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shlex
-import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import re
+from dataclasses import dataclass
 
-from cockpit.core import worktrees
-from cockpit.core.spec import AgentSpec
-
-if TYPE_CHECKING:
-    from cockpit.core.fleet import Fleet
-
-ASK = [
-    "Bash(git push:*)",
-    "Bash(rm -rf:*)", "Bash(rm -fr:*)", "Bash(rm -r -f:*)",
-    "Bash(*migrate*)", "Bash(*migration*)",
-    "Bash(*deploy*)",
-]
-DENY = [
-    "Bash(git push --force:*)", "Bash(git push -f:*)", "Bash(git push --force-with-lease:*)",
-    "Bash(git push * --force*)", "Bash(git push * -f*)",
-    "Bash(git reset --hard:*)",
-]
+BOTTOM_LINES = 15
 
 
-def _cockpit(fleet: "Fleet", *args: str) -> str:
-    argv = [sys.executable, "-m", "cockpit", "-C", str(fleet.root), *args]
-    return " ".join(shlex.quote(a) for a in argv)
+@dataclass(frozen=True)
+class Preset:
+    """A known agent program and the screen text it shows while it waits for the user."""
+
+    name: str
+    description: str
+    prompts: tuple[re.Pattern[str], ...]
 
 
-def claude_settings(fleet: "Fleet", spec: AgentSpec) -> dict[str, Any]:
-    """The Claude Code settings for one agent (``claude --settings <file>``)."""
-    root = fleet.root
-    # Edit rules cannot say "outside this directory", and deny beats allow: deny each top-level
-    # entry of the main checkout (the worktree lives under .cockpit/, which is not listed), and
-    # leave everything else to the guard hook.
-    tops = sorted({p.split("/", 1)[0] for p in worktrees.run(root, "ls-files").splitlines() if p})
-    deny_edits = [f"Edit(/{root}/.git/**)"]
-    for top in tops:
-        target = root / top
-        deny_edits.append(f"Edit(/{target}/**)" if target.is_dir() else f"Edit(/{target})")
-    return {
-        "permissions": {"ask": list(ASK), "deny": list(DENY) + deny_edits},
-        "hooks": {
-            "PreToolUse": [{"matcher": "Edit|Write|MultiEdit|NotebookEdit",
-                            "hooks": [{"type": "command", "command": _cockpit(fleet, "guard", "--agent", spec.name)}]}],
-            "Stop": [{"hooks": [{"type": "command", "command": _cockpit(fleet, "check", "--agent", spec.name)}]}],
-        },
-    }
+def _p(*patterns: str) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(p, re.IGNORECASE) for p in patterns)
 
 
-def settings_path(fleet: "Fleet", name: str) -> Path:
-    return fleet.layout.agent_dir(name) / "claude-settings.json"
+PRESETS: dict[str, Preset] = {
+    preset.name: preset
+    for preset in (
+        Preset("claude-code", "Anthropic's Claude Code CLI: permission and trust prompts", _p(
+            r"Do you want to (proceed|make this edit|create|overwrite|delete|run|allow)\b",
+            r"No, and tell Claude what to do differently",
+            r"Do you trust the files in this folder",
+        )),
+        Preset("codex", "OpenAI's Codex CLI: approval prompts", _p(
+            r"Allow command\?",
+            r"Would you like to (run|make|apply) the following",
+            r"Yes, (proceed|allow)\b.*\(y\)",
+        )),
+        Preset("aider", "aider: yes/no questions", _p(
+            r"\(Y\)es/\(N\)o",
+        )),
+    )
+}
 
 
-def prepare_command(fleet: "Fleet", spec: AgentSpec) -> str:
-    """Write the preset's files and return the shell command to run for ``spec``."""
-    if spec.preset != "claude-code":
-        return spec.command
-    path = settings_path(fleet, spec.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(claude_settings(fleet, spec), indent=2) + "\n")
-    os.replace(tmp, path)
-    return f"{spec.command} --settings {shlex.quote(str(path))}"
+def preset_names() -> list[str]:
+    return sorted(PRESETS)
+
+
+def screen_shows_prompt(preset: str, screen: list[str]) -> bool:
+    """Whether the bottom of ``screen`` (plain text lines) shows one of ``preset``'s prompts.
+    An unknown preset never matches (the config loader rejects unknown names)."""
+    known = PRESETS.get(preset)
+    if known is None:
+        return False
+    lines = [line for line in screen if line.strip()][-BOTTOM_LINES:]
+    text = "\n".join(lines)
+    return any(pattern.search(text) for pattern in known.prompts)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.core.errors import ConfigError, CockpitError
+from cockpit.core.presets import PRESETS
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
@@ -25,6 +26,10 @@ FLEET_KEYS = {
     "gate_timeout": int,   # seconds per gate
     "merge": str,          # rebase | merge | squash
     "sandbox": str,
+    "idle_after": float,       # activity: seconds of silence before an agent is idle
+    "stall_after": float,      # ... and before it is stalled
+    "notify_command": str,     # run once per notification, the event as JSON on stdin
+    "notify_interval": float,  # at most one notification per agent per this many seconds
 }
 MERGE_MODES = ("rebase", "merge", "squash")
 AGENT_KEYS = {
@@ -35,10 +40,9 @@ AGENT_KEYS = {
     "after": list,
     "env": dict,
     "pass_env": list,
-    "preset": str,
     "sandbox": str,
+    "preset": str,  # a known agent program (cockpit.core.presets): how its prompts look
 }
-PRESETS = ("claude-code",)
 TOP_KEYS = {"cockpit", "agent", "keys"}
 SANDBOXES = ("bwrap", "none")  # "none": opt out of a fleet-wide [cockpit] sandbox
 
@@ -69,8 +73,9 @@ class AgentSpec:
     after: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     pass_env: tuple[str, ...] = ()  # names passed through from cockpit's own environment
-    preset: str | None = None       # "claude-code": permission settings and guard hooks
     sandbox: str | None = None  # "bwrap": run under the write sandbox (cockpit.core.sandbox)
+    preset: str = ""                 # a known agent program (cockpit.core.presets); "claude-code" also
+                                     # gets permission settings and guard hooks (cockpit.core.permissions)
 
     def to_toml(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -98,8 +103,8 @@ class AgentSpec:
             after=tuple(data.get("after", ())),
             env=dict(data.get("env", {})),
             pass_env=tuple(data.get("pass_env", ())),
-            preset=data.get("preset"),
             sandbox=data.get("sandbox"),
+            preset=data.get("preset", ""),
         )
 
 
@@ -115,6 +120,10 @@ class FleetConfig:
     gate_timeout: int = 600
     merge: str = "rebase"
     sandbox: str | None = None
+    idle_after: float = 30.0
+    stall_after: float = 900.0
+    notify_command: str | None = None
+    notify_interval: float = 10.0
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
 
@@ -143,7 +152,7 @@ class _Reader:
         return ConfigError(f"{where}: {key}: {message}")
 
     def typed(self, key: str, value: Any, kind: type, after_line: int) -> Any:
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        ok = (isinstance(value, kind) or (kind is float and isinstance(value, int))) and not isinstance(value, bool)
         if not ok:
             raise self.fail(key, f"expected {kind.__name__}, got {type(value).__name__}", after_line)
         return value
@@ -201,6 +210,13 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         raise reader.fail("cockpit.gate_timeout", "must be 1 or more (seconds)", fleet_line)
     if fleet.get("merge", "rebase") not in MERGE_MODES:
         raise reader.fail("cockpit.merge", f"expected one of: {', '.join(MERGE_MODES)}", fleet_line)
+    for key in ("idle_after", "stall_after", "notify_interval"):
+        if key in fleet and fleet[key] <= 0:
+            raise reader.fail(f"cockpit.{key}", "must be more than 0 seconds", fleet_line)
+    idle_after = float(fleet.get("idle_after", 30.0))
+    stall_after = float(fleet.get("stall_after", 900.0))
+    if stall_after < idle_after:
+        raise reader.fail("cockpit.stall_after", f"must not be less than idle_after ({idle_after:g})", fleet_line)
 
     keys = data.get("keys", {})
     reader.typed("keys", keys, dict, 0)
@@ -224,12 +240,13 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
                 raise reader.fail(f"{label}.{key}", "unknown key "
                                   f"(expected one of: {', '.join(sorted(AGENT_KEYS))})", start)
             reader.typed(f"{label}.{key}", value, AGENT_KEYS[key], start)
-        for required in ("name",) if "preset" in entry else ("name", "command"):
+        for required in ("name",) if entry.get("preset") == "claude-code" else ("name", "command"):
             if required not in entry:
                 raise reader.fail(label, f"missing required key '{required}'", start)
         if "preset" in entry and entry["preset"] not in PRESETS:
-            raise reader.fail(f"{label}.preset", f"unknown preset {entry['preset']!r} (known: {', '.join(PRESETS)})", start)
-        if "preset" in entry and "command" not in entry:
+            raise reader.fail(f"{label}.preset", f"unknown preset {entry['preset']!r} "
+                              f"(known: {', '.join(sorted(PRESETS))})", start)
+        if entry.get("preset") == "claude-code" and "command" not in entry:
             entry = {**entry, "command": "claude \"$COCKPIT_TASK\""}
         name = entry["name"]
         try:
@@ -276,6 +293,10 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         gate_timeout=fleet.get("gate_timeout", 600),
         merge=fleet.get("merge", "rebase"),
         sandbox=fleet.get("sandbox"),
+        idle_after=idle_after,
+        stall_after=stall_after,
+        notify_command=fleet.get("notify_command"),
+        notify_interval=float(fleet.get("notify_interval", 10.0)),
         agents=agents,
         keys=dict(keys),
     )
@@ -314,6 +335,9 @@ max_failures = 2         # an agent that fails this many times is halted
 # gates = ["python -m pytest -q"]   # merge queue: each must pass on base + the candidate
 # gate_timeout = 600     # seconds per gate
 # merge = "rebase"       # or "merge" (a merge commit) or "squash" (one commit)
+# idle_after = 30        # seconds without output before an agent counts as idle
+# stall_after = 900      # ... and as stalled (you get a notification)
+# notify_command = "cat >> ~/cockpit-notifications.jsonl"   # run per notification, JSON on stdin
 
 # [keys]                 # remap TUI keys: binding id = "key"
 # discard = "D"
@@ -326,4 +350,5 @@ scope = ["src/**"]                        # files this agent owns
 after = []                                # agents this one waits for
 env = {}                                  # extra environment, e.g. { LOG_LEVEL = "debug" }
 # sandbox = "bwrap"                       # writes only to its worktree (needs bubblewrap)
+# preset = "claude-code"                  # a known agent program: recognise its prompts on screen
 '''

@@ -1,0 +1,273 @@
+"""What a running agent is doing right now: ``waiting`` for the user, ``working``, ``idle`` or
+``stalled`` — known from the kernel, not guessed from the screen.
+
+``waiting``: a process of the pane's foreground process group (``tpgid``, field 8 of
+``/proc/<pane_pid>/stat``) sleeps in a read of the pane's terminal: its ``wchan`` is
+``wait_woken`` or ``n_tty_read`` and the fd of the read it is in (``/proc/<pid>/syscall``; its
+fd 0 when that file cannot be read) is the pane's tty. This holds under shell wrappers (``sh -c``
+does not change the process group) and is what "blocked on ``input()``" looks like to the
+kernel. Programs that watch the terminal with poll/select/epoll look the same thinking or asking;
+for them a preset's prompt patterns (:mod:`cockpit.core.presets`) are matched on the screen.
+
+Otherwise the silence clock decides: output (the session.log's mtime) within ``idle_after``
+seconds is ``working``, more is ``idle``, more than ``stall_after`` is ``stalled``. The clock
+starts no earlier than the agent's last (re)start or resume, so a resumed agent is not stalled
+by the time it spent frozen. Paused agents are ``paused``; agents not running have no activity.
+
+Cost per agent and call: one ``stat`` per process of its tree, the ``children`` lists of its
+threads, ``wchan`` for the sleeping members of the foreground group, and one capture-pane for
+agents with a preset. No screen hashing, no history.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import stat as stat_mod
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from cockpit.core import processes
+from cockpit.core.errors import CockpitError
+from cockpit.core.presets import screen_shows_prompt
+from cockpit.core.spec import FleetConfig
+
+if TYPE_CHECKING:
+    from cockpit.core.agent import Agent
+    from cockpit.core.fleet import Fleet
+    from cockpit.core.sessions import PaneState
+    from cockpit.core.state import Record
+
+ACTIVITIES = ("waiting", "working", "idle", "stalled", "paused")
+
+# Kernel functions a process sleeps in while it reads a terminal (n_tty_read sleeps in wait_woken).
+TTY_READ_WCHANS = frozenset({"wait_woken", "n_tty_read"})
+
+# Read-family syscall numbers per architecture (read, pread64, readv, preadv, preadv2). A sleep in
+# wait_woken inside a *write* to the tty (a full output buffer) is not waiting for the user.
+_READ_SYSCALLS = {
+    "x86_64": frozenset({0, 17, 19, 295, 327}),
+    "aarch64": frozenset({63, 65, 67, 69, 286}),
+}.get(platform.machine())
+
+_HAS_CHILDREN_FILES = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    """The fields of ``/proc/<pid>/stat`` activity detection needs."""
+
+    pid: int
+    state: str
+    ppid: int
+    pgrp: int
+    tty_nr: int
+    tpgid: int
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    """``/proc/<pid>/stat`` parsed, or None if the process is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: split after the last ')'.
+    rest = raw[raw.rfind(b")") + 2:].split()
+    try:
+        return ProcStat(pid, rest[0].decode(), int(rest[1]), int(rest[2]), int(rest[4]), int(rest[5]))
+    except (IndexError, ValueError):
+        return None
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid``, from its threads' ``children`` files (cheap: no /proc scan)."""
+    if not _HAS_CHILDREN_FILES:
+        return processes.children_map().get(pid, [])
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            found.extend(int(p) for p in Path(f"/proc/{pid}/task/{task}/children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def tree(pid: int) -> list[int]:
+    """Every live descendant of ``pid`` (not ``pid`` itself), parents first."""
+    found: list[int] = []
+    frontier = children(pid)
+    while frontier:
+        child = frontier.pop(0)
+        if child in found:
+            continue
+        found.append(child)
+        frontier.extend(children(child))
+    return found
+
+
+def _same_tty(path: str, tty_nr: int) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if not stat_mod.S_ISCHR(st.st_mode):
+        return False
+    major = (tty_nr >> 8) & 0xFFF
+    minor = (tty_nr & 0xFF) | ((tty_nr >> 12) & 0xFFF00)
+    return os.major(st.st_rdev) == major and os.minor(st.st_rdev) == minor
+
+
+def reads_tty(pid: int, tty_nr: int) -> bool:
+    """Whether ``pid`` is asleep in a read of the terminal ``tty_nr``."""
+    try:
+        wchan = Path(f"/proc/{pid}/wchan").read_text().strip()
+    except OSError:
+        return False
+    if wchan not in TTY_READ_WCHANS:
+        return False
+    try:
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:  # no permission, or no CONFIG_HAVE_ARCH_TRACEHOOK: fall back to stdin
+        fields = []
+    if len(fields) >= 2 and fields[0].isdigit():
+        number, fd = int(fields[0]), int(fields[1], 16)
+        if _READ_SYSCALLS is not None and number not in _READ_SYSCALLS:
+            return False
+        return _same_tty(f"/proc/{pid}/fd/{fd}", tty_nr)
+    return _same_tty(f"/proc/{pid}/fd/0", tty_nr)
+
+
+@dataclass(frozen=True)
+class TreeView:
+    """What the kernel says about an agent's processes."""
+
+    reading_tty: bool  # a foreground process sleeps in a read of the pane's tty
+    stopped: bool  # the pane shell has descendants and every one is stopped (paused)
+
+
+def probe(pane_pid: int) -> TreeView:
+    """Look at the process tree under the pane's shell ``pane_pid``."""
+    pane = read_stat(pane_pid)
+    if pane is None:
+        return TreeView(False, False)
+    stats = [s for s in (read_stat(pid) for pid in tree(pane_pid)) if s is not None]
+    stopped = bool(stats) and all(s.state in ("T", "t") for s in stats)
+    reading = False
+    if not stopped and pane.tty_nr and pane.tpgid > 0:
+        reading = any(s.pgrp == pane.tpgid and s.state == "S" and reads_tty(s.pid, pane.tty_nr)
+                      for s in [pane, *stats])
+    return TreeView(reading, stopped)
+
+
+def classify(state: str, waiting: bool, silence: float, idle_after: float, stall_after: float) -> str | None:
+    """The activity of an agent in ``state``; ``silence`` is seconds since its last output (or
+    its last start/resume, whichever is later). Waiting wins over recent output."""
+    if state == "paused":
+        return "paused"
+    if state != "running":
+        return None
+    if waiting:
+        return "waiting"
+    if silence >= stall_after:
+        return "stalled"
+    if silence >= idle_after:
+        return "idle"
+    return "working"
+
+
+def silence_start(log: Path, since: str | None) -> float:
+    """Epoch seconds the silence clock starts from: the log's last write, or the agent's last
+    (re)start or resume (``since``, ISO 8601), whichever is later."""
+    times: list[float] = []
+    try:
+        times.append(log.stat().st_mtime)
+    except OSError:
+        pass
+    if since:
+        try:
+            times.append(datetime.fromisoformat(since).timestamp())
+        except ValueError:
+            pass
+    return max(times, default=0.0)
+
+
+def settings(fleet: "Fleet") -> FleetConfig:
+    """The fleet's config, or the defaults when cockpit.toml is malformed (activity must not
+    fail because of a typo: the operations report it)."""
+    try:
+        return fleet.config
+    except CockpitError:
+        return FleetConfig()
+
+
+def screen_text(fleet: "Fleet", name: str) -> list[str]:
+    """The visible screen of the agent's pane as plain text (no escapes), or [] if unreadable."""
+    try:
+        return fleet.tmux.cmd("capture-pane", "-p", "-t", f"={name}:")
+    except CockpitError:
+        return []
+
+
+def of_agent(fleet: "Fleet", record: "Record", pane: "PaneState | None", state: str | None = None,
+             now: float | None = None) -> str | None:
+    """The activity of one agent. ``state`` is its reconciled state when the caller knows it
+    (``Fleet._snapshot``); otherwise it is derived here from the record and the pane."""
+    if pane is None or not pane.pid or pane.dead or record.discarded:
+        return None
+    if state is None:
+        if record.state not in ("running", "paused") or not fleet.layout.worktree(record.name).is_dir():
+            return None
+    elif state == "paused":
+        return "paused"
+    elif state != "running":
+        return None
+    view = probe(pane.pid)
+    if state is None:
+        state = "paused" if view.stopped else "running"
+    if state == "paused":
+        return "paused"
+    config = settings(fleet)
+    waiting = view.reading_tty
+    if not waiting and record.spec.preset:
+        waiting = screen_shows_prompt(record.spec.preset, screen_text(fleet, record.name))
+    if now is None:
+        now = time.time()
+    silence = now - silence_start(fleet.layout.session_log(record.name), record.state_since)
+    return classify(state, waiting, silence, config.idle_after, config.stall_after)
+
+
+# -- for views: which agent needs the user next ---------------------------------------------------
+ATTENTION_ORDER = ("waiting", "stalled", "failed")
+
+
+def attention_rank(agent: "Agent") -> int | None:
+    """0 waiting, 1 stalled, 2 failed or halted; None when the agent needs nobody."""
+    if agent.activity == "waiting":
+        return 0
+    if agent.activity == "stalled":
+        return 1
+    if agent.state in ("failed", "halted"):
+        return 2
+    return None
+
+
+def next_needing_attention(agents: Iterable["Agent"], current: str | None = None) -> str | None:
+    """The name of the agent the ``w`` key focuses: every agent needing the user, waiting ones
+    first, then stalled, then failed (halted counts as failed), by name within each group; the
+    one after ``current`` in that order (wrapping), or the first when ``current`` is not in it.
+    None when nobody needs attention. Pure: no I/O."""
+    ranked: Sequence[tuple[int, str]] = sorted(
+        (rank, agent.name) for agent in agents if (rank := attention_rank(agent)) is not None)
+    names = [name for _, name in ranked]
+    if not names:
+        return None
+    if current in names:
+        return names[(names.index(current) + 1) % len(names)]
+    return names[0]

@@ -1,0 +1,75 @@
+"""Permissions for the ``claude-code`` preset. ``preset = "claude-code"`` gives a Claude Code agent a settings file,
+written outside its worktree (so it never dirties it), that asks before pushes, ``rm -rf``,
+migrations and deploys, denies force-pushes, hard resets and edits of the main checkout, and
+routes every Edit/Write through ``cockpit guard`` (scope and worktree) and every Stop through
+``cockpit check`` (edits made through the shell).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cockpit.core import worktrees
+from cockpit.core.spec import AgentSpec
+
+if TYPE_CHECKING:
+    from cockpit.core.fleet import Fleet
+
+ASK = [
+    "Bash(git push:*)",
+    "Bash(rm -rf:*)", "Bash(rm -fr:*)", "Bash(rm -r -f:*)",
+    "Bash(*migrate*)", "Bash(*migration*)",
+    "Bash(*deploy*)",
+]
+DENY = [
+    "Bash(git push --force:*)", "Bash(git push -f:*)", "Bash(git push --force-with-lease:*)",
+    "Bash(git push * --force*)", "Bash(git push * -f*)",
+    "Bash(git reset --hard:*)",
+]
+
+
+def _cockpit(fleet: "Fleet", *args: str) -> str:
+    argv = [sys.executable, "-m", "cockpit", "-C", str(fleet.root), *args]
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def claude_settings(fleet: "Fleet", spec: AgentSpec) -> dict[str, Any]:
+    """The Claude Code settings for one agent (``claude --settings <file>``)."""
+    root = fleet.root
+    # Edit rules cannot say "outside this directory", and deny beats allow: deny each top-level
+    # entry of the main checkout (the worktree lives under .cockpit/, which is not listed), and
+    # leave everything else to the guard hook.
+    tops = sorted({p.split("/", 1)[0] for p in worktrees.run(root, "ls-files").splitlines() if p})
+    deny_edits = [f"Edit(/{root}/.git/**)"]
+    for top in tops:
+        target = root / top
+        deny_edits.append(f"Edit(/{target}/**)" if target.is_dir() else f"Edit(/{target})")
+    return {
+        "permissions": {"ask": list(ASK), "deny": list(DENY) + deny_edits},
+        "hooks": {
+            "PreToolUse": [{"matcher": "Edit|Write|MultiEdit|NotebookEdit",
+                            "hooks": [{"type": "command", "command": _cockpit(fleet, "guard", "--agent", spec.name)}]}],
+            "Stop": [{"hooks": [{"type": "command", "command": _cockpit(fleet, "check", "--agent", spec.name)}]}],
+        },
+    }
+
+
+def settings_path(fleet: "Fleet", name: str) -> Path:
+    return fleet.layout.agent_dir(name) / "claude-settings.json"
+
+
+def prepare_command(fleet: "Fleet", spec: AgentSpec) -> str:
+    """Write the preset's files and return the shell command to run for ``spec``."""
+    if spec.preset != "claude-code":
+        return spec.command
+    path = settings_path(fleet, spec.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(claude_settings(fleet, spec), indent=2) + "\n")
+    os.replace(tmp, path)
+    return f"{spec.command} --settings {shlex.quote(str(path))}"
