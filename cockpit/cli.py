@@ -100,6 +100,10 @@ def _parser() -> argparse.ArgumentParser:
                    "(stalled counts); exited: its process ended (exited, failed, killed or halted)")
     p.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds (default: never)")
 
+    from cockpit import cli_merge
+    cli_merge.add_parsers(add)  # diff, merge, queue
+
+    sub.add_parser("_observe").add_argument("--agent")  # internal: exit hooks (not in help)
     sub.add_parser("_watch").add_argument("--offset", type=int, default=0)  # internal: the watcher
     p = add("demo", "create a throw-away repository with four scripted agents and open the cockpit")
     p.add_argument("--dir", metavar="DIR", help="where to create it (default: a new temp directory)")
