@@ -25,5 +25,8 @@ test: setup
 screenshots: setup
 	$(BIN)/python scripts/screenshots.py
 
+bench: setup
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache

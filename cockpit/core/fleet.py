@@ -72,6 +72,7 @@ class Fleet:
         self._local = threading.local()
         self._config: tuple[float | None, FleetConfig] | None = None
         self.ownership_tracker = OwnershipTracker()
+        self._excluded = False
 
     @classmethod
     def discover(cls, start: Path | None = None, socket_name: str | None = None) -> "Fleet":
@@ -129,13 +130,19 @@ class Fleet:
                 self._local.depth -= 1
             return
         if not self.layout.home.is_dir():
-            worktrees.ensure_excluded(self.root)  # before .cockpit/ exists, so it never shows as untracked
+            self._ensure_excluded()  # before .cockpit/ exists, so it never shows as untracked
         with repo_lock(self.layout.lock, timeout):
             self._local.depth = 1
             try:
                 yield
             finally:
                 self._local.depth = 0
+
+    def _ensure_excluded(self) -> None:
+        """``/.cockpit/`` in .git/info/exclude: checked once per Fleet (it cost a git call per spawn)."""
+        if not self._excluded:
+            worktrees.ensure_excluded(self.root)
+            self._excluded = True
 
     def _record(self, name: str) -> Record:
         validate_name(name)
@@ -340,7 +347,7 @@ class Fleet:
         branch = branch_for(name, attempt)
         self._check_free(name, branch)
         layout = self.layout
-        worktrees.ensure_excluded(self.root)
+        self._ensure_excluded()
         layout.home.mkdir(exist_ok=True)
         agent_dir_existed = layout.agent_dir(name).exists()
         if announce:
@@ -595,7 +602,7 @@ class Fleet:
             attempt = record.attempt if record else 1
             self._check_free(name, branch)
             self.layout.agent_dir(name).mkdir(parents=True, exist_ok=True)
-            worktrees.ensure_excluded(self.root)
+            self._ensure_excluded()
             self.events.append("restore.started", name, ref=ref, branch=branch)
             try:
                 worktrees.add_worktree(self.root, self.layout.worktree(name), branch, tip)

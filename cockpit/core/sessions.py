@@ -6,6 +6,7 @@ with a minimal environment, so an agent sees only what cockpit hands it.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -62,6 +63,12 @@ def tmux_version() -> tuple[int, int] | None:
     binary = shutil.which("tmux")
     if not binary:
         return None
+    return _version_of(binary)
+
+
+@functools.lru_cache(maxsize=8)
+def _version_of(binary: str) -> tuple[int, int] | None:
+    """``tmux -V`` once per binary and process (every spawn checks it; bench/ showed the cost)."""
     out = subprocess.run([binary, "-V"], capture_output=True, text=True).stdout
     match = re.search(r"(\d+)\.(\d+)", out)
     return (int(match.group(1)), int(match.group(2))) if match else None

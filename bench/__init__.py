@@ -1,0 +1,1 @@
+"""cockpit's benchmarks (``make bench``): not part of ``make test``. See bench/run.py."""

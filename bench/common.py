@@ -1,0 +1,114 @@
+"""Shared pieces of the benchmarks: throw-away repositories, private tmux sockets, statistics,
+and this process's CPU time and memory read from ``/proc/self``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from cockpit.core.fleet import Fleet
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+    "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env={**os.environ, **GIT_ENV}).stdout.strip()
+
+
+def make_repo(parent: Path, files: int = 50) -> Path:
+    """A repository with one commit of ``files`` small files on ``main``."""
+    root = parent / "repo"
+    (root / "src").mkdir(parents=True)
+    git(root, "init", "--quiet", "--initial-branch=main")
+    git(root, "config", "user.name", "bench")
+    git(root, "config", "user.email", "bench@example.invalid")
+    (root / "README.md").write_text("bench\n")
+    for i in range(files):
+        (root / "src" / f"m{i:03d}.py").write_text(f"VALUE = {i}\n" * 20)
+    git(root, "add", "-A")
+    git(root, "commit", "--quiet", "-m", "initial")
+    return root
+
+
+@contextmanager
+def bench_fleet(files: int = 50) -> Iterator[Fleet]:
+    """A fleet on a fresh temp repository and a private tmux socket; the tmux server is killed
+    and the directory removed afterwards, whatever happens."""
+    tmp = Path(tempfile.mkdtemp(prefix="cockpit-bench-"))
+    socket = f"cockpit-bench-{uuid.uuid4().hex[:10]}"
+    old = os.environ.get("COCKPIT_TMUX_SOCKET")
+    os.environ["COCKPIT_TMUX_SOCKET"] = socket
+    os.environ.pop("TMUX", None)
+    try:
+        yield Fleet(make_repo(tmp, files), socket_name=socket)
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+        if old is None:
+            os.environ.pop("COCKPIT_TMUX_SOCKET", None)
+        else:
+            os.environ["COCKPIT_TMUX_SOCKET"] = old
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by linear interpolation."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    pos = (len(ordered) - 1) * q
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def summary(values: list[float], digits: int = 4) -> dict[str, float | int]:
+    """Median and spread of repeated measurements."""
+    if not values:
+        return {"n": 0}
+    return {
+        "n": len(values),
+        "p50": round(statistics.median(values), digits),
+        "p90": round(quantile(values, 0.9), digits),
+        "p99": round(quantile(values, 0.99), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+    }
+
+
+def rss_mb() -> float:
+    """This process's resident set size (VmRSS in /proc/self/status), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds() -> float:
+    """utime + stime of this process (all threads), from /proc/self/stat, in seconds."""
+    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def wait_until(condition, timeout: float, interval: float = 0.02, message: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll ``condition`` until truthy; raise after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)

@@ -1,0 +1,118 @@
+"""Spawn and discard overhead: cockpit's engine against the same git and tmux steps by hand.
+
+Both sides run in this process against the same repository and the same (already running)
+private tmux server, alternating which goes first. cockpit's side is the engine API
+(:meth:`Fleet.spawn` / :meth:`Fleet.discard`), the code the ``cockpit spawn`` / ``cockpit
+discard --yes`` commands run after parsing arguments (Python start-up, ~0.1-0.2 s, is not
+counted on either side). The hand-made side is ``git worktree add -b`` + ``tmux new-session``
++ ``pipe-pane`` and ``git worktree remove --force`` + ``git branch -D`` + ``tmux kill-session``.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+from bench.common import bench_fleet, summary
+from cockpit.core.fleet import Fleet
+
+COMMAND = "sleep 3600"
+
+
+def _run(*argv: str, cwd: Path | None = None) -> None:
+    subprocess.run(argv, cwd=cwd, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+
+
+def manual_spawn(root: Path, socket: str, name: str, base: str) -> None:
+    """What cockpit's spawn does, minimally, by hand."""
+    path = root.parent / "manual" / name
+    _run("git", "-C", str(root), "worktree", "add", "--quiet", "-b", f"manual/{name}", str(path), base)
+    tmux = ["tmux", "-L", socket, "-f", "/dev/null"]
+    _run(*tmux, "new-session", "-d", "-s", name, "-c", str(path), "-x", "200", "-y", "50", COMMAND)
+    log = root.parent / "manual" / f"{name}.log"
+    _run(*tmux, "pipe-pane", "-t", f"={name}:", f"cat >> {shlex.quote(str(log))}")
+
+
+def manual_discard(root: Path, socket: str, name: str) -> None:
+    """What cockpit's discard does, minus the archive, by hand."""
+    path = root.parent / "manual" / name
+    _run("git", "-C", str(root), "worktree", "remove", "--force", str(path))
+    _run("git", "-C", str(root), "branch", "-D", f"manual/{name}")
+    _run("tmux", "-L", socket, "kill-session", "-t", f"={name}")
+
+
+def _timed_archive(fleet: Fleet, sink: list[float]) -> None:
+    """Record how long each ``Fleet._archive`` call takes (the archive's share of a discard)."""
+    original = fleet._archive
+
+    def archive(*args, **kwargs):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            sink.append(time.perf_counter() - started)
+
+    fleet._archive = archive  # type: ignore[method-assign]
+
+
+def bench_spawn_discard(rounds: int) -> dict[str, object]:
+    """``rounds`` alternating spawn + discard pairs; ratios are medians of per-round ratios."""
+    times: dict[str, list[float]] = {k: [] for k in ("cockpit_spawn", "manual_spawn", "cockpit_discard",
+                                                     "manual_discard", "archive")}
+    spawn_ratios: list[float] = []
+    discard_ratios: list[float] = []
+    with bench_fleet() as fleet:
+        root, socket = fleet.root, fleet.tmux.socket_name
+        base = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        # a server that is already up, as it is for a fleet with agents, for both sides
+        _run("tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "keepalive", COMMAND)
+        _timed_archive(fleet, times["archive"])
+        # one warm-up pair, not counted (imports, first git and tmux calls)
+        fleet.spawn("warm", command=COMMAND)
+        manual_spawn(root, socket, "warm-m", base)
+        fleet.discard("warm")
+        manual_discard(root, socket, "warm-m")
+        times["archive"].clear()
+        for i in range(rounds):
+            name = f"a{i}"
+
+            def cockpit_spawn() -> None:
+                fleet.spawn(name, command=COMMAND)
+
+            def by_hand_spawn() -> None:
+                manual_spawn(root, socket, f"m{i}", base)
+
+            pair = _alternate(i, cockpit_spawn, by_hand_spawn)
+            times["cockpit_spawn"].append(pair[0])
+            times["manual_spawn"].append(pair[1])
+            spawn_ratios.append(pair[0] / pair[1])
+            pair = _alternate(i, lambda: fleet.discard(name), lambda: manual_discard(root, socket, f"m{i}"))
+            times["cockpit_discard"].append(pair[0])
+            times["manual_discard"].append(pair[1])
+            discard_ratios.append(pair[0] / pair[1])
+    archive_share = [a / d for a, d in zip(times["archive"], times["cockpit_discard"])]
+    return {
+        "rounds": rounds,
+        "seconds": {k: summary(v) for k, v in times.items()},
+        "spawn_ratio": summary(spawn_ratios, 3),
+        "discard_ratio": summary(discard_ratios, 3),
+        "discard_ratio_without_archive": summary(
+            [(d - a) / m for d, a, m in zip(times["cockpit_discard"], times["archive"], times["manual_discard"])], 3),
+        "archive_share_of_discard": summary(archive_share, 3),
+    }
+
+
+def _alternate(i: int, ours, theirs) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Time both callables, ours first on even rounds and theirs first on odd ones."""
+    results: dict[str, float] = {}
+    order = [("ours", ours), ("theirs", theirs)]
+    if i % 2:
+        order.reverse()
+    for key, fn in order:
+        started = time.perf_counter()
+        fn()
+        results[key] = time.perf_counter() - started
+    return results["ours"], results["theirs"]

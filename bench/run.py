@@ -1,0 +1,131 @@
+"""``make bench``: cockpit against raw git and tmux, and the TUI's latency, start-up, memory and
+idle cost. Writes ``bench/results.json`` and prints a table. Not part of ``make test``.
+
+    python bench/run.py            # the full run (a few minutes)
+    python bench/run.py --quick    # ~1-2 minutes, fewer rounds and agents
+    python bench/run.py --smoke    # seconds: one agent, one round (the harness's own test)
+
+Every benchmark uses a throw-away repository and a private tmux socket, killed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this tree's cockpit and bench
+
+from bench.ops import bench_spawn_discard  # noqa: E402
+from bench.tui import bench_big_log, bench_idle, bench_latency, bench_startup  # noqa: E402
+
+PROFILES: dict[str, dict[str, object]] = {
+    "full": {"rounds": 20, "latency_agents": [1, 8, 16, 32], "latency_s": 10.0, "startup_agents": [0, 8, 32, 64],
+             "startup_rounds": 5, "big_rounds": 5, "idle_agents": 64, "idle_s": 60.0},
+    "quick": {"rounds": 6, "latency_agents": [1, 8, 16], "latency_s": 4.0, "startup_agents": [0, 8, 32],
+              "startup_rounds": 2, "big_rounds": 2, "idle_agents": 16, "idle_s": 10.0},
+    "smoke": {"rounds": 1, "latency_agents": [1], "latency_s": 1.0, "startup_agents": [1],
+              "startup_rounds": 1, "big_rounds": 1, "idle_agents": 1, "idle_s": 1.0},
+}
+FIGURES = ("spawn_discard", "latency", "startup", "big_log", "idle")
+
+
+def machine() -> dict[str, object]:
+    import os
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "unknown")
+    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
+            "kernel": platform.release()}
+
+
+def run(profile: str, only: list[str]) -> dict[str, object]:
+    p = PROFILES[profile]
+    results: dict[str, object] = {"profile": profile, "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    started = time.monotonic()
+    steps = {
+        "spawn_discard": lambda: bench_spawn_discard(int(p["rounds"])),  # type: ignore[arg-type]
+        "latency": lambda: bench_latency(p["latency_agents"], float(p["latency_s"])),  # type: ignore[arg-type]
+        "startup": lambda: bench_startup(p["startup_agents"], int(p["startup_rounds"])),  # type: ignore[arg-type]
+        "big_log": lambda: bench_big_log(int(p["big_rounds"])),  # type: ignore[arg-type]
+        "idle": lambda: bench_idle(int(p["idle_agents"]), float(p["idle_s"])),  # type: ignore[arg-type]
+    }
+    for name in FIGURES:
+        if only and name not in only:
+            continue
+        step_started = time.monotonic()
+        print(f"… {name}", file=sys.stderr, flush=True)
+        results[name] = steps[name]()
+        print(f"  {name}: {time.monotonic() - step_started:.1f}s", file=sys.stderr, flush=True)
+    results["total_s"] = round(time.monotonic() - started, 1)
+    return results
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def table(r: dict) -> str:
+    """The README's Markdown table."""
+    rows = ["| figure | measured (p50, spread) | target | |", "|---|---|---|---|"]
+    if "spawn_discard" in r:
+        s = r["spawn_discard"]
+        sec = s["seconds"]
+        rows.append(f"| spawn overhead (`Fleet.spawn` vs git worktree add + tmux new-session + pipe-pane) | "
+                    f"ratio {s['spawn_ratio']['p50']} (p90 {s['spawn_ratio']['p90']}); "
+                    f"{sec['cockpit_spawn']['p50'] * 1000:.0f} ms vs {sec['manual_spawn']['p50'] * 1000:.0f} ms | ≤ 1.5 | "
+                    f"{verdict(s['spawn_ratio']['p50'] <= 1.5)} |")
+        rows.append(f"| discard overhead (`Fleet.discard` vs worktree remove + branch -D + kill-session) | "
+                    f"ratio {s['discard_ratio']['p50']} (p90 {s['discard_ratio']['p90']}), without the archive "
+                    f"{s['discard_ratio_without_archive']['p50']}; {sec['cockpit_discard']['p50'] * 1000:.0f} ms vs "
+                    f"{sec['manual_discard']['p50'] * 1000:.0f} ms; archive {sec['archive']['p50'] * 1000:.0f} ms = "
+                    f"{s['archive_share_of_discard']['p50'] * 100:.0f}% | reported | |")
+    for n, v in r.get("latency", {}).items():
+        lat = v["latency_ms"]
+        target = "p50 ≤ 30 ms, p99 ≤ 100 ms" if n == "16" else "reported"
+        ok = "" if n != "16" else verdict(lat.get("p50", 1e9) <= 30 and lat.get("p99", 1e9) <= 100)
+        rows.append(f"| log-to-screen latency, {n} agents × 100 lines/s | p50 {lat.get('p50')} ms, p90 {lat.get('p90')}, "
+                    f"p99 {lat.get('p99')}, max {lat.get('max')} ({v['lines']} lines, {v['never_shown']} never shown; "
+                    f"cockpit CPU {v['cockpit_cpu_percent']}%) | {target} | {ok} |")
+    for n, v in r.get("startup", {}).items():
+        t = v["process_to_frame_s"]
+        ok = verdict(t["p50"] <= 1.0) if n == "32" else ""
+        rows.append(f"| startup to first full frame, {n} agents | {t['p50']} s (min {t['min']}, max {t['max']}); "
+                    f"app only {v['app_to_frame_s']['p50']} s | {'≤ 1 s' if n == '32' else 'reported'} | {ok} |")
+    if "big_log" in r:
+        b = r["big_log"]
+        paint = b["first_paint_s"]["big"]
+        extra = b["extra_growth_mb"]
+        rows.append(f"| big log: first paint, {b['log_bytes'] / 2**30:.0f} GiB session.log | {paint['p50'] * 1000:.0f} ms "
+                    f"(max {paint['max'] * 1000:.0f}); 1 KiB log {b['first_paint_s']['small']['p50'] * 1000:.0f} ms | "
+                    f"≤ 300 ms | {verdict(paint['p50'] <= 0.3)} |")
+        rows.append(f"| big log: memory growth vs 1 KiB log (VmRSS) | {extra['p50']} MB (min {extra['min']}, max {extra['max']}) "
+                    f"| ≤ 20 MB | {verdict(extra['p50'] <= 20)} |")
+    if "idle" in r:
+        i = r["idle"]
+        rows.append(f"| idle cost, {i['agents']} idle agents, {i['seconds']} s | {i['cpu_percent']}% of one core, "
+                    f"RSS {i['rss_mb']} MB (+{i['rss_growth_mb']} MB over the window) | reported | |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help="fewer rounds and agents (~1-2 min)")
+    group.add_argument("--smoke", action="store_true", help="one agent, one round (seconds)")
+    parser.add_argument("--only", action="append", choices=FIGURES, default=[], help="run only this figure")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results.json")
+    args = parser.parse_args(argv)
+    profile = "smoke" if args.smoke else "quick" if args.quick else "full"
+    results = run(profile, args.only)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    m = results["machine"]
+    print(f"\n{profile} run, {results['total_s']} s; {m['nproc']} cores, {m['cpu']}; results in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""The benchmark harness cannot rot: its quickest mode (one agent, one round) runs and writes
+every figure's keys. No timing is asserted here; ``make bench`` measures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.tmux
+
+
+def test_the_bench_harness_runs_in_smoke_mode(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    result = subprocess.run([sys.executable, str(PROJECT / "bench" / "run.py"), "--smoke", "--out", str(out)],
+                            capture_output=True, text=True, env=env, timeout=30, cwd=PROJECT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert {"machine", "spawn_discard", "latency", "startup", "big_log", "idle", "total_s"} <= set(data)
+    assert {"spawn_ratio", "discard_ratio", "archive_share_of_discard", "seconds"} <= set(data["spawn_discard"])
+    assert {"latency_ms", "lines", "never_shown"} <= set(data["latency"]["1"])
+    assert {"process_to_frame_s", "app_to_frame_s"} <= set(data["startup"]["1"])
+    assert {"first_paint_s", "extra_growth_mb"} <= set(data["big_log"])
+    assert {"cpu_percent", "rss_mb"} <= set(data["idle"])
+    assert "| figure |" in result.stdout
