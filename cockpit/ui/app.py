@@ -34,7 +34,7 @@ from cockpit.ui.themes import DEFAULT_THEME, CockpitTheme, fallback_variables, l
 from cockpit.ui.tiles import AgentTile, Clock, TileGrid
 from cockpit.ui.zoom import ZoomScreen
 
-FRAME_INTERVAL = 1 / 15
+FRAME_INTERVAL = 1 / 20
 """Dirty tiles are repainted at most this often: a burst of log writes costs one repaint."""
 STATE_ORDER = ("running", "paused", "exited", "failed", "killed", "halted", "missing")
 
@@ -100,7 +100,7 @@ class CockpitApp(App[int]):
         self._polling = False
         self._force_poll = False
         self._focus_next: str | None = None
-        self.watcher = LogWatcher(self._logs_changed, on_error=self._watcher_error)
+        self.watcher = LogWatcher(self._logs_changed, on_error=self._watcher_error, debounce_ms=20)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return fallback_variables(self.cockpit_themes)

@@ -29,9 +29,12 @@ TILE_LINES = 80
 """Lines a tile keeps rendered: more than any tile is tall."""
 WIDTH = 200
 """Emulated terminal width; tiles crop, the zoomed view shows it all."""
-MIN_RENDER_INTERVAL = 0.3
-"""A flooding log is re-rendered at most this often (rendering holds the GIL the UI needs);
-what arrives in between is rendered by the next :meth:`LogFeed.flush`."""
+MIN_RENDER_INTERVAL = 1 / 20
+"""A log is re-rendered at most this often..."""
+RENDER_SHARE = 0.2
+"""...and, when rendering is expensive (a flood), at most this share of the time: rendering
+holds the GIL the UI needs. What arrives in between is rendered when the interval is over, by a
+timer, so a quiet line after a burst is never left waiting."""
 
 
 class LogFeed:
@@ -47,6 +50,8 @@ class LogFeed:
         self._screen: list[Text] | None = None
         self._stale = False
         self._rendered_at = 0.0
+        self._render_cost = 0.0
+        self._timer: threading.Timer | None = None
         self.dirty = False
         """Set when :attr:`lines` changed; the app clears it when it repaints."""
         self.version = 0
@@ -84,19 +89,30 @@ class LogFeed:
             if data:
                 self._renderer.feed(data)
             self._stale = True
-            if reset or time.monotonic() - self._rendered_at >= MIN_RENDER_INTERVAL:
+            wait = self._rendered_at + self._interval() - time.monotonic()
+            if reset or wait <= 0:
                 self._render()
+            elif self._timer is None:
+                self._timer = threading.Timer(wait, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
             return True
+
+    def _interval(self) -> float:
+        return max(MIN_RENDER_INTERVAL, self._render_cost / RENDER_SHARE)
 
     def flush(self) -> None:
         """Render what a throttled :meth:`pump` left unrendered (call from a worker, often)."""
         with self._lock:
+            self._timer = None
             if self._stale:
                 self._render()
 
     def _render(self) -> None:
+        started = time.monotonic()
         self._lines = self._renderer.lines(TILE_LINES)
         self._rendered_at = time.monotonic()
+        self._render_cost = self._rendered_at - started
         self._stale = False
         self.version += 1
         self.dirty = True
