@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from textual import work
 from textual.app import SuspendNotSupported
 
+from cockpit.core.activity import next_needing_attention
 from cockpit.ui.dialogs import ConfirmDialog, DiscardDialog, NewAgentDialog, NewAgentRequest, RespawnDialog, \
     RespawnRequest
 from cockpit.ui.help import HelpScreen
@@ -93,6 +94,17 @@ def action_focus_tile(app: "CockpitApp", step: int) -> None:
     current = app.focused
     index = tiles.index(current) if isinstance(current, AgentTile) and current in tiles else -step
     _focus(tiles[(index + step) % len(tiles)])
+
+
+def action_next_attention(app: "CockpitApp") -> None:
+    """Focus the next agent that needs the user: waiting, then stalled, then failed."""
+    current = app.tile()
+    name = next_needing_attention(app.agents, current.agent.name if current else None)
+    tile = app.tile(name) if name else None
+    if tile is None:
+        app.notify("no agent is waiting, stalled or failed")
+        return
+    _focus(tile)
 
 
 def action_pause(app: "CockpitApp", name: str | None = None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections import Counter
 from datetime import datetime, timezone
 from functools import partial
@@ -22,6 +23,7 @@ from textual import work
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.widgets import Footer, Static
 
+from cockpit.core import notify
 from cockpit.core.agent import Agent
 from cockpit.core.fleet import Fleet
 from cockpit.core.session_log import LogWatcher
@@ -59,6 +61,10 @@ class FleetHeader(Static):
         counts = Counter(a.state for a in agents)
         states = sorted(counts, key=lambda s: STATE_ORDER.index(s) if s in STATE_ORDER else 99)
         summary = "  ".join(f"[$state-{s}]●[/] {counts[s]} {s}" for s in states) or "no agents (n: new)"
+        attention = Counter(a.activity for a in agents if a.activity in ("waiting", "stalled"))
+        if attention:  # who needs the user (w focuses them)
+            summary += " │ " + "  ".join(f"[b $state-{k}]{attention[k]} {k}[/]" for k in ("waiting", "stalled")
+                                           if attention[k])
         more = f"  [b]↓ {off_screen} more[/]" if off_screen else ""
         text = f"[b]cockpit[/] · {repo}{base} │ {summary}{more}"
         if text != self._shown:  # called every frame: repaint only on change
@@ -89,6 +95,8 @@ class CockpitApp(App[int]):
         self.problems = list(problems or [])
         self.clock = clock
         self.attach_runner = attach_runner
+        self.alert_terminal = True
+        """Send notifications to the terminal too (bell, OSC 9 / OSC 777)."""
         self.sync = FleetSync(fleet, poll_interval=poll_interval, diffs=diffs)
         self.feeds: dict[str, LogFeed] = {}
         self.feeds_by_path: dict[Path, LogFeed] = {}
@@ -156,6 +164,9 @@ class CockpitApp(App[int]):
         for message in snapshot.errors:
             if message not in self.reported[-3:]:
                 self.report_error(message)
+        for event in snapshot.events:
+            if event.type == "notification" and isinstance(event.data.get("note"), dict):
+                self.alert(event.data["note"])
         for name, lines in snapshot.screens.items():
             if name in self.feeds:
                 self.feeds[name].set_screen(lines)
@@ -163,6 +174,19 @@ class CockpitApp(App[int]):
             self._reconcile(snapshot.agents, snapshot.diffs)
         if self._force_poll:
             self.request_poll()
+
+    def alert(self, note: dict) -> None:
+        """A notification the fleet's watcher recorded: shown here, and sent to the terminal as
+        a bell plus OSC 9 / OSC 777 so the desktop of a laptop running the SSH client shows it."""
+        title, body = notify.describe(note)
+        urgent = note.get("state") in ("failed", "halted") or note.get("type") in ("conflict", "rejected")
+        self.notify(body, title=title, severity="error" if urgent else "warning", timeout=8)
+        if self.alert_terminal and not self.is_headless:
+            try:
+                sys.__stderr__.write(notify.terminal_alert(note))  # Textual's driver writes here too
+                sys.__stderr__.flush()
+            except (OSError, ValueError, AttributeError):
+                self.bell()
 
     def _reconcile(self, agents: list[Agent], diffs: dict[str, tuple[int, int, int] | None] | None) -> None:
         """Add, update and remove tiles to match the fleet."""
@@ -311,6 +335,7 @@ class CockpitApp(App[int]):
     action_pause = actions.action_pause
     action_resume = actions.action_resume
     action_kill = actions.action_kill
+    action_next_attention = actions.action_next_attention
     action_mark_failed = actions.action_mark_failed
     action_discard = actions.action_discard
     action_respawn = actions.action_respawn

@@ -61,6 +61,8 @@ GRID_KEYS: tuple[KeySpec, ...] = (
             show=False),
     KeySpec("attach", "enter,a", "app.attach", "Attach to the agent's terminal", "Agent", key_display="⏎/a", short="attach"),
     KeySpec("new", "n", "app.new_agent", "New agent", "Fleet", short="new"),
+    KeySpec("attention", "w", "app.next_attention", "Focus the next agent needing you (waiting, stalled, failed)",
+            "Fleet", short="next waiting"),
     KeySpec("screen", "s", "app.toggle_screen", "Log / screen view", "View", short="log/screen"),
     KeySpec("zoom", "z", "app.zoom", "Zoom: one tile full-screen", "View", short="zoom"),
 )
