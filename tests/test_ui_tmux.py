@@ -79,3 +79,26 @@ def test_keys_typed_fast_act_on_the_tile_just_focused(fleet: Fleet, repo: Path, 
     assert fleet.agent("alpha").state == "running"
     keys(terminal, "q")
     wait_until(lambda: "TUI-EXITED" in screen(terminal), message="the TUI quit")
+
+
+@pytest.mark.parametrize("term, colorterm, extra", [
+    ("xterm-256color", None, []), ("xterm-256color", "truecolor", ["--no-mouse"]),
+    ("screen-256color", None, []), ("tmux-256color", "truecolor", []), ("tmux-256color", None, ["--theme", "cockpit-light"]),
+])
+def test_runs_under_common_terminals(fleet: Fleet, repo: Path, terminal: str, term: str, colorterm: str | None,
+                                     extra: list[str]) -> None:
+    """The app inside tmux (as over SSH), under the TERM values users have, with and without
+    truecolor: it draws the grid, shows the agent's log and quits cleanly."""
+    fleet.spawn("shown", command="echo hello-from-shown; sleep 3600")
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    env.pop("TMUX", None)
+    env.pop("COLORTERM", None)
+    inner = f"TERM={term} " + (f"COLORTERM={colorterm} " if colorterm else "")
+    command = f"cd {repo} && {inner}{PY} -m cockpit {' '.join(extra)}; echo TUI-EXITED-$?; sleep 3600"
+    subprocess.run(["tmux", "-L", terminal, "new-session", "-d", "-s", "tui", "-x", "100", "-y", "30", command],
+                   check=True, env=env)
+    wait_until(lambda: "cockpit ·" in screen(terminal) and "hello-from-shown" in screen(terminal), message="the grid")
+    keys(terminal, "q")
+    wait_until(lambda: "TUI-EXITED-0" in screen(terminal), message="a clean quit")
+    assert "Traceback" not in screen(terminal)
+    assert fleet.agent("shown").state == "running"
