@@ -16,7 +16,7 @@ pytestmark = pytest.mark.tmux
 
 
 def app_for(fleet: Fleet, tmp_path: Path, **kwargs):
-    return make_app(fleet, clock=None, include_user_themes=False, user_config=tmp_path / "none.toml", **kwargs)
+    return make_app(fleet, include_user_themes=False, user_config=tmp_path / "none.toml", **kwargs)
 
 
 async def test_waiting_agent_shows_and_w_focuses_it(fleet: Fleet, repo: Path, tmp_path: Path) -> None:

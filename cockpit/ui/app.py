@@ -55,14 +55,14 @@ class FleetHeader(Static):
     FleetHeader { dock: top; height: 1; background: $panel; color: $foreground; padding: 0 1; }
     """
 
-    def show(self, repo: str, agents: list[Agent], off_screen: int) -> None:
+    def show(self, repo: str, agents: list[Agent], off_screen: int, activity: bool = True) -> None:
         bases = Counter(a.base for a in agents if a.base)
         base = f" · base [b]{bases.most_common(1)[0][0]}[/]" if bases else ""
         counts = Counter(a.state for a in agents)
         states = sorted(counts, key=lambda s: STATE_ORDER.index(s) if s in STATE_ORDER else 99)
         summary = "  ".join(f"[$state-{s}]●[/] {counts[s]} {s}" for s in states) or "no agents (n: new)"
         attention = Counter(a.activity for a in agents if a.activity in ("waiting", "stalled"))
-        if attention:  # who needs the user (w focuses them)
+        if attention and activity:  # who needs the user (w focuses them); time-dependent
             summary += " │ " + "  ".join(f"[b $state-{k}]{attention[k]} {k}[/]" for k in ("waiting", "stalled")
                                            if attention[k])
         more = f"  [b]↓ {off_screen} more[/]" if off_screen else ""
@@ -164,8 +164,9 @@ class CockpitApp(App[int]):
         for message in snapshot.errors:
             if message not in self.reported[-3:]:
                 self.report_error(message)
-        for event in snapshot.events:
-            if event.type == "notification" and isinstance(event.data.get("note"), dict):
+        for event in snapshot.events:  # (not in deterministic mode: they arrive at any moment)
+            if (event.type == "notification" and isinstance(event.data.get("note"), dict)
+                    and self.clock is not None):
                 self.alert(event.data["note"])
         for name, lines in snapshot.screens.items():
             if name in self.feeds:
@@ -230,7 +231,7 @@ class CockpitApp(App[int]):
     def update_header(self) -> None:
         grid, header = self.query_one_optional(TileGrid), self.query_one_optional(FleetHeader)
         if grid is not None and header is not None:  # both are gone while shutting down
-            header.show(self.fleet.root.name, self.agents, grid.off_screen)
+            header.show(self.fleet.root.name, self.agents, grid.off_screen, activity=self.clock is not None)
 
     # -- logs --------------------------------------------------------------------------------
     def _feed(self, agent: Agent) -> LogFeed:
@@ -353,8 +354,8 @@ def make_app(fleet: Fleet, theme: str | None = None, *, clock: Clock | None | bo
              attach_runner: AttachRunner = run_attached, include_user_themes: bool = True) -> CockpitApp:
     """Build the app: themes, the theme to start with, and the keymap from ``[keys]``.
 
-    ``clock=None`` hides time-dependent fields (ages) for deterministic screenshots; ``True`` uses
-    the real clock. Problems with user themes, keys or config are shown as notifications.
+    ``clock=None`` hides time-dependent fields (ages, activity, the watcher's notifications) for
+    deterministic screenshots; ``True`` uses the real clock. Problems with user themes, keys or config are shown as notifications.
     """
     from cockpit.ui.keys import check_keymap, user_config_file, user_keys
     problems: list[str] = []

@@ -66,7 +66,7 @@ def subtitle_parts(agent: Agent, diff: tuple[int, int, int] | None, now: datetim
     # attempt's own failure, if it failed, is already counted in ``failures``)
     current_failed = agent.state in ("failed", "halted")
     limit = agent.attempt + max(0, agent.max_failures - agent.failures - (0 if current_failed else 1))
-    if agent.activity and agent.activity != agent.state:
+    if agent.activity and agent.activity != agent.state and now is not None:  # time-dependent
         state += f" [$state-{agent.activity}]{agent.activity}[/]"
     parts = [state, f"{agent.attempt}/{limit}"]
     if agent.out_of_scope:
