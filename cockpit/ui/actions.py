@@ -16,9 +16,11 @@ from textual import work
 from textual.app import SuspendNotSupported
 
 from cockpit.core.activity import next_needing_attention
+from cockpit.ui.diffview import DiffScreen
 from cockpit.ui.dialogs import ConfirmDialog, DiscardDialog, NewAgentDialog, NewAgentRequest, RespawnDialog, \
     RespawnRequest
 from cockpit.ui.help import HelpScreen
+from cockpit.core.queue import MergeQueue, QueueBusy, enqueue, pending
 from cockpit.ui.sync import describe
 from cockpit.ui.tiles import AgentTile, TileGrid
 from cockpit.ui.zoom import ZoomScreen
@@ -247,3 +249,54 @@ def action_zoom(app: "CockpitApp", name: str | None = None) -> None:
 def action_help(app: "CockpitApp") -> None:
     if not isinstance(app.screen, HelpScreen):
         app.push_screen(HelpScreen(app.keymap))
+
+
+def action_diff(app: "CockpitApp", name: str | None = None) -> None:
+    """Show what the agent changed (the screen computes it in workers)."""
+    tile = _target(app, name)
+    if tile is not None and not isinstance(app.screen, DiffScreen):
+        app.push_screen(DiffScreen(tile.agent.name))
+
+
+def action_merge(app: "CockpitApp", name: str | None = None) -> None:
+    """Put the agent at the end of the merge queue (worker), then run the queue."""
+    tile = _target(app, name)
+    if tile is None:
+        return
+    agent = tile.agent.name
+
+    def queued(result: list[tuple[str, int, bool]]) -> None:
+        _, position, added = result[0]
+        app.notify(f"{agent}: {'queued' if added else 'already queued'} (position {position})")
+        app.run_queue()
+
+    app.run_op(agent, "queueing", enqueue, app.fleet, [agent], done=queued)
+
+
+@work(thread=True, exit_on_error=False, group="queue")
+def run_queue(app: "CockpitApp", quiet: bool = False) -> None:
+    """Run the merge queue until it is empty, one notification per outcome. When another
+    runner holds the queue (another process, or this app's own earlier run), it will take what
+    was queued: say so, unless ``quiet`` (the resume at start-up)."""
+    if quiet and not pending(app.fleet):
+        return
+    queue = MergeQueue(app.fleet, report=lambda line: app._ui(_report_outcome, app, line), stop=app.queue_stop)
+    try:
+        queue.run()
+    except QueueBusy as busy:
+        if not quiet:
+            who = "this cockpit" if busy.pid == os.getpid() else f"another cockpit (pid {busy.pid or '?'})"
+            app._ui(app.notify, f"{who} is running the merge queue: it will merge what was queued")
+    except Exception as exc:  # noqa: BLE001 - every failure reaches the user as a message
+        app._ui(app.report_error, f"merge queue: {describe(exc)}")
+    finally:
+        app._ui(app.request_poll, True)
+
+
+def _report_outcome(app: "CockpitApp", line: str) -> None:
+    """One line from the queue: a merge is news, anything else (conflict, rejected, blocked,
+    a rebuild) needs the user's eye."""
+    head = line.splitlines()[0] if line else line
+    merged = ": merged " in head or head.endswith(": merged")
+    app.notify(line, severity="information" if merged else "warning", timeout=8 if merged else 15)
+    app.request_poll(True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections import Counter
 from datetime import datetime, timezone
 from functools import partial
@@ -108,6 +109,8 @@ class CockpitApp(App[int]):
         self._polling = False
         self._force_poll = False
         self._focus_next: str | None = None
+        self.queue_stop = threading.Event()
+        """Set on quit: a running merge queue stops after (or abandons) its candidate."""
         self.watcher = LogWatcher(self._logs_changed, on_error=self._watcher_error, debounce_ms=20)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -127,8 +130,10 @@ class CockpitApp(App[int]):
         self.set_interval(FRAME_INTERVAL, self.repaint)
         self.request_poll(force=True)
         self.query_one(TileGrid).focus()
+        self.run_queue(quiet=True)  # resume a queue an earlier run left unfinished
 
     def on_unmount(self) -> None:
+        self.queue_stop.set()
         self.watcher.stop()
 
     # -- polling -----------------------------------------------------------------------------
@@ -172,7 +177,7 @@ class CockpitApp(App[int]):
             if name in self.feeds:
                 self.feeds[name].set_screen(lines)
         if snapshot.agents is not None:
-            self._reconcile(snapshot.agents, snapshot.diffs)
+            self._reconcile(snapshot.agents, snapshot.diffs, snapshot.base_moved)
         if self._force_poll:
             self.request_poll()
 
@@ -189,7 +194,8 @@ class CockpitApp(App[int]):
             except (OSError, ValueError, AttributeError):
                 self.bell()
 
-    def _reconcile(self, agents: list[Agent], diffs: dict[str, tuple[int, int, int] | None] | None) -> None:
+    def _reconcile(self, agents: list[Agent], diffs: dict[str, tuple[int, int, int] | None] | None,
+                   base_moved: dict[str, int] | None = None) -> None:
         """Add, update and remove tiles to match the fleet."""
         grid = self.query_one_optional(TileGrid)
         if grid is None:  # shutting down
@@ -205,15 +211,16 @@ class CockpitApp(App[int]):
         for index, agent in enumerate(agents):
             tile = tiles.get(agent.name)
             diff = diffs.get(agent.name) if diffs is not None else False
+            moved = base_moved.get(agent.name) if base_moved is not None else None
             if tile is None:
                 tile = AgentTile(agent, self._feed(agent), self.clock)
-                tile.update_agent(agent, diff)
+                tile.update_agent(agent, diff, moved)
                 later = [tiles[a.name] for a in agents[index + 1:] if a.name in tiles]
                 grid.mount(tile, before=later[0] if later else None)
                 tiles[agent.name] = tile
                 changed = True
             else:
-                tile.update_agent(agent, diff)
+                tile.update_agent(agent, diff, moved)
         if changed or len(tiles) != len(wanted):
             self.call_after_refresh(grid.layout_tiles)
         if self._focus_next and self._focus_next in tiles:
@@ -345,6 +352,9 @@ class CockpitApp(App[int]):
     action_toggle_screen = actions.action_toggle_screen
     action_zoom = actions.action_zoom
     action_help = actions.action_help
+    action_diff = actions.action_diff
+    action_merge = actions.action_merge
+    run_queue = actions.run_queue
     run_op = actions.run_op
     attach_now = actions.attach_now
 

@@ -1,5 +1,5 @@
 """Command palette (``ctrl+p``): every action for every agent by name — "discard beta",
-"pause alpha" — plus a new agent, help, and a switch to every theme.
+"pause alpha", "diff beta", "merge beta" — plus a new agent, help, and a switch to every theme.
 
 The provider asks the app for the list (:meth:`CockpitApp.palette_commands`), so the palette
 always matches the agents on screen and never touches the engine itself.
@@ -20,6 +20,8 @@ AGENT_VERBS: tuple[tuple[str, str, str], ...] = (
     ("respawn", "respawn", "Start the next attempt"),
     ("attach", "attach", "Attach this terminal to the agent's tmux session"),
     ("zoom", "zoom", "Show the agent full-screen"),
+    ("diff", "diff", "Show what the agent changed against base"),
+    ("merge", "merge", "Queue the agent for merging into base and run the queue"),
     ("screen view", "toggle_screen", "Switch between its log and its tmux screen"),
 )
 """``(words in the palette, app agent action, help)`` offered for every agent."""

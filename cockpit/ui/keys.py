@@ -65,6 +65,8 @@ GRID_KEYS: tuple[KeySpec, ...] = (
             "Fleet", short="next waiting"),
     KeySpec("screen", "s", "app.toggle_screen", "Log / screen view", "View", short="log/screen"),
     KeySpec("zoom", "z", "app.zoom", "Zoom: one tile full-screen", "View", short="zoom"),
+    KeySpec("diff", "v", "app.diff", "Diff: what the agent changed against base", "Review", short="diff"),
+    KeySpec("merge", "m", "app.merge", "Merge: queue the agent and run the merge queue", "Review", short="merge"),
 )
 """Bindings of the grid of tiles (they act on the focused agent)."""
 
@@ -74,12 +76,18 @@ ZOOM_KEYS: tuple[KeySpec, ...] = (
     KeySpec("search-next", "n", "next_match(1)", "Next match", "Zoom", short="next"),
     KeySpec("search-previous", "N", "next_match(-1)", "Previous match", "Zoom", short="prev"),
     KeySpec("zoom-screen", "s", "toggle_screen", "Log / screen view", "Zoom", short="log/screen"),
+    KeySpec("zoom-diff", "v", "app.diff", "Diff: what the agent changed against base", "Zoom", short="diff"),
     KeySpec("zoom-top", "g", "scroll_home", "Scroll to the start", "Zoom", show=False),
     KeySpec("zoom-bottom", "G", "scroll_end", "Scroll to the end (follow)", "Zoom", show=False),
 )
 """Bindings of the zoomed tile."""
 
-ALL_KEYS: tuple[KeySpec, ...] = APP_KEYS + GRID_KEYS + ZOOM_KEYS
+DIFF_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("diff-close", "escape,v,q", "close", "Back to the grid", "Diff", key_display="esc/v/q", short="back"),
+)
+"""Bindings of the diff view."""
+
+ALL_KEYS: tuple[KeySpec, ...] = APP_KEYS + GRID_KEYS + ZOOM_KEYS + DIFF_KEYS
 
 
 def bindings(specs: Iterable[KeySpec]) -> list[Binding]:

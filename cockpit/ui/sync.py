@@ -2,7 +2,7 @@
 
 :class:`FleetSync` runs one poll in a worker thread: it follows the event log (so a CLI command
 typed in another terminal shows at once), re-reads the reconciled agents every
-``poll_interval``, the diff summaries every ``diff_interval``, and the tmux screens of the tiles
+``poll_interval``, the diff summaries and how far base moved every ``diff_interval``, and the tmux screens of the tiles
 in screen view on every tick. It returns a :class:`Snapshot` for the app to apply on the UI
 thread. Errors are collected, one line each, never raised.
 """
@@ -25,6 +25,8 @@ class Snapshot:
 
     agents: list[Agent] | None = None
     diffs: dict[str, tuple[int, int, int] | None] | None = None
+    base_moved: dict[str, int] | None = None
+    """Commits base gained since each agent was cut; read with the diff summaries."""
     screens: dict[str, list[str]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -79,12 +81,16 @@ class FleetSync:
         if snap.agents is not None and self.diffs_enabled and (
                 force or snap.events or now - self._last_diffs >= self.diff_interval):
             self._last_diffs = now
-            snap.diffs = {}
+            snap.diffs, snap.base_moved = {}, {}
             for agent in snap.agents:
                 try:
                     snap.diffs[agent.name] = fleet.diff_summary(agent.name)
                 except CockpitError:  # a missing worktree simply has no summary
                     snap.diffs[agent.name] = None
+                try:
+                    snap.base_moved[agent.name] = fleet.base_moved(agent.name)
+                except CockpitError:  # no base or branch to count from
+                    snap.base_moved[agent.name] = 0
         for name in sorted(screens):
             try:
                 snap.screens[name] = fleet.screen(name)

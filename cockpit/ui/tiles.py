@@ -55,11 +55,35 @@ def diff_text(diff: tuple[int, int, int] | None) -> str | None:
     return f"{files} file{'s' if files != 1 else ''} +{added} −{removed}"
 
 
+MERGE_STATES = ("queued", "blocked", "merged", "conflict", "rejected")
+
+
+def merge_detail(agent: Agent) -> str | None:
+    """Why a merge ended as it did, in a few words: ``a.txt`` for a conflict, the gate and its
+    reason for a rejection, the reason of a block. None when there is nothing to add."""
+    if agent.state not in MERGE_STATES or not agent.merge or agent.state in ("queued", "merged"):
+        return None
+    merge = agent.merge
+    if agent.state == "conflict" and merge.get("paths"):
+        paths = [str(p) for p in merge["paths"]]
+        return ", ".join(paths[:3]) + (f" +{len(paths) - 3}" if len(paths) > 3 else "")
+    if agent.state == "rejected" and merge.get("gate"):
+        reason = f" ({merge['reason']})" if merge.get("reason") else ""
+        return f"{merge['gate']}{reason}"
+    return str(merge["reason"]) if merge.get("reason") else None
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", "\\[")
+
+
 def subtitle_parts(agent: Agent, diff: tuple[int, int, int] | None, now: datetime | None,
-                   pending: str | None = None) -> list[str]:
+                   pending: str | None = None, base_moved: int = 0) -> list[str]:
     """The pieces of a tile's subtitle as Textual markup, most important first.
     ``now=None`` leaves out the time-dependent pieces (for deterministic screenshots)."""
-    state = f"[bold $state-{agent.state}]● {agent.state}[/]"
+    detail = merge_detail(agent)
+    label = f"{agent.state}: {_escape(detail)}" if detail else agent.state
+    state = f"[bold $state-{agent.state}]● {label}[/]"
     if pending:
         state += f" [italic]{pending}…[/]"
     # attempts allowed before a halt: this one, plus one per failure still allowed (this
@@ -74,6 +98,8 @@ def subtitle_parts(agent: Agent, diff: tuple[int, int, int] | None, now: datetim
     if agent.collisions:
         others = sorted({o for c in agent.collisions for o in c["agents"]})
         parts.append(f"[bold $warning]⚠ collides with {', '.join(others)}[/]")
+    if base_moved > 0:
+        parts.append(f"[$warning]base +{base_moved}[/]")
     in_state = age(agent.state_since, now) if now is not None else None
     active = age(agent.last_activity, now) if now is not None else None
     if active:
@@ -134,18 +160,23 @@ class AgentTile(Widget, can_focus=True):
         self.diff: tuple[int, int, int] | None = None
         self.view = "log"
         self.pending: str | None = None
+        self.base_moved = 0
+        """Commits base gained since the agent was cut (computed by the sync worker)."""
         self.border_title = agent.name
 
-    def update_agent(self, agent: Agent, diff: tuple[int, int, int] | None | bool = False) -> None:
-        """Take a new snapshot (``diff=False`` keeps the last diff summary)."""
+    def update_agent(self, agent: Agent, diff: tuple[int, int, int] | None | bool = False,
+                     base_moved: int | None = None) -> None:
+        """Take a new snapshot (``diff=False`` / ``base_moved=None`` keep the last values)."""
         self.agent = agent
         if diff is not False:
             self.diff = diff  # type: ignore[assignment]
+        if base_moved is not None:
+            self.base_moved = base_moved
         self.refresh_subtitle()
 
     def refresh_subtitle(self) -> None:
         now = self.clock() if self.clock else None
-        parts = subtitle_parts(self.agent, self.diff, now, self.pending)
+        parts = subtitle_parts(self.agent, self.diff, now, self.pending, self.base_moved)
         if self.view == "screen":
             parts.insert(1, "screen")
         width = max(10, self.size.width - 4) if self.size.width else 60

@@ -1,0 +1,147 @@
+"""Pilot tests of review and merge in the TUI (``v`` diff view, ``m`` merge queue) against real
+git and tmux: what the diff view lists and shows, a merge landing on main, and a 1,000-file
+change that opens without freezing the app."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import OptionList, Static
+
+from cockpit.core.agent import Agent
+from cockpit.core.fleet import Fleet
+from cockpit.ui.app import make_app
+from cockpit.ui.diffview import DiffScreen, colour_patch
+from cockpit.ui.help import HelpScreen
+from cockpit.ui.tiles import subtitle_parts
+from cockpit.ui.zoom import ZoomScreen
+from conftest import git, sleeper
+from ui_support import focus, tiles, wait_for
+
+pytestmark = pytest.mark.tmux
+
+
+def app_for(fleet: Fleet, tmp_path: Path):
+    return make_app(fleet, clock=None, include_user_themes=False, user_config=tmp_path / "none.toml")
+
+
+def file_list(screen: DiffScreen) -> list[str]:
+    options = screen.query_one(OptionList)
+    return [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+
+
+def patch_text(screen: DiffScreen) -> str:
+    return str(screen.query_one("#diff-patch", Static).content)
+
+
+async def test_diff_view_lists_committed_uncommitted_and_untracked_work(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.spawn("editor", command=sleeper())
+    wt = fleet.layout.worktree("editor")
+    (wt / "committed.txt").write_text("one\ntwo\n")
+    git(wt, "add", "committed.txt")
+    git(wt, "commit", "-qm", "editor: committed work")
+    (wt / "src" / "app.py").write_text("print('changed')\n")  # uncommitted
+    (wt / "untracked.txt").write_text("new\n")
+    (wt / "blob.bin").write_bytes(b"\x00\x01\x02binary")
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await focus(pilot, app, "editor")
+        await pilot.press("v")
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, DiffScreen) and app.screen, message="diff view")
+        await wait_for(pilot, lambda: len(file_list(screen)) == 4, message="the file list")
+        listed = file_list(screen)
+        assert any("committed.txt" in row and "+2" in row for row in listed), listed
+        assert any("src/app.py" in row and "+1" in row and "-1" in row for row in listed), listed
+        assert any("untracked.txt" in row for row in listed), listed
+        assert any("blob.bin" in row and "bin" in row for row in listed), listed
+        # the first file (git's path order: blob.bin) is selected; move to committed.txt
+        await wait_for(pilot, lambda: screen.shown == "blob.bin", message="first patch")
+        await pilot.press("down")
+        await wait_for(pilot, lambda: screen.shown == "committed.txt", message="committed.txt's patch")
+        assert "+one" in patch_text(screen) and "+two" in patch_text(screen)
+        await pilot.press("down")
+        await wait_for(pilot, lambda: screen.shown == "src/app.py", message="app.py's patch")
+        assert "-print('app')" in patch_text(screen) and "+print('changed')" in patch_text(screen)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, DiffScreen), message="diff view closed")
+        await pilot.press("v")
+        await wait_for(pilot, lambda: isinstance(app.screen, DiffScreen), message="diff view again")
+        await pilot.press("q")  # closes the view, does not quit the app
+        await wait_for(pilot, lambda: not isinstance(app.screen, DiffScreen), message="closed by q")
+        assert app.is_running and app.reported == []
+        await pilot.press("z", "v")  # from the zoomed tile too; closing goes back to the zoom
+        await wait_for(pilot, lambda: isinstance(app.screen, DiffScreen), message="diff from the zoom")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ZoomScreen), message="back to the zoom")
+        titles = {command.title for command in app.palette_commands()}
+        assert {"diff editor", "merge editor"} <= titles
+
+
+async def test_merge_key_lands_a_committed_change_on_main(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    fleet.spawn("lander", command=sleeper())
+    fleet.spawn("other", command=sleeper())
+    wt = fleet.layout.worktree("lander")
+    (wt / "feature.txt").write_text("the feature\n")
+    git(wt, "add", "feature.txt")
+    git(wt, "commit", "-qm", "lander: the feature")
+    before = git(repo, "rev-parse", "main")
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await focus(pilot, app, "lander")
+        await pilot.press("m")
+        await wait_for(pilot, lambda: tiles(app)["lander"].agent.state == "merged", timeout=60, message="merged")
+        assert "merged" in str(tiles(app)["lander"].border_subtitle)
+        assert git(repo, "rev-parse", "main") != before
+        assert (repo / "feature.txt").read_text() == "the feature\n"  # the main checkout moved too
+        # the other agent's tile now says base moved under it
+        await wait_for(pilot, lambda: "base +1" in str(tiles(app)["other"].border_subtitle), timeout=30,
+                       message="base +1 on the other tile")
+        assert app.reported == []
+
+
+async def test_a_thousand_file_diff_opens_without_blocking(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.spawn("big", command=sleeper())
+    wt = fleet.layout.worktree("big")
+    (wt / "many").mkdir()
+    for index in range(1000):
+        (wt / "many" / f"file{index:04d}.txt").write_text(f"line {index}\n" * 20)
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await focus(pilot, app, "big")
+        started = time.monotonic()
+        await pilot.press("v", "question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), message="help over the diff view")
+        assert time.monotonic() - started < 5
+        await pilot.press("escape")
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, DiffScreen) and app.screen, message="diff")
+        await wait_for(pilot, lambda: len(screen.files) == 1000, timeout=30, message="1,000 files listed")
+        await pilot.press("end")
+        await wait_for(pilot, lambda: screen.shown == "many/file0999.txt", message="the last file's patch")
+        assert "+line 999" in patch_text(screen)
+        assert len(screen.patches) < 50  # patches are computed on demand, not all 1,000
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, DiffScreen), message="closed")
+
+
+def make_agent(name: str, state: str, merge: dict) -> Agent:
+    return Agent(name=name, state=state, attempt=1, failures=0, max_failures=2, exit_code=None,
+                 branch=f"cockpit/{name}", worktree="", log="", base="main", base_sha="", task="", command="",
+                 scope=[], after=[], tmux_socket="", tmux_session=name, last_activity=None, state_since="",
+                 merge=merge)
+
+
+def test_subtitle_shows_merge_states_with_their_reason_and_base_moved() -> None:
+    agent = make_agent("a", "conflict", {"reason": "conflict", "paths": ["a.txt"]})
+    parts = subtitle_parts(agent, None, None, base_moved=3)
+    assert "conflict: a.txt" in parts[0]
+    assert any("base +3" in part for part in parts)
+    blocked = make_agent("b", "blocked", {"reason": "uncommitted changes: x"})
+    assert "blocked: uncommitted changes: x" in subtitle_parts(blocked, None, None)[0]
+    assert not any("base +" in part for part in subtitle_parts(blocked, None, None))
+
+
+def test_colour_patch_survives_undecodable_bytes_and_long_patches() -> None:
+    text = colour_patch("+ok \udcff\n" + "+x\n" * 10, max_lines=5)
+    assert "\ufffd" in text.plain and "more lines" in text.plain
