@@ -168,3 +168,13 @@ def test_find_matches_is_case_insensitive_and_finds_repeats() -> None:
     from rich.text import Text
     assert find_matches([Text("aXa xa"), Text("none")], "xa") == [(0, 1, 3), (0, 4, 6)]
     assert find_matches([Text("abc")], "") == []
+
+
+def test_readme_key_table_is_generated_from_the_bindings() -> None:
+    """The README's key table must not drift from the bindings (regenerate with
+    ``cockpit.ui.keys.markdown_table()``)."""
+    from pathlib import Path
+
+    from cockpit.ui.keys import markdown_table
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert markdown_table() in readme
