@@ -145,3 +145,14 @@ def test_subtitle_shows_merge_states_with_their_reason_and_base_moved() -> None:
 def test_colour_patch_survives_undecodable_bytes_and_long_patches() -> None:
     text = colour_patch("+ok \udcff\n" + "+x\n" * 10, max_lines=5)
     assert "\ufffd" in text.plain and "more lines" in text.plain
+
+
+async def test_header_shows_the_merge_queue_in_order(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    from cockpit.core import queue as merge_queue
+    fleet.spawn("first", command="sleep 3600")
+    fleet.spawn("second", command="sleep 3600")
+    merge_queue.enqueue(fleet, ["second", "first"])  # queued by another terminal, not run yet
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await wait_for(pilot, lambda: "merge queue: second → first" in str(app.query_one("#header").content),
+                       message="the queue in the header")

@@ -56,7 +56,8 @@ class FleetHeader(Static):
     FleetHeader { dock: top; height: 1; background: $panel; color: $foreground; padding: 0 1; }
     """
 
-    def show(self, repo: str, agents: list[Agent], off_screen: int, activity: bool = True) -> None:
+    def show(self, repo: str, agents: list[Agent], off_screen: int, activity: bool = True,
+             queue: list[str] | None = None) -> None:
         bases = Counter(a.base for a in agents if a.base)
         base = f" · base [b]{bases.most_common(1)[0][0]}[/]" if bases else ""
         counts = Counter(a.state for a in agents)
@@ -66,6 +67,8 @@ class FleetHeader(Static):
         if attention and activity:  # who needs the user (w focuses them); time-dependent
             summary += " │ " + "  ".join(f"[b $state-{k}]{attention[k]} {k}[/]" for k in ("waiting", "stalled")
                                            if attention[k])
+        if queue:  # the merge queue, in order
+            summary += " │ merge queue: " + " → ".join(queue[:5]) + (f" +{len(queue) - 5}" if len(queue) > 5 else "")
         more = f"  [b]↓ {off_screen} more[/]" if off_screen else ""
         text = f"[b]cockpit[/] · {repo}{base} │ {summary}{more}"
         if text != self._shown:  # called every frame: repaint only on change
@@ -102,6 +105,8 @@ class CockpitApp(App[int]):
         self.feeds: dict[str, LogFeed] = {}
         self.feeds_by_path: dict[Path, LogFeed] = {}
         self.agents: list[Agent] = []
+        self.queue: list[str] = []
+        """The merge queue in order, shown in the header."""
         self.screen_views: set[str] = set()
         self.reported: list[str] = []
         """Every error shown to the user, oldest first (tests read it)."""
@@ -176,6 +181,8 @@ class CockpitApp(App[int]):
         for name, lines in snapshot.screens.items():
             if name in self.feeds:
                 self.feeds[name].set_screen(lines)
+        if snapshot.queue is not None:
+            self.queue = snapshot.queue
         if snapshot.agents is not None:
             self._reconcile(snapshot.agents, snapshot.diffs, snapshot.base_moved)
         if self._force_poll:
@@ -238,7 +245,8 @@ class CockpitApp(App[int]):
     def update_header(self) -> None:
         grid, header = self.query_one_optional(TileGrid), self.query_one_optional(FleetHeader)
         if grid is not None and header is not None:  # both are gone while shutting down
-            header.show(self.fleet.root.name, self.agents, grid.off_screen, activity=self.clock is not None)
+            header.show(self.fleet.root.name, self.agents, grid.off_screen, activity=self.clock is not None,
+                        queue=self.queue)
 
     # -- logs --------------------------------------------------------------------------------
     def _feed(self, agent: Agent) -> LogFeed:

@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from cockpit.core import queue as merge_queue
 from cockpit.core.agent import Agent
 from cockpit.core.errors import CockpitError
 from cockpit.core.events import Event
@@ -27,6 +28,8 @@ class Snapshot:
     diffs: dict[str, tuple[int, int, int] | None] | None = None
     base_moved: dict[str, int] | None = None
     """Commits base gained since each agent was cut; read with the diff summaries."""
+    queue: list[str] | None = None
+    """The merge queue in order (names), read with the agents."""
     screens: dict[str, list[str]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -76,6 +79,7 @@ class FleetSync:
             self._last_agents = now
             try:
                 snap.agents = fleet.agents(ownership=self.diffs_enabled)
+                snap.queue = [entry.name for entry in merge_queue.pending(fleet)]
             except Exception as exc:  # noqa: BLE001
                 snap.errors.append(describe(exc))
         if snap.agents is not None and self.diffs_enabled and (
