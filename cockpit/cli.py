@@ -155,13 +155,13 @@ def _confirm(question: str) -> bool:
         return False
 
 
-def _open_tui(args: argparse.Namespace, fleet) -> int:
+def _open_tui(args: argparse.Namespace, fleet, notices: list[str] | None = None) -> int:
     try:
         from cockpit.ui.app import run_app
     except ImportError:
         _print_table(fleet.agents())
         return 0
-    return run_app(fleet, theme=args.theme, mouse=not args.no_mouse)
+    return run_app(fleet, theme=args.theme, mouse=not args.no_mouse, notices=notices)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -178,7 +178,7 @@ def run(argv: list[str] | None = None) -> int:
         if args.no_tui:
             _print_table(fleet.agents())
             return 0
-        return _open_tui(args, fleet)
+        return _open_tui(args, fleet, checklist.lines())
 
     if command == "init":
         from cockpit.core.spec import STARTER
@@ -223,7 +223,7 @@ def run(argv: list[str] | None = None) -> int:
         for name, outcome in outcomes:
             print(f"{name}: {outcome}")
         if not args.no_tui:
-            return _open_tui(args, fleet)
+            return _open_tui(args, fleet, checklist.lines() if checklist.n else None)
     elif command == "check":
         return _check(fleet, args)
     elif command == "guard":

@@ -102,3 +102,22 @@ def test_runs_under_common_terminals(fleet: Fleet, repo: Path, terminal: str, te
     wait_until(lambda: "TUI-EXITED-0" in screen(terminal), message="a clean quit")
     assert "Traceback" not in screen(terminal)
     assert fleet.agent("shown").state == "running"
+
+
+def test_demo_opens_the_cockpit_with_the_checklist_shown(tmp_path: Path, terminal: str) -> None:
+    """`cockpit demo` as a new user types it: four agents, the isolation checklist in the TUI."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "TERM": "xterm-256color"}
+    env.pop("TMUX", None)
+    demo = tmp_path / "demo"
+    command = f"{PY} -m cockpit demo --dir {demo}; echo TUI-EXITED-$?; sleep 3600"
+    subprocess.run(["tmux", "-L", terminal, "new-session", "-d", "-s", "tui", "-x", "160", "-y", "40", command],
+                   check=True, env=env)
+    try:
+        wait_until(lambda: "verified" in screen(terminal) and "builder" in screen(terminal) and "rogue" in screen(terminal),
+                   timeout=60, message="the demo grid with the checklist notice")
+        assert "All 4 dispatches use isolation" in screen(terminal).replace("\n", " ") or "All 4" in screen(terminal)
+        keys(terminal, "q")
+        wait_until(lambda: "TUI-EXITED-0" in screen(terminal), message="a clean quit")
+    finally:
+        demo_fleet = Fleet(demo)
+        demo_fleet.tmux.kill_server()

@@ -106,6 +106,8 @@ class CockpitApp(App[int]):
         self.feeds_by_path: dict[Path, LogFeed] = {}
         self.agents: list[Agent] = []
         self.queue: list[str] = []
+        self.notices: list[str] = []
+        """Shown when the app starts (the checklist of the batch that opened it)."""
         """The merge queue in order, shown in the header."""
         self.screen_views: set[str] = set()
         self.reported: list[str] = []
@@ -130,6 +132,8 @@ class CockpitApp(App[int]):
         self.set_keymap(self.keymap)
         for problem in self.problems:
             self.notify(problem, severity="warning", timeout=10)
+        for notice in self.notices:
+            self.notify(notice, title="before this batch", timeout=12)
         self.watcher.start()
         self.set_interval(0.5, self.request_poll)
         self.set_interval(FRAME_INTERVAL, self.repaint)
@@ -402,9 +406,11 @@ def make_app(fleet: Fleet, theme: str | None = None, *, clock: Clock | None | bo
     return CockpitApp(fleet, themes, chosen, keymap, problems, real_clock, poll_interval, diffs, attach_runner)
 
 
-def run_app(fleet: Fleet, theme: str | None = None, mouse: bool = True) -> int:
-    """Run the TUI in this terminal until the user quits. Agents keep running afterwards."""
+def run_app(fleet: Fleet, theme: str | None = None, mouse: bool = True, notices: list[str] | None = None) -> int:
+    """Run the TUI in this terminal until the user quits. Agents keep running afterwards.
+    ``notices`` (e.g. the pre-spawn checklist of the ``up`` that opened it) are shown first."""
     app = make_app(fleet, theme)
+    app.notices = list(notices or [])
     app.run(mouse=mouse)
     return app.return_code or 0
 
