@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
                        ("attach", "attach this terminal to the agent's tmux session (detach: C-b d)")):
         add(name, help).add_argument("name")
 
+    add("down", "kill every running agent (worktrees, branches and logs are kept; 'cockpit up' or respawn restarts)")
+
     p = add("discard", "archive an agent's work, then remove its session, worktree and branch")
     p.add_argument("name")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
@@ -174,7 +176,7 @@ def run(argv: list[str] | None = None) -> int:
         print(f"demo repository: {fleet.root}")
         checklist, _ = fleet.up()
         print("\n".join(checklist.lines()))
-        print(f"come back later with: cockpit -C {fleet.root}")
+        print(f"come back later with: cockpit -C {fleet.root}   (stop the agents: cockpit -C {fleet.root} down)")
         if args.no_tui:
             _print_table(fleet.agents())
             return 0
@@ -240,6 +242,12 @@ def run(argv: list[str] | None = None) -> int:
     elif command == "resume":
         fleet.resume(args.name)
         print(f"resumed {args.name}")
+    elif command == "down":
+        stopped = [agent.name for agent in fleet.agents() if agent.alive]
+        for name in stopped:
+            fleet.kill(name)
+            print(f"killed {name}")
+        print(f"{len(stopped)} agent(s) stopped; worktrees, branches and logs kept" if stopped else "no agent was running")
     elif command == "kill":
         fleet.kill(args.name)
         print(f"killed {args.name} (worktree, branch and log kept)")

@@ -234,3 +234,14 @@ def test_logs_follow_survives_deletion_truncation_and_binary(repo: Path) -> None
         follower.send_signal(signal.SIGINT)
         follower.wait(timeout=10)
     assert b"Traceback" not in follower.stderr.read()
+
+
+def test_down_stops_every_agent_and_keeps_their_work(repo: Path) -> None:
+    for name in ("one", "two"):
+        assert cockpit(repo, "spawn", name, "--command", "sleep 60").returncode == 0
+    result = cockpit(repo, "down")
+    assert result.returncode == 0 and "2 agent(s) stopped" in result.stdout
+    listing = {a["name"]: a for a in json.loads(cockpit(repo, "ls", "--json").stdout)}
+    assert {a["state"] for a in listing.values()} == {"killed"}
+    assert all(Path(a["worktree"]).is_dir() for a in listing.values())
+    assert "no agent was running" in cockpit(repo, "down").stdout
