@@ -151,8 +151,13 @@ async def test_header_shows_the_merge_queue_in_order(fleet: Fleet, repo: Path, t
     from cockpit.core import queue as merge_queue
     fleet.spawn("first", command="sleep 3600")
     fleet.spawn("second", command="sleep 3600")
-    merge_queue.enqueue(fleet, ["second", "first"])  # queued by another terminal, not run yet
-    app = app_for(fleet, tmp_path)
-    async with app.run_test(size=(160, 30)) as pilot:
-        await wait_for(pilot, lambda: "merge queue: second → first" in str(app.query_one("#header").content),
-                       message="the queue in the header")
+    merge_queue.enqueue(fleet, ["second", "first"])
+    runner = merge_queue._QueueLock(merge_queue.lock_path(fleet))  # another process is running the queue:
+    assert runner.acquire()                                          # the app must not drain it meanwhile
+    try:
+        app = app_for(fleet, tmp_path)
+        async with app.run_test(size=(160, 30)) as pilot:
+            await wait_for(pilot, lambda: "merge queue: second → first" in str(app.query_one("#header").content),
+                           message="the queue in the header")
+    finally:
+        runner.release()
