@@ -86,3 +86,11 @@ def test_invalid_names(name: str) -> None:
 @pytest.mark.parametrize("name", ["a", "auth", "a-1", "9lives", "x" * 40])
 def test_valid_names(name: str) -> None:
     assert validate_name(name) == name
+
+
+def test_readme_config_example_is_valid(tmp_path: Path) -> None:
+    """The README's cockpit.toml example must load: users copy it."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme[readme.index("```toml\n[cockpit]") + len("```toml\n"):]
+    config = load_config(write(tmp_path, block[:block.index("```")]))
+    assert "auth" in config.agents and config.agents["auth"].pass_env == ("ANTHROPIC_API_KEY",)
