@@ -52,6 +52,9 @@ def _private_tmux(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
                                                                    os.environ.get("PYTHONPATH")])))
     yield socket
     subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+    # tmux leaves the socket file behind; do not litter /tmp/tmux-<uid> with one per test.
+    tmpdir = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+    (tmpdir / socket).unlink(missing_ok=True)
 
 
 @pytest.fixture(autouse=True)

@@ -52,6 +52,7 @@ class FleetMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+        (Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / self.socket).unlink(missing_ok=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _expect(self, name: str) -> None:
