@@ -247,7 +247,8 @@ def test_exit_is_recorded_by_tmux_hook_with_no_cockpit_reading(fleet: Fleet, rep
                                        '[[agent]]\nname = "down"\ncommand = "sleep 60"\nafter = ["up"]\n')
     fleet.up()
     events = fleet.layout.events
-    # Only the file is read from here on: nobody calls the engine, tmux's pane-died hook does.
+    # Only the file is read from here on: nobody calls the engine. The agent's wrapper reports
+    # its own exit (tmux's pane-died hook and the watcher are the back-ups when it cannot).
     wait_until(lambda: '"type":"halted","agent":"down"' in events.read_text(), message="hook halts the dependent")
     text = events.read_text()
     assert '"type":"exited","agent":"up","data":{"exit_code":4}' in text

@@ -208,9 +208,6 @@ class Tmux:
     def send_keys(self, name: str, *keys: str) -> None:
         self.cmd("send-keys", "-t", f"={name}:", *keys)
 
-    def set_hook(self, hook: str, command: str) -> None:
-        self.cmd("set-hook", "-g", hook, command)
-
     def kill_server(self) -> None:
         self.server.cmd("kill-server")
 

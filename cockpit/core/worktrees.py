@@ -233,10 +233,6 @@ def update_ref(root: Path, ref: str, sha: str) -> None:
     run(root, "update-ref", ref, sha)
 
 
-def delete_ref(root: Path, ref: str) -> None:
-    run(root, "update-ref", "-d", ref)
-
-
 def list_refs(root: Path, prefix: str) -> list[tuple[str, str]]:
     out = run(root, "for-each-ref", "--format=%(refname) %(objectname)", prefix)
     return [tuple(line.split(" ", 1)) for line in out.splitlines() if line]  # type: ignore[misc]
