@@ -3,8 +3,9 @@ in a fresh child process (``python -m bench.ui KIND ...``), so start-up includes
 memory is not polluted by earlier runs; the parent sets up the fleet and reads the JSON the
 child prints on its last line.
 
-How "on screen" is observed: :class:`~cockpit.ui.tiles.AgentTile.render` is wrapped; every call
-(Textual calls it when it paints the tile) records the time and what the tile shows.
+How "on screen" is observed: :meth:`~cockpit.ui.tiles.AgentTile.render_lines` is wrapped; every
+call (Textual's compositor makes it when it paints the tile into a frame) records the time and
+the rows the tile showed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from bench.common import cpu_seconds, rss_mb
 
 SIZE = (200, 70)
 """The headless terminal: 32 tiles of at least 8 rows fit without scrolling."""
-LINE = re.compile(r"^L (\d+) (\d+\.\d+)")
+LINE = re.compile(r"L (\d+) (\d+\.\d+)")
 
 WRITER = """\
 import sys, time
@@ -37,8 +38,8 @@ while True:
 
 
 class RenderLog:
-    """Wraps ``AgentTile.render``: per agent, when it first showed content and, for each paint,
-    the newest ``L <seq> <ts>`` line it showed."""
+    """Wraps ``AgentTile.render_lines``: per agent, when it first showed content and, for each
+    paint, the newest ``L <seq> <ts>`` line it showed."""
 
     def __init__(self) -> None:
         self.first_content: dict[str, float] = {}
@@ -47,7 +48,7 @@ class RenderLog:
 
     def install(self) -> None:
         from cockpit.ui.tiles import AgentTile
-        original = AgentTile.render
+        original = AgentTile.render_lines
         original_init = AgentTile.__init__
         log = self
 
@@ -55,22 +56,22 @@ class RenderLog:
             log.created.setdefault(agent.name, time.time())
             original_init(tile, agent, *args, **kwargs)
 
-        def render(tile: AgentTile):  # type: ignore[no-untyped-def]
-            text = original(tile)
+        def render_lines(tile: AgentTile, crop):  # type: ignore[no-untyped-def]
+            strips = original(tile, crop)
             now = time.time()
             name = tile.agent.name
             if tile.feed.lines:
                 log.first_content.setdefault(name, now)
             newest = 0
-            for line in text.plain.splitlines():
-                match = LINE.match(line)
+            for strip in strips:
+                match = LINE.search(strip.text)
                 if match:
                     newest = max(newest, int(match.group(1)))
             if newest:
                 log.events.append((name, newest, now))
-            return text
+            return strips
 
-        AgentTile.render = render  # type: ignore[method-assign]
+        AgentTile.render_lines = render_lines  # type: ignore[method-assign]
         AgentTile.__init__ = init  # type: ignore[method-assign]
 
     def tile_paint(self) -> float | None:

@@ -22,6 +22,7 @@ from typing import Callable
 
 from textual import work
 from textual.app import App, ComposeResult, SuspendNotSupported
+from textual.message import Message
 from textual.widgets import Footer, Static
 
 from cockpit.core import notify
@@ -37,8 +38,10 @@ from cockpit.ui.themes import DEFAULT_THEME, CockpitTheme, fallback_variables, l
 from cockpit.ui.tiles import AgentTile, Clock, TileGrid
 from cockpit.ui.zoom import ZoomScreen
 
-FRAME_INTERVAL = 1 / 20
-"""Dirty tiles are repainted at most this often: a burst of log writes costs one repaint."""
+WATCH_DEBOUNCE_MS = 8
+"""How long the log watcher gathers changes before reporting them (it looks every few ms)."""
+HEADER_INTERVAL = 1 / 4
+"""The header (tiles off screen, counts) is brought up to date at least this often."""
 STATE_ORDER = ("running", "paused", "exited", "failed", "killed", "halted", "missing")
 
 AttachRunner = Callable[[list[str], dict[str, str]], int]
@@ -76,6 +79,10 @@ class FleetHeader(Static):
             self.update(text)
 
     _shown = ""
+
+
+class LogsChanged(Message):
+    """Posted (from any thread) when a feed has new lines: the app repaints dirty tiles."""
 
 
 class CockpitApp(App[int]):
@@ -118,7 +125,8 @@ class CockpitApp(App[int]):
         self._focus_next: str | None = None
         self.queue_stop = threading.Event()
         """Set on quit: a running merge queue stops after (or abandons) its candidate."""
-        self.watcher = LogWatcher(self._logs_changed, on_error=self._watcher_error, debounce_ms=20)
+        self._wake_posted = False
+        self.watcher = LogWatcher(self._logs_changed, on_error=self._watcher_error, debounce_ms=WATCH_DEBOUNCE_MS)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return fallback_variables(self.cockpit_themes)
@@ -136,7 +144,7 @@ class CockpitApp(App[int]):
             self.notify(notice, title="before this batch", timeout=12)
         self.watcher.start()
         self.set_interval(0.5, self.request_poll)
-        self.set_interval(FRAME_INTERVAL, self.repaint)
+        self.set_interval(HEADER_INTERVAL, self.repaint)
         self.request_poll(force=True)
         self.query_one(TileGrid).focus()
         self.run_queue(quiet=True)  # resume a queue an earlier run left unfinished
@@ -256,7 +264,7 @@ class CockpitApp(App[int]):
     def _feed(self, agent: Agent) -> LogFeed:
         feed = self.feeds.get(agent.name)
         if feed is None:
-            feed = LogFeed(agent.name, agent.log)
+            feed = LogFeed(agent.name, agent.log, on_change=self._wake)
             self.feeds[agent.name] = feed
             self.feeds_by_path[Path(os.path.abspath(agent.log))] = feed
             self.watcher.watch(agent.log)
@@ -284,15 +292,26 @@ class CockpitApp(App[int]):
     def _watcher_error(self, exc: BaseException) -> None:
         self._ui(self.report_error, f"log watcher: {describe(exc)}")
 
+    def _wake(self) -> None:
+        """A feed changed (any thread): ask the UI thread to repaint, once per batch."""
+        if not self._wake_posted:
+            self._wake_posted = True
+            self.post_message(LogsChanged())
+
+    def on_logs_changed(self, _message: LogsChanged) -> None:
+        self._wake_posted = False
+        self.repaint()
+
     def repaint(self) -> None:
-        """Once per frame: repaint the tiles whose feed changed."""
+        """Repaint the tiles whose feed changed; Textual draws them in its next frame (at most
+        60 a second), so a burst of writes costs one repaint, and one line costs one frame."""
         grid = self.query_one_optional(TileGrid)
         if grid is None:  # shutting down
             return
         for tile in grid.tiles:
             if tile.feed.dirty:
                 tile.feed.dirty = False
-                tile.refresh()
+                tile.refresh_body()
         if isinstance(self.screen, ZoomScreen):
             self.screen.feed_changed()
         self.update_header()

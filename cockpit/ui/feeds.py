@@ -3,11 +3,15 @@
 A :class:`LogFeed` owns one agent's :class:`~cockpit.core.session_log.LogTail` and
 :class:`~cockpit.ui.terminal.TerminalRenderer`. :meth:`LogFeed.pump` reads what was appended,
 feeds the renderer and renders the newest lines; it runs in the log watcher's thread or a worker,
-never on the UI thread. It only sets a dirty flag; the app repaints dirty tiles once per frame,
-so a burst of writes costs one repaint, not one per line.
+never on the UI thread. Then it sets a dirty flag and calls ``on_change`` (the app's wake-up,
+which repaints dirty tiles in the next frame), so a burst of writes costs one repaint, not one
+per line, and a quiet line is on screen one frame after the watcher saw it.
+
+Only as many lines as the tile shows (:attr:`LogFeed.rows`) are rendered per change: a tile
+repaints up to 60 times a second, and the cost must follow what is seen, not the scrollback.
 
 Memory per feed is bounded: the tail reads at most ``TAIL_BYTES`` per call (older bytes of a
-flood are skipped), the renderer keeps ``HISTORY`` lines, and the tile keeps ``TILE_LINES``.
+flood are skipped), the renderer keeps ``HISTORY`` lines, and the tile keeps ``rows``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from rich.text import Text
 
@@ -25,23 +30,27 @@ TAIL_BYTES = 256 * 1024
 """How much of a log is read when a tile opens, and at most per read afterwards."""
 HISTORY = 2000
 """Lines of scrollback kept per agent (what the zoomed view can show)."""
-TILE_LINES = 80
-"""Lines a tile keeps rendered: more than any tile is tall."""
+TILE_LINES = 24
+"""Lines rendered for a tile until it says how tall it is (:attr:`LogFeed.rows`)."""
+MAX_TILE_LINES = 200
+"""The most a tile may ask for."""
 WIDTH = 200
 """Emulated terminal width; tiles crop, the zoomed view shows it all."""
-MIN_RENDER_INTERVAL = 1 / 20
-"""A log is re-rendered at most this often..."""
 RENDER_SHARE = 0.2
-"""...and, when rendering is expensive (a flood), at most this share of the time: rendering
-holds the GIL the UI needs. What arrives in between is rendered when the interval is over, by a
-timer, so a quiet line after a burst is never left waiting."""
+"""A log is re-rendered on every change the watcher reports (it batches them, a few ms apart),
+but when rendering is expensive (a flood of heavy output) at most this share of the time:
+rendering holds the GIL the UI needs. What arrives in between is rendered when the interval is
+over, by a timer, so a quiet line after a burst is never left waiting."""
 
 
 class LogFeed:
     """One agent's log, tailed and rendered. Thread-safe: ``pump`` may run in any thread."""
 
-    def __init__(self, name: str, path: Path | str) -> None:
+    def __init__(self, name: str, path: Path | str, on_change: Callable[[], None] | None = None) -> None:
         self.name = name
+        self.on_change = on_change
+        """Called (from the thread that rendered) after the lines changed; must be cheap."""
+        self._rows = TILE_LINES
         self.path = Path(path)
         self._lock = threading.Lock()
         self._tail = LogTail(self.path, max_bytes=TAIL_BYTES, from_tail=TAIL_BYTES)
@@ -60,8 +69,23 @@ class LogFeed:
 
     @property
     def lines(self) -> list[Text]:
-        """The newest rendered log lines (at most ``TILE_LINES``)."""
+        """The newest rendered log lines (at most :attr:`rows`)."""
         return self._lines
+
+    @property
+    def rows(self) -> int:
+        """How many of the newest lines are rendered (the tile's height)."""
+        return self._rows
+
+    @rows.setter
+    def rows(self, value: int) -> None:
+        value = max(1, min(MAX_TILE_LINES, int(value)))
+        with self._lock:
+            if value == self._rows:
+                return
+            self._rows = value
+            self._stale = True
+            self._schedule(0)  # rendered off the calling (UI) thread
 
     @property
     def screen(self) -> list[Text] | None:
@@ -80,7 +104,8 @@ class LogFeed:
                 message = str(exc)
                 changed = message != self.error
                 self.error = message
-                self.dirty = self.dirty or changed
+                if changed:
+                    self._changed()
                 return changed
             if not data and not reset:
                 return False
@@ -92,14 +117,19 @@ class LogFeed:
             wait = self._rendered_at + self._interval() - time.monotonic()
             if reset or wait <= 0:
                 self._render()
-            elif self._timer is None:
-                self._timer = threading.Timer(wait, self.flush)
-                self._timer.daemon = True
-                self._timer.start()
+            else:
+                self._schedule(wait)
             return True
 
+    def _schedule(self, delay: float) -> None:
+        """Render in ``delay`` seconds, in a timer thread (the lock is held)."""
+        if self._timer is None:
+            self._timer = threading.Timer(delay, self.flush)
+            self._timer.daemon = True
+            self._timer.start()
+
     def _interval(self) -> float:
-        return max(MIN_RENDER_INTERVAL, self._render_cost / RENDER_SHARE)
+        return self._render_cost / RENDER_SHARE
 
     def flush(self) -> None:
         """Render what a throttled :meth:`pump` left unrendered (call from a worker, often)."""
@@ -110,12 +140,17 @@ class LogFeed:
 
     def _render(self) -> None:
         started = time.monotonic()
-        self._lines = self._renderer.lines(TILE_LINES)
+        self._lines = self._renderer.lines(self._rows)
         self._rendered_at = time.monotonic()
         self._render_cost = self._rendered_at - started
         self._stale = False
+        self._changed()
+
+    def _changed(self) -> None:
         self.version += 1
         self.dirty = True
+        if self.on_change is not None:
+            self.on_change()
 
     def all_lines(self) -> list[Text]:
         """Every line of scrollback (for the zoomed view). Call from a worker thread."""
@@ -130,5 +165,4 @@ class LogFeed:
         with self._lock:
             if self._screen is None or [t.markup for t in self._screen] != [t.markup for t in rendered]:
                 self._screen = rendered
-                self.version += 1
-                self.dirty = True
+                self._changed()

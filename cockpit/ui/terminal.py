@@ -679,13 +679,33 @@ class TerminalRenderer:
         The Text objects are fresh copies; mutating them does not affect the renderer.
         """
         self._catch_up(count)
-        screen = [_row_text(self._screen.buffer.get(y), self.width) for y in range(self.rows)]
-        out = [*self._lines, *screen]
-        while out and not out[-1]:
-            out.pop()
-        if count is not None:
-            out = out[-count:] if count > 0 else []
-        return [line.copy() for line in out]
+        if count is not None and count <= 0:
+            return []
+        # Converted bottom-up, and only as far as the answer reaches: a tile asks for its
+        # height in lines many times a second, and the screen has ``rows`` rows.
+        out: list[Text] = []
+        buffer = self._screen.buffer
+        for y in range(self.rows - 1, -1, -1):
+            row = buffer.get(y)
+            if not row and not out:  # a trailing blank row, cheap to see
+                continue
+            text = _row_text(row, self.width)
+            if text or out:
+                out.append(text.copy())
+                if count is not None and len(out) >= count:
+                    break
+        if count is None or len(out) < count:
+            history = self._lines
+            wanted = len(history) if count is None else count - len(out)
+            for i in range(len(history) - 1, -1, -1):
+                if not out and not history[i]:
+                    continue
+                out.append(history[i].copy())
+                wanted -= 1
+                if wanted <= 0:
+                    break
+        out.reverse()
+        return out
 
     def reset(self) -> None:
         """Forget everything (the log was truncated or re-created)."""

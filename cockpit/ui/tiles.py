@@ -14,8 +14,13 @@ import re
 from datetime import datetime, timezone
 from typing import Callable
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.containers import ScrollableContainer
+from textual.color import Color
+from textual.geometry import Region
+from textual.strip import Strip
 from textual.widget import Widget
 
 from cockpit.core.agent import Agent
@@ -28,6 +33,8 @@ TARGET_ASPECT = 3.5
 """Preferred tile width / height in cells (a cell is about twice as tall as wide)."""
 
 Clock = Callable[[], datetime]
+MAX_CACHED_STRIPS = 512
+"""Rendered rows a tile keeps (more than any tile shows), keyed by their content."""
 
 
 def age(since: str | None, now: datetime) -> str | None:
@@ -163,6 +170,10 @@ class AgentTile(Widget, can_focus=True):
         self.base_moved = 0
         """Commits base gained since the agent was cut (computed by the sync worker)."""
         self.border_title = agent.name
+        self._shown: list[Text] = []
+        self._strips: dict[tuple[object, ...], Strip] = {}
+        self._strip_key: tuple[object, ...] | None = None
+        """What the cached rows were made with: width, base style, frame, filters."""
 
     def update_agent(self, agent: Agent, diff: tuple[int, int, int] | None | bool = False,
                      base_moved: int | None = None) -> None:
@@ -184,22 +195,93 @@ class AgentTile(Widget, can_focus=True):
 
     def on_resize(self) -> None:
         self.refresh_subtitle()
+        self.feed.rows = self.content_size.height or 1
 
     def body_lines(self) -> list[Text]:
         if self.view == "screen":
             return self.feed.screen or [Text("(capturing the tmux screen…)", style="dim")]
         return self.feed.lines
 
-    def render(self) -> Text:
-        height = max(1, self.content_region.height or self.size.height - 2)
+    def shown_lines(self) -> list[Text]:
+        """The lines the body shows now, top to bottom (a message when there are none)."""
+        height = max(1, self.content_size.height)
         lines = self.body_lines()[-height:]
         if not lines:
             message = self.feed.error or ("(no output yet)" if self.agent.alive else f"({self.agent.state})")
-            return Text(message, style="dim italic")
-        text = Text("\n").join(lines)
-        text.no_wrap = True
-        text.overflow = "crop"
-        return text
+            return [Text(message, style="dim italic")]
+        return lines
+
+    def refresh_body(self) -> None:
+        """Repaint the body rows only (new log lines): the border is unchanged."""
+        width, height = self.outer_size
+        gutter = self.styles.gutter
+        if height - gutter.top - gutter.bottom > 0 and width > 0:
+            self.refresh(Region(0, gutter.top, width, height - gutter.top - gutter.bottom))
+        else:
+            self.refresh()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """Paint the rows in ``crop``.
+
+        Border rows and the frame of a body row (border and padding) come from Textual's own
+        renderer; body rows are that frame around a cached strip per log line. A log tile
+        repaints many times a second with all its rows moved up by one, and Textual's
+        per-row styling costs about ten times a cached row."""
+        self._shown = self.shown_lines()  # one snapshot per paint: the feed changes in a thread
+        width, height = self.outer_size
+        gutter = self.styles.gutter
+        top, bottom = gutter.top, height - gutter.bottom
+        content_width = width - gutter.left - gutter.right
+        if bottom <= top or content_width <= 0 or crop.y + crop.height <= top or crop.y >= bottom:
+            return super().render_lines(crop)
+        # Textual's renderer draws the border rows and the first body row, empty, for the
+        # frame; it keeps rows it drew until they are refreshed, but every call has a fixed
+        # cost of a few cached rows, so it is called at most twice.
+        first, last = crop.y, crop.y + crop.height
+        head = super().render_lines(Region(0, min(first, top), width, top + 1 - min(first, top)))
+        frame = head[-1]  # a body row with nothing in it: border and padding
+        tail = super().render_lines(Region(0, bottom, width, last - bottom)) if last > bottom else []
+        prefix, suffix = frame.crop(0, gutter.left), frame.crop(width - gutter.right, width)
+        style = self.rich_style
+        key = (content_width, style, tuple(prefix), tuple(suffix), tuple(map(id, self.get_line_filters())))
+        if key != self._strip_key:
+            self._strips.clear()
+            self._strip_key = key
+        background = self.background_colors[1]
+        strips = []
+        for y in crop.line_range:
+            if top <= y < bottom:
+                strips.append(self._body_row(y - top, prefix, suffix, content_width, style, background))
+            elif y < top:
+                strips.append(head[y - min(first, top)])
+            else:
+                strips.append(tail[y - bottom])
+        if crop.column_span != (0, width):
+            strips = [strip.crop(crop.x, crop.right) for strip in strips]
+        return strips
+
+    def render_line(self, y: int) -> Strip:
+        # Only Textual's own renderer calls this, for the frame (see render_lines).
+        return Strip.blank(self.content_size.width, self.rich_style)
+
+    def _body_row(self, index: int, prefix: Strip, suffix: Strip, width: int, style: Style,
+                  background: Color) -> Strip:
+        line = self._shown[index] if index < len(self._shown) else None
+        key = None if line is None else (line.plain, tuple(line.spans), line.style)
+        row = self._strips.get(key)
+        if row is None:
+            if len(self._strips) >= MAX_CACHED_STRIPS:
+                self._strips.clear()
+            if line is None:
+                body = Strip.blank(width, style)
+            else:
+                segments = Segment.apply_style(line.render(self.app.console), style)
+                body = Strip(segments, line.cell_len).crop_extend(0, width, style)
+            for line_filter in self.get_line_filters():
+                body = body.apply_filter(line_filter, background)
+            row = Strip.join([prefix, body, suffix])
+            self._strips[key] = row
+        return row
 
 
 class TileGrid(ScrollableContainer, can_focus=True):
