@@ -95,9 +95,9 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def cpu_seconds() -> float:
-    """utime + stime of this process (all threads), from /proc/self/stat, in seconds."""
-    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int | str = "self") -> float:
+    """utime + stime of this process (or ``pid``; all threads), from /proc/PID/stat, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
 
