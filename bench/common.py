@@ -7,6 +7,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -112,3 +113,16 @@ def wait_until(condition, timeout: float, interval: float = 0.02, message: str =
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def cockpit_cli(root: Path, socket: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The real ``cockpit`` command (``python -m cockpit``, this tree's package) in ``root``,
+    on the fleet's private tmux socket, as a user would run it."""
+    env = {**os.environ, "COCKPIT_TMUX_SOCKET": socket,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))}
+    env.pop("TMUX", None)
+    return subprocess.run([sys.executable, "-m", "cockpit", *args], cwd=root, env=env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=timeout)

@@ -88,6 +88,11 @@ def table(r: dict) -> str:
                     f"{s['discard_ratio_without_archive']['p50']}; {sec['cockpit_discard']['p50'] * 1000:.0f} ms vs "
                     f"{sec['manual_discard']['p50'] * 1000:.0f} ms; archive {sec['archive']['p50'] * 1000:.0f} ms = "
                     f"{s['archive_share_of_discard']['p50'] * 100:.0f}% | reported | |")
+        c = s["cli_spawn"]
+        rows.append(f"| spawn via the CLI (`cockpit spawn NAME --command CMD`, Python start-up included) vs by hand | "
+                    f"ratio {c['ratio']['p50']} (p90 {c['ratio']['p90']}); {c['seconds']['cli_spawn']['p50'] * 1000:.0f} ms "
+                    f"vs {c['seconds']['manual_spawn']['p50'] * 1000:.0f} ms; `cockpit --version` alone "
+                    f"{c['seconds']['cli_version']['p50'] * 1000:.0f} ms | reported | |")
     for n, v in r.get("latency", {}).items():
         lat = v["latency_ms"]
         target = "p50 ≤ 30 ms, p99 ≤ 100 ms" if n == "16" else "reported"
