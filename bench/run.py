@@ -21,20 +21,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this tree's c
 
 from bench.flood import bench_flood  # noqa: E402
 from bench.ops import bench_spawn_discard  # noqa: E402
+from bench.scale import bench_scale  # noqa: E402
 from bench.tui import bench_big_log, bench_idle, bench_latency, bench_startup  # noqa: E402
 
 PROFILES: dict[str, dict[str, object]] = {
     "full": {"rounds": 20, "latency_agents": [1, 8, 16, 32], "latency_s": 10.0, "startup_agents": [0, 8, 32, 64],
              "startup_rounds": 5, "big_rounds": 5, "idle_agents": 64, "idle_s": 60.0,
-             "flood_agents": 16, "flood_s": 10.0, "flood_baseline_s": 2.0},
+             "flood_agents": 16, "flood_s": 10.0, "flood_baseline_s": 2.0, "scale_agents": 64, "ls_rounds": 5},
     "quick": {"rounds": 6, "latency_agents": [1, 8, 16], "latency_s": 4.0, "startup_agents": [0, 8, 32],
               "startup_rounds": 2, "big_rounds": 2, "idle_agents": 16, "idle_s": 10.0,
-              "flood_agents": 8, "flood_s": 4.0, "flood_baseline_s": 1.0},
+              "flood_agents": 8, "flood_s": 4.0, "flood_baseline_s": 1.0, "scale_agents": 16, "ls_rounds": 3},
     "smoke": {"rounds": 1, "latency_agents": [1], "latency_s": 1.0, "startup_agents": [1],
               "startup_rounds": 1, "big_rounds": 1, "idle_agents": 1, "idle_s": 1.0,
-              "flood_agents": 2, "flood_s": 1.0, "flood_baseline_s": 0.5},
+              "flood_agents": 2, "flood_s": 1.0, "flood_baseline_s": 0.5, "scale_agents": 2, "ls_rounds": 1},
 }
-FIGURES = ("spawn_discard", "latency", "startup", "big_log", "idle", "flood")
+FIGURES = ("spawn_discard", "latency", "startup", "big_log", "idle", "flood", "scale")
 
 
 def machine() -> dict[str, object]:
@@ -57,6 +58,7 @@ def run(profile: str, only: list[str]) -> dict[str, object]:
         "idle": lambda: bench_idle(int(p["idle_agents"]), float(p["idle_s"])),  # type: ignore[arg-type]
         "flood": lambda: bench_flood(int(p["flood_agents"]), float(p["flood_s"]),  # type: ignore[arg-type]
                                      float(p["flood_baseline_s"])),  # type: ignore[arg-type]
+        "scale": lambda: bench_scale(int(p["scale_agents"]), int(p["ls_rounds"])),  # type: ignore[arg-type]
     }
     for name in FIGURES:
         if only and name not in only:
@@ -120,7 +122,25 @@ def table(r: dict) -> str:
                     f"RSS {i['rss_mb']} MB (+{i['rss_growth_mb']} MB over the window) | reported | |")
     if "flood" in r:
         rows += flood_rows(r["flood"])
+    if "scale" in r:
+        rows += scale_rows(r["scale"])
     return "\n".join(rows)
+
+
+def scale_rows(s: dict) -> list[str]:
+    n, ls = s["agents"], s["ls_s"]
+    ops = ", ".join(f"{k} {v['seconds'] * 1000:.0f}{'' if v['ok'] else ' **failed**'}" for k, v in s["ops"].items())
+    failed = f"; **{len(s['failures'])} failure(s)**: {'; '.join(s['failures'])[:400]}" if s["failures"] else ""
+    return [
+        f"| scale: {n} agents spawned (`Fleet.spawn`, one after another) | {s['spawn_s']['p50'] * 1000:.0f} ms per spawn "
+        f"(max {s['spawn_s']['max'] * 1000:.0f}); first {s['spawn_first_s']['n']} {s['spawn_first_s']['p50'] * 1000:.0f} ms, "
+        f"last {s['spawn_last_s']['n']} {s['spawn_last_s']['p50'] * 1000:.0f} ms | reported | |",
+        f"| scale: `cockpit ls` / `cockpit ls --json` with {n} agents (CLI, Python start-up included) | "
+        f"{ls['ls']['p50']} s (min {ls['ls']['min']}, max {ls['ls']['max']}) / {ls['ls --json']['p50']} s "
+        f"(min {ls['ls --json']['min']}, max {ls['ls --json']['max']}) | reported | |",
+        f"| scale: every operation on one of {n} agents, the other {n - 1} untouched | {s['ops_ok']}/{s['ops_total']} ok "
+        f"(ms: {ops}){failed} | reported | |",
+    ]
 
 
 def flood_rows(f: dict) -> list[str]:
