@@ -140,6 +140,7 @@ def bench_flood(agents: int, seconds: float, baseline: float = 2.0, settle_timeo
         "key_latency_ms": summary([x * 1000 for x in child["latencies"]], 1),
         "keys": len(child["latencies"]) + child["never_painted"], "keys_never_painted": child["never_painted"],
         "key_latency_before_flood_ms": summary([x * 1000 for x in child["baseline_latencies"]], 1),
+        "key_to_focus_change_ms": summary([x * 1000 for x in child["handled"]], 1),
         "cockpit_cpu_percent": round(child["cpu_percent"], 1),
         "other_cpu_percent": {k: round(v, 1) for k, v in child["other_cpu_percent"].items()},
         "per_agent": per_agent,

@@ -198,14 +198,26 @@ def _cpu_of(pids: dict[str, int]) -> dict[str, float]:
     return seconds
 
 
-async def _press_focus_keys(app, grid, log: RenderLog, seconds: float, interval: float) -> tuple[list[float], int]:  # type: ignore[no-untyped-def]
+async def _press_focus_keys(app, grid, log: RenderLog, seconds: float,  # type: ignore[no-untyped-def]
+                            interval: float) -> tuple[list[float], list[float], int]:
     """Every ``interval`` for ``seconds``: post ``right`` (from the first tile) or ``left`` (back)
     to the app as :meth:`Pilot.press` does, without waiting for idle, and time it to the first
-    paint of the newly focused tile while it has focus. Returns latencies and keys never painted
-    (within 2 s)."""
+    paint of the newly focused tile while it has focus. One key at a time: the next is posted
+    once the last one painted (or gave up after 2 s). Returns the latencies, the times from
+    posting to the focus change (the key handled; ``Screen.focused`` watched) and the number of
+    keys never painted."""
     from textual import events
+    from cockpit.ui.tiles import AgentTile
     latencies: list[float] = []
+    handled: list[float] = []
     never = 0
+    focus_changed: list[tuple[str, float]] = []
+
+    def on_focus(widget) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(widget, AgentTile):
+            focus_changed.append((widget.agent.name, time.time()))
+
+    app.screen.watch(app.screen, "focused", on_focus, init=False)
     started = time.monotonic()
     while time.monotonic() - started < seconds:
         tiles = grid.tiles
@@ -220,8 +232,12 @@ async def _press_focus_keys(app, grid, log: RenderLog, seconds: float, interval:
             latencies.append(await asyncio.wait_for(painted, 2.0) - sent)
         except asyncio.TimeoutError:
             never += 1
+        moved = [at for name, at in focus_changed if name == target.agent.name and at >= sent]
+        if moved:
+            handled.append(moved[0] - sent)
+        focus_changed.clear()
         await asyncio.sleep(max(0.0, sent + interval - time.time()))
-    return latencies, never
+    return latencies, handled, never
 
 
 async def flood(root: str, socket: str, agents: int, seconds: float, go_file: str, baseline: float,
@@ -241,16 +257,16 @@ async def flood(root: str, socket: str, agents: int, seconds: float, go_file: st
         if not isinstance(app.focused, AgentTile):
             grid.tiles[0].focus()
         await pilot.pause(0.5)
-        before, before_never = await _press_focus_keys(app, grid, log, baseline, interval)
+        before, _, before_never = await _press_focus_keys(app, grid, log, baseline, interval)
         pids = _tmux_pids(socket)
         others = _cpu_of(pids)
         cpu_start, wall_start = cpu_seconds(), time.monotonic()
         Path(go_file).write_text(f"{time.time()}\n")
-        latencies, never = await _press_focus_keys(app, grid, log, seconds, interval)
+        latencies, handled, never = await _press_focus_keys(app, grid, log, seconds, interval)
         wall = time.monotonic() - wall_start
         cpu = cpu_seconds() - cpu_start
         others = {k: 100 * (v - others[k]) / wall for k, v in _cpu_of(pids).items() if k in others}
-    return {"latencies": latencies, "never_painted": never, "baseline_latencies": before,
+    return {"latencies": latencies, "handled": handled, "never_painted": never, "baseline_latencies": before,
             "baseline_never_painted": before_never, "wall_s": wall, "cpu_percent": 100 * cpu / wall,
             "other_cpu_percent": others}
 
