@@ -56,6 +56,8 @@ def bench_fleet(files: int = 50) -> Iterator[Fleet]:
         yield Fleet(make_repo(tmp, files), socket_name=socket)
     finally:
         subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+        # kill-server leaves the socket file behind: one per figure and run otherwise
+        (Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / socket).unlink(missing_ok=True)
         if old is None:
             os.environ.pop("COCKPIT_TMUX_SOCKET", None)
         else:
