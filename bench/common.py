@@ -7,6 +7,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -55,6 +56,8 @@ def bench_fleet(files: int = 50) -> Iterator[Fleet]:
         yield Fleet(make_repo(tmp, files), socket_name=socket)
     finally:
         subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+        # kill-server leaves the socket file behind: one per figure and run otherwise
+        (Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / socket).unlink(missing_ok=True)
         if old is None:
             os.environ.pop("COCKPIT_TMUX_SOCKET", None)
         else:
@@ -95,9 +98,9 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def cpu_seconds() -> float:
-    """utime + stime of this process (all threads), from /proc/self/stat, in seconds."""
-    fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int | str = "self") -> float:
+    """utime + stime of this process (or ``pid``; all threads), from /proc/PID/stat, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
 
@@ -112,3 +115,16 @@ def wait_until(condition, timeout: float, interval: float = 0.02, message: str =
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def cockpit_cli(root: Path, socket: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The real ``cockpit`` command (``python -m cockpit``, this tree's package) in ``root``,
+    on the fleet's private tmux socket, as a user would run it."""
+    env = {**os.environ, "COCKPIT_TMUX_SOCKET": socket,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))}
+    env.pop("TMUX", None)
+    return subprocess.run([sys.executable, "-m", "cockpit", *args], cwd=root, env=env, capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, timeout=timeout)

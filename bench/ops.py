@@ -6,6 +6,10 @@ private tmux server, alternating which goes first. cockpit's side is the engine 
 discard --yes`` commands run after parsing arguments (Python start-up, ~0.1-0.2 s, is not
 counted on either side). The hand-made side is ``git worktree add -b`` + ``tmux new-session``
 + ``pipe-pane`` and ``git worktree remove --force`` + ``git branch -D`` + ``tmux kill-session``.
+
+A second, reported comparison times the real command, ``cockpit spawn NAME --command CMD``
+(``python -m cockpit``: interpreter start-up and imports included), against the same hand-made
+spawn, alternating; those agents are discarded untimed after each round.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.common import bench_fleet, summary
+from bench.common import bench_fleet, cockpit_cli, summary
 from cockpit.core.fleet import Fleet
 
 COMMAND = "sleep 3600"
@@ -41,6 +45,13 @@ def manual_discard(root: Path, socket: str, name: str) -> None:
     _run("git", "-C", str(root), "worktree", "remove", "--force", str(path))
     _run("git", "-C", str(root), "branch", "-D", f"manual/{name}")
     _run("tmux", "-L", socket, "kill-session", "-t", f"={name}")
+
+
+def cli_spawn(root: Path, socket: str, name: str) -> None:
+    """``cockpit spawn NAME --command COMMAND``, as a user types it."""
+    result = cockpit_cli(root, socket, "spawn", name, "--command", COMMAND)
+    if result.returncode != 0:
+        raise RuntimeError(f"cockpit spawn {name}: exit {result.returncode}: {result.stderr.strip()[-500:]}")
 
 
 def _timed_archive(fleet: Fleet, sink: list[float]) -> None:
@@ -93,6 +104,7 @@ def bench_spawn_discard(rounds: int) -> dict[str, object]:
             times["cockpit_discard"].append(pair[0])
             times["manual_discard"].append(pair[1])
             discard_ratios.append(pair[0] / pair[1])
+        cli = _cli_rounds(fleet, base, rounds)
     archive_share = [a / d for a, d in zip(times["archive"], times["cockpit_discard"])]
     return {
         "rounds": rounds,
@@ -102,7 +114,33 @@ def bench_spawn_discard(rounds: int) -> dict[str, object]:
         "discard_ratio_without_archive": summary(
             [(d - a) / m for d, a, m in zip(times["cockpit_discard"], times["archive"], times["manual_discard"])], 3),
         "archive_share_of_discard": summary(archive_share, 3),
+        "cli_spawn": cli,
     }
+
+
+def _cli_rounds(fleet: Fleet, base: str, rounds: int) -> dict[str, object]:
+    """``cockpit spawn`` (a new Python process) against the hand-made spawn, alternating, after
+    one warm-up pair; each round's two agents are then discarded, untimed."""
+    root, socket = fleet.root, fleet.tmux.socket_name
+    cli_spawn(root, socket, "cli-warm")
+    manual_spawn(root, socket, "cli-warm-m", base)
+    fleet.discard("cli-warm")
+    manual_discard(root, socket, "cli-warm-m")
+    cli, manual, ratios, startup = [], [], [], []
+    for i in range(rounds):
+        started = time.perf_counter()  # the start-up floor: interpreter, imports, argument parsing
+        cockpit_cli(root, socket, "--version")
+        startup.append(time.perf_counter() - started)
+        ours, theirs = _alternate(i, lambda: cli_spawn(root, socket, f"c{i}"),
+                                  lambda: manual_spawn(root, socket, f"cm{i}", base))
+        cli.append(ours)
+        manual.append(theirs)
+        ratios.append(ours / theirs)
+        fleet.discard(f"c{i}")
+        manual_discard(root, socket, f"cm{i}")
+    return {"rounds": rounds, "seconds": {"cli_spawn": summary(cli), "manual_spawn": summary(manual),
+                                          "cli_version": summary(startup)},
+            "ratio": summary(ratios, 3)}
 
 
 def _alternate(i: int, ours, theirs) -> tuple[float, float]:  # type: ignore[no-untyped-def]

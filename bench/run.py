@@ -19,18 +19,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this tree's cockpit and bench
 
+from bench.flood import bench_flood  # noqa: E402
 from bench.ops import bench_spawn_discard  # noqa: E402
+from bench.scale import bench_scale  # noqa: E402
 from bench.tui import bench_big_log, bench_idle, bench_latency, bench_startup  # noqa: E402
 
 PROFILES: dict[str, dict[str, object]] = {
     "full": {"rounds": 20, "latency_agents": [1, 8, 16, 32], "latency_s": 10.0, "startup_agents": [0, 8, 32, 64],
-             "startup_rounds": 5, "big_rounds": 5, "idle_agents": 64, "idle_s": 60.0},
+             "startup_rounds": 5, "big_rounds": 5, "idle_agents": 64, "idle_s": 60.0,
+             "flood_agents": 16, "flood_s": 10.0, "flood_baseline_s": 2.0, "scale_agents": 64, "ls_rounds": 5},
     "quick": {"rounds": 6, "latency_agents": [1, 8, 16], "latency_s": 4.0, "startup_agents": [0, 8, 32],
-              "startup_rounds": 2, "big_rounds": 2, "idle_agents": 16, "idle_s": 10.0},
+              "startup_rounds": 2, "big_rounds": 2, "idle_agents": 16, "idle_s": 10.0,
+              "flood_agents": 8, "flood_s": 4.0, "flood_baseline_s": 1.0, "scale_agents": 16, "ls_rounds": 3},
     "smoke": {"rounds": 1, "latency_agents": [1], "latency_s": 1.0, "startup_agents": [1],
-              "startup_rounds": 1, "big_rounds": 1, "idle_agents": 1, "idle_s": 1.0},
+              "startup_rounds": 1, "big_rounds": 1, "idle_agents": 1, "idle_s": 1.0,
+              "flood_agents": 2, "flood_s": 1.0, "flood_baseline_s": 0.5, "scale_agents": 2, "ls_rounds": 1},
 }
-FIGURES = ("spawn_discard", "latency", "startup", "big_log", "idle")
+FIGURES = ("spawn_discard", "latency", "startup", "big_log", "idle", "flood", "scale")
 
 
 def machine() -> dict[str, object]:
@@ -51,6 +56,9 @@ def run(profile: str, only: list[str]) -> dict[str, object]:
         "startup": lambda: bench_startup(p["startup_agents"], int(p["startup_rounds"])),  # type: ignore[arg-type]
         "big_log": lambda: bench_big_log(int(p["big_rounds"])),  # type: ignore[arg-type]
         "idle": lambda: bench_idle(int(p["idle_agents"]), float(p["idle_s"])),  # type: ignore[arg-type]
+        "flood": lambda: bench_flood(int(p["flood_agents"]), float(p["flood_s"]),  # type: ignore[arg-type]
+                                     float(p["flood_baseline_s"])),  # type: ignore[arg-type]
+        "scale": lambda: bench_scale(int(p["scale_agents"]), int(p["ls_rounds"])),  # type: ignore[arg-type]
     }
     for name in FIGURES:
         if only and name not in only:
@@ -82,6 +90,11 @@ def table(r: dict) -> str:
                     f"{s['discard_ratio_without_archive']['p50']}; {sec['cockpit_discard']['p50'] * 1000:.0f} ms vs "
                     f"{sec['manual_discard']['p50'] * 1000:.0f} ms; archive {sec['archive']['p50'] * 1000:.0f} ms = "
                     f"{s['archive_share_of_discard']['p50'] * 100:.0f}% | reported | |")
+        c = s["cli_spawn"]
+        rows.append(f"| spawn via the CLI (`cockpit spawn NAME --command CMD`, Python start-up included) vs by hand | "
+                    f"ratio {c['ratio']['p50']} (p90 {c['ratio']['p90']}); {c['seconds']['cli_spawn']['p50'] * 1000:.0f} ms "
+                    f"vs {c['seconds']['manual_spawn']['p50'] * 1000:.0f} ms; `cockpit --version` alone "
+                    f"{c['seconds']['cli_version']['p50'] * 1000:.0f} ms | reported | |")
     for n, v in r.get("latency", {}).items():
         lat = v["latency_ms"]
         target = "p50 ≤ 30 ms, p99 ≤ 100 ms" if n == "16" else "reported"
@@ -107,7 +120,45 @@ def table(r: dict) -> str:
         i = r["idle"]
         rows.append(f"| idle cost, {i['agents']} idle agents, {i['seconds']} s | {i['cpu_percent']}% of one core, "
                     f"RSS {i['rss_mb']} MB (+{i['rss_growth_mb']} MB over the window) | reported | |")
+    if "flood" in r:
+        rows += flood_rows(r["flood"])
+    if "scale" in r:
+        rows += scale_rows(r["scale"])
     return "\n".join(rows)
+
+
+def scale_rows(s: dict) -> list[str]:
+    n, ls = s["agents"], s["ls_s"]
+    ops = ", ".join(f"{k} {v['seconds'] * 1000:.0f}{'' if v['ok'] else ' **failed**'}" for k, v in s["ops"].items())
+    failed = f"; **{len(s['failures'])} failure(s)**: {'; '.join(s['failures'])[:400]}" if s["failures"] else ""
+    return [
+        f"| scale: {n} agents spawned (`Fleet.spawn`, one after another) | {s['spawn_s']['p50'] * 1000:.0f} ms per spawn "
+        f"(max {s['spawn_s']['max'] * 1000:.0f}); first {s['spawn_first_s']['n']} {s['spawn_first_s']['p50'] * 1000:.0f} ms, "
+        f"last {s['spawn_last_s']['n']} {s['spawn_last_s']['p50'] * 1000:.0f} ms | reported | |",
+        f"| scale: `cockpit ls` / `cockpit ls --json` with {n} agents (CLI, Python start-up included) | "
+        f"{ls['ls']['p50']} s (min {ls['ls']['min']}, max {ls['ls']['max']}) / {ls['ls --json']['p50']} s "
+        f"(min {ls['ls --json']['min']}, max {ls['ls --json']['max']}) | reported | |",
+        f"| scale: every operation on one of {n} agents, the other {n - 1} untouched | {s['ops_ok']}/{s['ops_total']} ok "
+        f"(ms: {ops}){failed} | reported | |",
+    ]
+
+
+def flood_rows(f: dict) -> list[str]:
+    n, lat, before = f["agents"], f["key_latency_ms"], f["key_latency_before_flood_ms"]
+    others = ", ".join(f"{k.replace('_', ' ')} {v}%" for k, v in f["other_cpu_percent"].items())
+    lost = f["missing_bytes"] != 0 or f["missing_lines"] != 0 or f["corrupt_lines"] != 0
+    key_ok = "" if n != 16 else verdict(lat.get("p99", 1e9) <= 100 and not f["keys_never_painted"])
+    return [
+        f"| log flood, {n} agents writing as fast as they can for {f['seconds']} s: bytes missing from session.log | "
+        f"{f['missing_bytes']} bytes, {f['missing_lines']} lines ({f['corrupt_lines']} corrupt) of "
+        f"{f['bytes_total'] / 1e6:.0f} MB; {f['mb_per_s']} MB/s in all, p50 {f['bytes_per_agent']['p50'] / 1e6:.1f} MB "
+        f"per agent | no byte missing | {verdict(not lost and f['settled'])} |",
+        f"| key-press-to-screen latency during the flood, {n} agents (focus move to first paint) | p50 {lat.get('p50')} ms, "
+        f"p90 {lat.get('p90')}, p99 {lat.get('p99')}, max {lat.get('max')} ({f['keys']} keys, {f['keys_never_painted']} "
+        f"never painted; focus moved after p50 {f['key_to_focus_change_ms'].get('p50')} ms; before the flood "
+        f"p50 {before.get('p50')}, p99 {before.get('p99')}); cockpit CPU "
+        f"{f['cockpit_cpu_percent']}% of one core ({others}) | {'p99 ≤ 100 ms' if n == 16 else 'reported'} | {key_ok} |",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

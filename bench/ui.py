@@ -4,8 +4,9 @@ memory is not polluted by earlier runs; the parent sets up the fleet and reads t
 child prints on its last line.
 
 How "on screen" is observed: :meth:`~cockpit.ui.tiles.AgentTile.render_lines` is wrapped; every
-call (Textual's compositor makes it when it paints the tile into a frame) records the time and
-the rows the tile showed.
+call (Textual's compositor makes it when it paints the tile into a frame) records the time,
+whether the tile has focus and the rows it showed. All paint observation lives in
+:class:`RenderLog` (only its ``install`` knows how tiles paint).
 """
 
 from __future__ import annotations
@@ -39,12 +40,32 @@ while True:
 
 class RenderLog:
     """Wraps ``AgentTile.render_lines``: per agent, when it first showed content and, for each
-    paint, the newest ``L <seq> <ts>`` line it showed."""
+    paint, the newest ``L <seq> <ts>`` line it showed (``lines=False`` skips that parsing) and
+    ``(name, has_focus, time)`` in :attr:`focus_paints`; :meth:`next_focused_paint` is resolved
+    by the first paint of a tile while it has focus."""
 
-    def __init__(self) -> None:
+    def __init__(self, lines: bool = True) -> None:
         self.first_content: dict[str, float] = {}
         self.events: list[tuple[str, int, float]] = []
         self.created: dict[str, float] = {}
+        self.focus_paints: list[tuple[str, bool, float]] = []
+        self.lines = lines
+        self._focus_waiters: list[tuple[str, asyncio.Future]] = []
+
+    def next_focused_paint(self, name: str) -> "asyncio.Future[float]":
+        """A future set to the time of ``name``'s next paint while it has focus (call before
+        the key that moves focus there is posted)."""
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._focus_waiters.append((name, future))
+        return future
+
+    def _painted(self, name: str, focused: bool, now: float) -> None:
+        self.focus_paints.append((name, focused, now))
+        if focused and self._focus_waiters:
+            for waiter in [w for w in self._focus_waiters if w[0] == name]:
+                self._focus_waiters.remove(waiter)
+                if not waiter[1].done():
+                    waiter[1].set_result(now)
 
     def install(self) -> None:
         from cockpit.ui.tiles import AgentTile
@@ -60,8 +81,11 @@ class RenderLog:
             strips = original(tile, crop)
             now = time.time()
             name = tile.agent.name
+            log._painted(name, tile.has_focus, now)
             if tile.feed.lines:
                 log.first_content.setdefault(name, now)
+            if not log.lines:
+                return strips
             newest = 0
             for strip in strips:
                 match = LINE.search(strip.text)
@@ -152,6 +176,101 @@ async def latency(root: str, socket: str, agents: int, seconds: float) -> dict[s
             "cpu_percent": 100 * cpu / (window[1] - window[0])}
 
 
+def _tmux_pids(socket: str) -> dict[str, int]:
+    """The private tmux server's pid and the fleet watcher's (its ``_watcher`` session)."""
+    import subprocess
+    pids: dict[str, int] = {}
+    for key, args in (("tmux_server", ["display-message", "-p", "#{pid}"]),
+                      ("watcher", ["list-panes", "-t", "=_watcher:", "-F", "#{pane_pid}"])):
+        out = subprocess.run(["tmux", "-L", socket, "-f", "/dev/null", *args], capture_output=True, text=True).stdout
+        if out.strip().splitlines() and out.split()[0].isdigit():
+            pids[key] = int(out.split()[0])
+    return pids
+
+
+def _cpu_of(pids: dict[str, int]) -> dict[str, float]:
+    seconds: dict[str, float] = {}
+    for key, pid in pids.items():
+        try:
+            seconds[key] = cpu_seconds(pid)
+        except (OSError, IndexError, ValueError):
+            pass
+    return seconds
+
+
+async def _press_focus_keys(app, grid, log: RenderLog, seconds: float,  # type: ignore[no-untyped-def]
+                            interval: float) -> tuple[list[float], list[float], int]:
+    """Every ``interval`` for ``seconds``: post ``right`` (from the first tile) or ``left`` (back)
+    to the app as :meth:`Pilot.press` does, without waiting for idle, and time it to the first
+    paint of the newly focused tile while it has focus. One key at a time: the next is posted
+    once the last one painted (or gave up after 2 s). Returns the latencies, the times from
+    posting to the focus change (the key handled; ``Screen.focused`` watched) and the number of
+    keys never painted."""
+    from textual import events
+    from cockpit.ui.tiles import AgentTile
+    latencies: list[float] = []
+    handled: list[float] = []
+    never = 0
+    focus_changed: list[tuple[str, float]] = []
+
+    def on_focus(widget) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(widget, AgentTile):
+            focus_changed.append((widget.agent.name, time.time()))
+
+    app.screen.watch(app.screen, "focused", on_focus, init=False)
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        tiles = grid.tiles
+        index = tiles.index(app.focused) if app.focused in tiles else 1
+        key, target = ("right", tiles[index + 1]) if index == 0 else ("left", tiles[index - 1])
+        painted = log.next_focused_paint(target.agent.name)
+        event = events.Key(key, None)
+        event.set_sender(app)
+        sent = time.time()
+        app.post_message(event)
+        try:
+            latencies.append(await asyncio.wait_for(painted, 2.0) - sent)
+        except asyncio.TimeoutError:
+            never += 1
+        moved = [at for name, at in focus_changed if name == target.agent.name and at >= sent]
+        if moved:
+            handled.append(moved[0] - sent)
+        focus_changed.clear()
+        await asyncio.sleep(max(0.0, sent + interval - time.time()))
+    return latencies, handled, never
+
+
+async def flood(root: str, socket: str, agents: int, seconds: float, go_file: str, baseline: float,
+                interval: float = 0.2) -> dict[str, object]:
+    """Key-press-to-screen latency (:func:`_press_focus_keys`) for ``baseline`` seconds before
+    the flood and for ``seconds`` during it, with cockpit's CPU (this process) and the tmux
+    server's and the watcher's over the flood. Creating ``go_file`` starts the writers."""
+    from cockpit.ui.tiles import AgentTile, TileGrid
+    log = RenderLog(lines=False)
+    log.install()
+    app = _app(root, socket)
+    async with app.run_test(size=SIZE) as pilot:
+        await _first_full_frame(app, pilot, log, agents, timeout=60)
+        grid = app.query_one(TileGrid)
+        if len(grid.tiles) < 2:
+            raise SystemExit("flood: needs at least two tiles")
+        if not isinstance(app.focused, AgentTile):
+            grid.tiles[0].focus()
+        await pilot.pause(0.5)
+        before, _, before_never = await _press_focus_keys(app, grid, log, baseline, interval)
+        pids = _tmux_pids(socket)
+        others = _cpu_of(pids)
+        cpu_start, wall_start = cpu_seconds(), time.monotonic()
+        Path(go_file).write_text(f"{time.time()}\n")
+        latencies, handled, never = await _press_focus_keys(app, grid, log, seconds, interval)
+        wall = time.monotonic() - wall_start
+        cpu = cpu_seconds() - cpu_start
+        others = {k: 100 * (v - others[k]) / wall for k, v in _cpu_of(pids).items() if k in others}
+    return {"latencies": latencies, "handled": handled, "never_painted": never, "baseline_latencies": before,
+            "baseline_never_painted": before_never, "wall_s": wall, "cpu_percent": 100 * cpu / wall,
+            "other_cpu_percent": others}
+
+
 def main(argv: list[str]) -> None:
     kind, root, socket, *rest = argv
     agents = int(rest[0])
@@ -161,6 +280,8 @@ def main(argv: list[str]) -> None:
         result = asyncio.run(idle(root, socket, agents, float(rest[1])))
     elif kind == "latency":
         result = asyncio.run(latency(root, socket, agents, float(rest[1])))
+    elif kind == "flood":
+        result = asyncio.run(flood(root, socket, agents, float(rest[1]), rest[2], float(rest[3])))
     else:
         raise SystemExit(f"unknown kind {kind!r}")
     sys.stdout.write("\n" + json.dumps(result) + "\n")

@@ -19,13 +19,22 @@ def test_the_bench_harness_runs_in_smoke_mode(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     result = subprocess.run([sys.executable, str(PROJECT / "bench" / "run.py"), "--smoke", "--out", str(out)],
-                            capture_output=True, text=True, env=env, timeout=30, cwd=PROJECT)
+                            capture_output=True, text=True, env=env, timeout=60, cwd=PROJECT)
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(out.read_text())
-    assert {"machine", "spawn_discard", "latency", "startup", "big_log", "idle", "total_s"} <= set(data)
-    assert {"spawn_ratio", "discard_ratio", "archive_share_of_discard", "seconds"} <= set(data["spawn_discard"])
+    assert {"machine", "spawn_discard", "latency", "startup", "big_log", "idle", "flood", "scale", "total_s"} <= set(data)
+    assert {"spawn_ratio", "discard_ratio", "archive_share_of_discard", "seconds", "cli_spawn"} <= set(data["spawn_discard"])
+    assert {"ratio", "seconds"} <= set(data["spawn_discard"]["cli_spawn"])
     assert {"latency_ms", "lines", "never_shown"} <= set(data["latency"]["1"])
     assert {"process_to_frame_s", "app_to_frame_s"} <= set(data["startup"]["1"])
     assert {"first_paint_s", "extra_growth_mb"} <= set(data["big_log"])
     assert {"cpu_percent", "rss_mb"} <= set(data["idle"])
+    flood = data["flood"]
+    assert {"missing_lines", "missing_bytes", "key_latency_ms", "keys", "cockpit_cpu_percent", "mb_per_s",
+            "bytes_per_agent", "per_agent"} <= set(flood)
+    assert flood["bytes_total"] > 0 and flood["keys"] > 0
+    scale = data["scale"]
+    assert {"spawn_s", "ls_s", "ops", "ops_ok", "ops_total", "failures"} <= set(scale)
+    assert {"ls", "ls --json"} <= set(scale["ls_s"])
+    assert {"pause", "resume", "kill", "respawn", "discard", "restore"} <= set(scale["ops"])
     assert "| figure |" in result.stdout
