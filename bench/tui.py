@@ -20,14 +20,23 @@ LOG_LINE = re.compile(rb"L (\d+) (\d+\.\d+)")
 
 
 def run_child(kind: str, fleet: Fleet, *args: object, timeout: float = 300) -> dict:
-    """Run ``python -m bench.ui`` on ``fleet``; its last stdout line is JSON."""
+    """Run ``python -m bench.ui`` on ``fleet``; its last stdout line is JSON.
+
+    With ``COCKPIT_BENCH_PROFILE=DIR`` set the child runs under py-spy (``pip install py-spy``),
+    which writes ``DIR/<kind>-<n>.txt`` (collapsed stacks, one per child); the figures measured
+    then include py-spy's overhead."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))}
     argv = [sys.executable, "-m", "bench.ui", kind, str(fleet.root), fleet.tmux.socket_name, *map(str, args)]
+    profile_dir = os.environ.get("COCKPIT_BENCH_PROFILE")
+    if profile_dir:
+        Path(profile_dir).mkdir(parents=True, exist_ok=True)
+        out = Path(profile_dir) / f"{kind}-{args[0] if args else 0}-{int(time.time() * 1000)}.txt"
+        argv = ["py-spy", "record", "--nonblocking", "-r", "200", "-f", "raw", "-o", str(out), "--", *argv]
     started = time.time()
     result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, cwd=PROJECT)
     if result.returncode != 0:
         raise RuntimeError(f"bench.ui {kind} failed: {result.stderr[-2000:]}")
-    data = json.loads(result.stdout.strip().splitlines()[-1])
+    data = json.loads([line for line in result.stdout.splitlines() if line.startswith("{")][-1])
     data["started_at"] = started
     return data
 

@@ -23,13 +23,14 @@ from typing import Callable
 from textual import work
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.message import Message
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from cockpit.core import notify
 from cockpit.core.agent import Agent
 from cockpit.core.fleet import Fleet
 from cockpit.core.session_log import LogWatcher
 from cockpit.ui import actions
+from cockpit.ui.footer import KeyFooter
 from cockpit.ui.commands import AGENT_VERBS, CockpitCommands, PaletteCommand
 from cockpit.ui.feeds import LogFeed
 from cockpit.ui.keys import APP_KEYS, bindings
@@ -134,7 +135,7 @@ class CockpitApp(App[int]):
     def compose(self) -> ComposeResult:
         yield FleetHeader(id="header")
         yield TileGrid()
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.set_keymap(self.keymap)

@@ -17,10 +17,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Label, OptionList, Static
+from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
+from cockpit.ui.footer import KeyFooter
 from cockpit.ui.keys import DIFF_KEYS, bindings
 from cockpit.ui.sync import describe
 
@@ -115,7 +116,7 @@ class DiffScreen(Screen[None]):
             yield OptionList(id="diff-files")
             with VerticalScroll(id="diff-scroll"):
                 yield Static("", id="diff-patch")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()

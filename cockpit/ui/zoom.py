@@ -13,8 +13,9 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import ScrollableContainer
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
+from cockpit.ui.footer import KeyFooter
 from cockpit.ui.keys import ZOOM_KEYS, bindings
 from cockpit.ui.tiles import AgentTile
 
@@ -65,7 +66,7 @@ class ZoomScreen(Screen[None]):
             yield Static("", id="zoom-body")
         yield Label("", id="search-status")
         yield Input(placeholder="search the log (enter: find, esc: close)", id="search")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.refresh_title()

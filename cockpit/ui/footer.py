@@ -1,0 +1,37 @@
+"""The key bar at the bottom of every screen.
+
+Textual's :class:`~textual.widgets.Footer` rebuilds all its key widgets (and re-applies CSS to
+them) whenever the bindings *may* have changed, which includes every focus move. Moving between
+tiles with the arrow keys changes nothing in the bar, but the rebuild made each such key cost a
+full re-layout: under a log flood, most of a key press's time to the screen. This footer
+rebuilds only when what it would show differs.
+"""
+
+from __future__ import annotations
+
+from textual.screen import Screen
+from textual.widgets import Footer
+
+
+def shown_bindings(screen: Screen) -> tuple[tuple[object, ...], ...]:
+    """What a footer on ``screen`` shows: each shown binding with its state, in order."""
+    return tuple(
+        (binding.key, binding.action, binding.description, binding.key_display, binding.group,
+         enabled, tooltip)
+        for (_node, binding, enabled, tooltip) in screen.active_bindings.values()
+        if binding.show
+    )
+
+
+class KeyFooter(Footer):
+    """A :class:`~textual.widgets.Footer` that rebuilds only when its keys change."""
+
+    _shown: tuple[tuple[object, ...], ...] | None = None
+
+    def bindings_changed(self, screen: Screen) -> None:
+        if screen.app.app_focus and self.is_attached and screen is self.screen:
+            shown = shown_bindings(screen)
+            if self._bindings_ready and shown == self._shown:
+                return
+            self._shown = shown
+        super().bindings_changed(screen)
