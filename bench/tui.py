@@ -65,9 +65,12 @@ def bench_latency(counts: list[int], seconds: float) -> dict[str, object]:
                 fleet.spawn(f"w-{i:02d}", command=f"{sys.executable} -u {writer} 100")
             child = run_child("latency", fleet, n, seconds)
             lat, missing = _match(fleet, child["events"], child["window"])
+            stages = {stage: summary([x * 1000 for x in _match(fleet, events, child["window"])[0]], 1)
+                      for stage, events in child.get("stages", {}).items()}
         results[str(n)] = {"agents": n, "lines": len(lat), "never_shown": missing,
                            "latency_ms": summary([x * 1000 for x in lat], 1), "off_screen_tiles": child["off_screen"],
-                           "cockpit_cpu_percent": round(child["cpu_percent"], 1)}
+                           "cockpit_cpu_percent": round(child["cpu_percent"], 1),
+                           "stages_ms": stages, "render_batches": child["render_batches"], "render_busy_s": round(child["render_busy_s"], 2)}
     return results
 
 

@@ -24,6 +24,7 @@ from bench.common import cpu_seconds, rss_mb
 SIZE = (200, 70)
 """The headless terminal: 32 tiles of at least 8 rows fit without scrolling."""
 LINE = re.compile(r"L (\d+) (\d+\.\d+)")
+BYTES_LINE = re.compile(rb"L (\d+) (\d+\.\d+)")
 
 WRITER = """\
 import sys, time
@@ -49,6 +50,7 @@ class RenderLog:
         self.events: list[tuple[str, int, float]] = []
         self.created: dict[str, float] = {}
         self.focus_paints: list[tuple[str, bool, float]] = []
+        self.stages: dict[str, list[tuple[str, int, float]]] = {"read": [], "rendered": []}
         self.lines = lines
         self._focus_waiters: list[tuple[str, asyncio.Future]] = []
 
@@ -87,16 +89,48 @@ class RenderLog:
             if not log.lines:
                 return strips
             newest = 0
-            for strip in strips:
+            for strip in reversed(strips):  # lines run oldest to newest: the lowest is newest
                 match = LINE.search(strip.text)
                 if match:
-                    newest = max(newest, int(match.group(1)))
+                    newest = int(match.group(1))
+                    break
             if newest:
                 log.events.append((name, newest, now))
             return strips
 
         AgentTile.render_lines = render_lines  # type: ignore[method-assign]
         AgentTile.__init__ = init  # type: ignore[method-assign]
+        if self.lines:
+            self._install_stages()
+
+    def _install_stages(self) -> None:
+        """Also record when each line was read from the log and when it was rendered, so the
+        latency splits into its stages (:attr:`stages`)."""
+        from cockpit.ui.feeds import LogFeed
+        from cockpit.ui.terminal import TerminalRenderer
+        names: dict[int, str] = {}
+        log = self
+        feed_init, renderer_feed, feed_flush = LogFeed.__init__, TerminalRenderer.feed, LogFeed.flush
+
+        def init(feed: LogFeed, name, *args, **kwargs):  # type: ignore[no-untyped-def]
+            feed_init(feed, name, *args, **kwargs)
+            names[id(feed._renderer)] = name
+
+        def feed_bytes(renderer: TerminalRenderer, data) -> None:  # type: ignore[no-untyped-def]
+            renderer_feed(renderer, data)
+            seqs = [int(m.group(1)) for m in BYTES_LINE.finditer(bytes(data))]
+            if seqs and id(renderer) in names:
+                log.stages["read"].append((names[id(renderer)], max(seqs), time.time()))
+
+        def flush(feed: LogFeed) -> None:
+            feed_flush(feed)
+            seqs = [int(m.group(1)) for line in feed.lines[-3:] for m in [LINE.search(line.plain)] if m]
+            if seqs:
+                log.stages["rendered"].append((feed.name, max(seqs), time.time()))
+
+        LogFeed.__init__ = init  # type: ignore[method-assign]
+        TerminalRenderer.feed = feed_bytes  # type: ignore[method-assign]
+        LogFeed.flush = flush  # type: ignore[method-assign]
 
     def tile_paint(self) -> float | None:
         """The slowest tile's creation (its feed opens the log) to its first painted content."""
@@ -172,8 +206,10 @@ async def latency(root: str, socket: str, agents: int, seconds: float) -> dict[s
         window = (window[0], time.time())
         cpu = cpu_seconds() - cpu_start
         await pilot.pause(0.5)  # lines written at the very end still get their paint
-    return {"events": log.events, "window": window, "off_screen": off_screen,
-            "cpu_percent": 100 * cpu / (window[1] - window[0])}
+        renders = (app.renders.batches, app.renders.busy)
+    return {"events": log.events, "stages": log.stages, "window": window, "off_screen": off_screen,
+            "cpu_percent": 100 * cpu / (window[1] - window[0]), "render_batches": renders[0],
+            "render_busy_s": renders[1]}
 
 
 def _tmux_pids(socket: str) -> dict[str, int]:

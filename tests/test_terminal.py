@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import defaultdict
 
 import pyte
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.color import ColorType
+from pyte.screens import StaticDefaultDict
 from rich.style import Style
 from rich.text import Text
 
@@ -440,7 +442,15 @@ def test_render_capture_wide_rows_are_not_wrapped():
 
 
 class _ReferenceScreen(terminal._LogScreen):
-    """The module's screen, but drawing through pyte's own per-character loop."""
+    """The module's screen, but drawing through pyte's own per-character loop and scrolling
+    pyte's way, row by row, in pyte's own buffer."""
+
+    def __init__(self, columns: int, lines: int) -> None:
+        super().__init__(columns, lines)
+        self.buffer = defaultdict(lambda: StaticDefaultDict(self.default_char))
+
+    def index(self) -> None:
+        pyte.Screen.index(self)
 
     def draw(self, data: str) -> None:
         pyte.Screen.draw(self, terminal._drawable(data)[0])
@@ -456,6 +466,7 @@ _TEXT_ATOMS = st.sampled_from([
     "\x1b[5G", "\x1b[3C", "\x1b[2D", "\x1b[A", "\x1b[2B", "\x1b[K", "\x1b[1K", "\x1b[2K", "\x1b[J",
     "\x1b[2;3H", "\x1b[H", "\x1b[2@", "\x1b[P", "\x1b[X", "\x1b[L", "\x1b[M", "\x1b[4h", "\x1b[4l",
     "\x1b[?7l", "\x1b[?7h", "\x1b[?25l", "\x1b[;5H", "\x1b[2;4r", "\x1b[r", "\x1b[3d", "\x1b7", "\x1b8",
+    "\n\n\n", "\x1bD", "\x1bM", "\x1b[2J", "\x1b[?1049h", "\x1b[?1049l",
 ])
 
 
@@ -473,3 +484,28 @@ def test_fast_paths_match_pyte(pieces, width):
             [terminal._row_text(reference.buffer.get(y), width)])
     assert (fast.cursor.x, fast.cursor.y, fast.cursor.attrs) == (reference.cursor.x, reference.cursor.y,
                                                                  reference.cursor.attrs)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(chunks=st.lists(st.lists(_TEXT_ATOMS, max_size=20).map("".join), min_size=1, max_size=10),
+       count=st.integers(1, 6))
+def test_rows_rendered_earlier_are_reused_only_while_unchanged(chunks, count):
+    """lines() reuses a screen row's Text until pyte marks the row changed (a scroll moves
+    rows without changing them): asking again with the cache emptied gives the same lines."""
+    renderer = TerminalRenderer(width=12, history=5, rows=4)
+    for chunk in chunks:
+        renderer.feed(chunk.encode())
+        reused = snapshot(renderer.lines(count))
+        renderer._row_cache.clear()
+        assert reused == snapshot(renderer.lines(count))
+
+
+def test_scrolling_keeps_only_the_screen_rows():
+    """Scrolling is constant-time (rows are kept under a moving base): the rows that leave the
+    top must still be dropped, or a long log would grow the buffer without end."""
+    renderer = TerminalRenderer(width=20, history=10, rows=5)
+    renderer.feed(b"".join(b"line %d\n" % i for i in range(1000)))
+    assert plain(renderer.lines(2)) == ["line 998", "line 999"]
+    screen = renderer._screen
+    assert len(screen.buffer) <= screen.lines
+    assert sorted(screen.buffer) == [y for y in range(screen.lines) if y in screen.buffer]

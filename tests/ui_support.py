@@ -31,6 +31,23 @@ def tiles(app: CockpitApp) -> dict[str, AgentTile]:
     return {tile.agent.name: tile for tile in app.query_one(TileGrid).tiles}
 
 
+def screen_rows(app: CockpitApp) -> list[str]:
+    """The terminal as the user sees it now, one string per row: read back from the app's own
+    screenshot (what the compositor last drew), not from widget state."""
+    import html
+    import re
+    svg = app.export_screenshot()
+    rows: dict[int, dict[int, str]] = {}
+    for x, y, length, text in re.findall(
+            r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)" textLength="([\d.]+)"[^>]*>(.*?)</text>', svg, re.S):
+        row = rows.setdefault(round((float(y) - 20) / 24.4), {})
+        column = round(float(x) / 12.2)
+        for i, char in enumerate(html.unescape(text).replace("\xa0", " ").rstrip("\n")):
+            row[column + i] = char
+    width, height = app.size
+    return ["".join(rows.get(y, {}).get(x, " ") for x in range(width)) for y in range(height)]
+
+
 def tile_text(app: CockpitApp, name: str) -> str:
     """What the tile's body shows right now (plain text)."""
     tile = tiles(app).get(name)

@@ -32,7 +32,7 @@ from cockpit.core.session_log import LogWatcher
 from cockpit.ui import actions
 from cockpit.ui.footer import KeyFooter
 from cockpit.ui.commands import AGENT_VERBS, CockpitCommands, PaletteCommand
-from cockpit.ui.feeds import LogFeed
+from cockpit.ui.feeds import LogFeed, RenderScheduler
 from cockpit.ui.keys import APP_KEYS, bindings
 from cockpit.ui.sync import FleetSync, Snapshot, describe
 from cockpit.ui.themes import DEFAULT_THEME, CockpitTheme, fallback_variables, load_themes, register_themes
@@ -127,6 +127,8 @@ class CockpitApp(App[int]):
         self.queue_stop = threading.Event()
         """Set on quit: a running merge queue stops after (or abandons) its candidate."""
         self._wake_posted = False
+        self.renders = RenderScheduler()
+        """Renders the logs of every tile, in one thread, within a share of the time."""
         self.watcher = LogWatcher(self._logs_changed, on_error=self._watcher_error, debounce_ms=WATCH_DEBOUNCE_MS)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -143,9 +145,10 @@ class CockpitApp(App[int]):
             self.notify(problem, severity="warning", timeout=10)
         for notice in self.notices:
             self.notify(notice, title="before this batch", timeout=12)
+        self.renders.start()
         self.watcher.start()
         self.set_interval(0.5, self.request_poll)
-        self.set_interval(HEADER_INTERVAL, self.repaint)
+        self.set_interval(HEADER_INTERVAL, self.refresh_chrome)
         self.request_poll(force=True)
         self.query_one(TileGrid).focus()
         self.run_queue(quiet=True)  # resume a queue an earlier run left unfinished
@@ -153,6 +156,7 @@ class CockpitApp(App[int]):
     def on_unmount(self) -> None:
         self.queue_stop.set()
         self.watcher.stop()
+        self.renders.stop()
 
     # -- polling -----------------------------------------------------------------------------
     def request_poll(self, force: bool = False) -> None:
@@ -166,8 +170,6 @@ class CockpitApp(App[int]):
 
     @work(thread=True, exit_on_error=False, group="poll")
     def _poll(self, screens: set[str], force: bool) -> None:
-        for feed in list(self.feeds.values()):
-            feed.flush()
         try:
             snapshot = self.sync.poll(screens, force)
         except Exception as exc:  # noqa: BLE001 - FleetSync reports errors itself; this is a bug
@@ -265,7 +267,7 @@ class CockpitApp(App[int]):
     def _feed(self, agent: Agent) -> LogFeed:
         feed = self.feeds.get(agent.name)
         if feed is None:
-            feed = LogFeed(agent.name, agent.log, on_change=self._wake)
+            feed = LogFeed(agent.name, agent.log, on_change=self._wake, scheduler=self.renders)
             self.feeds[agent.name] = feed
             self.feeds_by_path[Path(os.path.abspath(agent.log))] = feed
             self.watcher.watch(agent.log)
@@ -315,6 +317,13 @@ class CockpitApp(App[int]):
                 tile.refresh_body()
         if isinstance(self.screen, ZoomScreen):
             self.screen.feed_changed()
+
+    def on_tile_grid_arranged(self, _message: TileGrid.Arranged) -> None:
+        self.update_header()  # "↓ N more" follows the layout and the scrolling at once
+
+    def refresh_chrome(self) -> None:
+        """A few times a second: the header, and anything a lost wake-up left unpainted."""
+        self.repaint()
         self.update_header()
 
     # -- helpers for actions -----------------------------------------------------------------

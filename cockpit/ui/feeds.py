@@ -1,11 +1,13 @@
 """Per-agent log feeds: offset tailing + terminal emulation, off the UI thread.
 
 A :class:`LogFeed` owns one agent's :class:`~cockpit.core.session_log.LogTail` and
-:class:`~cockpit.ui.terminal.TerminalRenderer`. :meth:`LogFeed.pump` reads what was appended,
-feeds the renderer and renders the newest lines; it runs in the log watcher's thread or a worker,
-never on the UI thread. Then it sets a dirty flag and calls ``on_change`` (the app's wake-up,
-which repaints dirty tiles in the next frame), so a burst of writes costs one repaint, not one
-per line, and a quiet line is on screen one frame after the watcher saw it.
+:class:`~cockpit.ui.terminal.TerminalRenderer`. :meth:`LogFeed.pump` reads what was appended and
+feeds it to the renderer; it runs in the log watcher's thread or a worker, never on the UI
+thread. Rendering (terminal emulation, the expensive part) is then done by the app's one
+:class:`RenderScheduler` thread, or at once when a feed has none. A render sets a dirty flag and
+calls ``on_change`` (the app's wake-up, which repaints dirty tiles in the next frame), so a
+burst of writes costs one repaint, not one per line, and a quiet line is on screen one frame
+after the watcher saw it.
 
 Only as many lines as the tile shows (:attr:`LogFeed.rows`) are rendered per change: a tile
 repaints up to 60 times a second, and the cost must follow what is seen, not the scrollback.
@@ -36,31 +38,90 @@ MAX_TILE_LINES = 200
 """The most a tile may ask for."""
 WIDTH = 200
 """Emulated terminal width; tiles crop, the zoomed view shows it all."""
-RENDER_SHARE = 0.2
-"""A log is re-rendered on every change the watcher reports (it batches them, a few ms apart),
-but when rendering is expensive (a flood of heavy output) at most this share of the time:
-rendering holds the GIL the UI needs. What arrives in between is rendered when the interval is
-over, by a timer, so a quiet line after a burst is never left waiting."""
+RENDER_SHARE = 0.5
+"""The most of the time that rendering logs may take, all feeds together. Rendering holds the
+GIL the UI thread needs to answer keys: under a flood of output from many agents, tiles then
+repaint less often (each render covers everything that arrived meanwhile), and keys still
+reach the screen."""
+
+
+class RenderScheduler:
+    """One thread that renders every feed that has changed, in batches.
+
+    A batch renders each feed that asked since the last batch, once; then the thread rests for
+    the CPU time the batch took times ``(1 - share) / share``, so rendering never takes more
+    than ``share`` of a core however many agents write. Under light load a batch takes well under
+    a millisecond and the rest is as short."""
+
+    def __init__(self, share: float = RENDER_SHARE) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], not {share}")
+        self.share = share
+        self._pending: dict[LogFeed, None] = {}  # insertion-ordered set: fair between feeds
+        self._wake = threading.Condition()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        """How many batches have run (tests and benchmarks read it)..."""
+        self.busy = 0.0
+        """...and the CPU time they took, in seconds."""
+
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stopped.clear()
+            self._thread = threading.Thread(target=self._run, name="cockpit-render", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopped.set()
+        with self._wake:
+            self._wake.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._thread = None
+
+    def request(self, feed: LogFeed) -> None:
+        """Render ``feed`` in the next batch (any thread; cheap)."""
+        with self._wake:
+            self._pending[feed] = None
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            with self._wake:
+                while not self._pending and not self._stopped.is_set():
+                    self._wake.wait()
+                batch, self._pending = list(self._pending), {}
+            started = time.thread_time()  # CPU time: waiting for the GIL is not rendering
+            for feed in batch:
+                feed.flush()  # never raises: errors are kept in the feed
+            took = time.thread_time() - started
+            self.batches += 1
+            self.busy += took
+            rest = took * (1 - self.share) / self.share
+            if rest > 0.0005:
+                self._stopped.wait(rest)
 
 
 class LogFeed:
     """One agent's log, tailed and rendered. Thread-safe: ``pump`` may run in any thread."""
 
-    def __init__(self, name: str, path: Path | str, on_change: Callable[[], None] | None = None) -> None:
+    def __init__(self, name: str, path: Path | str, on_change: Callable[[], None] | None = None,
+                 scheduler: RenderScheduler | None = None) -> None:
         self.name = name
+        self.path = Path(path)
         self.on_change = on_change
         """Called (from the thread that rendered) after the lines changed; must be cheap."""
+        self.scheduler = scheduler
+        """Renders this feed after a pump; without one, :meth:`pump` renders at once."""
         self._rows = TILE_LINES
-        self.path = Path(path)
         self._lock = threading.Lock()
         self._tail = LogTail(self.path, max_bytes=TAIL_BYTES, from_tail=TAIL_BYTES)
         self._renderer = TerminalRenderer(width=WIDTH, history=HISTORY)
         self._lines: list[Text] = []
         self._screen: list[Text] | None = None
         self._stale = False
-        self._rendered_at = 0.0
-        self._render_cost = 0.0
-        self._timer: threading.Timer | None = None
         self.dirty = False
         """Set when :attr:`lines` changed; the app clears it when it repaints."""
         self.version = 0
@@ -85,7 +146,7 @@ class LogFeed:
                 return
             self._rows = value
             self._stale = True
-            self._schedule(0)  # rendered off the calling (UI) thread
+        self._render_soon()
 
     @property
     def screen(self) -> list[Text] | None:
@@ -93,8 +154,9 @@ class LogFeed:
         return self._screen
 
     def pump(self) -> bool:
-        """Read what was appended (or restart after truncation/re-creation) and re-render.
-        Returns True when anything changed. Errors are kept in :attr:`error`, never raised."""
+        """Read what was appended (or restart after truncation/re-creation) and have it
+        rendered. Returns True when anything changed. Errors are kept in :attr:`error`, never
+        raised."""
         with self._lock:
             try:
                 data = self._tail.read_new()
@@ -114,37 +176,22 @@ class LogFeed:
             if data:
                 self._renderer.feed(data)
             self._stale = True
-            wait = self._rendered_at + self._interval() - time.monotonic()
-            if reset or wait <= 0:
-                self._render()
-            else:
-                self._schedule(wait)
-            return True
+        self._render_soon()
+        return True
 
-    def _schedule(self, delay: float) -> None:
-        """Render in ``delay`` seconds, in a timer thread (the lock is held)."""
-        if self._timer is None:
-            self._timer = threading.Timer(delay, self.flush)
-            self._timer.daemon = True
-            self._timer.start()
-
-    def _interval(self) -> float:
-        return self._render_cost / RENDER_SHARE
+    def _render_soon(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.request(self)
+        else:
+            self.flush()
 
     def flush(self) -> None:
-        """Render what a throttled :meth:`pump` left unrendered (call from a worker, often)."""
+        """Render what arrived since the last render, if anything did."""
         with self._lock:
-            self._timer = None
             if self._stale:
-                self._render()
-
-    def _render(self) -> None:
-        started = time.monotonic()
-        self._lines = self._renderer.lines(self._rows)
-        self._rendered_at = time.monotonic()
-        self._render_cost = self._rendered_at - started
-        self._stale = False
-        self._changed()
+                self._lines = self._renderer.lines(self._rows)
+                self._stale = False
+                self._changed()
 
     def _changed(self) -> None:
         self.version += 1

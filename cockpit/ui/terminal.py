@@ -45,13 +45,13 @@ import operator
 import re
 import unicodedata
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from functools import lru_cache
 from typing import Any
 
 import pyte
 from pyte import charsets, modes
-from pyte.screens import Char, Margins
+from pyte.screens import Char, Margins, StaticDefaultDict
 from pyte.screens import wcwidth as _wcwidth  # the same cached width function pyte draws with
 from rich.color import Color
 from rich.style import Style
@@ -222,6 +222,76 @@ def _drawable(text: str) -> tuple[str, bool]:
     return "".join(kept), narrow
 
 
+_CELL_CACHE_SIZE = 256
+
+
+class _Cells(dict):  # type: ignore[type-arg]
+    """Screen cells by character for one set of attributes: a Char is an immutable tuple, so
+    every "a" in the same colours can be the same object (pyte makes one per cell drawn)."""
+
+    def __init__(self, attrs: tuple[Any, ...]) -> None:
+        super().__init__()
+        self.attrs = attrs
+
+    def __missing__(self, char: str) -> Char:
+        cell = self[char] = tuple.__new__(Char, (char, *self.attrs))
+        return cell
+
+
+class _ScrollBuffer(MutableMapping[int, Any]):
+    """pyte's screen buffer (row number -> row, rows made on first access as in pyte's
+    ``defaultdict``) that can scroll the whole screen up by one in constant time.
+
+    Rows are kept under ``y + base``; scrolling drops row 0 and moves ``base``. pyte itself
+    scrolls by moving every row along the dict, which was about a third of the cost of
+    emulating a log line."""
+
+    def __init__(self, new_row: Callable[[], Any]) -> None:
+        self._rows: dict[int, Any] = {}
+        self._base = 0
+        self._new_row = new_row
+
+    def scroll_up(self) -> None:
+        """Drop row 0; every other row moves up one, and the last row is new (empty)."""
+        self._rows.pop(self._base, None)
+        self._base += 1
+
+    def __getitem__(self, y: int) -> Any:
+        row = self._rows.get(y + self._base)
+        if row is None:
+            row = self._rows[y + self._base] = self._new_row()
+        return row
+
+    def get(self, y: int, default: Any = None) -> Any:  # type: ignore[override]
+        return self._rows.get(y + self._base, default)
+
+    def __setitem__(self, y: int, row: Any) -> None:
+        self._rows[y + self._base] = row
+
+    def __delitem__(self, y: int) -> None:
+        del self._rows[y + self._base]
+
+    def pop(self, y: int, *default: Any) -> Any:  # type: ignore[override]
+        return self._rows.pop(y + self._base, *default)
+
+    def __contains__(self, y: object) -> bool:
+        return isinstance(y, int) and y + self._base in self._rows
+
+    def __iter__(self) -> Iterator[int]:
+        base = self._base
+        return iter([key - base for key in self._rows])
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def values(self):  # type: ignore[no-untyped-def, override]
+        return self._rows.values()
+
+    def clear(self) -> None:
+        self._rows.clear()
+        self._base = 0
+
+
 class _LogScreen(pyte.Screen):
     """A pyte screen that reports the rows it scrolls off the top, like a terminal's scrollback.
 
@@ -240,7 +310,8 @@ class _LogScreen(pyte.Screen):
     * Characters pyte cannot draw are dropped instead of cutting the text run (``_drawable``).
 
     ``draw`` and ``erase_in_line`` also have fast paths for their common cases; both leave
-    the screen reading back exactly as pyte's own code would.
+    the screen reading back exactly as pyte's own code would.  A scroll marks only the rows
+    whose content changed as ``dirty``, not every row.
     """
 
     def __init__(
@@ -253,7 +324,9 @@ class _LogScreen(pyte.Screen):
         self._on_scroll = on_scroll
         self._on_clear_history = on_clear_history
         self._main: tuple[dict[int, Any], int, int] | None = None  # saved while alternate
+        self._cells: dict[Char, _Cells] = {}
         super().__init__(columns, lines)
+        self.buffer: _ScrollBuffer = _ScrollBuffer(lambda: StaticDefaultDict(self.default_char))
 
     def reset(self) -> None:
         super().reset()
@@ -268,7 +341,11 @@ class _LogScreen(pyte.Screen):
         # one cell wide each, no charset translation (LAT1 is the identity), replace mode.
         # Cells are written a row-slice at a time, not one namedtuple._replace() per character.
         cursor, columns = self.cursor, self.columns
-        rest = tuple(cursor.attrs)[1:]
+        cells = self._cells.get(cursor.attrs)  # Char per character, in the cursor's attributes
+        if cells is None:
+            if len(self._cells) >= _CELL_CACHE_SIZE:
+                self._cells.clear()
+            cells = self._cells[cursor.attrs] = _Cells(tuple(cursor.attrs)[1:])
         wrap = modes.DECAWM in self.mode
         i = 0
         while i < len(data):
@@ -281,8 +358,7 @@ class _LogScreen(pyte.Screen):
                     cursor.x -= 1  # without autowrap, the last column is overwritten
             take = min(len(data) - i, columns - cursor.x)
             x = cursor.x
-            self.buffer[cursor.y].update(
-                zip(range(x, x + take), [tuple.__new__(Char, (c, *rest)) for c in data[i:i + take]]))
+            self.buffer[cursor.y].update(zip(range(x, x + take), map(cells.__getitem__, data[i:i + take])))
             cursor.x = x + take
             i += take
         self.dirty.add(cursor.y)
@@ -293,9 +369,20 @@ class _LogScreen(pyte.Screen):
 
     def index(self) -> None:
         top, bottom = self.margins or Margins(0, self.lines - 1)
-        if self.cursor.y == bottom and top == 0 and self._main is None and self._on_scroll:
+        if self.cursor.y != bottom:
+            super().index()
+            return
+        if top == 0 and self._main is None and self._on_scroll:
             self._on_scroll(self.buffer.get(0))
-        super().index()
+        # pyte marks every row dirty when it scrolls; keep ``dirty`` meaning "rows whose
+        # content changed" instead (they moved up one, with the rows around them), so rendered
+        # rows can be reused across scrolls (TerminalRenderer.lines).
+        moved = {y - 1 if top < y <= bottom else y for y in self.dirty if y != top} | {bottom}
+        if top == 0 and bottom == self.lines - 1:
+            self.buffer.scroll_up()
+        else:
+            super().index()
+        self.dirty = moved
 
     def erase_in_display(self, how: int = 0, *args: Any, **kwargs: Any) -> None:
         if how == 3:
@@ -539,6 +626,14 @@ def _shows_background(attrs: tuple[Any, ...]) -> bool:
     return bg != "default" or underscore or strikethrough or reverse
 
 
+class _Row(dict):  # type: ignore[type-arg]
+    """A copy of a screen row that keeps the row's blank cell, as pyte's own rows do."""
+
+    def __init__(self, cells: Mapping[int, Char], default: Char) -> None:
+        super().__init__(cells)
+        self.default = default
+
+
 def _row_text(row: Mapping[int, Char] | None, columns: int) -> Text:
     """One screen row as Text; trailing spaces are dropped unless they show a colour."""
     if not row:
@@ -649,13 +744,18 @@ class TerminalRenderer:
         self._new_screen()
 
     def _new_screen(self) -> None:
-        self._lines: deque[Text] = deque(maxlen=self.history)
+        # Finished lines, oldest first: a row of the screen as it scrolled off (converted to
+        # Text only when asked for, since most are never shown) or its Text.
+        self._lines: deque[Text | _Row | None] = deque(maxlen=self.history)
         self._screen = _LogScreen(self.width, self.rows, self._scrolled, self._lines.clear)
         self._pipeline = _Pipeline(self._screen)
+        # Screen rows already rendered, by row object: a row keeps its object when the screen
+        # scrolls, and pyte marks the position of every row it changes as dirty.
+        self._row_cache: dict[int, tuple[Mapping[int, Char], Text]] = {}
 
     def _scrolled(self, row: Mapping[int, Char] | None) -> None:
-        if self.history:
-            self._lines.append(_row_text(row, self.width))
+        if self.history:  # a copy: pyte erases rows in place (ESC[2J) after reporting them
+            self._lines.append(_Row(row, getattr(row, "default", _EMPTY_CELL)) if row else None)
 
     def feed(self, data: bytes) -> None:
         """Append raw terminal output; any split of the stream across calls renders the same."""
@@ -684,12 +784,28 @@ class TerminalRenderer:
         # Converted bottom-up, and only as far as the answer reaches: a tile asks for its
         # height in lines many times a second, and the screen has ``rows`` rows.
         out: list[Text] = []
-        buffer = self._screen.buffer
+        screen = self._screen
+        buffer, cache = screen.buffer, self._row_cache
+        for y in screen.dirty:
+            changed = buffer.get(y)
+            if changed is not None:
+                cache.pop(id(changed), None)
+        screen.dirty.clear()
+        if len(cache) > 2 * self.rows:  # rows that left the screen
+            alive = {id(row) for row in buffer.values()}
+            for key in [key for key in cache if key not in alive]:
+                del cache[key]
         for y in range(self.rows - 1, -1, -1):
             row = buffer.get(y)
             if not row and not out:  # a trailing blank row, cheap to see
                 continue
-            text = _row_text(row, self.width)
+            hit = cache.get(id(row)) if row is not None else None
+            if hit is not None and hit[0] is row:
+                text = hit[1]
+            else:
+                text = _row_text(row, self.width)
+                if row is not None:
+                    cache[id(row)] = (row, text)
             if text or out:
                 out.append(text.copy())
                 if count is not None and len(out) >= count:
@@ -698,9 +814,12 @@ class TerminalRenderer:
             history = self._lines
             wanted = len(history) if count is None else count - len(out)
             for i in range(len(history) - 1, -1, -1):
-                if not out and not history[i]:
+                line = history[i]
+                if not isinstance(line, Text):  # converted once, when first asked for
+                    history[i] = line = _row_text(line, self.width)
+                if not out and not line:
                     continue
-                out.append(history[i].copy())
+                out.append(line.copy())
                 wanted -= 1
                 if wanted <= 0:
                     break

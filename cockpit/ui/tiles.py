@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -20,6 +21,7 @@ from rich.text import Text
 from textual.containers import ScrollableContainer
 from textual.color import Color
 from textual.geometry import Region
+from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -172,8 +174,8 @@ class AgentTile(Widget, can_focus=True):
         self.border_title = agent.name
         self._shown: list[Text] = []
         self._strips: dict[tuple[object, ...], Strip] = {}
-        self._strip_key: tuple[object, ...] | None = None
-        """What the cached rows were made with: width, base style, frame, filters."""
+        self._frame: _Frame | None = None
+        """The border and padding as last rendered (None: render again)."""
 
     def update_agent(self, agent: Agent, diff: tuple[int, int, int] | None | bool = False,
                      base_moved: int | None = None) -> None:
@@ -212,50 +214,57 @@ class AgentTile(Widget, can_focus=True):
         return lines
 
     def refresh_body(self) -> None:
-        """Repaint the body rows only (new log lines): the border is unchanged."""
-        width, height = self.outer_size
-        gutter = self.styles.gutter
-        if height - gutter.top - gutter.bottom > 0 and width > 0:
-            self.refresh(Region(0, gutter.top, width, height - gutter.top - gutter.bottom))
+        """Repaint the body rows only (new log lines): the border and the frame are unchanged."""
+        width, height = self.content_size
+        if width > 0 and height > 0:
+            super().refresh(Region(0, 0, width, height))  # content coordinates
         else:
             self.refresh()
+
+    def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False,
+                recompose: bool = False) -> AgentTile:
+        # Textual refreshes a widget whenever its title, subtitle, styles (focus, theme) or
+        # size change; all of those may change the frame.
+        if not regions or layout or recompose:
+            self._frame = None
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._frame = None
 
     def render_lines(self, crop: Region) -> list[Strip]:
         """Paint the rows in ``crop``.
 
-        Border rows and the frame of a body row (border and padding) come from Textual's own
-        renderer; body rows are that frame around a cached strip per log line. A log tile
-        repaints many times a second with all its rows moved up by one, and Textual's
-        per-row styling costs about ten times a cached row."""
+        A log tile repaints many times a second with all its body rows moved up by one, and
+        Textual's per-row styling costs several times a cached row. So the frame (the border
+        rows, and border and padding around a body row) comes from Textual's own renderer
+        only when the tile was refreshed as a whole; a body row is that frame around a strip
+        cached per log line."""
         self._shown = self.shown_lines()  # one snapshot per paint: the feed changes in a thread
         width, height = self.outer_size
         gutter = self.styles.gutter
         top, bottom = gutter.top, height - gutter.bottom
         content_width = width - gutter.left - gutter.right
-        if bottom <= top or content_width <= 0 or crop.y + crop.height <= top or crop.y >= bottom:
+        if bottom <= top or content_width <= 0:
             return super().render_lines(crop)
-        # Textual's renderer draws the border rows and the first body row, empty, for the
-        # frame; it keeps rows it drew until they are refreshed, but every call has a fixed
-        # cost of a few cached rows, so it is called at most twice.
-        first, last = crop.y, crop.y + crop.height
-        head = super().render_lines(Region(0, min(first, top), width, top + 1 - min(first, top)))
-        frame = head[-1]  # a body row with nothing in it: border and padding
-        tail = super().render_lines(Region(0, bottom, width, last - bottom)) if last > bottom else []
-        prefix, suffix = frame.crop(0, gutter.left), frame.crop(width - gutter.right, width)
-        style = self.rich_style
-        key = (content_width, style, tuple(prefix), tuple(suffix), tuple(map(id, self.get_line_filters())))
-        if key != self._strip_key:
-            self._strips.clear()
-            self._strip_key = key
-        background = self.background_colors[1]
+        frame = self._frame
+        if frame is None or frame.size != (width, height):
+            # The border rows above, one (empty) body row, the border rows below: Textual
+            # styles each row it draws, so the body rows between are not asked for.
+            rows = [*super().render_lines(Region(0, 0, width, top + 1)),
+                    *([None] * (bottom - top - 1)),
+                    *super().render_lines(Region(0, bottom, width, height - bottom))]
+            old, frame = frame, _Frame.of(self, rows)
+            if old is None or old.body != frame.body:  # e.g. focus: not a new subtitle
+                self._strips.clear()
+            self._frame = frame
         strips = []
         for y in crop.line_range:
             if top <= y < bottom:
-                strips.append(self._body_row(y - top, prefix, suffix, content_width, style, background))
-            elif y < top:
-                strips.append(head[y - min(first, top)])
+                strips.append(self._body_row(y - top, frame, content_width))
             else:
-                strips.append(tail[y - bottom])
+                strips.append(frame.rows[y])  # type: ignore[arg-type]  # a border row
         if crop.column_span != (0, width):
             strips = [strip.crop(crop.x, crop.right) for strip in strips]
         return strips
@@ -264,24 +273,55 @@ class AgentTile(Widget, can_focus=True):
         # Only Textual's own renderer calls this, for the frame (see render_lines).
         return Strip.blank(self.content_size.width, self.rich_style)
 
-    def _body_row(self, index: int, prefix: Strip, suffix: Strip, width: int, style: Style,
-                  background: Color) -> Strip:
+    def _body_row(self, index: int, frame: _Frame, width: int) -> Strip:
         line = self._shown[index] if index < len(self._shown) else None
         key = None if line is None else (line.plain, tuple(line.spans), line.style)
         row = self._strips.get(key)
         if row is None:
             if len(self._strips) >= MAX_CACHED_STRIPS:
                 self._strips.clear()
+            style = frame.style
             if line is None:
                 body = Strip.blank(width, style)
             else:
                 segments = Segment.apply_style(line.render(self.app.console), style)
                 body = Strip(segments, line.cell_len).crop_extend(0, width, style)
-            for line_filter in self.get_line_filters():
-                body = body.apply_filter(line_filter, background)
-            row = Strip.join([prefix, body, suffix])
+            for line_filter in frame.filters:
+                body = body.apply_filter(line_filter, frame.background)
+            row = Strip.join([frame.prefix, body, frame.suffix])
             self._strips[key] = row
         return row
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """A tile's frame as Textual rendered it: every row (border rows as they are), and the
+    border and padding on either side of a body row, with what body rows are styled with."""
+
+    size: tuple[int, int]
+    rows: list[Strip | None]
+    """Every row of the tile; body rows other than the first are None (never drawn by Textual)."""
+    prefix: Strip
+    suffix: Strip
+    style: Style
+    background: Color
+    filters: tuple[object, ...]
+
+    @property
+    def body(self) -> tuple[object, ...]:
+        """What a body row's look depends on: when it is unchanged, cached rows stay valid."""
+        return (self.size[0], tuple(self.prefix), tuple(self.suffix), self.style, self.background,
+                self.filters)
+
+    @classmethod
+    def of(cls, tile: AgentTile, rows: list[Strip | None]) -> _Frame:
+        width, height = tile.outer_size
+        gutter = tile.styles.gutter
+        empty_body_row = rows[gutter.top]  # render_line draws every body row blank
+        assert empty_body_row is not None
+        return cls((width, height), rows, empty_body_row.crop(0, gutter.left),
+                   empty_body_row.crop(width - gutter.right, width), tile.rich_style,
+                   tile.background_colors[1], tuple(tile.get_line_filters()))
 
 
 class TileGrid(ScrollableContainer, can_focus=True):
@@ -323,9 +363,20 @@ class TileGrid(ScrollableContainer, can_focus=True):
         self.styles.grid_rows = str(self.tile_height)  # fixed rows: the rest scrolls
         for tile in tiles:
             tile.styles.height = self.tile_height
+        self._arranged()
 
     def on_resize(self) -> None:
         self.layout_tiles()
+
+    class Arranged(Message):
+        """The tiles were laid out again or scrolled: what is off screen may have changed."""
+
+    def _arranged(self) -> None:
+        self.call_after_refresh(self.post_message, TileGrid.Arranged())
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        self._arranged()
 
     @property
     def off_screen(self) -> int:

@@ -1,0 +1,63 @@
+"""What reaches the screen: tiles paint their body from cached rows and their frame (border,
+title, subtitle) only when it changes, so these tests read the screen itself back and check
+that a focus move, a state change and new log lines all show, in the right tile, at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cockpit.core.fleet import Fleet
+from cockpit.ui.app import make_app
+from ui_support import focus, screen_rows, tiles, wait_for
+
+pytestmark = pytest.mark.tmux
+
+
+def tile_rows(app, name: str) -> list[str]:
+    """The screen rows inside ``name``'s tile (border included); none before it exists."""
+    tile = tiles(app).get(name)
+    if tile is None:
+        return []
+    region = tile.region
+    return [row[region.x:region.right] for row in screen_rows(app)[region.y:region.bottom]]
+
+
+def corner(app, name: str) -> str:
+    rows = tile_rows(app, name)
+    return rows[0][0] if rows and rows[0] else ""
+
+
+async def test_focus_state_and_new_lines_reach_the_screen(fleet: Fleet, tmp_path: Path) -> None:
+    for name in ("left", "right"):
+        fleet.spawn(name, command=f"echo first-{name}; sleep 3600")
+    app = make_app(fleet, clock=None, include_user_themes=False, user_config=tmp_path / "none.toml")
+    async with app.run_test(size=(100, 24)) as pilot:
+        for name in ("left", "right"):
+            await wait_for(pilot, lambda: any(f"first-{name}" in r for r in tile_rows(app, name)),
+                           message=f"{name}'s first line on screen")
+
+        await focus(pilot, app, "left")
+        await wait_for(pilot, lambda: corner(app, "left") == "┏" and corner(app, "right") == "╭",
+                       message="left drawn focused (heavy border), right not")
+        await focus(pilot, app, "right")
+        await wait_for(pilot, lambda: corner(app, "right") == "┏" and corner(app, "left") == "╭",
+                       message="focus moved on screen")
+
+        log = fleet.layout.session_log("left")
+        with log.open("ab") as handle:
+            handle.write(b"".join(b"burst line %03d\n" % i for i in range(60)))
+        await wait_for(pilot, lambda: any("burst line 059" in r for r in tile_rows(app, "left")),
+                       message="the newest line of a burst on screen")
+        rows = tile_rows(app, "left")
+        body = [r for r in rows[1:-1] if "burst line" in r]
+        assert body and body[-1].strip("│ ").endswith("059"), rows
+        assert not any("burst line" in r for r in tile_rows(app, "right")), "nothing leaks into the other tile"
+
+        fleet.pause("left")
+        await wait_for(pilot, lambda: "paused" in tile_rows(app, "left")[-1],
+                       timeout=30,
+                       message="the paused state in left's subtitle on screen")
+        assert "paused" not in tile_rows(app, "right")[-1]
+        fleet.resume("left")
