@@ -679,19 +679,24 @@ class LogWatcher:
             force_polling=False,
             raise_interrupt=False,
         ):
+            layout_changed = False
             if changes:
                 with self._lock:
                     watched = set(self._logs)
-                hits = {p for p in (_abs(raw) for _, raw in changes) if p in watched}
+                hits: set[Path] = set()
+                for change, raw in changes:
+                    path = _abs(raw)
+                    if path in watched:
+                        hits.add(path)
+                    if change != watchfiles.Change.modified or path not in watched:
+                        layout_changed = True  # something appeared or vanished
                 if hits:
-                    for p in hits:  # so the fallback does not report the same change again
-                        sig = self._signature(p)
-                        with self._lock:
-                            if p in self._logs:
-                                self._logs[p] = sig
+                    # No stat per hit here (each system call is a wait for the GIL under
+                    # load): the fallback check may report these once more, which is harmless.
                     self._emit(hits)
-            if last_check is None or time.monotonic() - last_check >= self._fallback:
+            timed_out = last_check is None or time.monotonic() - last_check >= self._fallback
+            if timed_out:
                 last_check = time.monotonic()
                 self.check_now()
-            if self._roots() != roots:
+            if (layout_changed or timed_out) and self._roots() != roots:
                 return  # a directory appeared or vanished: restart over the new set

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from datetime import datetime, timezone
 from functools import partial
@@ -31,6 +32,7 @@ from cockpit.core.fleet import Fleet
 from cockpit.core.session_log import LogWatcher
 from cockpit.ui import actions
 from cockpit.ui.footer import KeyFooter
+from cockpit.ui.collector import CollectorTuning
 from cockpit.ui.commands import AGENT_VERBS, CockpitCommands, PaletteCommand
 from cockpit.ui.feeds import LogFeed, RenderScheduler
 from cockpit.ui.keys import APP_KEYS, bindings
@@ -127,6 +129,12 @@ class CockpitApp(App[int]):
         self.queue_stop = threading.Event()
         """Set on quit: a running merge queue stops after (or abandons) its candidate."""
         self._wake_posted = False
+        self._changed_at = 0.0  # when a feed last changed (monotonic)
+        self._tiles: dict[str, AgentTile] = {}
+        """The tiles by agent name, as of the last reconcile (repaint reads it many times a
+        second; querying the DOM each time cost more than the repaint)."""
+        self.collector = CollectorTuning()
+        """Shorter, rarer garbage collections once the grid is up (see cockpit.ui.collector)."""
         self.renders = RenderScheduler()
         """Renders the logs of every tile, in one thread, within a share of the time."""
         self.watcher = LogWatcher(self._logs_changed, on_error=self._watcher_error, debounce_ms=WATCH_DEBOUNCE_MS)
@@ -157,6 +165,7 @@ class CockpitApp(App[int]):
         self.queue_stop.set()
         self.watcher.stop()
         self.renders.stop()
+        self.collector.restore()
 
     # -- polling -----------------------------------------------------------------------------
     def request_poll(self, force: bool = False) -> None:
@@ -200,6 +209,8 @@ class CockpitApp(App[int]):
             self.queue = snapshot.queue
         if snapshot.agents is not None:
             self._reconcile(snapshot.agents, snapshot.diffs, snapshot.base_moved)
+            if not self.collector.applied:  # the grid is up: what lives now, lives long
+                self.call_after_refresh(self.collector.apply)
         if self._force_poll:
             self.request_poll()
 
@@ -243,6 +254,7 @@ class CockpitApp(App[int]):
                 changed = True
             else:
                 tile.update_agent(agent, diff, moved)
+        self._tiles = {name: tile for name, tile in tiles.items() if name in wanted}
         if changed or len(tiles) != len(wanted):
             self.call_after_refresh(grid.layout_tiles)
         if self._focus_next and self._focus_next in tiles:
@@ -297,6 +309,7 @@ class CockpitApp(App[int]):
 
     def _wake(self) -> None:
         """A feed changed (any thread): ask the UI thread to repaint, once per batch."""
+        self._changed_at = time.monotonic()
         if not self._wake_posted:
             self._wake_posted = True
             self.post_message(LogsChanged())
@@ -308,23 +321,25 @@ class CockpitApp(App[int]):
     def repaint(self) -> None:
         """Repaint the tiles whose feed changed; Textual draws them in its next frame (at most
         60 a second), so a burst of writes costs one repaint, and one line costs one frame."""
-        grid = self.query_one_optional(TileGrid)
-        if grid is None:  # shutting down
+        stack = self.screen_stack
+        if not stack:  # shutting down
             return
-        for tile in grid.tiles:
-            if tile.feed.dirty:
+        for tile in self._tiles.values():
+            if tile.feed.dirty and tile.is_mounted:
                 tile.feed.dirty = False
                 tile.refresh_body()
-        if isinstance(self.screen, ZoomScreen):
-            self.screen.feed_changed()
+        if isinstance(stack[-1], ZoomScreen):
+            stack[-1].feed_changed()
 
     def on_tile_grid_arranged(self, _message: TileGrid.Arranged) -> None:
         self.update_header()  # "↓ N more" follows the layout and the scrolling at once
 
     def refresh_chrome(self) -> None:
-        """A few times a second: the header, and anything a lost wake-up left unpainted."""
+        """A few times a second: the header, anything a lost wake-up left unpainted, and a
+        full garbage collection when one is due and the screen is still."""
         self.repaint()
         self.update_header()
+        self.collector.tick(time.monotonic() - self._changed_at)
 
     # -- helpers for actions -----------------------------------------------------------------
     def report_error(self, message: str) -> None:

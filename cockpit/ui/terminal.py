@@ -223,6 +223,7 @@ def _drawable(text: str) -> tuple[str, bool]:
 
 
 _CELL_CACHE_SIZE = 256
+_BLANKS: dict[bool, Char] = {}
 
 
 class _Cells(dict):  # type: ignore[type-arg]
@@ -326,7 +327,19 @@ class _LogScreen(pyte.Screen):
         self._main: tuple[dict[int, Any], int, int] | None = None  # saved while alternate
         self._cells: dict[Char, _Cells] = {}
         super().__init__(columns, lines)
-        self.buffer: _ScrollBuffer = _ScrollBuffer(lambda: StaticDefaultDict(self.default_char))
+        self.buffer: _ScrollBuffer = _ScrollBuffer(self._new_row)
+
+    @property
+    def default_char(self) -> Char:
+        # pyte makes a new blank for every row it creates; one per look will do.
+        reverse = modes.DECSCNM in self.mode
+        blank = _BLANKS.get(reverse)
+        if blank is None:
+            blank = _BLANKS[reverse] = Char(data=" ", fg="default", bg="default", reverse=reverse)
+        return blank
+
+    def _new_row(self) -> StaticDefaultDict:
+        return StaticDefaultDict(self.default_char)
 
     def reset(self) -> None:
         super().reset()
@@ -393,8 +406,8 @@ class _LogScreen(pyte.Screen):
             rows = [self.buffer.get(y) for y in range(self.lines)]
             while rows and not _row_text(rows[-1], self.columns):
                 rows.pop()
-            for row in rows:
-                self._on_scroll(row)
+            for row in rows:  # copies: pyte erases these rows in place next
+                self._on_scroll(_Row(row, row.default) if row else row)
         if how in (0, 1, 2):
             super().erase_in_display(how)
 
@@ -627,17 +640,20 @@ def _shows_background(attrs: tuple[Any, ...]) -> bool:
 
 
 class _Row(dict):  # type: ignore[type-arg]
-    """A copy of a screen row that keeps the row's blank cell, as pyte's own rows do."""
+    """A screen row's cells with the row's blank cell, as pyte's own rows have."""
 
     def __init__(self, cells: Mapping[int, Char], default: Char) -> None:
         super().__init__(cells)
         self.default = default
 
 
-def _row_text(row: Mapping[int, Char] | None, columns: int) -> Text:
-    """One screen row as Text; trailing spaces are dropped unless they show a colour."""
+
+
+def _row_runs(row: Mapping[int, Char] | None, columns: int) -> tuple[tuple[tuple[Any, ...], str], ...]:
+    """One screen row as runs of ``(attributes, text)``; trailing spaces are dropped unless
+    they show a colour. Only strings and flags: the garbage collector stops tracking it."""
     if not row:
-        return Text()
+        return ()
     width = min(max(row) + 1, columns)
     empty = getattr(row, "default", _EMPTY_CELL)  # pyte's rows know their blank (reverse screen)
     cells = map(row.get, range(width), itertools.repeat(empty, width))
@@ -650,6 +666,11 @@ def _row_text(row: Mapping[int, Char] | None, columns: int) -> Text:
             runs[-1] = (attrs, text)
             break
         runs.pop()
+    return tuple(runs)
+
+
+def _runs_text(runs: tuple[tuple[tuple[Any, ...], str], ...]) -> Text:
+    """Text from :func:`_row_runs`."""
     spans: list[Span] = []
     offset = 0
     for attrs, text in runs:
@@ -658,6 +679,11 @@ def _row_text(row: Mapping[int, Char] | None, columns: int) -> Text:
             spans.append(Span(offset, offset + len(text), style))
         offset += len(text)
     return Text("".join(text for _attrs, text in runs), spans=spans)
+
+
+def _row_text(row: Mapping[int, Char] | None, columns: int) -> Text:
+    """One screen row as Text; trailing spaces are dropped unless they show a colour."""
+    return _runs_text(_row_runs(row, columns))
 
 
 # --------------------------------------------------------------------------------------------
@@ -744,9 +770,9 @@ class TerminalRenderer:
         self._new_screen()
 
     def _new_screen(self) -> None:
-        # Finished lines, oldest first: a row of the screen as it scrolled off (converted to
-        # Text only when asked for, since most are never shown) or its Text.
-        self._lines: deque[Text | _Row | None] = deque(maxlen=self.history)
+        # Finished lines, oldest first: a row of the screen as it scrolled off, as runs (made
+        # into Text only when asked for, since most are never shown) or its Text.
+        self._lines: deque[Text | tuple[tuple[tuple[Any, ...], str], ...]] = deque(maxlen=self.history)
         self._screen = _LogScreen(self.width, self.rows, self._scrolled, self._lines.clear)
         self._pipeline = _Pipeline(self._screen)
         # Screen rows already rendered, by row object: a row keeps its object when the screen
@@ -754,8 +780,10 @@ class TerminalRenderer:
         self._row_cache: dict[int, tuple[Mapping[int, Char], Text]] = {}
 
     def _scrolled(self, row: Mapping[int, Char] | None) -> None:
-        if self.history:  # a copy: pyte erases rows in place (ESC[2J) after reporting them
-            self._lines.append(_Row(row, getattr(row, "default", _EMPTY_CELL)) if row else None)
+        if self.history:
+            # Kept as runs of strings: thousands of rows per log must not be thousands of
+            # objects for the garbage collector to walk (a full collection paused the app).
+            self._lines.append(_row_runs(row, self.width))
 
     def feed(self, data: bytes) -> None:
         """Append raw terminal output; any split of the stream across calls renders the same."""
@@ -815,8 +843,8 @@ class TerminalRenderer:
             wanted = len(history) if count is None else count - len(out)
             for i in range(len(history) - 1, -1, -1):
                 line = history[i]
-                if not isinstance(line, Text):  # converted once, when first asked for
-                    history[i] = line = _row_text(line, self.width)
+                if not isinstance(line, Text):  # made once, when first asked for
+                    history[i] = line = _runs_text(line)
                 if not out and not line:
                     continue
                 out.append(line.copy())

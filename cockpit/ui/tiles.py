@@ -35,8 +35,6 @@ TARGET_ASPECT = 3.5
 """Preferred tile width / height in cells (a cell is about twice as tall as wide)."""
 
 Clock = Callable[[], datetime]
-MAX_CACHED_STRIPS = 512
-"""Rendered rows a tile keeps (more than any tile shows), keyed by their content."""
 
 
 def age(since: str | None, now: datetime) -> str | None:
@@ -173,7 +171,8 @@ class AgentTile(Widget, can_focus=True):
         """Commits base gained since the agent was cut (computed by the sync worker)."""
         self.border_title = agent.name
         self._shown: list[Text] = []
-        self._strips: dict[tuple[object, ...], Strip] = {}
+        self._strips: dict[object, Strip] = {}
+        """Body rows as last painted, by their line's content (what the next paint reuses)."""
         self._frame: _Frame | None = None
         """The border and padding as last rendered (None: render again)."""
 
@@ -260,11 +259,17 @@ class AgentTile(Widget, can_focus=True):
                 self._strips.clear()
             self._frame = frame
         strips = []
+        painted: dict[object, Strip] = {}
         for y in crop.line_range:
             if top <= y < bottom:
-                strips.append(self._body_row(y - top, frame, content_width))
+                strips.append(self._body_row(y - top, frame, content_width, painted))
             else:
                 strips.append(frame.rows[y])  # type: ignore[arg-type]  # a border row
+        if crop.line_range == range(0, height):
+            # Keep only the rows painted now: the next paint shows most of them again, one or
+            # two rows up; older rows would only keep strips (each with caches of its own)
+            # alive for the garbage collector to walk through.
+            self._strips = painted
         if crop.column_span != (0, width):
             strips = [strip.crop(crop.x, crop.right) for strip in strips]
         return strips
@@ -273,13 +278,11 @@ class AgentTile(Widget, can_focus=True):
         # Only Textual's own renderer calls this, for the frame (see render_lines).
         return Strip.blank(self.content_size.width, self.rich_style)
 
-    def _body_row(self, index: int, frame: _Frame, width: int) -> Strip:
+    def _body_row(self, index: int, frame: _Frame, width: int, painted: dict[object, Strip]) -> Strip:
         line = self._shown[index] if index < len(self._shown) else None
         key = None if line is None else (line.plain, tuple(line.spans), line.style)
         row = self._strips.get(key)
         if row is None:
-            if len(self._strips) >= MAX_CACHED_STRIPS:
-                self._strips.clear()
             style = frame.style
             if line is None:
                 body = Strip.blank(width, style)
@@ -290,6 +293,7 @@ class AgentTile(Widget, can_focus=True):
                 body = body.apply_filter(line_filter, frame.background)
             row = Strip.join([frame.prefix, body, frame.suffix])
             self._strips[key] = row
+        painted[key] = row
         return row
 
 
