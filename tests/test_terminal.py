@@ -509,3 +509,14 @@ def test_scrolling_keeps_only_the_screen_rows():
     screen = renderer._screen
     assert len(screen.buffer) <= screen.lines
     assert sorted(screen.buffer) == [y for y in range(screen.lines) if y in screen.buffer]
+
+
+def test_lines_without_copies_are_reused_while_unchanged():
+    renderer = TerminalRenderer(width=20, history=10, rows=5)
+    renderer.feed(b"one\ntwo\n")
+    first = renderer.lines(2, copy=False)
+    renderer.feed(b"three\n")
+    second = renderer.lines(2, copy=False)
+    assert plain(second) == ["two", "three"]
+    assert second[0] is first[1], "an unchanged line is the same object"
+    assert plain(renderer.lines(2)) == ["two", "three"] and renderer.lines(2)[0] is not second[0]

@@ -61,3 +61,30 @@ async def test_focus_state_and_new_lines_reach_the_screen(fleet: Fleet, tmp_path
                        message="the paused state in left's subtitle on screen")
         assert "paused" not in tile_rows(app, "right")[-1]
         fleet.resume("left")
+
+
+def test_painted_rows_leave_no_cyclic_garbage() -> None:
+    """Textual's Strip.divide caches ``[self]`` in the strip (a cycle); the compositor makes
+    that cut on every row, and tiles drop rows many times a second. Their rows must not."""
+    import gc
+
+    from rich.segment import Segment
+    from textual.strip import Strip
+
+    from cockpit.ui.tiles import _Row
+
+    def garbage_after(make) -> int:  # type: ignore[no-untyped-def]
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(10):
+                strip = make()
+                assert list(strip.divide([strip.cell_length])) == [strip]
+                assert [s.text for s in strip.divide([1, strip.cell_length])] == ["a", "bc"]
+                del strip
+            return gc.collect()
+        finally:
+            gc.enable()
+
+    assert garbage_after(lambda: Strip([Segment("abc")], 3)) > 0, "Textual no longer makes the cycle: drop _Row"
+    assert garbage_after(lambda: _Row.join([Strip([Segment("abc")], 3)])) == 0

@@ -41,7 +41,7 @@ from cockpit.ui.themes import DEFAULT_THEME, CockpitTheme, fallback_variables, l
 from cockpit.ui.tiles import AgentTile, Clock, TileGrid
 from cockpit.ui.zoom import ZoomScreen
 
-WATCH_DEBOUNCE_MS = 8
+WATCH_DEBOUNCE_MS = 4
 """How long the log watcher gathers changes before reporting them (it looks every few ms)."""
 HEADER_INTERVAL = 1 / 4
 """The header (tiles off screen, counts) is brought up to date at least this often."""

@@ -130,7 +130,8 @@ class LogFeed:
 
     @property
     def lines(self) -> list[Text]:
-        """The newest rendered log lines (at most :attr:`rows`)."""
+        """The newest rendered log lines (at most :attr:`rows`). Shared with the renderer:
+        read them, do not change them."""
         return self._lines
 
     @property
@@ -189,7 +190,7 @@ class LogFeed:
         """Render what arrived since the last render, if anything did."""
         with self._lock:
             if self._stale:
-                self._lines = self._renderer.lines(self._rows)
+                self._lines = self._renderer.lines(self._rows, copy=False)
                 self._stale = False
                 self._changed()
 

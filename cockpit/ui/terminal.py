@@ -801,10 +801,12 @@ class TerminalRenderer:
                 self._gap = True
             self._done = max(0, self._done - excess)
 
-    def lines(self, count: int | None = None) -> list[Text]:
+    def lines(self, count: int | None = None, *, copy: bool = True) -> list[Text]:
         """The last ``count`` lines (all kept lines if None), trailing blank lines dropped.
 
-        The Text objects are fresh copies; mutating them does not affect the renderer.
+        The Text objects are fresh copies; mutating them does not affect the renderer. With
+        ``copy=False`` they are the renderer's own (reused from call to call while a line is
+        unchanged): for a caller that only reads them, many times a second.
         """
         self._catch_up(count)
         if count is not None and count <= 0:
@@ -835,7 +837,7 @@ class TerminalRenderer:
                 if row is not None:
                     cache[id(row)] = (row, text)
             if text or out:
-                out.append(text.copy())
+                out.append(text.copy() if copy else text)
                 if count is not None and len(out) >= count:
                     break
         if count is None or len(out) < count:
@@ -847,7 +849,7 @@ class TerminalRenderer:
                     history[i] = line = _runs_text(line)
                 if not out and not line:
                     continue
-                out.append(line.copy())
+                out.append(line.copy() if copy else line)
                 wanted -= 1
                 if wanted <= 0:
                     break
