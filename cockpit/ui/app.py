@@ -21,9 +21,12 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult, SuspendNotSupported
 from textual.message import Message
+from textual.reactive import Reactive
+from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Static
 
 from cockpit.core import notify
@@ -34,13 +37,16 @@ from cockpit.ui import actions
 from cockpit.ui.footer import KeyFooter
 from cockpit.ui.collector import CollectorTuning
 from cockpit.ui.commands import AGENT_VERBS, CockpitCommands, PaletteCommand
-from cockpit.ui.feeds import LogFeed, RenderScheduler
+from cockpit.ui.feeds import FLOOD_INTERVAL, LogFeed, RenderScheduler
 from cockpit.ui.keys import APP_KEYS, bindings
 from cockpit.ui.sync import FleetSync, Snapshot, describe
 from cockpit.ui.themes import DEFAULT_THEME, CockpitTheme, fallback_variables, load_themes, register_themes
 from cockpit.ui.tiles import AgentTile, Clock, TileGrid
 from cockpit.ui.zoom import ZoomScreen
 
+INPUT_PRIORITY_S = 0.06
+"""After a key, log output waits this long (rendering and repainting), so the key's answer
+reaches the screen first even while every tile is streaming."""
 WATCH_DEBOUNCE_MS = 4
 """How long the log watcher gathers changes before reporting them (it looks every few ms)."""
 HEADER_INTERVAL = 1 / 4
@@ -82,6 +88,16 @@ class FleetHeader(Static):
             self.update(text)
 
     _shown = ""
+
+
+class GridScreen(Screen):
+    """The app's main screen (the grid of tiles).
+
+    Textual repaints a whole screen when its focus moves; here only the two tiles involved
+    repaint (their ``:focus`` style). Under a flood of log output that full-screen frame was
+    most of what an arrow key cost before it showed."""
+
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
 
 
 class LogsChanged(Message):
@@ -130,6 +146,8 @@ class CockpitApp(App[int]):
         """Set on quit: a running merge queue stops after (or abandons) its candidate."""
         self._wake_posted = False
         self._changed_at = 0.0  # when a feed last changed (monotonic)
+        self._input_at = 0.0  # when the last key arrived (monotonic)
+        self._repaint_pending = False
         self._tiles: dict[str, AgentTile] = {}
         """The tiles by agent name, as of the last reconcile (repaint reads it many times a
         second; querying the DOM each time cost more than the repaint)."""
@@ -138,6 +156,17 @@ class CockpitApp(App[int]):
         self.renders = RenderScheduler()
         """Renders the logs of every tile, in one thread, within a share of the time."""
         self.watcher = LogWatcher(self._logs_changed, on_error=self._watcher_error, debounce_ms=WATCH_DEBOUNCE_MS)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            # A key comes first: log output that arrives meanwhile waits a moment, so the
+            # frame that answers the key is not also redrawing every tile of a flood.
+            self._input_at = time.monotonic()
+            self.renders.hold(INPUT_PRIORITY_S)
+        await super().on_event(event)
+
+    def get_default_screen(self) -> Screen:
+        return GridScreen(id="_default")
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return fallback_variables(self.cockpit_themes)
@@ -324,15 +353,33 @@ class CockpitApp(App[int]):
         stack = self.screen_stack
         if not stack:  # shutting down
             return
-        for tile in self._tiles.values():
-            if tile.feed.dirty and tile.is_mounted:
-                tile.feed.dirty = False
+        now = time.monotonic()
+        later = self._input_at + INPUT_PRIORITY_S - now
+        if later <= 0:  # (else answering a key: the tiles' new lines follow it)
+            for tile in self._tiles.values():
+                feed = tile.feed
+                if not feed.dirty or not tile.is_mounted:
+                    continue
+                wait = tile.painted_at + FLOOD_INTERVAL - now if feed.flooding else 0
+                if wait > 0:  # more lines than it shows since its last frame: a few frames do
+                    later = wait if later <= 0 else min(later, wait)
+                    continue
+                feed.dirty = False
+                feed.unseen = 0
+                tile.painted_at = now
                 tile.refresh_body()
+        if later > 0 and not self._repaint_pending:
+            self._repaint_pending = True
+            self.set_timer(later, self._repaint_later)
         if isinstance(stack[-1], ZoomScreen):
             stack[-1].feed_changed()
 
     def on_tile_grid_arranged(self, _message: TileGrid.Arranged) -> None:
         self.update_header()  # "↓ N more" follows the layout and the scrolling at once
+
+    def _repaint_later(self) -> None:
+        self._repaint_pending = False
+        self.repaint()
 
     def refresh_chrome(self) -> None:
         """A few times a second: the header, anything a lost wake-up left unpainted, and a

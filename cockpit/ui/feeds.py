@@ -45,6 +45,12 @@ repaint less often (each render covers everything that arrived meanwhile), and k
 reach the screen."""
 
 
+FLOOD_INTERVAL = 0.1
+"""A log that floods (more new lines than its tile shows between two paints) is rendered and
+repainted at most this often: its intermediate frames could not be read anyway, and the time
+is the UI's."""
+
+
 class RenderScheduler:
     """One thread that renders every feed that has changed, in batches.
 
@@ -57,10 +63,11 @@ class RenderScheduler:
         if not 0 < share <= 1:
             raise ValueError(f"share must be in (0, 1], not {share}")
         self.share = share
-        self._pending: dict[LogFeed, None] = {}  # insertion-ordered set: fair between feeds
+        self._pending: dict[LogFeed, float] = {}  # feed -> when due; insertion order is fair
         self._wake = threading.Condition()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self._held_until = 0.0
         self.batches = 0
         """How many batches have run (tests and benchmarks read it)..."""
         self.busy = 0.0
@@ -81,18 +88,35 @@ class RenderScheduler:
             thread.join(timeout)
         self._thread = None
 
-    def request(self, feed: LogFeed) -> None:
-        """Render ``feed`` in the next batch (any thread; cheap)."""
+    def hold(self, seconds: float) -> None:
+        """Start no batch for ``seconds`` (any thread): the user pressed a key, and the UI
+        thread needs the GIL to answer it."""
+        self._held_until = max(self._held_until, time.monotonic() + seconds)
+
+    def request(self, feed: LogFeed, delay: float = 0.0) -> None:
+        """Render ``feed`` in the first batch at least ``delay`` seconds from now (any thread;
+        cheap). A feed asked for twice is rendered once, at the earlier time."""
+        due = time.monotonic() + delay
         with self._wake:
-            self._pending[feed] = None
+            if due < self._pending.get(feed, due + 1):
+                self._pending[feed] = due
             self._wake.notify()
 
     def _run(self) -> None:
         while not self._stopped.is_set():
             with self._wake:
-                while not self._pending and not self._stopped.is_set():
-                    self._wake.wait()
-                batch, self._pending = list(self._pending), {}
+                while not self._stopped.is_set():
+                    now = time.monotonic()
+                    if self._pending and min(self._pending.values()) <= now:
+                        break
+                    self._wake.wait(min(self._pending.values()) - now if self._pending else None)
+                now = time.monotonic()
+                batch = [feed for feed, due in self._pending.items() if due <= now]
+                for feed in batch:
+                    del self._pending[feed]
+            held = self._held_until - time.monotonic()
+            if held > 0:
+                self._stopped.wait(held)
             started = time.thread_time()  # CPU time: waiting for the GIL is not rendering
             for feed in batch:
                 feed.flush()  # never raises: errors are kept in the feed
@@ -127,6 +151,14 @@ class LogFeed:
         self.version = 0
         """Grows by one on every change of the log (the zoomed view re-renders on change)."""
         self.error: str | None = None
+        self._rendered_at = 0.0
+        self.unseen = 0
+        """Lines read since the tile last painted (the app resets it): more than the tile
+        shows means the log floods, and painting every frame of it would show nothing."""
+
+    @property
+    def flooding(self) -> bool:
+        return self.unseen > self._rows
 
     @property
     def lines(self) -> list[Text]:
@@ -176,13 +208,16 @@ class LogFeed:
                 self._renderer.reset()
             if data:
                 self._renderer.feed(data)
+                self.unseen += data.count(b"\n")
             self._stale = True
         self._render_soon()
         return True
 
     def _render_soon(self) -> None:
         if self.scheduler is not None:
-            self.scheduler.request(self)
+            # A flooding log is rendered only as often as its tile repaints it.
+            delay = self._rendered_at + FLOOD_INTERVAL - time.monotonic() if self.flooding else 0.0
+            self.scheduler.request(self, max(0.0, delay))
         else:
             self.flush()
 
@@ -190,6 +225,7 @@ class LogFeed:
         """Render what arrived since the last render, if anything did."""
         with self._lock:
             if self._stale:
+                self._rendered_at = time.monotonic()
                 self._lines = self._renderer.lines(self._rows, copy=False)
                 self._stale = False
                 self._changed()

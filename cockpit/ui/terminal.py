@@ -770,9 +770,9 @@ class TerminalRenderer:
         self._new_screen()
 
     def _new_screen(self) -> None:
-        # Finished lines, oldest first: a row of the screen as it scrolled off, as runs (made
-        # into Text only when asked for, since most are never shown) or its Text.
-        self._lines: deque[Text | tuple[tuple[tuple[Any, ...], str], ...]] = deque(maxlen=self.history)
+        # Finished lines, oldest first: a row of the screen as it scrolled off (made into Text
+        # only when asked for, since most are never shown) or its Text.
+        self._lines: deque[Text | Mapping[int, Char] | None] = deque(maxlen=self.history)
         self._screen = _LogScreen(self.width, self.rows, self._scrolled, self._lines.clear)
         self._pipeline = _Pipeline(self._screen)
         # Screen rows already rendered, by row object: a row keeps its object when the screen
@@ -781,9 +781,9 @@ class TerminalRenderer:
 
     def _scrolled(self, row: Mapping[int, Char] | None) -> None:
         if self.history:
-            # Kept as runs of strings: thousands of rows per log must not be thousands of
-            # objects for the garbage collector to walk (a full collection paused the app).
-            self._lines.append(_row_runs(row, self.width))
+            # The row itself, converted only if it is ever shown (under a flood most lines
+            # scroll by unseen): it has left the screen, and nothing changes it any more.
+            self._lines.append(row or None)
 
     def feed(self, data: bytes) -> None:
         """Append raw terminal output; any split of the stream across calls renders the same."""
@@ -845,8 +845,8 @@ class TerminalRenderer:
             wanted = len(history) if count is None else count - len(out)
             for i in range(len(history) - 1, -1, -1):
                 line = history[i]
-                if not isinstance(line, Text):  # made once, when first asked for
-                    history[i] = line = _runs_text(line)
+                if not isinstance(line, Text):  # converted once, when first asked for
+                    history[i] = line = _row_text(line, self.width)
                 if not out and not line:
                     continue
                 out.append(line.copy() if copy else line)

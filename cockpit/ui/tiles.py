@@ -173,6 +173,8 @@ class AgentTile(Widget, can_focus=True):
         self._shown: list[Text] = []
         self._strips: dict[object, Strip] = {}
         """Body rows as last painted, by their line's content (what the next paint reuses)."""
+        self.painted_at = 0.0
+        """When the app last repainted the body for new lines (monotonic)."""
         self._frame: _Frame | None = None
         """The border and padding as last rendered (None: render again)."""
 
@@ -283,16 +285,16 @@ class AgentTile(Widget, can_focus=True):
         line = self._shown[index] if index < len(self._shown) else None
         key = None if line is None else (line.plain, tuple(line.spans), line.style)
         row = self._strips.get(key)
-        if row is None:
+        if row is None:  # built from segments: under a flood every row of every tile is new
             style = frame.style
             if line is None:
-                body = Strip.blank(width, style)
+                body = [Segment(" " * width, style)]
             else:
-                segments = Segment.apply_style(line.render(self.app.console), style)
-                body = Strip(segments, line.cell_len).crop_extend(0, width, style)
+                body = Segment.adjust_line_length(
+                    list(Segment.apply_style(line.render(self.app.console), style)), width, style)
             for line_filter in frame.filters:
-                body = body.apply_filter(line_filter, frame.background)
-            row = _Row.join([frame.prefix, body, frame.suffix])
+                body = line_filter.apply(body, frame.background)
+            row = _Row([*frame.prefix, *body, *frame.suffix], frame.size[0])
             self._strips[key] = row
         painted[key] = row
         return row

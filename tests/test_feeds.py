@@ -1,0 +1,78 @@
+"""Log feeds and their render thread: a quiet log renders at once, a flooding one only as
+often as a tile can show it, a key holds rendering back, and the share of time is kept."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from cockpit.ui.feeds import FLOOD_INTERVAL, LogFeed, RenderScheduler
+from conftest import wait_until
+
+
+def test_a_quiet_log_renders_at_once_and_a_flooding_one_at_the_flood_interval(tmp_path: Path) -> None:
+    log = tmp_path / "session.log"
+    log.write_bytes(b"")
+    scheduler = RenderScheduler()
+    scheduler.start()
+    renders: list[float] = []
+    feed = LogFeed("a", log, scheduler=scheduler)
+    original = feed.flush
+
+    def counted() -> None:
+        before = feed.version
+        original()
+        if feed.version != before:
+            renders.append(time.monotonic())
+
+    feed.flush = counted  # type: ignore[method-assign]
+    try:
+        feed.rows = 10
+        with log.open("ab") as handle:
+            handle.write(b"one line\n")
+        written = time.monotonic()
+        feed.pump()
+        wait_until(lambda: feed.lines and feed.lines[-1].plain == "one line", 5, message="the line")
+        assert renders[-1] - written < FLOOD_INTERVAL, "a quiet log is not held back"
+
+        renders.clear()
+        started = time.monotonic()
+        n = 0
+        while time.monotonic() - started < 1.0:  # 1 s of far more lines than the tile shows
+            with log.open("ab") as handle:
+                handle.write(b"".join(b"flood %d\n" % (n + i) for i in range(50)))
+            n += 50
+            feed.pump()
+            time.sleep(0.005)
+        wait_until(lambda: feed.lines and feed.lines[-1].plain == f"flood {n - 1}", 5, message="the last line")
+        assert feed.flooding
+        gaps = [b - a for a, b in zip(renders, renders[1:])]
+        assert len(renders) <= 1.0 / FLOOD_INTERVAL + 3, renders
+        assert gaps and min(gaps) >= FLOOD_INTERVAL * 0.9
+    finally:
+        scheduler.stop()
+
+
+def test_a_hold_delays_the_next_batch(tmp_path: Path) -> None:
+    log = tmp_path / "session.log"
+    log.write_bytes(b"")
+    scheduler = RenderScheduler()
+    scheduler.start()
+    try:
+        feed = LogFeed("a", log, scheduler=scheduler)
+        scheduler.hold(0.3)
+        held = time.monotonic()
+        with log.open("ab") as handle:
+            handle.write(b"after the key\n")
+        feed.pump()
+        wait_until(lambda: feed.lines and feed.lines[-1].plain == "after the key", 5, message="the line")
+        assert time.monotonic() - held >= 0.25
+    finally:
+        scheduler.stop()
+
+
+def test_without_a_scheduler_pump_renders_in_the_caller(tmp_path: Path) -> None:
+    log = tmp_path / "session.log"
+    log.write_bytes(b"hello\n")
+    feed = LogFeed("a", log)
+    assert feed.pump() and feed.lines[-1].plain == "hello"
