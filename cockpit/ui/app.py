@@ -327,7 +327,10 @@ class CockpitApp(App[int]):
         feed.pump()
 
     def _logs_changed(self, paths: set[Path]) -> None:
-        """LogWatcher callback (its thread): read and render; the frame timer repaints."""
+        """LogWatcher callback (its thread): read, and have the feeds rendered and repainted."""
+        held = self._input_at + INPUT_PRIORITY_S - time.monotonic()
+        if held > 0:  # a key is being answered: reading a flood would compete for the GIL
+            time.sleep(held)
         for path in paths:
             feed = self.feeds_by_path.get(path)
             if feed is not None:

@@ -51,6 +51,10 @@ repainted at most this often: its intermediate frames could not be read anyway, 
 is the UI's."""
 
 
+FLOOD_TAIL_BYTES = 64 * 1024
+"""How much of a flooding log is read at a time."""
+
+
 class RenderScheduler:
     """One thread that renders every feed that has changed, in batches.
 
@@ -192,7 +196,9 @@ class LogFeed:
         raised."""
         with self._lock:
             try:
-                data = self._tail.read_new()
+                # A flooding log needs only its end: what the tile shows (older bytes are
+                # skipped, as they are for any read beyond TAIL_BYTES).
+                data = self._tail.read_new(FLOOD_TAIL_BYTES if self.flooding else None)
                 reset = self._tail.was_reset
                 self.error = None
             except OSError as exc:  # LogError is an OSError
@@ -225,7 +231,12 @@ class LogFeed:
         """Render what arrived since the last render, if anything did."""
         with self._lock:
             if self._stale:
-                self._rendered_at = time.monotonic()
+                now = time.monotonic()
+                early = self._rendered_at + FLOOD_INTERVAL - now
+                if self.flooding and early > 0 and self.scheduler is not None:
+                    self.scheduler.request(self, early)  # asked for before the last render
+                    return
+                self._rendered_at = now
                 self._lines = self._renderer.lines(self._rows, copy=False)
                 self._stale = False
                 self._changed()
