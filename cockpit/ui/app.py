@@ -240,8 +240,8 @@ class CockpitApp(App[int]):
             self._reconcile(snapshot.agents, snapshot.diffs, snapshot.base_moved)
             if not self.collector.applied:  # the grid is up: what lives now, lives long
                 self.call_after_refresh(self.collector.apply)
-        if self._force_poll:
-            self.request_poll()
+        if self._force_poll or self.polls == 1:  # (the first poll left the diffs for now)
+            self.request_poll(force=self.polls == 1)
 
     def alert(self, note: dict) -> None:
         """A notification the fleet's watcher recorded: shown here, and sent to the terminal as

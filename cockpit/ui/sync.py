@@ -57,6 +57,7 @@ class FleetSync:
         self.offset: int | None = None
         self._last_agents = 0.0
         self._last_diffs = 0.0
+        self.polls = 0
 
     def poll(self, screens: set[str], force: bool = False) -> Snapshot:
         """One round; ``force`` re-reads agents and diffs now (after an operation)."""
@@ -75,14 +76,20 @@ class FleetSync:
         except Exception as exc:  # noqa: BLE001 - reported to the user
             snap.errors.append(describe(exc))
         now = time.monotonic()
+        first = self.polls == 0
+        self.polls += 1
         if force or snap.events or now - self._last_agents >= self.poll_interval:
             self._last_agents = now
             try:
-                snap.agents = fleet.agents(ownership=self.diffs_enabled)
+                # The first poll only finds the agents, so their tiles show at once; the git
+                # work per worktree (ownership, diff summaries) follows in the next one.
+                snap.agents = fleet.agents(ownership=self.diffs_enabled and not first)
                 snap.queue = [entry.name for entry in merge_queue.pending(fleet)]
             except Exception as exc:  # noqa: BLE001
                 snap.errors.append(describe(exc))
-        if snap.agents is not None and self.diffs_enabled and (
+        if first:
+            self._last_diffs = now - self.diff_interval  # due at the next poll
+        elif snap.agents is not None and self.diffs_enabled and (
                 force or snap.events or now - self._last_diffs >= self.diff_interval):
             self._last_diffs = now
             snap.diffs, snap.base_moved = {}, {}
