@@ -264,3 +264,16 @@ def test_restarting_the_only_agent_survives_the_server_exiting(fleet: Fleet) -> 
     for _ in range(15):
         fleet.respawn("only", keep=True, force=True)
     assert fleet.agent("only").state == "running" and fleet.agent("only").attempt == 16
+
+
+def test_spawn_in_an_empty_repository_says_so_and_creates_nothing(tmp_path: Path, _private_tmux: str) -> None:
+    root = tmp_path / "empty"
+    root.mkdir()
+    git(root, "init", "--quiet", "--initial-branch=main")
+    fleet = Fleet(root, socket_name=_private_tmux)
+    with pytest.raises(CockpitError, match="no commits yet"):
+        fleet.spawn("a", command="sleep 1")
+    with pytest.raises(CockpitError, match="no commits yet"):  # whatever base is asked for
+        fleet.spawn("a", command="sleep 1", base="nope")
+    assert not fleet.tmux.has_session("a")
+    assert "cockpit/a" not in git(root, "branch", "--list")

@@ -263,11 +263,11 @@ class Fleet:
         return sandbox.with_default(spec, self.config.sandbox)
 
     def _resolve_base(self, base: str | None) -> tuple[str, str]:
-        if worktrees.head_commit(self.root) is None:
-            raise CockpitError(f"{self.root}: the repository has no commits yet (make a first commit)")
         ref = base or self.config.base or worktrees.current_branch(self.root) or "HEAD"
         sha = worktrees.resolve(self.root, ref)
-        if sha is None:
+        if sha is None:  # (an empty repository is checked only then: one git call less per spawn)
+            if worktrees.head_commit(self.root) is None:
+                raise CockpitError(f"{self.root}: the repository has no commits yet (make a first commit)")
             raise CockpitError(f"base {ref!r} does not exist in {self.root}")
         return ref, sha
 
