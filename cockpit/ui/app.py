@@ -389,7 +389,8 @@ class CockpitApp(App[int]):
         full garbage collection when one is due and the screen is still."""
         self.repaint()
         self.update_header()
-        self.collector.tick(time.monotonic() - self._changed_at)
+        still = time.monotonic() - max(self._changed_at, self._input_at)  # no new line, no key
+        self.collector.tick(still)
 
     # -- helpers for actions -----------------------------------------------------------------
     def report_error(self, message: str) -> None:
