@@ -232,8 +232,13 @@ def test_logs_follow_survives_deletion_truncation_and_binary(repo: Path) -> None
         assert follower.poll() is None
     finally:
         follower.send_signal(signal.SIGINT)
-        follower.wait(timeout=10)
-    assert b"Traceback" not in follower.stderr.read()
+        try:  # read both pipes while it exits (a full pipe would block it), generously on a loaded machine
+            os.set_blocking(follower.stdout.fileno(), True)
+            _out, err = follower.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            follower.kill()
+            raise
+    assert follower.returncode in (0, 130) and b"Traceback" not in err
 
 
 def test_down_stops_every_agent_and_keeps_their_work(repo: Path) -> None:
