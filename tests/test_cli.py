@@ -206,8 +206,11 @@ def test_two_processes_discarding_the_same_agent(repo: Path) -> None:
 def test_logs_follow_survives_deletion_truncation_and_binary(repo: Path) -> None:
     assert cockpit(repo, "spawn", "lg", "--command", sleeper("tick")).returncode == 0
     log = repo / ".cockpit" / "agents" / "lg" / "session.log"
+    # SIGINT as a terminal delivers it: a runner that started us in the background (nohup, &)
+    # passes SIGINT on as ignored, and Python then never raises KeyboardInterrupt.
     follower = subprocess.Popen([sys.executable, "-m", "cockpit", "logs", "lg", "-f", "-n", "1"], cwd=repo,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = bytearray()
     os.set_blocking(follower.stdout.fileno(), False)
 

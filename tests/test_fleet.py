@@ -229,7 +229,7 @@ def test_task_with_shell_syntax_is_passed_verbatim(fleet: Fleet, repo: Path) -> 
     fleet.spawn("t", command=f"{PY} -c \"import os; open('task.out','w').write(os.environ['COCKPIT_TASK'])\"; sleep 60",
                 task=task)
     out = repo / ".cockpit" / "worktrees" / "t" / "task.out"
-    wait_until(out.exists, message="task written")
+    wait_until(lambda: out.exists() and out.read_text(), message="task written")  # (open, then written)
     assert out.read_text() == task
     assert not list(repo.rglob("pwned*"))
 
