@@ -120,7 +120,7 @@ def test_task_is_never_interpreted_by_a_shell(repo: Path) -> None:
     result = cockpit(repo, "spawn", "t", "--command", "printf '%s' \"$COCKPIT_TASK\" > task.out; sleep 60", "--task", task)
     assert result.returncode == 0, result.stderr
     out = repo / ".cockpit" / "worktrees" / "t" / "task.out"
-    wait_until(out.exists, message="task written")
+    wait_until(lambda: out.exists() and out.read_text(), message="task written")  # (open, then written)
     assert out.read_text() == task and not list(repo.rglob("pwned*"))
     assert json.loads(cockpit(repo, "ls", "--json").stdout)[0]["task"] == task
 

@@ -124,7 +124,7 @@ def test_claude_code_preset_writes_settings_outside_the_worktree(fleet: Fleet, r
     fleet.spawn("cc")
     worktree = repo / ".cockpit" / "worktrees" / "cc"
     args_file = worktree / "args.out"
-    wait_until(args_file.exists, message="claude started")
+    wait_until(lambda: args_file.exists() and args_file.read_text().count("\n") >= 3, message="claude started")
     settings_path = repo / ".cockpit" / "agents" / "cc" / "claude-settings.json"
     assert args_file.read_text().splitlines() == ["fix it", "--settings", str(settings_path)]
     settings = json.loads(settings_path.read_text())
