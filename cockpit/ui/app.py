@@ -34,10 +34,10 @@ from cockpit.core.agent import Agent
 from cockpit.core.fleet import Fleet
 from cockpit.core.session_log import LogWatcher
 from cockpit.ui import actions
-from cockpit.ui.footer import KeyFooter
 from cockpit.ui.collector import CollectorTuning
 from cockpit.ui.commands import AGENT_VERBS, CockpitCommands, PaletteCommand
 from cockpit.ui.feeds import FLOOD_INTERVAL, LogFeed, RenderScheduler
+from cockpit.ui.footer import KeyFooter
 from cockpit.ui.keys import APP_KEYS, bindings
 from cockpit.ui.sync import FleetSync, Snapshot, describe
 from cockpit.ui.themes import DEFAULT_THEME, CockpitTheme, fallback_variables, load_themes, register_themes
@@ -45,7 +45,7 @@ from cockpit.ui.tiles import AgentTile, Clock, TileGrid
 from cockpit.ui.zoom import ZoomScreen
 
 INPUT_PRIORITY_S = 0.06
-"""After a key, log output waits this long (rendering and repainting), so the key's answer
+"""After a key, log rendering and repainting wait this long, so the key's answer
 reaches the screen first even while every tile is streaming."""
 WATCH_DEBOUNCE_MS = 4
 """How long the log watcher gathers changes before reporting them (it looks every few ms)."""
@@ -155,7 +155,8 @@ class CockpitApp(App[int]):
         """Shorter, rarer garbage collections once the grid is up (see cockpit.ui.collector)."""
         self.renders = RenderScheduler()
         """Renders the logs of every tile, in one thread, within a share of the time."""
-        self.watcher = LogWatcher(self._logs_changed, on_error=self._watcher_error, debounce_ms=WATCH_DEBOUNCE_MS)
+        self.watcher = LogWatcher(self._logs_changed, on_error=self._watcher_error,
+                                  debounce_ms=WATCH_DEBOUNCE_MS)
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key):
@@ -328,9 +329,6 @@ class CockpitApp(App[int]):
 
     def _logs_changed(self, paths: set[Path]) -> None:
         """LogWatcher callback (its thread): read, and have the feeds rendered and repainted."""
-        held = self._input_at + INPUT_PRIORITY_S - time.monotonic()
-        if held > 0:  # a key is being answered: reading a flood would compete for the GIL
-            time.sleep(held)
         for path in paths:
             feed = self.feeds_by_path.get(path)
             if feed is not None:

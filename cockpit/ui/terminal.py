@@ -649,11 +649,10 @@ class _Row(dict):  # type: ignore[type-arg]
 
 
 
-def _row_runs(row: Mapping[int, Char] | None, columns: int) -> tuple[tuple[tuple[Any, ...], str], ...]:
-    """One screen row as runs of ``(attributes, text)``; trailing spaces are dropped unless
-    they show a colour. Only strings and flags: the garbage collector stops tracking it."""
+def _row_text(row: Mapping[int, Char] | None, columns: int) -> Text:
+    """One screen row as Text; trailing spaces are dropped unless they show a colour."""
     if not row:
-        return ()
+        return Text()
     width = min(max(row) + 1, columns)
     empty = getattr(row, "default", _EMPTY_CELL)  # pyte's rows know their blank (reverse screen)
     cells = map(row.get, range(width), itertools.repeat(empty, width))
@@ -666,11 +665,6 @@ def _row_runs(row: Mapping[int, Char] | None, columns: int) -> tuple[tuple[tuple
             runs[-1] = (attrs, text)
             break
         runs.pop()
-    return tuple(runs)
-
-
-def _runs_text(runs: tuple[tuple[tuple[Any, ...], str], ...]) -> Text:
-    """Text from :func:`_row_runs`."""
     spans: list[Span] = []
     offset = 0
     for attrs, text in runs:
@@ -679,11 +673,6 @@ def _runs_text(runs: tuple[tuple[tuple[Any, ...], str], ...]) -> Text:
             spans.append(Span(offset, offset + len(text), style))
         offset += len(text)
     return Text("".join(text for _attrs, text in runs), spans=spans)
-
-
-def _row_text(row: Mapping[int, Char] | None, columns: int) -> Text:
-    """One screen row as Text; trailing spaces are dropped unless they show a colour."""
-    return _runs_text(_row_runs(row, columns))
 
 
 # --------------------------------------------------------------------------------------------
