@@ -157,9 +157,9 @@ def test_two_failures_halt_the_agent_and_its_dependents(fleet: Fleet, repo: Path
     assert fleet.agent("up").failures == 2
     down = fleet.agent("down")
     assert down.state == "halted" and down.blocked_by == "up"
-    # The halt is applied by whichever process records the failure (the agent's wrapper, the
-    # pane-died hook or this process): poll, a halted agent's session must be gone.
-    wait_until(lambda: not fleet.tmux.has_session("down"), message="the halted dependent's session gone")
+    # Whichever process records the failure (the agent's wrapper, the pane-died hook or this
+    # one) halts the dependents, sessions ended, before it writes the failed agent's halt.
+    assert not fleet.tmux.has_session("down")
     assert state(fleet, "free") == "running"
     with pytest.raises(CockpitError, match="halted after 2 failure"):
         fleet.respawn("up")
@@ -251,10 +251,12 @@ def test_exit_is_recorded_by_tmux_hook_with_no_cockpit_reading(fleet: Fleet, rep
     events = fleet.layout.events
     # Only the file is read from here on: nobody calls the engine. The agent's wrapper reports
     # its own exit (tmux's pane-died hook and the watcher are the back-ups when it cannot).
-    wait_until(lambda: '"type":"halted","agent":"down"' in events.read_text(), message="hook halts the dependent")
+    # The failed agent's halt is written last, after its dependents' (and their sessions' end).
+    wait_until(lambda: '"type":"halted","agent":"up"' in events.read_text(), message="hook halts the agent")
     text = events.read_text()
     assert '"type":"exited","agent":"up","data":{"exit_code":4}' in text
-    assert '"type":"halted","agent":"up"' in text
+    assert '"type":"halted","agent":"down"' in text
+    assert text.index('"type":"halted","agent":"down"') < text.index('"type":"halted","agent":"up"')
     assert not fleet.tmux.has_session("down")
 
 

@@ -67,9 +67,11 @@ def apply_failure_rule(fleet: "Fleet", name: str) -> None:
     record = fleet.history().records.get(name)
     if record is None or record.failures < fleet.max_failures or record.state == "halted":
         return
-    _halt(fleet, name, reason=f"failed {record.failures} time(s) (max_failures = {fleet.max_failures})")
-    for dependent in dependents(fleet, name):
+    # Dependents first, furthest downstream first, and ``name`` itself last: whoever reads the
+    # log and sees ``name`` halted also sees every agent that waited on it halted, never running.
+    for dependent in reversed(dependents(fleet, name)):
         _halt(fleet, dependent, reason=f"depends on halted agent {name!r}", blocked_by=name)
+    _halt(fleet, name, reason=f"failed {record.failures} time(s) (max_failures = {fleet.max_failures})")
 
 
 def dependents(fleet: "Fleet", name: str) -> list[str]:
