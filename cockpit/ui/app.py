@@ -296,8 +296,10 @@ class CockpitApp(App[int]):
 
     def _focus_first(self) -> None:
         tiles = self.query_one(TileGrid).tiles
+        # Checked and focused in one step: a deferred ``focus()`` could land after a tile the
+        # user (or a test) focused in between, and take the focus from it.
         if tiles and (self.focused is None or isinstance(self.focused, TileGrid)):
-            tiles[0].focus()
+            tiles[0].screen.set_focus(tiles[0])
 
     def update_header(self) -> None:
         grid, header = self.query_one_optional(TileGrid), self.query_one_optional(FleetHeader)
