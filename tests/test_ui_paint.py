@@ -7,9 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.text import Text
 
 from cockpit.core.fleet import Fleet
 from cockpit.ui.app import make_app
+from cockpit.ui.tiles import SUBTITLE_SEPARATOR, _plain_markup, fit_subtitle
 from ui_support import focus, screen_rows, tiles, wait_for
 
 pytestmark = pytest.mark.tmux
@@ -88,3 +92,25 @@ def test_painted_rows_leave_no_cyclic_garbage() -> None:
 
     assert garbage_after(lambda: Strip([Segment("abc")], 3)) > 0, "Textual no longer makes the cycle: drop _Row"
     assert garbage_after(lambda: _Row.join([Strip([Segment("abc")], 3)])) == 0
+
+
+WORDS = st.text(alphabet="ab 9:/-+界⚠●…", min_size=0, max_size=12)
+PARTS = st.one_of(
+    WORDS,
+    WORDS.map(lambda w: f"[bold $state-running]● {w}[/]"),
+    WORDS.map(lambda w: f"[bold $error]⚠ {w}[/]"),
+    st.tuples(WORDS, WORDS).map(lambda ws: f"[$warning]{ws[0]}[/] [italic]{ws[1]}…[/]"),
+)
+
+
+@given(parts=st.lists(PARTS, max_size=8), width=st.integers(min_value=1, max_value=80))
+def test_a_subtitle_keeps_the_parts_that_fit_measured_as_one_string(parts: list[str], width: int) -> None:
+    """Parts are measured one by one (and cached); the result is what measuring the joined
+    string, as the tile once did, gives: the leading parts that fit, and always the first."""
+    shown: list[str] = []
+    for part in parts:
+        joined = SUBTITLE_SEPARATOR.join(shown + [part])
+        if shown and Text.from_markup(_plain_markup(joined)).cell_len > width:
+            break
+        shown.append(part)
+    assert fit_subtitle(parts, width) == SUBTITLE_SEPARATOR.join(shown)
