@@ -279,3 +279,29 @@ def test_spawn_in_an_empty_repository_says_so_and_creates_nothing(tmp_path: Path
         fleet.spawn("a", command="sleep 1", base="nope")
     assert not fleet.tmux.has_session("a")
     assert "cockpit/a" not in git(root, "branch", "--list")
+
+
+def test_spawn_cuts_from_the_current_branch_or_a_detached_head(fleet: Fleet, repo: Path) -> None:
+    git(repo, "checkout", "--quiet", "-b", "feature")
+    (repo / "feature.txt").write_text("on feature\n")
+    git(repo, "add", "feature.txt")
+    git(repo, "commit", "--quiet", "-m", "feature")
+    on_branch = fleet.spawn("b", command="sleep 60")
+    assert on_branch.base == "feature" and on_branch.base_sha == git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "--quiet", "--detach", "main")
+    detached = fleet.spawn("d", command="sleep 60")
+    assert detached.base == "HEAD" and detached.base_sha == git(repo, "rev-parse", "main")
+    assert not (Path(detached.worktree) / "feature.txt").exists()
+
+
+def test_a_tmux_session_of_the_same_name_is_refused_and_left_running(fleet: Fleet, repo: Path) -> None:
+    fleet.tmux.cmd("new-session", "-d", "-s", "theirs", "sleep 600")
+    with pytest.raises(CockpitError, match="already exists"):
+        fleet.spawn("theirs", command="sleep 60")
+    assert fleet.tmux.has_session("theirs")
+    assert "cockpit/theirs" not in git(repo, "branch", "--list")
+    assert not fleet.layout.worktree("theirs").exists()
+    # Tmux.start on its own (the step after the checks) refuses too, and kills nothing.
+    with pytest.raises(CockpitError, match="already exists"):
+        fleet.tmux.start("theirs", repo, {}, fleet.layout.home / "theirs.log")
+    assert fleet.tmux.has_session("theirs")

@@ -263,8 +263,14 @@ class Fleet:
         return sandbox.with_default(spec, self.config.sandbox)
 
     def _resolve_base(self, base: str | None) -> tuple[str, str]:
-        ref = base or self.config.base or worktrees.current_branch(self.root) or "HEAD"
-        sha = worktrees.resolve(self.root, ref)
+        ref = base or self.config.base
+        if ref is None:  # the current branch: name and commit in one git call
+            found = worktrees.head(self.root)
+            if found is not None:
+                return found
+            ref, sha = "HEAD", None
+        else:
+            sha = worktrees.resolve(self.root, ref)
         if sha is None:  # (an empty repository is checked only then: one git call less per spawn)
             if worktrees.head_commit(self.root) is None:
                 raise CockpitError(f"{self.root}: the repository has no commits yet (make a first commit)")
@@ -286,9 +292,9 @@ class Fleet:
                     f"agent {name!r} already exists ({self._state_of(name)}): use 'cockpit respawn {name}' "
                     f"or 'cockpit discard {name}' first")
             base_ref, base_sha = self._resolve_base(base)
-            self._launch(spec, attempt=1, base_ref=base_ref, base_sha=base_sha, op="spawn")
-            watch.ensure(self)  # the fleet's watcher: activity and notifications with no cockpit open
-        return self.agent(name)
+            panes = self._launch(spec, attempt=1, base_ref=base_ref, base_sha=base_sha, op="spawn")
+            watch.ensure(self, panes)  # the fleet's watcher: activity and notifications with no cockpit open
+            return self._snapshot(self.history().records[name], panes.get(name), processes.children_map())
 
     def _state_of(self, name: str) -> str:
         for agent in self.agents(observe=False):
@@ -341,8 +347,9 @@ class Fleet:
         os.replace(tmp, path)
 
     def _launch(self, spec: AgentSpec, attempt: int, base_ref: str, base_sha: str, op: str,
-                event_type: str = "spawned", extra: dict | None = None, announce: bool = True) -> None:
-        """Create branch, worktree, agent dir, session; roll every step back on failure."""
+                event_type: str = "spawned", extra: dict | None = None, announce: bool = True) -> dict[str, PaneState]:
+        """Create branch, worktree, agent dir, session; roll every step back on failure.
+        Returns tmux's panes as they were right after the session started."""
         name = spec.name
         branch = branch_for(name, attempt)
         self._check_free(name, branch)
@@ -362,8 +369,8 @@ class Fleet:
             self._write_spec(spec, attempt, branch, base_ref, base_sha)
             env = self._environment(spec, attempt, branch, base_ref)
             prefix = sandbox.launch_prefix(self, spec, branch)
-            self.tmux.start(name, layout.worktree(name), env, layout.session_log(name), hook=self.exit_hook(),
-                            prefix=prefix)
+            panes = self.tmux.start(name, layout.worktree(name), env, layout.session_log(name),
+                                    hook=self.exit_hook(), prefix=prefix)
             _crash_point(op, "after-session")
         except BaseException as exc:
             self._rollback(name, branch if created_branch else None, created_worktree, not agent_dir_existed)
@@ -372,6 +379,7 @@ class Fleet:
             raise
         self.events.append(event_type, name, attempt=attempt, branch=branch, base=base_ref, base_sha=base_sha,
                            spec=spec.to_toml(), **(extra or {}))
+        return panes
 
     def _rollback(self, name: str, branch: str | None, worktree: bool, agent_dir: bool) -> None:
         """Undo a launch's steps, newest first. Best effort, and every step is tried."""

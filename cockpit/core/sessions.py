@@ -94,6 +94,29 @@ class PaneState:
     piped: bool
 
 
+_LIST_PANES = ("list-panes", "-a", "-F", "\t".join([
+    "#{session_name}", "#{pane_pid}", "#{pane_dead}", "#{pane_dead_status}", "#{session_activity}",
+    "#{pane_pipe}", "#{window_index}.#{pane_index}"]))
+
+
+def _parse_panes(lines: list[str]) -> dict[str, PaneState]:
+    panes: dict[str, PaneState] = {}
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) < 7 or parts[0] in panes:
+            continue
+        name, pid, dead, status, activity, piped, _ = parts
+        panes[name] = PaneState(
+            session=name,
+            pid=int(pid) if pid.isdigit() else None,
+            dead=dead == "1",
+            exit_status=int(status) if status.lstrip("-").isdigit() else None,
+            activity=float(activity) if activity.isdigit() else None,
+            piped=piped == "1",
+        )
+    return panes
+
+
 class Tmux:
     """The fleet's private tmux server (``tmux -L <socket_name>``)."""
 
@@ -119,26 +142,10 @@ class Tmux:
     # -- queries --------------------------------------------------------------------------------
     def panes(self) -> dict[str, PaneState]:
         """Every session's first pane, in one tmux call. Empty when the server is not running."""
-        fmt = "\t".join(["#{session_name}", "#{pane_pid}", "#{pane_dead}", "#{pane_dead_status}",
-                         "#{session_activity}", "#{pane_pipe}", "#{window_index}.#{pane_index}"])
-        result = self.server.cmd("list-panes", "-a", "-F", fmt)
+        result = self.server.cmd(*_LIST_PANES)
         if result.returncode != 0:
             return {}
-        panes: dict[str, PaneState] = {}
-        for line in result.stdout:
-            parts = line.split("\t")
-            if len(parts) < 7 or parts[0] in panes:
-                continue
-            name, pid, dead, status, activity, piped, _ = parts
-            panes[name] = PaneState(
-                session=name,
-                pid=int(pid) if pid.isdigit() else None,
-                dead=dead == "1",
-                exit_status=int(status) if status.lstrip("-").isdigit() else None,
-                activity=float(activity) if activity.isdigit() else None,
-                piped=piped == "1",
-            )
-        return panes
+        return _parse_panes(result.stdout)
 
     def pane(self, name: str) -> PaneState | None:
         return self.panes().get(name)
@@ -149,14 +156,13 @@ class Tmux:
     # -- actions --------------------------------------------------------------------------------
     def start(self, name: str, cwd: Path, env: dict[str, str], log: Path,
               width: int = 200, height: int = 50, hook: str | None = None,
-              prefix: list[str] | None = None) -> None:
+              prefix: list[str] | None = None) -> dict[str, PaneState]:
         """Create the session running the agent, keep it on exit, and pipe it to ``log``.
 
         One tmux invocation: the pipe is in place before the agent's first byte, and
-        remain-on-exit before it can exit.
+        remain-on-exit before it can exit. It ends by listing the panes, as :meth:`panes`
+        does, and returns them (what the caller would otherwise ask tmux for next).
         """
-        if self.has_session(name):
-            raise CockpitError(f"tmux session {name!r} already exists on socket {self.socket_name}")
         argv = self._client_argv() + ["new-session", "-d", "-s", name, "-c", _literal(str(cwd)),
                                       "-x", str(width), "-y", str(height)]
         for key, value in env.items():
@@ -174,11 +180,16 @@ class Tmux:
         if hook:
             # tmux single quotes take no escapes; the hook command holds none (Fleet.exit_hook).
             argv += [";", "set-hook", "-g", "pane-died", f"run-shell -b '{hook}'"]
+        argv += [";", *_LIST_PANES]
         for attempt in range(5):
             result = subprocess.run(argv, capture_output=True, text=True, env=base_environment(),
                                     stdin=subprocess.DEVNULL)
             # Killing the last session makes the server exit; a client that connects while it
             # is going away fails. Nothing was created then: wait for the socket and retry.
+            if attempt == 0 and result.returncode != 0 and "duplicate session" in result.stderr:
+                # (new-session checks this itself: no has-session call first, one process
+                # less per spawn). Someone else's session: never killed here.
+                raise CockpitError(f"tmux session {name!r} already exists on socket {self.socket_name}")
             dying = any(word in result.stderr for word in ("server exited", "lost server", "error connecting"))
             if result.returncode == 0 or not dying or self.has_session(name):
                 break
@@ -188,6 +199,7 @@ class Tmux:
                 self.kill(name)
             message = result.stderr.strip().splitlines()
             raise CockpitError(f"tmux new-session failed: {message[-1] if message else result.returncode}")
+        return _parse_panes(result.stdout.splitlines())
 
     def repipe(self, name: str, log: Path) -> None:
         """Re-open the log pipe (after the log was deleted or renamed). Without ``-o``: replaces."""

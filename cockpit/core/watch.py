@@ -31,7 +31,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import cockpit
 from cockpit.core import activity, notify
@@ -66,11 +66,12 @@ def running(fleet: "Fleet") -> bool:
     return fleet.tmux.has_session(SESSION)
 
 
-def ensure(fleet: "Fleet") -> bool:
+def ensure(fleet: "Fleet", panes: Mapping[str, object] | None = None) -> bool:
     """Start the watcher unless it runs. Call under the repository lock, after an agent
-    started. Returns True when it started one. Never raises: an agent runs fine unwatched (the
+    started; ``panes`` (from ``Tmux.panes``, read after it started) saves asking tmux again.
+    Returns True when it started one. Never raises: an agent runs fine unwatched (the
     failure is recorded as a ``watcher.failed`` event and in watcher.log)."""
-    if running(fleet):
+    if (SESSION in panes) if panes is not None else running(fleet):
         return False
     try:
         offset = fleet.layout.events.stat().st_size

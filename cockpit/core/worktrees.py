@@ -88,6 +88,16 @@ def current_branch(root: Path) -> str | None:
         return None
 
 
+def head(root: Path) -> tuple[str, str] | None:
+    """``(branch, commit)`` of the main checkout's HEAD in one git call; the branch is
+    ``"HEAD"`` when it is detached. None when HEAD has no commit (an empty repository)."""
+    try:
+        sha, _, ref = run(root, "rev-parse", "--quiet", "HEAD^{commit}", "--abbrev-ref", "HEAD").partition("\n")
+    except GitError:
+        return None
+    return (ref.strip() or "HEAD"), sha.strip()
+
+
 def resolve(root: Path, ref: str) -> str | None:
     if ref.startswith("-"):
         return None
