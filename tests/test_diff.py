@@ -131,3 +131,30 @@ def test_cli_diff_and_stat_plain_when_not_a_tty(fleet: Fleet, repo: Path, tmp_pa
     full = run("diff", "c")
     assert full.returncode == 0 and b"+++ b/u.txt" in full.stdout and b"\x1b[" not in full.stdout
     assert run("diff", "nobody").returncode == 1
+
+
+def test_worktree_changes_give_the_paths_and_the_summary_in_two_git_calls(repo: Path) -> None:
+    """One ``diff --numstat -z`` and one ``ls-files`` answer both the ownership check (paths,
+    both sides of a rename, a tab in a name) and the tile's summary (a rename is one file)."""
+    from cockpit.core import worktrees
+    (repo / "big.txt").write_text("".join(f"line {i}\n" for i in range(40)))
+    git(repo, "add", "big.txt")
+    git(repo, "commit", "--quiet", "-m", "big")
+    base = git(repo, "rev-parse", "HEAD")
+    git(repo, "mv", "big.txt", "moved.txt")                    # a rename, staged
+    (repo / "src" / "app.py").write_text("print('changed')\nprint('more')\n")  # modified
+    (repo / "tab\tname.txt").write_text("a\nb\n")              # untracked, a tab in its name
+    (repo / "blob.bin").write_bytes(b"\0\1\2")
+    git(repo, "add", "blob.bin")                               # binary: counted, no lines
+    found = worktrees.changes(repo, base)
+    assert found.paths == {"big.txt", "moved.txt", "src/app.py", "tab\tname.txt", "blob.bin"}
+    # What the two separate commands cockpit ran before say:
+    name_only = set(filter(None, subprocess.run(
+        ["git", "diff", "--name-only", "--no-renames", "-z", base], cwd=repo, capture_output=True,
+        text=True, check=True).stdout.split("\0")))
+    assert found.paths == name_only | {"tab\tname.txt"}
+    numstat = git(repo, "diff", "--numstat", base).splitlines()
+    assert found.files == len(numstat) + 1 == 4  # moved (one rename), app.py, blob.bin + untracked
+    assert found.insertions == sum(int(l.split("\t")[0]) for l in numstat if l[0].isdigit()) + 2
+    assert found.deletions == sum(int(l.split("\t")[1]) for l in numstat if l[0].isdigit())
+    assert worktrees.diff_summary(repo, base) == found.summary

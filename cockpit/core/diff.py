@@ -149,15 +149,27 @@ def agent_diff(fleet: "Fleet", name: str) -> AgentDiff:
                      head=head, tree=tree)
 
 
-def base_moved(fleet: "Fleet", name: str) -> int:
+def base_moved(fleet: "Fleet", name: str, tips: dict[str, str | None] | None = None) -> int:
     """How many commits base has that the agent's branch does not: "base +3" on its tile.
-    0 when base or the branch cannot be resolved."""
+    0 when base or the branch cannot be resolved. ``tips`` memoizes each base's commit (a
+    round over every agent resolves a base once); one more git call per agent."""
     record = fleet._record(name)
     root = fleet.root
-    base_tip = worktrees.resolve(root, record.base) if record.base else None
+    if not record.base:
+        return 0
+    tips = {} if tips is None else tips
+    if record.base not in tips:
+        tips[record.base] = worktrees.resolve(root, record.base)
+    base_tip = tips[record.base]
+    if not base_tip:
+        return 0
     worktree = fleet.layout.worktree(name)
-    head = (worktrees.ref_sha(worktree, "HEAD") if worktree.is_dir() else None) or (
-        worktrees.ref_sha(root, f"refs/heads/{record.branch}") if record.branch else None)
-    if not base_tip or not head:
+    if worktree.is_dir():  # the worktree's HEAD (an agent may have moved it off its branch)
+        try:
+            return int(worktrees.run(worktree, "rev-list", "--count", f"HEAD..{base_tip}") or 0)
+        except CockpitError:
+            pass  # no HEAD there (a broken worktree): count from the branch
+    head = worktrees.ref_sha(root, f"refs/heads/{record.branch}") if record.branch else None
+    if not head:
         return 0
     return int(worktrees.run(root, "rev-list", "--count", f"{head}..{base_tip}") or 0)

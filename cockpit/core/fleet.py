@@ -755,7 +755,8 @@ class Fleet:
         from cockpit.core.diff import agent_diff
         return agent_diff(self, name)
 
-    def base_moved(self, name: str) -> int:
-        """Commits on base the agent's branch does not have ("base +3")."""
+    def base_moved(self, name: str, tips: dict[str, str | None] | None = None) -> int:
+        """Commits on base the agent's branch does not have ("base +3"). ``tips`` memoizes
+        each base's commit across calls (one round over many agents)."""
         from cockpit.core.diff import base_moved
-        return base_moved(self, name)
+        return base_moved(self, name, tips)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from cockpit.core import worktrees
 from cockpit.core.errors import CockpitError
@@ -34,9 +34,7 @@ class Ownership:
 
 def changed_paths(worktree: Path, base_sha: str) -> set[str]:
     """Paths changed in ``worktree`` against ``base_sha``: committed, uncommitted and untracked."""
-    diff = worktrees.run(worktree, "diff", "--name-only", "--no-renames", "-z", base_sha, strip=False)
-    untracked = worktrees.run(worktree, "ls-files", "--others", "--exclude-standard", "-z", strip=False)
-    return {p for p in diff.split("\0") + untracked.split("\0") if p}
+    return set(worktrees.changes(worktree, base_sha).paths)
 
 
 class OwnershipTracker:
@@ -45,7 +43,9 @@ class OwnershipTracker:
 
     def __init__(self, max_age: float = 30.0) -> None:
         self.max_age = max_age
-        self._cache: dict[str, tuple[float, str, set[str]]] = {}
+        self._cache: dict[str, tuple[float, str, worktrees.Changes | None]] = {}
+        self.pause: Callable[[], None] | None = None
+        """Called before each git call (a UI sets it to give way to the user's keys)."""
 
     def invalidate(self, name: str | None = None) -> None:
         if name is None:
@@ -54,20 +54,33 @@ class OwnershipTracker:
             self._cache.pop(name, None)
 
     def changed(self, agent: "Agent") -> set[str]:
+        found = self._changes(agent)
+        return set(found.paths) if found else set()
+
+    def summary(self, name: str, base_sha: str | None) -> tuple[int, int, int] | None:
+        """The diff summary (files, insertions, deletions) the last :meth:`compute` found for
+        ``name`` cut from ``base_sha``, if it is still fresh: None means ask git."""
+        cached = self._cache.get(name)
+        if cached and cached[2] is not None and cached[1] == base_sha and time.monotonic() - cached[0] < self.max_age:
+            return cached[2].summary
+        return None
+
+    def _changes(self, agent: "Agent") -> worktrees.Changes | None:
         worktree = Path(agent.worktree)
         cached = self._cache.get(agent.name)
         now = time.monotonic()
         if cached and cached[1] == agent.base_sha and now - cached[0] < self.max_age:
             return cached[2]
-        if not worktree.is_dir() or not agent.base_sha:
-            paths: set[str] = set()
-        else:
+        found: worktrees.Changes | None = None
+        if worktree.is_dir() and agent.base_sha:
+            if self.pause is not None:
+                self.pause()
             try:
-                paths = changed_paths(worktree, agent.base_sha)
+                found = worktrees.changes(worktree, agent.base_sha)
             except CockpitError:
-                paths = cached[2] if cached else set()
-        self._cache[agent.name] = (now, agent.base_sha, paths)
-        return paths
+                found = cached[2] if cached else None
+        self._cache[agent.name] = (now, agent.base_sha, found)
+        return found
 
     def compute(self, agents: Iterable["Agent"]) -> dict[str, Ownership]:
         agents = [a for a in agents if a.state != "missing"]

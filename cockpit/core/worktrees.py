@@ -278,24 +278,59 @@ def commits_ahead(worktree: Path, base_sha: str) -> int:
     return int(run(worktree, "rev-list", "--count", f"{base_sha}..HEAD") or 0)
 
 
-def diff_summary(worktree: Path, base_sha: str) -> tuple[int, int, int]:
-    """(files, insertions, deletions) of the worktree against ``base_sha``, untracked files included."""
+@dataclass(frozen=True)
+class Changes:
+    """What a worktree changed against a commit: committed, uncommitted and untracked."""
+
+    paths: frozenset[str]
+    """Every path touched (both sides of a rename)."""
+    files: int
+    insertions: int
+    deletions: int
+
+    @property
+    def summary(self) -> tuple[int, int, int]:
+        return self.files, self.insertions, self.deletions
+
+
+def changes(worktree: Path, base_sha: str) -> Changes:
+    """The worktree against ``base_sha``, in two git calls (the diff summary on a tile and the
+    ownership checks both come from here)."""
+    paths: set[str] = set()
     files = insertions = deletions = 0
-    out = run(worktree, "diff", "--numstat", base_sha)
-    for line in out.splitlines():
-        added, removed, _ = (line.split("\t", 2) + ["", ""])[:3]
+    # -z: "added TAB removed TAB path NUL", or for a rename "added TAB removed TAB NUL old NUL new NUL"
+    tokens = run(worktree, "diff", "--numstat", "-z", base_sha, strip=False).split("\0")
+    i = 0
+    while i < len(tokens):
+        fields = tokens[i].split("\t", 2)  # (a path may hold a tab)
+        if len(fields) != 3:
+            i += 1
+            continue
+        added, removed, path = fields
+        if path:
+            paths.add(path)
+            i += 1
+        else:
+            paths.update(p for p in tokens[i + 1:i + 3] if p)
+            i += 3
         files += 1
         insertions += int(added) if added.isdigit() else 0
         deletions += int(removed) if removed.isdigit() else 0
     untracked = run(worktree, "ls-files", "--others", "--exclude-standard", "-z", strip=False)
     for path in filter(None, untracked.split("\0")):
+        paths.add(path)
         files += 1
         try:
             with (worktree / path).open("rb") as handle:
                 insertions += sum(1 for _ in handle)
         except OSError:
             pass
-    return files, insertions, deletions
+    return Changes(frozenset(paths), files, insertions, deletions)
+
+
+def diff_summary(worktree: Path, base_sha: str) -> tuple[int, int, int]:
+    """(files, insertions, deletions) of the worktree against ``base_sha``, untracked files included."""
+    return changes(worktree, base_sha).summary
 
 
 def ensure_excluded(root: Path, pattern: str = "/.cockpit/") -> None:
