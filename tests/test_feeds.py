@@ -70,6 +70,47 @@ def test_a_hold_delays_the_next_batch(tmp_path: Path) -> None:
         scheduler.stop()
 
 
+def test_a_hold_mid_batch_holds_the_rest_of_the_batch_and_other_threads(tmp_path: Path) -> None:
+    """A key that comes while a batch renders stops it before its next feed, and other
+    background work (the watcher's reads, the poll's git calls) waits on the same hold."""
+    scheduler = RenderScheduler()
+    scheduler.start()
+    rendered: dict[str, float] = {}
+    try:
+        feeds = []
+        for name in ("first", "second"):
+            log = tmp_path / f"{name}.log"
+            log.write_bytes(f"{name}\n".encode())
+            feed = LogFeed(name, log, scheduler=scheduler)
+            original = feed.flush
+
+            def flush(feed=feed, original=original) -> None:
+                original()
+                rendered.setdefault(feed.name, time.monotonic())
+                if feed.name == "first":
+                    scheduler.hold(0.3)  # the key arrives while "first" renders
+            feed.flush = flush  # type: ignore[method-assign]
+            feeds.append(feed)
+        for feed in feeds:
+            feed._tail.read_new()  # (so that pump below sees them as changed together)
+        with scheduler._wake:  # both in one batch
+            for feed in feeds:
+                feed._stale = True
+                scheduler._pending[feed] = 0.0
+            scheduler._wake.notify()
+        wait_until(lambda: "second" in rendered, 5, message="the second feed rendered")
+        assert rendered["second"] - rendered["first"] >= 0.25
+        scheduler.hold(0.3)
+        started = time.monotonic()
+        scheduler.wait_while_held()
+        assert time.monotonic() - started >= 0.25
+        started = time.monotonic()
+        scheduler.wait_while_held()  # no hold: returns at once
+        assert time.monotonic() - started < 0.1
+    finally:
+        scheduler.stop()
+
+
 def test_without_a_scheduler_pump_renders_in_the_caller(tmp_path: Path) -> None:
     log = tmp_path / "session.log"
     log.write_bytes(b"hello\n")

@@ -178,3 +178,22 @@ def test_readme_key_table_is_generated_from_the_bindings() -> None:
     from cockpit.ui.keys import markdown_table
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert markdown_table() in readme
+
+
+async def test_a_key_holds_background_work_from_the_moment_it_arrives(fleet: Fleet, tmp_path: Path) -> None:
+    """Posting the key (as the driver's input thread does) starts the hold: log rendering, the
+    watcher's reads and the poll's git calls give way until the UI thread has answered it."""
+    import threading
+    import time
+
+    from textual import events
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.renders._held_until < time.monotonic()
+        key = events.Key("question_mark", "?")
+        posted = threading.Thread(target=app.post_message, args=(key,))  # from another thread
+        posted.start()
+        posted.join()
+        assert app.renders._held_until > time.monotonic() - 0.01
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), message="the key answered")

@@ -127,7 +127,10 @@ class CockpitApp(App[int]):
         self.attach_runner = attach_runner
         self.alert_terminal = True
         """Send notifications to the terminal too (bell, OSC 9 / OSC 777)."""
-        self.sync = FleetSync(fleet, poll_interval=poll_interval, diffs=diffs)
+        self.renders = RenderScheduler()
+        """Renders the logs of every tile, in one thread, within a share of the time."""
+        self.sync = FleetSync(fleet, poll_interval=poll_interval, diffs=diffs,
+                              yield_to_input=self.renders.wait_while_held)
         self.feeds: dict[str, LogFeed] = {}
         self.feeds_by_path: dict[Path, LogFeed] = {}
         self.agents: list[Agent] = []
@@ -153,15 +156,20 @@ class CockpitApp(App[int]):
         second; querying the DOM each time cost more than the repaint)."""
         self.collector = CollectorTuning()
         """Shorter, rarer garbage collections once the grid is up (see cockpit.ui.collector)."""
-        self.renders = RenderScheduler()
-        """Renders the logs of every tile, in one thread, within a share of the time."""
         self.watcher = LogWatcher(self._logs_changed, on_error=self._watcher_error,
                                   debounce_ms=WATCH_DEBOUNCE_MS)
 
+    def post_message(self, message: Message) -> bool:
+        if isinstance(message, events.Key):
+            # A key comes first, from the moment it arrives (in the driver's input thread):
+            # log rendering waits a moment, so the UI thread has the GIL to answer it, and
+            # the frame that answers it is not also redrawing every tile of a flood.
+            self._input_at = time.monotonic()
+            self.renders.hold(INPUT_PRIORITY_S)
+        return super().post_message(message)
+
     async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key):
-            # A key comes first: log output that arrives meanwhile waits a moment, so the
-            # frame that answers the key is not also redrawing every tile of a flood.
+        if isinstance(event, events.Key):  # (and again once it is handled)
             self._input_at = time.monotonic()
             self.renders.hold(INPUT_PRIORITY_S)
         await super().on_event(event)
@@ -334,6 +342,7 @@ class CockpitApp(App[int]):
         for path in paths:
             feed = self.feeds_by_path.get(path)
             if feed is not None:
+                self.renders.wait_while_held()  # a key first (the bytes wait in the file)
                 feed.pump()
 
     def _watcher_error(self, exc: BaseException) -> None:

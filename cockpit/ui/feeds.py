@@ -94,6 +94,13 @@ class RenderScheduler:
         thread needs the GIL to answer it."""
         self._held_until = max(self._held_until, time.monotonic() + seconds)
 
+    def wait_while_held(self, limit: float = 1.0) -> None:
+        """Block the calling thread while a key's hold lasts (at most ``limit`` seconds): for
+        other background work (the fleet poll's git calls) to give way to a key as well."""
+        held = min(self._held_until - time.monotonic(), limit)
+        if held > 0:
+            self._stopped.wait(held)
+
     def request(self, feed: LogFeed, delay: float = 0.0) -> None:
         """Render ``feed`` in the first batch at least ``delay`` seconds from now (any thread;
         cheap). A feed asked for twice is rendered once, at the earlier time."""
@@ -115,11 +122,11 @@ class RenderScheduler:
                 batch = [feed for feed, due in self._pending.items() if due <= now]
                 for feed in batch:
                     del self._pending[feed]
-            held = self._held_until - time.monotonic()
-            if held > 0:
-                self._stopped.wait(held)
             started = time.thread_time()  # CPU time: waiting for the GIL is not rendering
             for feed in batch:
+                held = self._held_until - time.monotonic()
+                if held > 0:  # (checked before each feed: a key may come in mid-batch)
+                    self._stopped.wait(held)
                 feed.flush()  # never raises: errors are kept in the feed
             took = time.thread_time() - started
             self.batches += 1

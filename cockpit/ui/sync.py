@@ -12,12 +12,18 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from cockpit.core import queue as merge_queue
 from cockpit.core.agent import Agent
 from cockpit.core.errors import CockpitError
 from cockpit.core.events import Event
 from cockpit.core.fleet import Fleet
+
+
+NO_DIFF_CHANGE = frozenset({"activity", "notification", "paused", "resumed"})
+"""Events that cannot change a worktree or a branch: they do not make the diffs due at once
+(the watcher records activity changes many times a minute)."""
 
 
 @dataclass
@@ -46,11 +52,15 @@ class FleetSync:
     """Polling state. :meth:`poll` must run in a worker thread, one at a time."""
 
     def __init__(self, fleet: Fleet, poll_interval: float = 1.0, diff_interval: float = 5.0,
-                 diffs: bool = True) -> None:
+                 diffs: bool = True, yield_to_input: Callable[[], None] | None = None) -> None:
         self.fleet = fleet
         # Ownership (out-of-scope edits, collisions) costs a git diff per worktree: at most
         # once per diff interval, from the tracker's cache in between.
         fleet.ownership_tracker.max_age = diff_interval
+        self.yield_to_input = yield_to_input
+        """Called before each agent's git calls: blocks while the user's key is answered (a
+        round of git processes for 16 agents under a log flood took seconds of contention)."""
+        fleet.ownership_tracker.pause = yield_to_input
         self.poll_interval = poll_interval
         self.diff_interval = diff_interval
         self.diffs_enabled = diffs
@@ -78,6 +88,9 @@ class FleetSync:
         now = time.monotonic()
         first = self.polls == 0
         self.polls += 1
+        changed = force or any(e.type not in NO_DIFF_CHANGE for e in snap.events)
+        if changed and self.diffs_enabled and not first:
+            fleet.ownership_tracker.invalidate()  # something happened: diff every worktree again
         if force or snap.events or now - self._last_agents >= self.poll_interval:
             self._last_agents = now
             try:
@@ -90,16 +103,21 @@ class FleetSync:
         if first:
             self._last_diffs = now - self.diff_interval  # due at the next poll
         elif snap.agents is not None and self.diffs_enabled and (
-                force or snap.events or now - self._last_diffs >= self.diff_interval):
+                changed or now - self._last_diffs >= self.diff_interval):
             self._last_diffs = now
             snap.diffs, snap.base_moved = {}, {}
+            tips: dict[str, str | None] = {}  # each base resolved once per round
             for agent in snap.agents:
+                if self.yield_to_input is not None:
+                    self.yield_to_input()
+                # (the ownership check of this poll diffed the worktree already, as a rule)
+                summary = fleet.ownership_tracker.summary(agent.name, agent.base_sha)
                 try:
-                    snap.diffs[agent.name] = fleet.diff_summary(agent.name)
+                    snap.diffs[agent.name] = summary or fleet.diff_summary(agent.name)
                 except CockpitError:  # a missing worktree simply has no summary
                     snap.diffs[agent.name] = None
                 try:
-                    snap.base_moved[agent.name] = fleet.base_moved(agent.name)
+                    snap.base_moved[agent.name] = fleet.base_moved(agent.name, tips)
                 except CockpitError:  # no base or branch to count from
                     snap.base_moved[agent.name] = 0
         for name in sorted(screens):

@@ -1,0 +1,44 @@
+"""The UI's poll (``FleetSync``) against a real fleet: which events make the diffs due, and
+that a round takes its summaries from the ownership check instead of diffing twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cockpit.core import worktrees
+from cockpit.core.fleet import Fleet
+from cockpit.ui.sync import FleetSync
+
+pytestmark = pytest.mark.tmux
+
+
+def test_activity_events_do_not_make_the_diffs_due_but_operations_do(fleet: Fleet, monkeypatch) -> None:
+    fleet.spawn("a", command="sleep 600")
+    (fleet.layout.worktree("a") / "new.txt").write_text("one\ntwo\n")
+    sync = FleetSync(fleet, poll_interval=0, diff_interval=3600)
+    sync.poll(set())                       # the first poll: agents only
+    first = sync.poll(set())               # the second: the diffs
+    assert first.diffs == {"a": (1, 2, 0)}
+    calls: list[tuple[str, ...]] = []
+    real = worktrees.run
+
+    def counting(cwd: Path, *args: str, **kw):  # type: ignore[no-untyped-def]
+        calls.append(args)
+        return real(cwd, *args, **kw)
+
+    monkeypatch.setattr(worktrees, "run", counting)
+    fleet.record_event("activity", "a", activity="idle", previous="working")
+    quiet = sync.poll(set())
+    assert quiet.events and quiet.diffs is None, "an activity change is no reason to diff again"
+    assert calls == []
+    fleet.pause("a")
+    fleet.resume("a")
+    assert sync.poll(set()).diffs is None  # paused/resumed cannot change a worktree either
+    fleet.kill("a")
+    killed = sync.poll(set())
+    assert killed.diffs == {"a": (1, 2, 0)}
+    # The ownership check diffed the worktree (two git calls); the summary came from it,
+    # and base moved cost one rev-list plus resolving base once.
+    assert sorted(args[0] for args in calls) == ["diff", "ls-files", "rev-list", "rev-parse"]
