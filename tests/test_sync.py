@@ -42,3 +42,22 @@ def test_activity_events_do_not_make_the_diffs_due_but_operations_do(fleet: Flee
     # The ownership check diffed the worktree (two git calls); the summary came from it,
     # and base moved cost one rev-list plus resolving base once.
     assert sorted(args[0] for args in calls) == ["diff", "ls-files", "rev-list", "rev-parse"]
+
+
+def test_while_a_log_floods_agents_and_diffs_are_read_less_often(fleet: Fleet) -> None:
+    import time
+
+    from cockpit.ui.sync import SLOW_FACTOR
+    fleet.spawn("a", command="sleep 600")
+    sync = FleetSync(fleet, poll_interval=1.0, diff_interval=1.0)
+    sync.poll(set())
+    sync.poll(set())  # agents and diffs read
+    ago = (1 + SLOW_FACTOR) / 2  # past the normal intervals, not past the stretched ones
+    sync._last_agents = sync._last_diffs = time.monotonic() - ago
+    slow = sync.poll(set(), slow=True)
+    assert slow.agents is None and slow.diffs is None
+    normal = sync.poll(set())
+    assert normal.agents is not None and normal.diffs is not None
+    sync._last_agents = sync._last_diffs = time.monotonic() - ago
+    fleet.kill("a")  # an event: read at once, flood or not
+    assert sync.poll(set(), slow=True).agents is not None

@@ -51,6 +51,8 @@ WATCH_DEBOUNCE_MS = 4
 """How long the log watcher gathers changes before reporting them (it looks every few ms)."""
 HEADER_INTERVAL = 1 / 4
 """The header (tiles off screen, counts) is brought up to date at least this often."""
+FLOOD_MEMORY_S = 3.0
+"""The fleet poll runs slowly (see ``FleetSync.poll``) until this long after a log last flooded."""
 STATE_ORDER = ("running", "paused", "exited", "failed", "killed", "halted", "missing")
 
 AttachRunner = Callable[[list[str], dict[str, str]], int]
@@ -144,6 +146,7 @@ class CockpitApp(App[int]):
         self.polls = 0
         self._polling = False
         self._force_poll = False
+        self._flooded_at = -FLOOD_MEMORY_S
         self._focus_next: str | None = None
         self.queue_stop = threading.Event()
         """Set on quit: a running merge queue stops after (or abandons) its candidate."""
@@ -213,12 +216,15 @@ class CockpitApp(App[int]):
             return
         self._polling = True
         force, self._force_poll = self._force_poll, False
-        self._poll(set(self.screen_views), force)
+        now = time.monotonic()
+        if any(feed.flooding for feed in self.feeds.values()):
+            self._flooded_at = now  # (a flooding feed is "flooding" only between two paints)
+        self._poll(set(self.screen_views), force, now - self._flooded_at < FLOOD_MEMORY_S)
 
     @work(thread=True, exit_on_error=False, group="poll")
-    def _poll(self, screens: set[str], force: bool) -> None:
+    def _poll(self, screens: set[str], force: bool, flooding: bool = False) -> None:
         try:
-            snapshot = self.sync.poll(screens, force)
+            snapshot = self.sync.poll(screens, force, slow=flooding)
         except Exception as exc:  # noqa: BLE001 - FleetSync reports errors itself; this is a bug
             snapshot = Snapshot(errors=[describe(exc)])
         self._ui(self._apply, snapshot)
