@@ -26,7 +26,7 @@ import tomli_w
 from cockpit.core import activity as activity_mod, processes, sandbox, watch, worktrees
 from cockpit.core.agent import Agent
 from cockpit.core.checklist import Checklist, announce, run_checklist
-from cockpit.core.errors import CockpitError, LockBusy, NotFound
+from cockpit.core.errors import CockpitError, NotFound
 from cockpit.core.events import Event, EventLog
 from cockpit.core.layout import Layout, archive_ref, branch_for
 from cockpit.core.lock import repo_lock

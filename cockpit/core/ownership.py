@@ -32,11 +32,6 @@ class Ownership:
         return not self.out_of_scope and not self.collisions
 
 
-def changed_paths(worktree: Path, base_sha: str) -> set[str]:
-    """Paths changed in ``worktree`` against ``base_sha``: committed, uncommitted and untracked."""
-    return set(worktrees.changes(worktree, base_sha).paths)
-
-
 class OwnershipTracker:
     """Changed paths per agent, cached: recomputed when told the worktree changed
     (:meth:`invalidate`, e.g. from a file watcher) or when older than ``max_age`` seconds."""

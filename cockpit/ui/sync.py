@@ -58,9 +58,6 @@ class FleetSync:
     def __init__(self, fleet: Fleet, poll_interval: float = 1.0, diff_interval: float = 5.0,
                  diffs: bool = True, yield_to_input: Callable[[], None] | None = None) -> None:
         self.fleet = fleet
-        # Ownership (out-of-scope edits, collisions) costs a git diff per worktree: at most
-        # once per diff interval, from the tracker's cache in between.
-        fleet.ownership_tracker.max_age = diff_interval
         self.yield_to_input = yield_to_input
         """Called before each agent's git calls: blocks while the user's key is answered (a
         round of git processes for 16 agents under a log flood took seconds of contention)."""
@@ -99,6 +96,8 @@ class FleetSync:
         if changed and self.diffs_enabled and not first:
             fleet.ownership_tracker.invalidate()  # something happened: diff every worktree again
         stretch = SLOW_FACTOR if slow else 1
+        # Ownership (out-of-scope edits, collisions) costs a git diff per worktree: at most
+        # once per diff interval, from the tracker's cache in between.
         fleet.ownership_tracker.max_age = self.diff_interval * stretch
         if force or snap.events or now - self._last_agents >= self.poll_interval * stretch:
             self._last_agents = now
