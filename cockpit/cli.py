@@ -256,8 +256,8 @@ def run(argv: list[str] | None = None) -> int:
         agent = fleet.agent(args.name)
         print(f"marked {args.name} failed ({agent.failures}/{agent.max_failures}); state: {agent.state}")
     elif command == "discard":
-        preview = fleet.discard_preview(args.name)
-        if not args.yes:
+        if not args.yes:  # (the preview is for the question; --yes asks none)
+            preview = fleet.discard_preview(args.name)
             question = (f"Discard agent {args.name}? {len(preview.uncommitted)} uncommitted file(s), "
                         f"{preview.ahead} commit(s) ahead of base; all archived at {preview.archive_ref}.")
             if not preview.worktree_exists:

@@ -199,7 +199,7 @@ def test_two_processes_discarding_the_same_agent(repo: Path) -> None:
     results = [(p.wait(timeout=60), p.stderr.read()) for p in procs]
     codes = sorted(code for code, _ in results)
     assert codes == [0, 1], results
-    assert any("no agent named 'd'" in err for _, err in results)
+    assert any("no agent named 'd'" in err for _, err in results), results
     assert [line.split()[0] for line in cockpit(repo, "archives", "d").stdout.splitlines()] == ["refs/cockpit/archive/d/1"]
 
 

@@ -510,16 +510,23 @@ class Fleet:
         return archive_ref(name, max(numbers, default=0) + 1)
 
     def discard_preview(self, name: str) -> DiscardPreview:
+        """What a discard would archive. Read without the lock: if another process discards
+        the agent meanwhile (its worktree going away under git), this says so, as a discard
+        would, rather than with git's error."""
         record = self._record(name)
         worktree = self.layout.worktree(name)
         uncommitted: list[str] = []
         ahead = 0
         exists = worktree.is_dir()
-        if exists:
-            uncommitted = worktrees.status_porcelain(worktree)
-            ahead = worktrees.commits_ahead(worktree, record.base_sha) if record.base_sha else 0
-        elif record.branch and record.base_sha and worktrees.branch_exists(self.root, record.branch):
-            ahead = int(worktrees.run(self.root, "rev-list", "--count", f"{record.base_sha}..{record.branch}"))
+        try:
+            if exists:
+                uncommitted = worktrees.status_porcelain(worktree)
+                ahead = worktrees.commits_ahead(worktree, record.base_sha) if record.base_sha else 0
+            elif record.branch and record.base_sha and worktrees.branch_exists(self.root, record.branch):
+                ahead = int(worktrees.run(self.root, "rev-list", "--count", f"{record.base_sha}..{record.branch}"))
+        except CockpitError:
+            self._record(name)  # NotFound when it was discarded meanwhile
+            raise
         return DiscardPreview(name, uncommitted, ahead, self._next_archive(name), exists)
 
     def archives(self, name: str) -> list[tuple[str, str]]:
