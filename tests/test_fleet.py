@@ -305,3 +305,23 @@ def test_a_tmux_session_of_the_same_name_is_refused_and_left_running(fleet: Flee
     with pytest.raises(CockpitError, match="already exists"):
         fleet.tmux.start("theirs", repo, {}, fleet.layout.home / "theirs.log")
     assert fleet.tmux.has_session("theirs")
+
+
+def test_the_tmux_server_yields_the_cpu_and_the_agents_keep_theirs(fleet: Fleet, repo: Path) -> None:
+    """Where Linux schedules by session (autogroups), the agents' tmux server runs at
+    ``tmux_nice`` so a flood of agent output does not take the CPU from cockpit's UI; the
+    agents, each in a session of its own, keep the default priority."""
+    if not os.path.exists("/proc/self/autogroup"):
+        pytest.skip("this kernel does not schedule by autogroup")
+    agent = fleet.spawn("a", command="sleep 60")
+    server = int(fleet.tmux.cmd("display-message", "-p", "#{pid}")[0])
+
+    def nice_of(pid: int) -> int:
+        return int(Path(f"/proc/{pid}/autogroup").read_text().rsplit("nice", 1)[1])
+
+    assert nice_of(server) == 5
+    assert agent.pid is not None and nice_of(agent.pid) == 0
+    # Never raised back: with tmux_nice = 0 the server keeps what it has.
+    (repo / "cockpit.toml").write_text("[cockpit]\ntmux_nice = 0\n")
+    fleet.spawn("b", command="sleep 60")
+    assert nice_of(server) == 5 and nice_of(fleet.agent("b").pid) == 0

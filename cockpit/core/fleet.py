@@ -370,7 +370,7 @@ class Fleet:
             env = self._environment(spec, attempt, branch, base_ref)
             prefix = sandbox.launch_prefix(self, spec, branch)
             panes = self.tmux.start(name, layout.worktree(name), env, layout.session_log(name),
-                                    hook=self.exit_hook(), prefix=prefix)
+                                    hook=self.exit_hook(), prefix=prefix, nice=self.config.tmux_nice)
             _crash_point(op, "after-session")
         except BaseException as exc:
             self._rollback(name, branch if created_branch else None, created_worktree, not agent_dir_existed)
@@ -681,7 +681,7 @@ class Fleet:
                     self._stop_processes(name)
                     self.tmux.kill(name)
                 self.tmux.start(name, worktree, env, self.layout.session_log(name), hook=self.exit_hook(),
-                                prefix=prefix)
+                                prefix=prefix, nice=self.config.tmux_nice)
                 self._write_spec(spec, attempt, record.branch, record.base, record.base_sha)
                 self.events.append("respawned", name, attempt=attempt, branch=record.branch, base=record.base,
                                    base_sha=record.base_sha, spec=spec.to_toml(), **extra)

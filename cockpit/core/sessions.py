@@ -117,6 +117,28 @@ def _parse_panes(lines: list[str]) -> dict[str, PaneState]:
     return panes
 
 
+def lower_priority(pid: int, nice: int) -> bool:
+    """Give the tmux server ``pid`` a scheduling priority of ``nice`` (0-19), never raising it.
+
+    The server is a daemon in a session of its own, and where Linux schedules by session
+    (autogroups, ``/proc/<pid>/autogroup``) that session's nice value is what counts: under a
+    flood of agent output it otherwise takes an equal share of the CPU with cockpit's UI, and
+    keys wait. Agents run in sessions of their own (one per pane) and keep their priority; only
+    the terminal work (the server, the log pipes, the exit hooks) yields. Where the kernel
+    does not schedule by autogroup this changes nothing. Best effort: True when it was set."""
+    path = f"/proc/{pid}/autogroup"
+    try:
+        with open(path) as handle:
+            current = int(handle.read().rsplit("nice", 1)[1])
+        if current >= nice:
+            return current == nice
+        with open(path, "w") as handle:
+            handle.write(str(nice))
+        return True
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 class Tmux:
     """The fleet's private tmux server (``tmux -L <socket_name>``)."""
 
@@ -156,12 +178,13 @@ class Tmux:
     # -- actions --------------------------------------------------------------------------------
     def start(self, name: str, cwd: Path, env: dict[str, str], log: Path,
               width: int = 200, height: int = 50, hook: str | None = None,
-              prefix: list[str] | None = None) -> dict[str, PaneState]:
+              prefix: list[str] | None = None, nice: int = 0) -> dict[str, PaneState]:
         """Create the session running the agent, keep it on exit, and pipe it to ``log``.
 
         One tmux invocation: the pipe is in place before the agent's first byte, and
         remain-on-exit before it can exit. It ends by listing the panes, as :meth:`panes`
-        does, and returns them (what the caller would otherwise ask tmux for next).
+        does, and returns them (what the caller would otherwise ask tmux for next). ``nice``
+        > 0 lowers the server's priority (:func:`lower_priority`).
         """
         argv = self._client_argv() + ["new-session", "-d", "-s", name, "-c", _literal(str(cwd)),
                                       "-x", str(width), "-y", str(height)]
@@ -180,7 +203,7 @@ class Tmux:
         if hook:
             # tmux single quotes take no escapes; the hook command holds none (Fleet.exit_hook).
             argv += [";", "set-hook", "-g", "pane-died", f"run-shell -b '{hook}'"]
-        argv += [";", *_LIST_PANES]
+        argv += [";", *_LIST_PANES, ";", "display-message", "-p", "server #{pid}"]
         for attempt in range(5):
             result = subprocess.run(argv, capture_output=True, text=True, env=base_environment(),
                                     stdin=subprocess.DEVNULL)
@@ -199,7 +222,11 @@ class Tmux:
                 self.kill(name)
             message = result.stderr.strip().splitlines()
             raise CockpitError(f"tmux new-session failed: {message[-1] if message else result.returncode}")
-        return _parse_panes(result.stdout.splitlines())
+        lines = result.stdout.splitlines()
+        server = lines[-1].split() if lines else []
+        if nice > 0 and len(server) == 2 and server[0] == "server" and server[1].isdigit():
+            lower_priority(int(server[1]), nice)
+        return _parse_panes(lines)
 
     def repipe(self, name: str, log: Path) -> None:
         """Re-open the log pipe (after the log was deleted or renamed). Without ``-o``: replaces."""

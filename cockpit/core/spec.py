@@ -30,6 +30,7 @@ FLEET_KEYS = {
     "stall_after": float,      # ... and before it is stalled
     "notify_command": str,     # run once per notification, the event as JSON on stdin
     "notify_interval": float,  # at most one notification per agent per this many seconds
+    "tmux_nice": int,          # the agents' tmux server's scheduling priority (0-19)
 }
 MERGE_MODES = ("rebase", "merge", "squash")
 AGENT_KEYS = {
@@ -124,6 +125,7 @@ class FleetConfig:
     stall_after: float = 900.0
     notify_command: str | None = None
     notify_interval: float = 10.0
+    tmux_nice: int = 5
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
 
@@ -213,6 +215,8 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
     for key in ("idle_after", "stall_after", "notify_interval"):
         if key in fleet and fleet[key] <= 0:
             raise reader.fail(f"cockpit.{key}", "must be more than 0 seconds", fleet_line)
+    if not 0 <= fleet.get("tmux_nice", 5) <= 19:
+        raise reader.fail("cockpit.tmux_nice", "must be 0 to 19 (0: the same priority as cockpit)", fleet_line)
     idle_after = float(fleet.get("idle_after", 30.0))
     stall_after = float(fleet.get("stall_after", 900.0))
     if stall_after < idle_after:
@@ -297,6 +301,7 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         stall_after=stall_after,
         notify_command=fleet.get("notify_command"),
         notify_interval=float(fleet.get("notify_interval", 10.0)),
+        tmux_nice=fleet.get("tmux_nice", 5),
         agents=agents,
         keys=dict(keys),
     )
@@ -338,6 +343,7 @@ max_failures = 2         # an agent that fails this many times is halted
 # idle_after = 30        # seconds without output before an agent counts as idle
 # stall_after = 900      # ... and as stalled (you get a notification)
 # notify_command = "cat >> ~/cockpit-notifications.jsonl"   # run per notification, JSON on stdin
+# tmux_nice = 5          # the agents' tmux server yields the CPU to you (0: same priority)
 
 # [keys]                 # remap TUI keys: binding id = "key"
 # discard = "D"
