@@ -18,6 +18,10 @@ from cockpit import __version__
 from cockpit.core.checklist import ChecklistFailed
 from cockpit.core.errors import CockpitError
 
+LS_LOCK_WAIT_S = 5.0
+"""How long ``cockpit ls`` waits for the repository lock when an exit must be recorded or an
+interrupted operation finished (another process holding the lock is still busy with it)."""
+
 EPILOG = """\
 Run 'cockpit' with no command inside a repository to open the cockpit on its agents.
 Configuration: cockpit.toml at the repository root ('cockpit init' writes a starter file).
@@ -231,7 +235,9 @@ def run(argv: list[str] | None = None) -> int:
     elif command == "guard":
         return _guard(fleet, args)
     elif command == "ls":
-        agents = fleet.agents(ownership=True)
+        # Waits (a few seconds at most) for the lock only when something needs recovering: an
+        # exit hook that holds it for a moment must not leave a crashed operation half-shown.
+        agents = fleet.agents(ownership=True, wait=LS_LOCK_WAIT_S)
         if args.json:
             print(json.dumps([a.to_json() for a in agents], indent=2))
         else:
