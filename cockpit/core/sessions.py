@@ -117,7 +117,7 @@ def _parse_panes(lines: list[str]) -> dict[str, PaneState]:
     return panes
 
 
-def lower_priority(pid: int, nice: int) -> bool:
+def lower_priority(pid: int, nice: int) -> None:
     """Give the tmux server ``pid`` a scheduling priority of ``nice`` (0-19), never raising it.
 
     The server is a daemon in a session of its own, and where Linux schedules by session
@@ -125,18 +125,16 @@ def lower_priority(pid: int, nice: int) -> bool:
     flood of agent output it otherwise takes an equal share of the CPU with cockpit's UI, and
     keys wait. Agents run in sessions of their own (one per pane) and keep their priority; only
     the terminal work (the server, the log pipes, the exit hooks) yields. Where the kernel
-    does not schedule by autogroup this changes nothing. Best effort: True when it was set."""
+    does not schedule by autogroup this changes nothing. Best effort: errors are ignored."""
     path = f"/proc/{pid}/autogroup"
     try:
         with open(path) as handle:
             current = int(handle.read().rsplit("nice", 1)[1])
-        if current >= nice:
-            return current == nice
-        with open(path, "w") as handle:
-            handle.write(str(nice))
-        return True
+        if current < nice:
+            with open(path, "w") as handle:
+                handle.write(str(nice))
     except (OSError, ValueError, IndexError):
-        return False
+        pass
 
 
 class Tmux:

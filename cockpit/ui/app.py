@@ -163,19 +163,21 @@ class CockpitApp(App[int]):
                                   debounce_ms=WATCH_DEBOUNCE_MS)
 
     def post_message(self, message: Message) -> bool:
-        if isinstance(message, events.Key):
-            # A key comes first, from the moment it arrives (in the driver's input thread):
-            # log rendering waits a moment, so the UI thread has the GIL to answer it, and
-            # the frame that answers it is not also redrawing every tile of a flood.
-            self._input_at = time.monotonic()
-            self.renders.hold(INPUT_PRIORITY_S)
+        if isinstance(message, events.Key):  # as it arrives (in the driver's input thread)
+            self._key_first()
         return super().post_message(message)
 
     async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key):  # (and again once it is handled)
-            self._input_at = time.monotonic()
-            self.renders.hold(INPUT_PRIORITY_S)
+        if isinstance(event, events.Key):  # and again once the UI thread handles it
+            self._key_first()
         await super().on_event(event)
+
+    def _key_first(self) -> None:
+        """A key comes first: log rendering, the watcher's reads, the poll's git calls and
+        tile repaints wait a moment, so the UI thread has the GIL to answer it, and the frame
+        that answers it is not also redrawing every tile of a flood (any thread)."""
+        self._input_at = time.monotonic()
+        self.renders.hold(INPUT_PRIORITY_S)
 
     def get_default_screen(self) -> Screen:
         return GridScreen(id="_default")

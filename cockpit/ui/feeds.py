@@ -90,8 +90,8 @@ class RenderScheduler:
         self._thread = None
 
     def hold(self, seconds: float) -> None:
-        """Start no batch for ``seconds`` (any thread): the user pressed a key, and the UI
-        thread needs the GIL to answer it."""
+        """Render nothing for ``seconds`` (any thread; a batch under way stops before its next
+        feed): the user pressed a key, and the UI thread needs the GIL to answer it."""
         self._held_until = max(self._held_until, time.monotonic() + seconds)
 
     def wait_while_held(self, limit: float = 1.0) -> None:
@@ -124,9 +124,7 @@ class RenderScheduler:
                     del self._pending[feed]
             started = time.thread_time()  # CPU time: waiting for the GIL is not rendering
             for feed in batch:
-                held = self._held_until - time.monotonic()
-                if held > 0:  # (checked before each feed: a key may come in mid-batch)
-                    self._stopped.wait(held)
+                self.wait_while_held()  # (before each feed: a key may come in mid-batch)
                 feed.flush()  # never raises: errors are kept in the feed
             took = time.thread_time() - started
             self.batches += 1
