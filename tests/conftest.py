@@ -51,8 +51,13 @@ def _private_tmux(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                                    os.environ.get("PYTHONPATH")])))
     yield socket
+    kill_tmux_server(socket)
+
+
+def kill_tmux_server(socket: str) -> None:
+    """Kill a test's tmux server and remove its socket file (tmux leaves it behind; do not
+    litter /tmp/tmux-<uid> with one per test)."""
     subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
-    # tmux leaves the socket file behind; do not litter /tmp/tmux-<uid> with one per test.
     tmpdir = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
     (tmpdir / socket).unlink(missing_ok=True)
 

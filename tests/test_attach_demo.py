@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 from cockpit.core.demo import create_demo
-from tests.conftest import wait_until
+from tests.conftest import kill_tmux_server, wait_until
 
 
 def test_attach_and_detach_return_to_the_shell(repo: Path) -> None:
@@ -34,7 +34,7 @@ def test_attach_and_detach_return_to_the_shell(repo: Path) -> None:
         subprocess.run(tmux + ["send-keys", "C-b", "d"], check=True)
         wait_until(lambda: "back-in-shell-0" in screen(), message="detach returns to the shell")
     finally:
-        subprocess.run(tmux + ["kill-server"], capture_output=True)
+        kill_tmux_server(outer)
 
 
 def test_demo_fleet_behaves_as_described(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 import uuid
 from pathlib import Path
@@ -22,7 +21,7 @@ from cockpit.core import processes
 from cockpit.core.errors import CockpitError
 from cockpit.core.fleet import Fleet
 from cockpit.core.spec import NAME_RE
-from tests.conftest import git, tree_hashes
+from tests.conftest import git, kill_tmux_server, tree_hashes
 
 NAMES = st.sampled_from(["a", "b", "c", "d", "e"])
 FILES = st.sampled_from(["notes.txt", "src/app.py", "src/new/deep.bin", "README.md", "x y.txt"])
@@ -51,8 +50,7 @@ class FleetMachine(RuleBasedStateMachine):
         self.discarded: dict[str, dict] = {}  # name -> files at discard time
 
     def teardown(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
-        (Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / self.socket).unlink(missing_ok=True)
+        kill_tmux_server(self.socket)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _expect(self, name: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 import cockpit
 from cockpit.core.fleet import Fleet
-from conftest import PY, wait_until
+from conftest import PY, kill_tmux_server, wait_until
 
 pytestmark = [pytest.mark.tmux, pytest.mark.slow]
 PROJECT = Path(cockpit.__file__).resolve().parent.parent
@@ -25,7 +25,7 @@ def terminal() -> Iterator[str]:
     """A tmux server standing in for the user's terminal."""
     socket = f"cockpit-term-{uuid.uuid4().hex[:8]}"
     yield socket
-    subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+    kill_tmux_server(socket)
 
 
 def screen(socket: str) -> str:
