@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -48,20 +47,14 @@ def bench_fleet(files: int = 50) -> Iterator[Fleet]:
     """A fleet on a fresh temp repository and a private tmux socket; the tmux server is killed
     and the directory removed afterwards, whatever happens."""
     tmp = Path(tempfile.mkdtemp(prefix="cockpit-bench-"))
-    socket = f"cockpit-bench-{uuid.uuid4().hex[:10]}"
-    old = os.environ.get("COCKPIT_TMUX_SOCKET")
-    os.environ["COCKPIT_TMUX_SOCKET"] = socket
     os.environ.pop("TMUX", None)
+    fleet = Fleet(make_repo(tmp, files))  # its own server: the socket is derived from the repository's path
     try:
-        yield Fleet(make_repo(tmp, files), socket_name=socket)
+        yield fleet
     finally:
-        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
-        # kill-server leaves the socket file behind: one per figure and run otherwise
-        (Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / socket).unlink(missing_ok=True)
-        if old is None:
-            os.environ.pop("COCKPIT_TMUX_SOCKET", None)
-        else:
-            os.environ["COCKPIT_TMUX_SOCKET"] = old
+        socket = fleet.tmux.socket
+        subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
+        Path(socket).unlink(missing_ok=True)  # kill-server leaves the socket file behind
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -122,8 +115,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 def cockpit_cli(root: Path, socket: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     """The real ``cockpit`` command (``python -m cockpit``, this tree's package) in ``root``,
-    on the fleet's private tmux socket, as a user would run it."""
-    env = {**os.environ, "COCKPIT_TMUX_SOCKET": socket,
+    as a user would run it (``socket``, the fleet's, is found by cockpit itself)."""
+    env = {**os.environ,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))}
     env.pop("TMUX", None)
     return subprocess.run([sys.executable, "-m", "cockpit", *args], cwd=root, env=env, capture_output=True,

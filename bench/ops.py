@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bench.common import bench_fleet, cockpit_cli, summary
 from cockpit.core.fleet import Fleet
+from cockpit.core.server import ensure_private_dir
 
 COMMAND = "sleep 3600"
 
@@ -33,7 +34,7 @@ def manual_spawn(root: Path, socket: str, name: str, base: str) -> None:
     """What cockpit's spawn does, minimally, by hand."""
     path = root.parent / "manual" / name
     _run("git", "-C", str(root), "worktree", "add", "--quiet", "-b", f"manual/{name}", str(path), base)
-    tmux = ["tmux", "-L", socket, "-f", "/dev/null"]
+    tmux = ["tmux", "-S", socket, "-f", "/dev/null"]
     _run(*tmux, "new-session", "-d", "-s", name, "-c", str(path), "-x", "200", "-y", "50", COMMAND)
     log = root.parent / "manual" / f"{name}.log"
     _run(*tmux, "pipe-pane", "-t", f"={name}:", f"cat >> {shlex.quote(str(log))}")
@@ -44,7 +45,7 @@ def manual_discard(root: Path, socket: str, name: str) -> None:
     path = root.parent / "manual" / name
     _run("git", "-C", str(root), "worktree", "remove", "--force", str(path))
     _run("git", "-C", str(root), "branch", "-D", f"manual/{name}")
-    _run("tmux", "-L", socket, "kill-session", "-t", f"={name}")
+    _run("tmux", "-S", socket, "kill-session", "-t", f"={name}")
 
 
 def cli_spawn(root: Path, socket: str, name: str) -> None:
@@ -75,11 +76,12 @@ def bench_spawn_discard(rounds: int) -> dict[str, object]:
     spawn_ratios: list[float] = []
     discard_ratios: list[float] = []
     with bench_fleet() as fleet:
-        root, socket = fleet.root, fleet.tmux.socket_name
+        root, socket = fleet.root, fleet.tmux.socket
         base = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
                               text=True, check=True).stdout.strip()
         # a server that is already up, as it is for a fleet with agents, for both sides
-        _run("tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-s", "keepalive", COMMAND)
+        ensure_private_dir(Path(socket).parent)
+        _run("tmux", "-S", socket, "-f", "/dev/null", "new-session", "-d", "-s", "keepalive", COMMAND)
         _timed_archive(fleet, times["archive"])
         # one warm-up pair, not counted (imports, first git and tmux calls)
         fleet.spawn("warm", command=COMMAND)
@@ -121,7 +123,7 @@ def bench_spawn_discard(rounds: int) -> dict[str, object]:
 def _cli_rounds(fleet: Fleet, base: str, rounds: int) -> dict[str, object]:
     """``cockpit spawn`` (a new Python process) against the hand-made spawn, alternating, after
     one warm-up pair; each round's two agents are then discarded, untimed."""
-    root, socket = fleet.root, fleet.tmux.socket_name
+    root, socket = fleet.root, fleet.tmux.socket
     cli_spawn(root, socket, "cli-warm")
     manual_spawn(root, socket, "cli-warm-m", base)
     fleet.discard("cli-warm")

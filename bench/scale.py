@@ -152,7 +152,7 @@ def bench_scale(agents: int, ls_rounds: int = 5) -> dict[str, object]:
                 wait_until(lambda: log.exists() and b"ready" in log.read_bytes(), 30, message=f"{name} ready")
             except TimeoutError as exc:
                 failures.append(str(exc))
-        root, socket = fleet.root, fleet.tmux.socket_name
+        root, socket = fleet.root, fleet.tmux.socket
         for i in range(ls_rounds):
             order = [["ls"], ["ls", "--json"]]
             for args in order if i % 2 == 0 else order[::-1]:

@@ -26,7 +26,7 @@ def run_child(kind: str, fleet: Fleet, *args: object, timeout: float = 300) -> d
     which writes ``DIR/<kind>-<n>.txt`` (collapsed stacks, one per child); the figures measured
     then include py-spy's overhead."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))}
-    argv = [sys.executable, "-m", "bench.ui", kind, str(fleet.root), fleet.tmux.socket_name, *map(str, args)]
+    argv = [sys.executable, "-m", "bench.ui", kind, str(fleet.root), fleet.tmux.socket, *map(str, args)]
     profile_dir = os.environ.get("COCKPIT_BENCH_PROFILE")
     if profile_dir:
         Path(profile_dir).mkdir(parents=True, exist_ok=True)

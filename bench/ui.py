@@ -141,7 +141,7 @@ class RenderLog:
 def _app(root: str, socket: str):  # type: ignore[no-untyped-def]
     from cockpit.core.fleet import Fleet
     from cockpit.ui.app import make_app
-    fleet = Fleet(Path(root), socket_name=socket)
+    fleet = Fleet(Path(root))  # (its socket is recorded in .cockpit/)
     return make_app(fleet, include_user_themes=False, user_config=Path(root) / "no-user-config.toml")
 
 
@@ -218,7 +218,7 @@ def _tmux_pids(socket: str) -> dict[str, int]:
     pids: dict[str, int] = {}
     for key, args in (("tmux_server", ["display-message", "-p", "#{pid}"]),
                       ("watcher", ["list-panes", "-t", "=_watcher:", "-F", "#{pane_pid}"])):
-        out = subprocess.run(["tmux", "-L", socket, "-f", "/dev/null", *args], capture_output=True, text=True).stdout
+        out = subprocess.run(["tmux", "-S", socket, "-f", "/dev/null", *args], capture_output=True, text=True).stdout
         if out.strip().splitlines() and out.split()[0].isdigit():
             pids[key] = int(out.split()[0])
     return pids

@@ -66,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
                        ("attach", "attach this terminal to the agent's tmux session (detach: C-b d)")):
         add(name, help).add_argument("name")
 
-    add("down", "kill every running agent (worktrees, branches and logs are kept; 'cockpit up' or respawn restarts)")
+    add("down", "stop the whole fleet: every agent, the watcher and the fleet's tmux server (worktrees, "
+                "branches and logs are kept; 'cockpit up' or 'cockpit respawn NAME --keep' restarts)")
 
     p = add("discard", "archive an agent's work, then remove its session, worktree and branch")
     p.add_argument("name")
@@ -249,11 +250,11 @@ def run(argv: list[str] | None = None) -> int:
         fleet.resume(args.name)
         print(f"resumed {args.name}")
     elif command == "down":
-        stopped = [agent.name for agent in fleet.agents() if agent.alive]
+        stopped = fleet.down()
         for name in stopped:
-            fleet.kill(name)
             print(f"killed {name}")
         print(f"{len(stopped)} agent(s) stopped; worktrees, branches and logs kept" if stopped else "no agent was running")
+        print(f"the fleet's tmux server is stopped ({fleet.tmux.socket} removed)")
     elif command == "kill":
         fleet.kill(args.name)
         print(f"killed {args.name} (worktree, branch and log kept)")

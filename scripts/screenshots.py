@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,18 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         print("screenshots need git and tmux", file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    socket = f"cockpit-shots-{uuid.uuid4().hex[:8]}"
-    os.environ["COCKPIT_TMUX_SOCKET"] = socket
     os.environ.pop("TMUX", None)
     with tempfile.TemporaryDirectory(prefix="cockpit-shots-") as tmp:
+        fleet = None
         try:
             fleet = create_demo(Path(tmp) / "demo", spawn=True)
-            fleet = Fleet(fleet.root, socket_name=socket)
             time.sleep(6)  # let the scripted agents reach their interesting moments
             asyncio.run(_shoot(fleet, args.out, (width, height), None, ["grid", "zoom", "discard", "help"]))
             asyncio.run(_shoot(fleet, args.out, (width, height), "cockpit-light", ["light"]))
         finally:
-            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+            if fleet is not None:
+                fleet.tmux.stop_server()
     return 0
 
 

@@ -42,21 +42,51 @@ def git(cwd: Path, *args: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _private_tmux(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Every test gets its own tmux socket (also for the CLI run in subprocesses), killed after."""
-    socket = f"cockpit-test-{uuid.uuid4().hex[:10]}"
-    monkeypatch.setenv("COCKPIT_TMUX_SOCKET", socket)
+def _private_tmux(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Every test's fleets are private by construction: a fleet's tmux socket is derived from its
+    repository's path (``/tmp/cockpit-UID/<hash>``, recorded in ``.cockpit/fleet.json``), and
+    every test's repositories live in its own ``tmp_path``. After the test, every fleet server
+    started under ``tmp_path`` is killed and its socket removed."""
     monkeypatch.delenv("TMUX", raising=False)
-    # CLI subprocesses run this checkout's package, not the one the venv's editable install names.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
-                                                                   os.environ.get("PYTHONPATH")])))
-    yield socket
-    kill_tmux_server(socket)
+    yield
+    stop_fleets_under(tmp_path)
+
+
+def fleet_socket(root: Path) -> str:
+    """The absolute tmux socket of the fleet of the repository at ``root``."""
+    return Fleet(root).tmux.socket
+
+
+def tmux(root: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run a tmux command on the fleet's own server, as a user would by hand (``tmux -S``)."""
+    return subprocess.run(["tmux", "-S", fleet_socket(root), *args], capture_output=True, text=True, check=check)
+
+
+def stop_fleets_under(path: Path) -> None:
+    """Kill the tmux server of every fleet whose repository is under ``path`` (two levels deep)
+    and remove its socket file (tmux leaves it behind: do not litter /tmp)."""
+    import json
+    from cockpit.core.server import default_socket
+    sockets: set[str] = set()
+    for depth in ("*", "*/*", "*/*/*"):
+        for record in path.glob(f"{depth}/.cockpit/fleet.json"):
+            try:
+                sockets.add(json.loads(record.read_text())["socket"])
+            except (OSError, ValueError, KeyError):
+                pass
+        for dot_git in path.glob(f"{depth}/.git"):  # a server started by hand, never recorded
+            sockets.add(str(default_socket(dot_git.parent)))
+    for socket in sockets:
+        kill_tmux_server(socket)
 
 
 def kill_tmux_server(socket: str) -> None:
-    """Kill a test's tmux server and remove its socket file (tmux leaves it behind; do not
-    litter /tmp/tmux-<uid> with one per test)."""
+    """Kill the tmux server at ``socket`` (an absolute path, or a name under tmux's default
+    directory for the plain test servers some tests start) and remove its socket file."""
+    if os.path.isabs(socket):
+        subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
+        Path(socket).unlink(missing_ok=True)
+        return
     subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
     tmpdir = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
     (tmpdir / socket).unlink(missing_ok=True)
@@ -87,8 +117,8 @@ def repo(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def fleet(repo: Path, _private_tmux: str) -> Fleet:
-    return Fleet(repo, socket_name=_private_tmux)
+def fleet(repo: Path) -> Fleet:
+    return Fleet(repo)
 
 
 def sleeper(tag: str = "alive") -> str:

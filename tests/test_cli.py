@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import git, sleeper, wait_until
+from tests.conftest import fleet_socket, git, sleeper, tmux, wait_until
 
 
 def cockpit(cwd: Path, *args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -28,9 +28,8 @@ def assert_clean_error(result: subprocess.CompletedProcess, code: int, text: str
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-def snapshot_state(repo: Path, socket: str) -> tuple:
-    sessions = subprocess.run(["tmux", "-L", socket, "list-sessions", "-F", "#{session_name}"],
-                              capture_output=True, text=True).stdout.split()
+def snapshot_state(repo: Path) -> tuple:
+    sessions = tmux(repo, "list-sessions", "-F", "#{session_name}").stdout.split()
     worktrees = sorted(p.name for p in (repo / ".cockpit" / "worktrees").glob("*")) if (repo / ".cockpit").exists() else []
     return (git(repo, "branch", "--list"), git(repo, "worktree", "list"), sorted(sessions), worktrees,
             git(repo, "status", "--porcelain"))
@@ -47,7 +46,7 @@ def test_spawn_ls_logs_discard_restore_round_trip(repo: Path) -> None:
     for key in ("name", "state", "attempt", "failures", "exit_code", "branch", "worktree", "log", "base", "task",
                 "scope", "tmux_socket", "tmux_session", "last_activity"):
         assert key in entry
-    assert entry["state"] == "running" and entry["task"] == "t1" and entry["tmux_socket"] == os.environ["COCKPIT_TMUX_SOCKET"]
+    assert entry["state"] == "running" and entry["task"] == "t1" and entry["tmux_socket"] == fleet_socket(repo)
     table = cockpit(repo, "ls").stdout
     assert "alpha" in table and "running" in table
 
@@ -100,12 +99,12 @@ BAD_NAMES = ["../x", "a/b", "a;rm -rf ~", "", "x" * 41, "Upper", "caf\u00e9", "a
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)
-def test_bad_names_change_nothing(repo: Path, name: str, _private_tmux: str) -> None:
-    before = snapshot_state(repo, _private_tmux)
+def test_bad_names_change_nothing(repo: Path, name: str) -> None:
+    before = snapshot_state(repo)
     for args in (["spawn", name, "--command", "true"], ["discard", name, "--yes"], ["pause", name],
                  ["logs", name], ["restore", name]):
         assert_clean_error(cockpit(repo, *args), 1, "invalid agent name")
-    assert snapshot_state(repo, _private_tmux) == before
+    assert snapshot_state(repo) == before
     assert not (repo / ".cockpit" / "worktrees").exists()
 
 
@@ -138,14 +137,14 @@ def test_repository_without_commits(tmp_path: Path) -> None:
     assert not (tmp_path / ".cockpit" / "worktrees").exists()
 
 
-def test_base_that_does_not_exist(repo: Path, _private_tmux: str) -> None:
-    before = snapshot_state(repo, _private_tmux)
+def test_base_that_does_not_exist(repo: Path) -> None:
+    before = snapshot_state(repo)
     assert_clean_error(cockpit(repo, "spawn", "a", "--command", "true", "--base", "nope"), 1, "base 'nope' does not exist")
     assert_clean_error(cockpit(repo, "spawn", "a", "--command", "true", "--base=--all"), 1, "does not exist")
-    assert snapshot_state(repo, _private_tmux) == before
+    assert snapshot_state(repo) == before
 
 
-def test_existing_branch_or_path_is_never_clobbered(repo: Path, _private_tmux: str) -> None:
+def test_existing_branch_or_path_is_never_clobbered(repo: Path) -> None:
     git(repo, "branch", "cockpit/mine")
     head = git(repo, "rev-parse", "cockpit/mine")
     assert_clean_error(cockpit(repo, "spawn", "mine", "--command", "true"), 1, "already exists")
@@ -156,7 +155,7 @@ def test_existing_branch_or_path_is_never_clobbered(repo: Path, _private_tmux: s
     assert_clean_error(cockpit(repo, "spawn", "squat", "--command", "true"), 1, "already exists")
     assert (squatter / "precious.txt").read_text() == "keep me"
     assert git(repo, "branch", "--list", "cockpit/squat") == ""
-    sessions = subprocess.run(["tmux", "-L", _private_tmux, "list-sessions"], capture_output=True, text=True).stdout
+    sessions = tmux(repo, "list-sessions").stdout
     assert "squat" not in sessions and "mine" not in sessions
 
 
@@ -180,14 +179,16 @@ def test_tmux_missing_or_too_old(repo: Path, tmp_path: Path) -> None:
     assert git(repo, "branch", "--list") == "* main"
 
 
-def test_spawn_failure_midway_leaves_nothing(repo: Path, tmp_path: Path, _private_tmux: str) -> None:
-    before = snapshot_state(repo, _private_tmux)
+def test_spawn_failure_midway_leaves_nothing(repo: Path, tmp_path: Path) -> None:
+    before = snapshot_state(repo)
     # A session of that name already on the fleet's server: the tmux step fails after the
     # worktree was made; everything must be rolled back.
-    subprocess.run(["tmux", "-L", _private_tmux, "-f", "/dev/null", "new-session", "-d", "-s", "clash", "sleep 60"], check=True)
+    socket = Path(fleet_socket(repo))
+    socket.parent.mkdir(mode=0o700, exist_ok=True)
+    subprocess.run(["tmux", "-S", str(socket), "-f", "/dev/null", "new-session", "-d", "-s", "clash", "sleep 60"], check=True)
     result = cockpit(repo, "spawn", "clash", "--command", "true")
     assert_clean_error(result, 1, "already exists")
-    after = snapshot_state(repo, _private_tmux)
+    after = snapshot_state(repo)
     assert after[:2] == before[:2] and after[3:] == before[3:]
     assert not (repo / ".cockpit" / "agents" / "clash").exists()
 

@@ -169,12 +169,12 @@ def test_two_failures_halt_the_agent_and_its_dependents(fleet: Fleet, repo: Path
     assert state(fleet, "down") == "killed"
 
 
-def test_a_fresh_engine_sees_running_and_ended_agents(repo: Path, _private_tmux: str) -> None:
-    first = Fleet(repo, socket_name=_private_tmux)
+def test_a_fresh_engine_sees_running_and_ended_agents(repo: Path) -> None:
+    first = Fleet(repo)
     first.spawn("long", command="sleep 60")
     first.spawn("short", command="sleep 0.5; exit 7")
     del first
-    second = Fleet(repo, socket_name=_private_tmux)  # cockpit restarted
+    second = Fleet(repo)  # cockpit restarted
     assert state(second, "long") == "running"
     wait_until(lambda: state(second, "short") == "failed", message="exit seen by the new engine")
     assert second.agent("short").exit_code == 7
@@ -268,11 +268,11 @@ def test_restarting_the_only_agent_survives_the_server_exiting(fleet: Fleet) -> 
     assert fleet.agent("only").state == "running" and fleet.agent("only").attempt == 16
 
 
-def test_spawn_in_an_empty_repository_says_so_and_creates_nothing(tmp_path: Path, _private_tmux: str) -> None:
+def test_spawn_in_an_empty_repository_says_so_and_creates_nothing(tmp_path: Path) -> None:
     root = tmp_path / "empty"
     root.mkdir()
     git(root, "init", "--quiet", "--initial-branch=main")
-    fleet = Fleet(root, socket_name=_private_tmux)
+    fleet = Fleet(root)
     with pytest.raises(CockpitError, match="no commits yet"):
         fleet.spawn("a", command="sleep 1")
     with pytest.raises(CockpitError, match="no commits yet"):  # whatever base is asked for

@@ -13,7 +13,7 @@ import pytest
 
 from cockpit.core.fleet import Fleet
 from cockpit.core.scope import in_scope, matches, overlap
-from tests.conftest import git, wait_until
+from tests.conftest import git, tmux, wait_until
 
 
 def cockpit(cwd: Path, *args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -80,7 +80,7 @@ def test_checklist_announces_a_verified_batch(repo: Path) -> None:
     assert checklist[0]["data"]["message"] == "All 3 dispatches use isolation: worktree — verified"
 
 
-def test_checklist_refuses_a_batch_when_an_item_fails(repo: Path, _private_tmux: str) -> None:
+def test_checklist_refuses_a_batch_when_an_item_fails(repo: Path) -> None:
     (repo / "cockpit.toml").write_text('[[agent]]\nname = "one"\ncommand = "sleep 60"\n'
                                        '[[agent]]\nname = "two"\ncommand = "sleep 60"\n')
     git(repo, "branch", "cockpit/two")
@@ -89,7 +89,7 @@ def test_checklist_refuses_a_batch_when_an_item_fails(repo: Path, _private_tmux:
     assert "Refusing to dispatch 2 agents" in result.stderr
     assert "FAILED two: own branch: cockpit/two already exists" in result.stderr
     assert not (repo / ".cockpit" / "worktrees" / "one").exists()  # nothing of the batch started
-    sessions = subprocess.run(["tmux", "-L", _private_tmux, "ls"], capture_output=True, text=True).stdout
+    sessions = tmux(repo, "ls").stdout
     assert "one" not in sessions
 
 

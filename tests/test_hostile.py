@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import git, sleeper, wait_until
+from tests.conftest import git, sleeper, tmux, wait_until
 
 
 def cockpit(cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -23,9 +23,8 @@ def no_traceback(result: subprocess.CompletedProcess) -> None:
     assert b"Traceback" not in result.stderr and b"Traceback" not in result.stdout
 
 
-def fleet_state(repo: Path, socket: str) -> tuple:
-    sessions = subprocess.run(["tmux", "-L", socket, "list-sessions", "-F", "#{session_name}"],
-                              capture_output=True, text=True).stdout
+def fleet_state(repo: Path) -> tuple:
+    sessions = tmux(repo, "list-sessions", "-F", "#{session_name}").stdout
     return (git(repo, "for-each-ref"), git(repo, "worktree", "list"), sessions, git(repo, "status", "--porcelain"),
             sorted(str(p.relative_to(repo)) for p in (repo / ".cockpit").rglob("*")
                    if "tmp" not in p.parts and p.name not in ("lock", "events.jsonl")) if (repo / ".cockpit").exists() else [])
@@ -36,20 +35,20 @@ HOSTILE_NAMES = ["..", ".", "a/../../etc", "-", "--help-me", "a\nb", "a\x1b[2Jb"
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)
-def test_hostile_names(repo: Path, name: str, _private_tmux: str) -> None:
-    before = fleet_state(repo, _private_tmux)
+def test_hostile_names(repo: Path, name: str) -> None:
+    before = fleet_state(repo)
     for args in (["spawn", "--command", "true", "--", name], ["kill", "--", name], ["respawn", "--", name],
                  ["restore", "--", name], ["logs", "--", name], ["attach", "--", name], ["discard", "--yes", "--", name]):
         result = cockpit(repo, *args)
         no_traceback(result)
         assert result.returncode in (1, 2), (args, result.stderr)
         assert len(result.stderr.decode().strip().splitlines()) <= 3
-    assert fleet_state(repo, _private_tmux) == before
+    assert fleet_state(repo) == before
 
 
 @pytest.mark.parametrize("task", ["", "x" * 100_000, "\x1b]0;title\x07\x1b[2J", "line1\nline2\r\nline3",
                                   "'; rm -rf / #", '"$HOME" `id` $(id) ${IFS}', "\u202e\u0000".replace("\u0000", "")])
-def test_hostile_tasks_are_passed_verbatim_or_refused_cleanly(repo: Path, task: str, _private_tmux: str) -> None:
+def test_hostile_tasks_are_passed_verbatim_or_refused_cleanly(repo: Path, task: str) -> None:
     result = subprocess.run([sys.executable, "-m", "cockpit", "spawn", "t", "--command",
                              "printf '%s' \"$COCKPIT_TASK\" > task.out; sleep 60", "--task", task],
                             cwd=repo, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
@@ -80,16 +79,16 @@ CONFIGS = {
 
 
 @pytest.mark.parametrize("label", sorted(CONFIGS))
-def test_hostile_config_files(repo: Path, label: str, _private_tmux: str) -> None:
+def test_hostile_config_files(repo: Path, label: str) -> None:
     (repo / "cockpit.toml").write_bytes(CONFIGS[label])
     git(repo, "add", "cockpit.toml")
     git(repo, "commit", "-qm", "config")
-    before = fleet_state(repo, _private_tmux)
+    before = fleet_state(repo)
     result = cockpit(repo, "up", "--no-tui")
     no_traceback(result)
     assert result.returncode == 1, result.stderr
     assert b"cockpit.toml" in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert fleet_state(repo, _private_tmux) == before
+    assert fleet_state(repo) == before
 
 
 LOG_CONTENTS = {

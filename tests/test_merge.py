@@ -382,7 +382,7 @@ def test_queue_survives_quit_and_restart(fleet: Fleet, repo: Path, tmp_path: Pat
     assert "q1: the merge interrupted was abandoned" in out
     before = main_sha(repo)
     assert "q1.txt" not in files_on(repo)
-    fresh = Fleet(repo, socket_name=fleet.tmux.socket_name)  # a restarted cockpit
+    fresh = Fleet(repo)  # a restarted cockpit
     assert [(e.name, e.state) for e in pending(fresh)] == [("q1", "queued"), ("q2", "queued"), ("q3", "queued")]
 
     marker.write_text("go")

@@ -18,7 +18,7 @@ from cockpit.core import sandbox
 from cockpit.core.errors import ConfigError
 from cockpit.core.fleet import Fleet
 from cockpit.core.spec import load_config
-from tests.conftest import git, sleeper, tree_hashes, wait_until
+from tests.conftest import fleet_socket, git, sleeper, tmux, tree_hashes, wait_until
 
 CODE_ROOT = str(Path(cockpit.__file__).resolve().parent.parent)  # the CLI subprocess runs this code
 
@@ -59,9 +59,9 @@ ATTACKS = {
     "tamper-gitfile": 'echo "gitdir: /tmp" > .git',
     "tamper-commondir": 'echo /tmp > "$(git rev-parse --git-dir)/commondir"',
     "private-alternates": 'echo "$COMMON/objects" > "$GIT_OBJECT_DIRECTORY/info/alternates"',
-    "tmux-escape": 'tmux -L "$SOCK" run-shell "touch $COCKPIT_REPO/escaped"',
-    "tmux-socket-direct": 'tmux -S "/tmp/tmux-$(id -u)/$SOCK" run-shell "touch $COCKPIT_REPO/escaped"',
-    "tmux-socket-visible": 'ls "/tmp/tmux-$(id -u)" | grep -q .',
+    "tmux-escape": 'tmux -L "$(basename "$SOCK")" run-shell "touch $COCKPIT_REPO/escaped"',
+    "tmux-socket-direct": 'tmux -S "$SOCK" run-shell "touch $COCKPIT_REPO/escaped"',
+    "tmux-socket-visible": '[ -n "$(ls -A "/tmp/cockpit-$(id -u)" "/tmp/tmux-$(id -u)" 2>/dev/null | grep -v ":$")" ]',
 }
 OWN = {
     "commit-one": "echo mine > mine.txt && git add mine.txt && git commit -q -m one",
@@ -95,7 +95,7 @@ def _refs(repo: Path) -> str:
 
 
 @pytest.fixture
-def jail_config(repo: Path, _private_tmux: str) -> Path:
+def jail_config(repo: Path) -> Path:
     """cockpit.toml with one sandboxed adversary ("jail") and one ordinary agent ("other")."""
     lit = "'" * 3
     other = repo / ".cockpit" / "worktrees" / "other"
@@ -104,7 +104,7 @@ def jail_config(repo: Path, _private_tmux: str) -> Path:
         f'[[agent]]\nname = "other"\ncommand = {lit}echo mine > mine.txt; git add mine.txt; git commit -qm other; '
         f'{sleeper("other")}{lit}\n'
         f'[[agent]]\nname = "jail"\nsandbox = "bwrap"\ncommand = {lit}{_script(results)}{lit}\n'
-        f'env = {{ OTHER = "{other}", COMMON = "{repo / ".git"}", SOCK = "{_private_tmux}" }}\n')
+        f'env = {{ OTHER = "{other}", COMMON = "{repo / ".git"}", SOCK = "{fleet_socket(repo)}" }}\n')
     return results
 
 
@@ -219,39 +219,39 @@ def _path_without_bwrap(tmp_path: Path) -> str:
     return str(bindir)
 
 
-def _untouched(repo: Path, socket: str) -> tuple:
-    sessions = subprocess.run(["tmux", "-L", socket, "list-sessions"], capture_output=True, text=True).stdout
+def _untouched(repo: Path) -> tuple:
+    sessions = tmux(repo, "list-sessions").stdout
     return (git(repo, "branch", "--list"), git(repo, "worktree", "list"), sessions, (repo / ".cockpit").exists(),
             git(repo, "status", "--porcelain"))
 
 
 def test_missing_bwrap_refuses_before_creating_anything(fleet: Fleet, repo: Path, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch, _private_tmux: str) -> None:
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     (repo / "cockpit.toml").write_text('[[agent]]\nname = "j"\nsandbox = "bwrap"\ncommand = "sleep 60"\n')
-    before = _untouched(repo, _private_tmux)
+    before = _untouched(repo)
     monkeypatch.setenv("PATH", _path_without_bwrap(tmp_path))
     monkeypatch.setattr(sandbox, "_checked", {})
     with pytest.raises(sandbox.SandboxError, match="apt-get install -y bubblewrap"):
         fleet.spawn("j")
     with pytest.raises(sandbox.SandboxError, match="not installed"):
         fleet.spawn("j", command="sleep 60")  # --command keeps the configured sandbox
-    assert _untouched(repo, _private_tmux) == before
+    assert _untouched(repo) == before
 
 
-def test_missing_bwrap_via_cli_is_one_clear_line(repo: Path, tmp_path: Path, _private_tmux: str) -> None:
+def test_missing_bwrap_via_cli_is_one_clear_line(repo: Path, tmp_path: Path) -> None:
     (repo / "cockpit.toml").write_text('[cockpit]\nsandbox = "bwrap"\n')
-    before = _untouched(repo, _private_tmux)
+    before = _untouched(repo)
     env = {**os.environ, "PATH": _path_without_bwrap(tmp_path), "PYTHONPATH": CODE_ROOT}
     result = subprocess.run([sys.executable, "-m", "cockpit", "spawn", "a", "--command", "true"], cwd=repo, env=env,
                             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert result.stderr.strip().count("\n") == 0 and "apt-get install -y bubblewrap" in result.stderr
     assert "Traceback" not in result.stderr
-    assert _untouched(repo, _private_tmux) == before
+    assert _untouched(repo) == before
 
 
 def test_bwrap_that_cannot_run_reports_its_error(fleet: Fleet, repo: Path, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch, _private_tmux: str) -> None:
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     path = _path_without_bwrap(tmp_path)
     fake = Path(path) / "bwrap"
     fake.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n")
@@ -259,10 +259,10 @@ def test_bwrap_that_cannot_run_reports_its_error(fleet: Fleet, repo: Path, tmp_p
     monkeypatch.setenv("PATH", path)
     monkeypatch.setattr(sandbox, "_checked", {})
     (repo / "cockpit.toml").write_text('[cockpit]\nsandbox = "bwrap"\n')
-    before = _untouched(repo, _private_tmux)
+    before = _untouched(repo)
     with pytest.raises(sandbox.SandboxError, match="does not work here: bwrap: No permissions to create new namespace"):
         fleet.spawn("j", command="true")
-    assert _untouched(repo, _private_tmux) == before
+    assert _untouched(repo) == before
 
 
 @pytest.mark.parametrize("text, where", [
@@ -322,15 +322,9 @@ def _cli(repo: Path, *args: str, crash: str | None = None) -> subprocess.Complet
                           env=env, stdin=subprocess.DEVNULL, timeout=60)
 
 
-def _hooks_run_this_code(socket: str) -> None:
-    """tmux's pane-died hook runs ``python -m cockpit`` with the server's environment: make it import
-    the code under test (a shared development venv may point elsewhere), as an install would."""
-    subprocess.run(["tmux", "-L", socket, "set-environment", "-g", "PYTHONPATH", CODE_ROOT], check=True)
-
-
 @needs_bwrap
 @pytest.mark.parametrize("step", ["after-worktree", "after-session"])
-def test_crash_inside_sandboxed_spawn_rolls_back(repo: Path, step: str, _private_tmux: str) -> None:
+def test_crash_inside_sandboxed_spawn_rolls_back(repo: Path, step: str) -> None:
     """The sandboxed worktree is detached, so recovery cannot find it through its branch."""
     (repo / "cockpit.toml").write_text('[cockpit]\nsandbox = "bwrap"\n')
     assert _cli(repo, "spawn", "s", "--command", "sleep 60", crash=f"spawn:{step}").returncode == -9
@@ -346,12 +340,11 @@ def test_crash_inside_sandboxed_spawn_rolls_back(repo: Path, step: str, _private
 
 @needs_bwrap
 @pytest.mark.parametrize("step", ["before-archive", "after-archive", "after-teardown"])
-def test_crash_inside_sandboxed_discard_completes_it(repo: Path, step: str, _private_tmux: str) -> None:
+def test_crash_inside_sandboxed_discard_completes_it(repo: Path, step: str) -> None:
     (repo / "cockpit.toml").write_text('[cockpit]\nsandbox = "bwrap"\n')
     spawned = _cli(repo, "spawn", "d", "--command", "echo data > work.txt && git add work.txt && "
                                                     "git commit -qm work && echo ok > $TMPDIR/ok; sleep 60")
     assert spawned.returncode == 0, spawned.stderr
-    _hooks_run_this_code(_private_tmux)
     wait_until((repo / ".cockpit" / "agents" / "d" / "tmp" / "ok").exists, message="agent committed")
     assert _cli(repo, "discard", "d", "--yes", crash=f"discard:{step}").returncode == -9
     listing = _cli(repo, "ls", "--json")
@@ -365,11 +358,10 @@ def test_crash_inside_sandboxed_discard_completes_it(repo: Path, step: str, _pri
 
 @needs_bwrap
 @pytest.mark.parametrize("step", ["after-archive", "after-teardown", "after-session"])
-def test_crash_inside_sandboxed_respawn_is_consistent(repo: Path, step: str, _private_tmux: str) -> None:
+def test_crash_inside_sandboxed_respawn_is_consistent(repo: Path, step: str) -> None:
     (repo / "cockpit.toml").write_text('[cockpit]\nsandbox = "bwrap"\n')
     command = "git commit -q --allow-empty -m mine && echo ok > $TMPDIR/ok; sleep 60"
     assert _cli(repo, "spawn", "r", "--command", command).returncode == 0
-    _hooks_run_this_code(_private_tmux)
     wait_until((repo / ".cockpit" / "agents" / "r" / "tmp" / "ok").exists, message="agent committed")
     assert _cli(repo, "respawn", "r", crash=f"respawn:{step}").returncode == -9
     listing = _cli(repo, "ls", "--json")

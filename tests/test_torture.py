@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings, strategies as st
@@ -42,15 +41,14 @@ class FleetMachine(RuleBasedStateMachine):
         (self.repo / "src" / "app.py").write_text("print(1)\n")
         git(self.repo, "add", "-A")
         git(self.repo, "commit", "--quiet", "-m", "initial")
-        self.socket = f"cockpit-torture-{uuid.uuid4().hex[:8]}"
-        self.fleet = Fleet(self.repo, socket_name=self.socket)
+        self.fleet = Fleet(self.repo)
         self.main_head = git(self.repo, "rev-parse", "main")
         self.main_files = tree_hashes(self.repo)
         self.model: dict[str, dict] = {}      # live agents: expected files and branch head
         self.discarded: dict[str, dict] = {}  # name -> files at discard time
 
     def teardown(self) -> None:
-        kill_tmux_server(self.socket)
+        kill_tmux_server(self.fleet.tmux.socket)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _expect(self, name: str) -> None:

@@ -120,4 +120,4 @@ def test_demo_opens_the_cockpit_with_the_checklist_shown(tmp_path: Path, termina
         wait_until(lambda: "TUI-EXITED-0" in screen(terminal), message="a clean quit")
     finally:
         demo_fleet = Fleet(demo)
-        demo_fleet.tmux.kill_server()
+        demo_fleet.tmux.stop_server()

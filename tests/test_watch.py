@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cockpit.core.fleet import Fleet
 from cockpit.core.watch import SESSION
-from tests.conftest import PY, sleeper, wait_until
+from tests.conftest import PY, sleeper, tmux, wait_until
 from tests.test_cli import cockpit
 
 
@@ -24,9 +24,8 @@ def write_config(repo: Path, *lines: str) -> None:
     (repo / "cockpit.toml").write_text("[cockpit]\n" + "\n".join(lines) + "\n")
 
 
-def sessions(socket: str) -> list[str]:
-    return subprocess.run(["tmux", "-L", socket, "list-sessions", "-F", "#{session_name}"],
-                          capture_output=True, text=True).stdout.split()
+def sessions(repo: Path) -> list[str]:
+    return tmux(repo, "list-sessions", "-F", "#{session_name}").stdout.split()
 
 
 def events(fleet: Fleet, type: str, agent: str | None = None) -> list:
@@ -38,28 +37,28 @@ def notes(path: Path) -> list[dict]:
 
 
 # -- lifecycle ----------------------------------------------------------------------------------
-def test_watcher_starts_with_the_first_agent_hides_and_ends_with_the_last(repo: Path, _private_tmux: str) -> None:
+def test_watcher_starts_with_the_first_agent_hides_and_ends_with_the_last(repo: Path) -> None:
     assert cockpit(repo, "spawn", "one", "--command", "sleep 120").returncode == 0
     # The CLI that started it has exited: the watcher lives on in the fleet's tmux server.
-    assert SESSION in sessions(_private_tmux)
+    assert SESSION in sessions(repo)
     assert cockpit(repo, "spawn", "two", "--command", "sleep 120").returncode == 0
-    assert sessions(_private_tmux).count(SESSION) == 1
+    assert sessions(repo).count(SESSION) == 1
     listing = json.loads(cockpit(repo, "ls", "--json").stdout)
     assert [a["name"] for a in listing] == ["one", "two"]
     assert all(a["activity"] in ("working", "idle") for a in listing)
     for args in (["kill", SESSION], ["discard", SESSION, "--yes"], ["attach", SESSION]):
         result = cockpit(repo, *args)
         assert result.returncode == 1 and "invalid agent name" in result.stderr
-    assert SESSION in sessions(_private_tmux)
+    assert SESSION in sessions(repo)
     assert cockpit(repo, "kill", "one").returncode == 0
-    assert SESSION in sessions(_private_tmux)  # "two" is still live
+    assert SESSION in sessions(repo)  # "two" is still live
     assert cockpit(repo, "kill", "two").returncode == 0
-    wait_until(lambda: SESSION not in sessions(_private_tmux), timeout=15, message="the watcher ends")
+    wait_until(lambda: SESSION not in sessions(repo), timeout=15, message="the watcher ends")
     log = repo / ".cockpit" / "watcher.log"
     wait_until(lambda: "ended" in log.read_text(), message="the watcher's last words")
     assert "started" in log.read_text() and "Traceback" not in log.read_text()
     assert cockpit(repo, "respawn", "one", "--keep").returncode == 0
-    assert SESSION in sessions(_private_tmux)  # back with the next live agent
+    assert SESSION in sessions(repo)  # back with the next live agent
 
 
 def test_watcher_records_activity_changes_as_events(fleet: Fleet, repo: Path) -> None:
@@ -88,7 +87,7 @@ def test_watcher_records_an_exit_when_nothing_else_looks(fleet: Fleet) -> None:
 
 
 # -- notify_command ---------------------------------------------------------------------------------
-def test_notify_command_gets_one_json_event_per_change_with_no_tui(repo: Path, tmp_path: Path, _private_tmux: str) -> None:
+def test_notify_command_gets_one_json_event_per_change_with_no_tui(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "notes.jsonl"
     write_config(repo, f"notify_command = 'cat >> {out}'")
     command = py("print('deploy?'); input(); print('no'); raise SystemExit(3)")
@@ -98,10 +97,10 @@ def test_notify_command_gets_one_json_event_per_change_with_no_tui(repo: Path, t
     assert {k: first[k] for k in ("type", "agent", "activity")} == {"type": "activity", "agent": "ask", "activity": "waiting"}
     assert first["previous"] in (None, "working")  # None: it asked before the watcher's first look
     datetime.fromisoformat(first["ts"])
-    subprocess.run(["tmux", "-L", _private_tmux, "send-keys", "-t", "=ask:", "y", "Enter"], check=True)
+    tmux(repo, "send-keys", "-t", "=ask:", "y", "Enter", check=True)
     # failed comes within the 10 s window of the first notification: never suppressed.
     wait_until(lambda: len(notes(out)) >= 2, timeout=15, message="failed notification")
-    wait_until(lambda: SESSION not in sessions(_private_tmux), timeout=15, message="the watcher ends")
+    wait_until(lambda: SESSION not in sessions(repo), timeout=15, message="the watcher ends")
     got = notes(out)
     assert len(got) == 2, got
     assert {k: got[1][k] for k in ("type", "agent", "state", "previous", "exit_code")} == {

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import tomli_w
 
-from cockpit.core import activity as activity_mod, processes, sandbox, watch, worktrees
+from cockpit.core import activity as activity_mod, processes, sandbox, server, watch, worktrees
 from cockpit.core.agent import Agent
 from cockpit.core.checklist import Checklist, announce, run_checklist
 from cockpit.core.errors import CockpitError, NotFound
@@ -32,7 +32,8 @@ from cockpit.core.layout import Layout, archive_ref, branch_for
 from cockpit.core.lock import repo_lock
 from cockpit.core.permissions import prepare_command
 from cockpit.core.ownership import OwnershipTracker, record_new
-from cockpit.core.sessions import PaneState, Tmux, check_tmux
+from cockpit.core.server import AddressBook
+from cockpit.core.sessions import PaneState, ServerUnknown, Tmux, check_tmux
 from cockpit.core.spec import AgentSpec, FleetConfig, load_config, order_agents, validate_name
 from cockpit.core.state import LIVE, History, Record, apply
 
@@ -46,6 +47,13 @@ def _crash_point(op: str, step: str) -> None:
     """Die here if the crash-injection hook names this step (used by the crash tests)."""
     if os.environ.get(CRASH_ENV) == f"{op}:{step}":
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 @dataclass(frozen=True)
@@ -62,10 +70,11 @@ class DiscardPreview:
 class Fleet:
     """All agents of one repository. Safe to use from several threads and several processes."""
 
-    def __init__(self, root: Path, socket_name: str | None = None) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
         self.layout = Layout(self.root)
-        self.tmux = Tmux(socket_name or self.layout.socket_name)
+        self.addresses = AddressBook(self.root, self.layout.fleet_file)
+        self.tmux = Tmux(self.addresses)
         self.events = EventLog(self.layout.events)
         self._history = History()
         self._mutex = threading.RLock()
@@ -75,9 +84,10 @@ class Fleet:
         self._excluded = False
 
     @classmethod
-    def discover(cls, start: Path | None = None, socket_name: str | None = None) -> "Fleet":
-        """The fleet of the repository containing ``start`` (default: the current directory)."""
-        return cls(worktrees.repo_root(Path(start or Path.cwd())), socket_name)
+    def discover(cls, start: Path | None = None) -> "Fleet":
+        """The fleet of the repository containing ``start`` (default: the current directory),
+        also from a subdirectory or from inside one of its worktrees (an agent's included)."""
+        return cls(worktrees.repo_root(Path(start or Path.cwd())))
 
     # -- config, history, lock ---------------------------------------------------------------------
     @property
@@ -167,11 +177,16 @@ class Fleet:
                 if a.name in found else a for a in agents]
 
     def _agents(self, observe: bool, wait: float) -> list[Agent]:
-        panes = self.tmux.panes()
-        if observe:
-            from cockpit.core.recovery import observe as observe_fleet
-            if observe_fleet(self, panes, wait):
-                panes = self.tmux.panes()
+        try:
+            panes: dict[str, PaneState] | None = self.tmux.panes()
+            if observe:
+                from cockpit.core.recovery import observe as observe_fleet
+                if observe_fleet(self, panes, wait):
+                    panes = self.tmux.panes()
+            unknown = None
+        except ServerUnknown as exc:  # nothing is concluded, nothing recorded
+            panes, unknown = {}, str(exc)
+        assert panes is not None
         history = self.history()
         sandbox.on_read(self, list(history.records.values()))
         for record in history.records.values():
@@ -181,8 +196,8 @@ class Fleet:
                     and not self.layout.session_log(record.name).exists()):
                 self.tmux.repipe(record.name, self.layout.session_log(record.name))  # log deleted by hand
         tree = processes.children_map() if any(r.state in LIVE for r in history.records.values()) else {}
-        return [self._snapshot(r, panes.get(r.name), tree) for r in sorted(history.records.values(), key=lambda r: r.name)
-                if not r.discarded]
+        return [self._snapshot(r, panes.get(r.name), tree, unknown)
+                for r in sorted(history.records.values(), key=lambda r: r.name) if not r.discarded]
 
     def agent(self, name: str) -> Agent:
         validate_name(name)
@@ -191,12 +206,18 @@ class Fleet:
                 return agent
         raise NotFound(f"no agent named {name!r} (see 'cockpit ls')")
 
-    def _snapshot(self, record: Record, pane: PaneState | None, tree: dict[int, list[int]]) -> Agent:
+    def _snapshot(self, record: Record, pane: PaneState | None, tree: dict[int, list[int]],
+                  unknown: str | None = None) -> Agent:
+        """``unknown``: why the tmux server cannot be reached (its live agents are then
+        ``unknown``, never taken for gone)."""
         layout = self.layout
         worktree = layout.worktree(record.name)
         log = layout.session_log(record.name)
         state = record.state
-        if state in LIVE and pane is not None and pane.pid and not pane.dead:
+        reason = record.reason
+        if state in LIVE and unknown is not None:
+            state, reason = "unknown", unknown
+        elif state in LIVE and pane is not None and pane.pid and not pane.dead:
             state = "paused" if processes.is_stopped(pane.pid, tree) else "running"
         if not worktree.is_dir():
             state = "missing"
@@ -227,12 +248,12 @@ class Fleet:
             command=record.spec.command,
             scope=list(record.spec.scope),
             after=list(record.spec.after),
-            tmux_socket=self.tmux.socket_name,
+            tmux_socket=self.tmux.socket,
             tmux_session=record.name,
             last_activity=last,
             state_since=record.state_since,
             blocked_by=record.blocked_by,
-            reason=record.reason,
+            reason=reason,
             pid=pane.pid if pane else None,
             archives=list(record.archives),
             merge=dict(record.merge) if record.merge else None,
@@ -311,9 +332,9 @@ class Fleet:
             raise CockpitError(f"{worktree} already exists: refusing to overwrite it")
         if self.tmux.has_session(name):
             raise CockpitError(
-                f"tmux session {name!r} already exists on socket {self.tmux.socket_name} but is not a cockpit agent "
+                f"tmux session {name!r} already exists on the fleet's tmux server but is not a cockpit agent "
                 f"of this repository (left from an earlier repository at this path?): "
-                f"tmux -L {self.tmux.socket_name} kill-session -t {name}")
+                f"tmux -S {self.tmux.socket} kill-session -t {name}")
 
     def _environment(self, spec: AgentSpec, attempt: int, branch: str, base_ref: str) -> dict[str, str]:
         layout = self.layout
@@ -330,8 +351,6 @@ class Fleet:
             "COCKPIT_LOG": str(layout.session_log(spec.name)),
             "COCKPIT_REPO": str(self.root),
             "COCKPIT_EXIT_FILE": str(layout.exit_file(spec.name)),
-            "COCKPIT_PYTHON": sys.executable,
-            "COCKPIT_TMUX_SOCKET": self.tmux.socket_name,
             "COCKPIT_HOOK_LOG": str(layout.home / "hook.log"),
             "TMPDIR": str(layout.tmp_dir(spec.name)),
         })
@@ -370,7 +389,8 @@ class Fleet:
             env = self._environment(spec, attempt, branch, base_ref)
             prefix = sandbox.launch_prefix(self, spec, branch)
             panes = self.tmux.start(name, layout.worktree(name), env, layout.session_log(name),
-                                    hook=self.exit_hook(), prefix=prefix, nice=self.config.tmux_nice)
+                                    hook=self.exit_hook(), prefix=prefix, nice=self.config.tmux_nice,
+                                    on_exit=self.cockpit_command("_observe", "--agent", spec.name))
             _crash_point(op, "after-session")
         except BaseException as exc:
             self._rollback(name, branch if created_branch else None, created_worktree, not agent_dir_existed)
@@ -383,9 +403,7 @@ class Fleet:
 
     def _rollback(self, name: str, branch: str | None, worktree: bool, agent_dir: bool) -> None:
         """Undo a launch's steps, newest first. Best effort, and every step is tried."""
-        if self.tmux.has_session(name):
-            self._stop_processes(name)
-            self.tmux.kill(name)
+        self.end_session(name)
         sandbox.after_teardown(self, name)
         if worktree:
             try:
@@ -438,7 +456,10 @@ class Fleet:
     # -- pause, resume, kill ----------------------------------------------------------------------
     def _live_pane(self, name: str) -> PaneState:
         record = self._record(name)
-        pane = self.tmux.pane(name)
+        try:
+            pane = self.tmux.pane(name)
+        except ServerUnknown as exc:
+            raise ServerUnknown(f"agent {name!r} is in an unknown state: {exc}") from None
         if pane is None or pane.dead or not pane.pid or record.state not in LIVE:
             state = self._state_of(name)
             raise CockpitError(f"agent {name!r} is not running ({state})")
@@ -466,30 +487,64 @@ class Fleet:
             processes.signal_tree(pane.pid, signal.SIGCONT)
             self.events.append("resumed", name)
 
-    def _stop_processes(self, name: str, grace: float = 3.0) -> None:
-        """SIGTERM the agent's tree (continuing it if paused), then SIGKILL what is left."""
+    def end_session(self, name: str, grace: float = 3.0) -> None:
+        """End the agent's processes and its tmux session: SIGTERM its process tree (continuing
+        it if paused), SIGKILL what is left after ``grace`` seconds, kill the session, then end
+        any process still carrying the agent's name (one that left the tree, such as a daemon
+        that double-forked). The one way every operation stops an agent."""
         pane = self.tmux.pane(name)
-        if pane is None or not pane.pid or pane.dead:
-            return
-        victims = processes.signal_tree(pane.pid, signal.SIGTERM, rounds=1)
-        processes.signal_tree(pane.pid, signal.SIGCONT, rounds=1)
+        if pane is not None and pane.pid and not pane.dead:
+            victims = processes.signal_tree(pane.pid, signal.SIGTERM, rounds=1)
+            processes.signal_tree(pane.pid, signal.SIGCONT, rounds=1)
+            self._reap(victims, grace)
+            for pid in victims + processes.descendants(pane.pid):
+                _kill(pid, signal.SIGKILL)
+        if pane is not None:
+            self.tmux.kill(name)
+        strays = processes.carrying({"COCKPIT_AGENT": name, "COCKPIT_REPO": str(self.root)})
+        for pid in strays:
+            _kill(pid, signal.SIGTERM)
+            _kill(pid, signal.SIGCONT)
+        self._reap(strays, 1.0)
+        for pid in strays:
+            _kill(pid, signal.SIGKILL)
+
+    @staticmethod
+    def _reap(pids: list[int], grace: float) -> None:
+        """Wait up to ``grace`` seconds for ``pids`` to end."""
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(processes.state(p) not in (None, "Z") for p in victims):
+        while time.monotonic() < deadline and any(processes.state(p) not in (None, "Z") for p in pids):
             time.sleep(0.05)
-        for pid in victims + processes.descendants(pane.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def kill(self, name: str) -> None:
         """End the agent's processes and tmux session; keep its worktree, branch and log."""
         validate_name(name)
         with self.locked():
             self._live_pane(name)
-            self._stop_processes(name)
-            self.tmux.kill(name)
+            self.end_session(name)
             self.events.append("killed", name, reason="killed by the user")
+
+    def down(self) -> list[str]:
+        """Stop the whole fleet and leave nothing running: every live agent is ended (recorded
+        ``killed``; worktree, branch and log kept), then the watcher, the panes kept by
+        ``remain-on-exit``, the log pipes and the tmux server itself, whose socket is removed.
+        Returns the names of the agents it stopped. Refuses (:class:`ServerUnknown`, nothing
+        changed) when the server cannot be reached: it cannot tell what runs."""
+        with self.locked():
+            self.tmux.panes()  # raises ServerUnknown before anything is touched
+            stopped = [agent.name for agent in self.agents() if agent.alive]
+            for name in stopped:
+                self.end_session(name)
+                self.events.append("killed", name, reason="stopped by cockpit down")
+            panes = self.tmux.panes()
+            watcher = panes.get(watch.SESSION)
+            if watcher is not None and watcher.pid and not watcher.dead:
+                watch.stop(watcher.pid)
+            for name in panes:  # exited agents' dead panes; anything else on our server
+                if name != watch.SESSION:
+                    self.end_session(name)
+            self.tmux.stop_server()
+            return stopped
 
     def mark_failed(self, name: str) -> None:
         """Count a failure the user saw (the 2-failure rule), stopping the agent if it runs."""
@@ -497,9 +552,7 @@ class Fleet:
         validate_name(name)
         with self.locked():
             record = self._record(name)
-            if self.tmux.has_session(name):
-                self._stop_processes(name)
-                self.tmux.kill(name)
+            self.end_session(name)
             self.events.append("failed.marked", name, previous=record.state)
             apply_failure_rule(self, name)
 
@@ -559,9 +612,7 @@ class Fleet:
 
     def _teardown(self, name: str, branch: str) -> None:
         """Stop the session, remove the worktree and the branch (after archiving)."""
-        if self.tmux.has_session(name):
-            self._stop_processes(name)
-            self.tmux.kill(name)
+        self.end_session(name)
         worktrees.remove_worktree(self.root, self.layout.worktree(name))
         sandbox.after_teardown(self, name)
         if branch and worktrees.branch_exists(self.root, branch):
@@ -675,13 +726,12 @@ class Fleet:
                 self.events.append("respawn.started", name, attempt=attempt, keep=True)
                 env = self._environment(spec, attempt, record.branch, record.base)
                 self.layout.tmp_dir(name).mkdir(parents=True, exist_ok=True)
-                if self.tmux.has_session(name):
-                    # A new session rather than respawn-pane: start() sets the log pipe and
-                    # remain-on-exit before the agent's first byte, which a dead pane cannot take.
-                    self._stop_processes(name)
-                    self.tmux.kill(name)
+                # A new session rather than respawn-pane: start() sets the log pipe and
+                # remain-on-exit before the agent's first byte, which a dead pane cannot take.
+                self.end_session(name)
                 self.tmux.start(name, worktree, env, self.layout.session_log(name), hook=self.exit_hook(),
-                                prefix=prefix, nice=self.config.tmux_nice)
+                                prefix=prefix, nice=self.config.tmux_nice,
+                                on_exit=self.cockpit_command("_observe", "--agent", name))
                 self._write_spec(spec, attempt, record.branch, record.base, record.base_sha)
                 self.events.append("respawned", name, attempt=attempt, branch=record.branch, base=record.base,
                                    base_sha=record.base_sha, spec=spec.to_toml(), **extra)
@@ -704,18 +754,25 @@ class Fleet:
             watch.ensure(self)
         return self.agent(name)
 
+    def cockpit_command(self, *args: str) -> list[str]:
+        """The argv of a cockpit command on this fleet, as hooks, wrappers and the watcher run
+        it: the cockpit that started the fleet (recorded with its server), or this one if that
+        one can no longer run; never whatever ``cockpit`` a ``$PATH`` or ``$PYTHONPATH`` finds."""
+        recorded = self.tmux.address.cockpit
+        return [*(recorded if server.runnable(recorded) else server.cockpit_argv()), "-C", str(self.root), *args]
+
     def exit_hook(self) -> str | None:
         """The shell command tmux runs when any agent's process exits (its ``pane-died`` hook):
         a cockpit that records the exit and applies the 2-failure rule at once, with no cockpit
-        open. None when a path cannot be passed safely through tmux's quoting."""
+        open. None when a path cannot be passed safely through tmux's quoting (single quotes,
+        no escapes, and ``#`` starts a format)."""
         def dq(text: str) -> str:
             return '"' + "".join("\\" + c if c in '"$`\\' else c for c in text) + '"'
-        parts = [sys.executable, str(self.root), self.tmux.socket_name, str(self.layout.home / "hook.log")]
-        if any("'" in part or "\n" in part for part in parts):
+        parts = [*self.cockpit_command("_observe"), str(self.layout.home / "hook.log")]
+        if any(c in part for part in parts for c in "'\n#"):
             return None
-        python, root, socket, log = (dq(part) for part in parts)
-        return (f"COCKPIT_TMUX_SOCKET={socket} {python} -m cockpit -C {root} _observe "
-                f">>{log} 2>&1")
+        *argv, log = parts
+        return " ".join(dq(part) for part in argv) + f" >>{dq(log)} 2>&1"
 
     def observe_exit(self, name: str, timeout: float = 10.0) -> None:
         """Record ``name``'s exit as soon as tmux shows its pane dead (run by the agent's wrapper

@@ -2,24 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
-
-
-def socket_name_for(root: Path) -> str:
-    """The private tmux socket name for a repository.
-
-    Derived from the repository's real path, so every terminal or SSH login on this machine that
-    runs cockpit in the same repository reaches the same tmux server, and no other repository's.
-    ``COCKPIT_TMUX_SOCKET`` overrides it (tests use this to keep each test on its own server).
-    """
-    override = os.environ.get("COCKPIT_TMUX_SOCKET")
-    if override:
-        return override
-    digest = hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:12]
-    return f"cockpit-{digest}"
 
 
 @dataclass(frozen=True)
@@ -71,8 +55,10 @@ class Layout:
         return self.agent_dir(name) / "tmp"
 
     @property
-    def socket_name(self) -> str:
-        return socket_name_for(self.root)
+    def fleet_file(self) -> Path:
+        """Where the fleet's tmux socket, server and cockpit command are recorded
+        (:mod:`cockpit.core.server`)."""
+        return self.home / "fleet.json"
 
 
 def branch_for(name: str, attempt: int) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +33,7 @@ DENY = [
 
 
 def _cockpit(fleet: "Fleet", *args: str) -> str:
-    argv = [sys.executable, "-m", "cockpit", "-C", str(fleet.root), *args]
-    return " ".join(shlex.quote(a) for a in argv)
+    return shlex.join(fleet.cockpit_command(*args))
 
 
 def claude_settings(fleet: "Fleet", spec: AgentSpec) -> dict[str, Any]:

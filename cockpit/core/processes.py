@@ -72,3 +72,22 @@ def is_stopped(pid: int, tree: dict[int, list[int]] | None = None) -> bool:
     states = [state(child) for child in kids]
     states = [s for s in states if s is not None]
     return bool(states) and all(s in ("T", "t") for s in states)
+
+
+def carrying(variables: dict[str, str]) -> list[int]:
+    """Every process (but this one) whose environment holds each ``NAME=value`` of ``variables``:
+    an agent's processes, also those that left its process tree (a daemon that double-forked).
+    Processes of other users cannot be read and are never listed."""
+    wanted = [f"{key}={value}".encode() for key, value in variables.items()]
+    found: list[int] = []
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if all(item in environ for item in wanted):
+            found.append(int(entry))
+    return found

@@ -92,9 +92,7 @@ def _halt(fleet: "Fleet", name: str, reason: str, blocked_by: str | None = None)
     record = fleet.history().records.get(name)
     if record is None or record.state == "halted":
         return
-    if fleet.tmux.has_session(name):
-        fleet._stop_processes(name)
-        fleet.tmux.kill(name)
+    fleet.end_session(name)
     fleet.events.append("halted", name, reason=reason, blocked_by=blocked_by, previous=record.state)
 
 
@@ -126,9 +124,8 @@ def _recover(fleet: "Fleet", name: str, kind: str, data: dict) -> None:
                 # The process restart was interrupted: the worktree and branch are untouched.
                 fleet.events.append("respawn.failed", name, error="interrupted", removed_agent=False)
                 return
-            if fleet.tmux.has_session(name) and (old_branch is None or new_branch != old_branch):
-                fleet._stop_processes(name)
-                fleet.tmux.kill(name)
+            if old_branch is None or new_branch != old_branch:
+                fleet.end_session(name)
             if at is not None and at.resolve() == worktree.resolve() and new_branch != old_branch:
                 worktrees.remove_worktree(fleet.root, worktree)
                 sandbox.after_teardown(fleet, name)

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from cockpit.core.errors import CockpitError, LockBusy
 from cockpit.core.layout import Layout
+from cockpit.core.server import ensure_private_dir, socket_dir
 from cockpit.core.spec import AgentSpec
 from cockpit.core.worktrees import SAFE_CONFIG
 
@@ -184,9 +185,11 @@ def paths(root: Path, layout: Layout, name: str) -> Paths | None:
 
 
 def _tmux_socket_dirs() -> list[Path]:
-    """Where tmux servers of this user put their sockets (``$TMUX_TMPDIR`` or /tmp, ``tmux-UID``)."""
+    """Where tmux servers of this user put their sockets: every cockpit fleet's
+    (``/tmp/cockpit-UID``, :mod:`cockpit.core.server`) and tmux's own (``$TMUX_TMPDIR`` or /tmp,
+    ``tmux-UID``)."""
     uid = os.getuid()
-    dirs = [Path("/tmp") / f"tmux-{uid}"]
+    dirs = [socket_dir(), Path("/tmp") / f"tmux-{uid}"]
     custom = os.environ.get("TMUX_TMPDIR")
     if custom and Path(custom) / f"tmux-{uid}" not in dirs:
         dirs.append(Path(custom) / f"tmux-{uid}")
@@ -372,7 +375,7 @@ def prepare(root: Path, layout: Layout, name: str, branch: str) -> list[str]:
     p.tmp.mkdir(parents=True, exist_ok=True)
     (p.admin / "config.worktree").touch()
     for directory in _tmux_socket_dirs():
-        directory.mkdir(mode=0o700, exist_ok=True)  # as tmux would; it must exist to be hidden
+        ensure_private_dir(directory)  # as tmux would; it must exist to be hidden
     _add_alternate(p.common, p.objects)
     (layout.agent_dir(name) / BRANCH_MARKER).write_text(f"{branch}\n")
     sync(root, layout, name, branch)

@@ -26,18 +26,15 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
 
-import cockpit
 from cockpit.core import activity, notify
 from cockpit.core.errors import CockpitError, LockBusy
 from cockpit.core.events import Event
-from cockpit.core.sessions import base_environment
 from cockpit.core.state import LIVE, History, apply
 
 if TYPE_CHECKING:
@@ -46,11 +43,6 @@ if TYPE_CHECKING:
 SESSION = "_watcher"
 INTERVAL = 1.0
 
-# Run the cockpit package the starting process runs (not whatever `-m cockpit` finds on the
-# path of the tmux server's minimal environment): argv[1] is the directory holding it.
-_BOOT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-         "from cockpit.cli import main; sys.exit(main(sys.argv[1:]))")
-
 
 def log_path(fleet: "Fleet") -> Path:
     return fleet.layout.home / "watcher.log"
@@ -58,8 +50,7 @@ def log_path(fleet: "Fleet") -> Path:
 
 def argv(fleet: "Fleet", offset: int) -> list[str]:
     """The watcher's command line: no shell, nothing to quote."""
-    package_parent = str(Path(cockpit.__file__).resolve().parent.parent)
-    return [sys.executable, "-c", _BOOT, package_parent, "-C", str(fleet.root), "_watch", "--offset", str(offset)]
+    return fleet.cockpit_command("_watch", "--offset", str(offset))
 
 
 def running(fleet: "Fleet") -> bool:
@@ -77,19 +68,27 @@ def ensure(fleet: "Fleet", panes: Mapping[str, object] | None = None) -> bool:
         offset = fleet.layout.events.stat().st_size
     except OSError:
         offset = 0
-    command = ["tmux", "-L", fleet.tmux.socket_name, "-f", "/dev/null",
-               "new-session", "-d", "-s", SESSION, "-c", str(fleet.root), "-x", "80", "-y", "24",
-               "-e", f"COCKPIT_TMUX_SOCKET={fleet.tmux.socket_name}", *argv(fleet, offset)]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, env=base_environment(),
-                                stdin=subprocess.DEVNULL, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        return fleet.tmux.start_hidden(SESSION, fleet.root, {}, argv(fleet, offset))
+    except CockpitError as exc:
         fleet.record_event("watcher.failed", None, error=str(exc))
         return False
-    if result.returncode != 0 and not running(fleet):
-        fleet.record_event("watcher.failed", None, error=result.stderr.strip() or f"exit {result.returncode}")
-        return False
-    return result.returncode == 0
+
+
+def stop(pid: int, timeout: float = 3.0) -> None:
+    """Ask the watcher (pane pid ``pid``) to end after its current round (it finishes the
+    notifications in flight), and wait for it up to ``timeout`` seconds."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
 
 
 class Watcher:
