@@ -49,7 +49,7 @@ def create_demo(directory: Path | None = None, spawn: bool = True) -> Fleet:
     agents_dir = root / "demo_agents"
     agents_dir.mkdir()
     package = resources.files("cockpit.core.demo_agents")
-    for script, _, _ in AGENTS.values():
+    for script in [*(script for script, _, _ in AGENTS.values()), "_guard.py"]:
         (agents_dir / script).write_text(package.joinpath(script).read_text())
     (root / "README.md").write_text("# demo\n\nA throw-away repository made by 'cockpit demo'.\n")
     (root / "src" / "app").mkdir(parents=True)
