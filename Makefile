@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test screenshots bench clean
+.PHONY: setup demo test test-environments screenshots bench clean
 
 setup: $(VENV)/.installed
 	@sh scripts/ensure-tools.sh
@@ -21,6 +21,14 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# The tests that start tmux, again from environments that differ from the runner's: a private
+# TMUX_TMPDIR (tmux's own socket directory moves), then a C locale (tmux sanitises its output).
+# One fleet must look the same from every environment; .ci/run runs this after `make test`.
+test-environments: setup
+	d=$$(mktemp -d) && TMUX_TMPDIR=$$d $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider -m tmux $(PYTEST_ARGS); \
+	  s=$$?; rm -rf $$d; exit $$s
+	LANG=C LC_ALL=C $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider -m tmux $(PYTEST_ARGS)
 
 screenshots: setup
 	$(BIN)/python scripts/screenshots.py

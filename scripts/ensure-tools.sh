@@ -1,11 +1,15 @@
 #!/bin/sh
 # Make sure git and tmux >= 3.2 are present; install them with apt-get when we may.
-# bubblewrap (the optional write sandbox, sandbox = "bwrap") is installed too when we may; if it
-# cannot be, a note is printed and setup still succeeds: only git and tmux are required.
+# bubblewrap (the optional write sandbox, sandbox = "bwrap") and openssh-server (the tests that log
+# in over SSH) are installed too when we may; if they cannot be, a note is printed and setup still
+# succeeds: only git and tmux are required.
 set -eu
 
-ensure_bubblewrap() {
-    command -v bwrap >/dev/null 2>&1 && return 0
+# ensure_optional COMMAND PACKAGE WHAT: install PACKAGE with apt-get when COMMAND is missing and
+# we may; otherwise print a note (setup still succeeds: only git and tmux are required).
+ensure_optional() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    [ -x "/usr/sbin/$1" ] && return 0
     if [ "$(id -u)" -eq 0 ]; then
         sudo_=""
     elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
@@ -14,16 +18,21 @@ ensure_bubblewrap() {
         sudo_="none"
     fi
     if [ "$sudo_" != "none" ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing: bubblewrap (optional: the write sandbox)"
-        if DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq bubblewrap >/dev/null 2>&1 ||
+        echo "installing: $2 (optional: $3)"
+        if DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "$2" >/dev/null 2>&1 ||
            { $sudo_ apt-get update -qq >/dev/null 2>&1 &&
-             DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq bubblewrap >/dev/null 2>&1; }; then
+             DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "$2" >/dev/null 2>&1; }; then
             return 0
         fi
     fi
-    echo "note: bubblewrap is not installed, so agents with sandbox = \"bwrap\" cannot run and its tests are" \
-         "skipped (install it: sudo apt-get install -y bubblewrap)" >&2
+    echo "note: $2 is not installed, so $3 cannot be used and its tests are skipped" \
+         "(install it: sudo apt-get install -y $2)" >&2
     return 0
+}
+
+ensure_optionals() {
+    ensure_optional bwrap bubblewrap 'the write sandbox (sandbox = "bwrap")'
+    ensure_optional sshd openssh-server 'the tests that log in over SSH'
 }
 
 need_install=""
@@ -38,7 +47,7 @@ else
     need_install="$need_install tmux"
 fi
 if [ -z "$need_install" ]; then
-    ensure_bubblewrap
+    ensure_optionals
     exit 0
 fi
 
@@ -58,4 +67,4 @@ echo "installing:$need_install"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need_install >/dev/null
 tmux -V
-ensure_bubblewrap
+ensure_optionals

@@ -141,3 +141,73 @@ def tree_hashes(root: Path) -> dict[str, str]:
 
 def has_tmux() -> bool:
     return shutil.which("tmux") is not None
+
+
+# -- a real sshd on a loopback port --------------------------------------------------------------
+SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
+
+
+class SSHServer:
+    """An sshd of this test, on 127.0.0.1, that lets the current user in with a key of its own;
+    its host key is pinned in a known_hosts file, so checking stays on, as a user's ssh has it."""
+
+    def __init__(self, directory: Path) -> None:
+        import getpass
+        import socket as socket_mod
+        self.dir = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.user = getpass.getuser()
+        self.key = directory / "id_ed25519"
+        host_key = directory / "host_ed25519"
+        for key in (self.key, host_key):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True,
+                           stdin=subprocess.DEVNULL)
+        (directory / "authorized_keys").write_text((directory / "id_ed25519.pub").read_text())
+        with socket_mod.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.known_hosts = directory / "known_hosts"
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {(directory / 'host_ed25519.pub').read_text()}")
+        config = directory / "sshd_config"
+        config.write_text("\n".join([
+            f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
+            f"PidFile {directory / 'sshd.pid'}", f"AuthorizedKeysFile {directory / 'authorized_keys'}",
+            "StrictModes no", "UsePAM no", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+            "PubkeyAuthentication yes", "PermitRootLogin prohibit-password", f"AllowUsers {self.user}",
+            "PermitUserEnvironment no", "PrintMotd no", "Subsystem sftp internal-sftp", ""]))
+        if os.getuid() == 0:
+            Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+        self.process = subprocess.Popen([SSHD, "-D", "-f", str(config), "-E", str(directory / "sshd.log")],
+                                        stdin=subprocess.DEVNULL)
+        wait_until(lambda: self.run("true").returncode == 0 or self.process.poll() is not None,
+                   message="sshd to let us in")
+        if self.process.poll() is not None:
+            raise RuntimeError(f"sshd exited: {(directory / 'sshd.log').read_text()}")
+
+    def argv(self, command: str, tty: bool = False) -> list[str]:
+        """ssh to this server running ``command`` (a string, for the remote shell)."""
+        return ["ssh", "-F", "/dev/null", "-p", str(self.port), "-i", str(self.key), "-o", "BatchMode=yes",
+                "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={self.known_hosts}",
+                "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR", "-tt" if tty else "-T",
+                f"{self.user}@127.0.0.1", command]
+
+    def run(self, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(command), capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[SSHServer]:
+    """A real sshd on a loopback port for this test (``make`` installs openssh-server)."""
+    if SSHD is None:
+        pytest.skip("sshd is not installed (apt-get install -y openssh-server; 'make test' does)")
+    server = SSHServer(tmp_path / "sshd")
+    yield server
+    server.stop()

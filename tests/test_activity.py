@@ -15,6 +15,8 @@ from cockpit.core.agent import Agent
 from cockpit.core.fleet import Fleet
 from tests.conftest import PY, sleeper, wait_until
 
+pytestmark = pytest.mark.tmux
+
 
 def configure(repo: Path, body: str = "", **fleet_keys: object) -> None:
     lines = ["[cockpit]"] + [f"{k} = {v!r}" if not isinstance(v, str) else f"{k} = '{v}'"

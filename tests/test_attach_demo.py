@@ -9,8 +9,12 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from cockpit.core.demo import create_demo
 from tests.conftest import kill_tmux_server, wait_until
+
+pytestmark = pytest.mark.tmux
 
 
 def test_attach_and_detach_return_to_the_shell(repo: Path) -> None:

@@ -14,6 +14,8 @@ import pytest
 
 from tests.conftest import fleet_socket, git, sleeper, tmux, wait_until
 
+pytestmark = pytest.mark.tmux
+
 
 def cockpit(cwd: Path, *args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cockpit", *args], cwd=cwd, capture_output=True, text=True,

@@ -9,9 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cockpit.core.diff import agent_diff, base_moved, totals
 from cockpit.core.fleet import Fleet
 from tests.conftest import git, tree_hashes, wait_until
+
+pytestmark = pytest.mark.tmux
 
 
 def log_text(fleet: Fleet, name: str) -> str:

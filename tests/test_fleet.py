@@ -13,6 +13,8 @@ from cockpit.core.errors import CockpitError
 from cockpit.core.fleet import Fleet
 from tests.conftest import PY, git, sleeper, tree_hashes, wait_until
 
+pytestmark = pytest.mark.tmux
+
 
 def log_text(fleet: Fleet, name: str) -> str:
     path = fleet.layout.session_log(name)

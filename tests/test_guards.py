@@ -15,6 +15,8 @@ from cockpit.core.fleet import Fleet
 from cockpit.core.scope import in_scope, matches, overlap
 from tests.conftest import git, tmux, wait_until
 
+pytestmark = pytest.mark.tmux
+
 
 def cockpit(cwd: Path, *args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cockpit", *args], cwd=cwd, capture_output=True, text=True,

@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import git, sleeper, tmux, wait_until
 
+pytestmark = pytest.mark.tmux
+
 
 def cockpit(cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cockpit", *args], cwd=cwd, capture_output=True,

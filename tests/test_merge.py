@@ -21,6 +21,8 @@ from cockpit.core.queue import MergeQueue, enqueue, pending
 from cockpit.core.spec import load_config
 from tests.conftest import git, tree_hashes, wait_until
 
+pytestmark = pytest.mark.tmux
+
 
 # -- helpers -------------------------------------------------------------------------------------
 def configure(repo: Path, **cockpit: object) -> None:

@@ -15,6 +15,8 @@ from cockpit.core.server import default_socket
 from cockpit.core.watch import SESSION as WATCHER
 from tests.conftest import git, tmux, wait_until
 
+pytestmark = pytest.mark.tmux
+
 
 def cockpit(repo: Path, *args: str, crash: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ}

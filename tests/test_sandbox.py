@@ -20,6 +20,8 @@ from cockpit.core.fleet import Fleet
 from cockpit.core.spec import load_config
 from tests.conftest import fleet_socket, git, sleeper, tmux, tree_hashes, wait_until
 
+pytestmark = pytest.mark.tmux
+
 CODE_ROOT = str(Path(cockpit.__file__).resolve().parent.parent)  # the CLI subprocess runs this code
 
 

@@ -13,7 +13,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, settings, strategies as st
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from cockpit.core import processes
@@ -21,6 +23,8 @@ from cockpit.core.errors import CockpitError
 from cockpit.core.fleet import Fleet
 from cockpit.core.spec import NAME_RE
 from tests.conftest import git, kill_tmux_server, tree_hashes
+
+pytestmark = pytest.mark.tmux
 
 NAMES = st.sampled_from(["a", "b", "c", "d", "e"])
 FILES = st.sampled_from(["notes.txt", "src/app.py", "src/new/deep.bin", "README.md", "x y.txt"])

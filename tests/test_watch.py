@@ -10,10 +10,14 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from cockpit.core.fleet import Fleet
 from cockpit.core.watch import SESSION
 from tests.conftest import PY, sleeper, tmux, wait_until
 from tests.test_cli import cockpit
+
+pytestmark = pytest.mark.tmux
 
 
 def py(code: str) -> str:

@@ -772,7 +772,9 @@ class Fleet:
         if any(c in part for part in parts for c in "'\n#"):
             return None
         *argv, log = parts
-        return " ".join(dq(part) for part in argv) + f" >>{dq(log)} 2>&1"
+        # tmux runs it with the dead pane's session environment: COCKPIT_AGENT is emptied, as in
+        # the wrapper, so `cockpit down` does not take this cockpit for one of the agent's processes.
+        return "COCKPIT_AGENT= " + " ".join(dq(part) for part in argv) + f" >>{dq(log)} 2>&1"
 
     def observe_exit(self, name: str, timeout: float = 10.0) -> None:
         """Record ``name``'s exit as soon as tmux shows its pane dead (run by the agent's wrapper
