@@ -327,3 +327,16 @@ def test_the_tmux_server_yields_the_cpu_and_the_agents_keep_theirs(fleet: Fleet,
     (repo / "cockpit.toml").write_text("[cockpit]\ntmux_nice = 0\n")
     fleet.spawn("b", command="sleep 60")
     assert nice_of(server) == 5 and nice_of(fleet.agent("b").pid) == 0
+
+
+def test_a_paused_agent_with_a_zombie_child_is_still_paused(fleet: Fleet) -> None:
+    """A child that ends just as its parent is stopped stays a zombie until the parent runs
+    again; the agent is paused all the same (the environment matrix saw 'running')."""
+    fleet.spawn("z", command=f"{PY} -c \"import os, time\nif os.fork() == 0: os._exit(0)\ntime.sleep(600)\"")
+    pane = fleet.tmux.pane("z")
+    assert pane is not None and pane.pid
+    wait_until(lambda: "Z" in [processes.state(p) for p in processes.descendants(pane.pid)], message="a zombie child")
+    fleet.pause("z")
+    assert fleet.agent("z").state == "paused"
+    fleet.resume("z")
+    assert fleet.agent("z").state == "running"

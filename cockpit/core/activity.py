@@ -157,7 +157,7 @@ def probe(pane_pid: int) -> TreeView:
     pane = read_stat(pane_pid)
     if pane is None:
         return TreeView(False, False)
-    stats = [s for s in (read_stat(pid) for pid in tree(pane_pid)) if s is not None]
+    stats = [s for s in (read_stat(pid) for pid in tree(pane_pid)) if s is not None and s.state not in ("Z", "X")]
     stopped = bool(stats) and all(s.state in ("T", "t") for s in stats)
     reading = False
     if not stopped and pane.tty_nr and pane.tpgid > 0:

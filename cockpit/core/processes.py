@@ -70,7 +70,9 @@ def is_stopped(pid: int, tree: dict[int, list[int]] | None = None) -> bool:
     """True when the agent under pane shell ``pid`` has descendants and all of them are stopped."""
     kids = descendants(pid, tree)
     states = [state(child) for child in kids]
-    states = [s for s in states if s is not None]
+    # A child that ended just as its parent was stopped stays a zombie until the parent runs
+    # again: it is no process of the agent's that could be running.
+    states = [s for s in states if s is not None and s not in ("Z", "X")]
     return bool(states) and all(s in ("T", "t") for s in states)
 
 
