@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                        ("resume", "thaw a paused agent"),
                        ("kill", "end an agent's processes and session; keep worktree, branch and log"),
                        ("fail", "mark an agent failed (counts towards max_failures)"),
-                       ("attach", "attach this terminal to the agent's tmux session (detach: C-b d)")):
+                       ("attach", "attach this terminal to the agent's tmux session (detach: C-b d; "
+                                  "inside your own tmux it opens in a popup)")):
         add(name, help).add_argument("name")
 
     add("down", "stop the whole fleet: every agent, the watcher and the fleet's tmux server (worktrees, "
@@ -294,10 +295,23 @@ def run(argv: list[str] | None = None) -> int:
         from cockpit.core.wait import wait_for
         wait_for(fleet, args.name, args.target, args.timeout)
     elif command == "attach":
-        argv = fleet.attach_argv(args.name)
-        env = {k: v for k, v in os.environ.items() if k != "TMUX"}
-        os.execvpe(argv[0], argv, env)
+        return _attach(fleet, args.name)
     return 0
+
+
+def _attach(fleet, name: str) -> int:
+    """Attach this terminal; inside the user's own tmux, in a popup of it (see Tmux.attach_plan)."""
+    plan = fleet.attach_plan(name, os.environ)
+    if plan.note:
+        print(f"cockpit: {plan.note}", file=sys.stderr)
+    if plan.popup:
+        import subprocess
+        code = subprocess.call(plan.argv, env=plan.env)
+        if code:
+            raise CockpitError(f"attach ended with exit status {code}")
+        return 0
+    os.execvpe(plan.argv[0], plan.argv, plan.env)
+    return 0  # not reached
 
 
 def _check(fleet, args: argparse.Namespace) -> int:

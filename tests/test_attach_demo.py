@@ -69,3 +69,40 @@ def test_demo_cli_without_tui(tmp_path: Path) -> None:
     again = subprocess.run([sys.executable, "-m", "cockpit", "demo", "--dir", str(tmp_path / "d"), "--no-tui"],
                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert again.returncode == 1 and "not empty" in again.stderr
+
+
+def test_attach_inside_the_users_tmux_detaches_the_agent_not_the_user(repo: Path) -> None:
+    """cockpit run inside the user's own tmux: the agent opens in a popup of it, its title and
+    status line say C-b d, and C-b d detaches the agent's client — the user's stays attached."""
+    subprocess.run([sys.executable, "-m", "cockpit", "spawn", "docs", "--command", "while :; do echo tick; sleep 0.3; done"],
+                   cwd=repo, check=True)
+    fleet_socket = json.loads((repo / ".cockpit" / "fleet.json").read_text())["socket"]
+    user = f"/tmp/cockpit-test-user-{uuid.uuid4().hex[:8]}"  # the user's own tmux server
+    terminal = user + "-term"  # the terminal emulator the user's tmux client runs in
+    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+
+    def clients(socket: str) -> list[str]:
+        return subprocess.run(["tmux", "-S", socket, "list-clients", "-F", "#{session_name}"],
+                              capture_output=True, text=True).stdout.split()
+
+    def screen() -> str:
+        return subprocess.run(["tmux", "-S", terminal, "capture-pane", "-p", "-t", "=term:"],
+                              capture_output=True, text=True).stdout
+
+    try:
+        subprocess.run(["tmux", "-S", user, "-f", "/dev/null", "new-session", "-d", "-s", "work", "-c", str(repo), "sh"],
+                       check=True, env=env)
+        subprocess.run(["tmux", "-S", terminal, "-f", "/dev/null", "new-session", "-d", "-s", "term", "-x", "110",
+                        "-y", "30", f"tmux -S {user} attach -t =work"], check=True, env=env)
+        wait_until(lambda: clients(user) == ["work"], message="the user's client")
+        subprocess.run(["tmux", "-S", user, "send-keys", "-t", "=work:",
+                        f"{sys.executable} -m cockpit attach docs; echo ATTACH-EXIT-$?", "Enter"], check=True)
+        wait_until(lambda: clients(fleet_socket) == ["docs"], message="the agent's client, in a popup")
+        wait_until(lambda: "cockpit: docs · detach: C-b d" in screen() and "tick" in screen(), message="the popup")
+        subprocess.run(["tmux", "-S", terminal, "send-keys", "-t", "=term:", "C-b", "d"], check=True)
+        wait_until(lambda: clients(fleet_socket) == [], message="the agent's client detached")
+        wait_until(lambda: "ATTACH-EXIT-0" in screen(), message="back at the user's shell")
+        assert clients(user) == ["work"]  # the user's own session is still attached
+    finally:
+        for socket in (terminal, user):
+            kill_tmux_server(socket)

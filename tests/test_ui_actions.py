@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from cockpit.core import processes
 from cockpit.core.fleet import Fleet
 from cockpit.ui.app import make_app
 from cockpit.ui.dialogs import ConfirmDialog, DiscardDialog, NewAgentDialog, RespawnDialog
-from conftest import sleeper, tree_hashes
+from conftest import sleeper, tree_hashes, wait_until
 from ui_support import agent_state, focus, tile_text, tiles, wait_for
 
 pytestmark = pytest.mark.tmux
@@ -160,7 +162,7 @@ async def test_attach_suspends_runs_the_attach_command_and_returns(fleet: Fleet,
         calls.append((argv, env))
         return 0
 
-    monkeypatch.setenv("TMUX", "/tmp/outer-tmux,1,0")
+    monkeypatch.delenv("TMUX", raising=False)
     app = app_for(fleet, tmp_path, attach_runner=runner)
     suspended: list[bool] = []
 
@@ -182,6 +184,52 @@ async def test_attach_suspends_runs_the_attach_command_and_returns(fleet: Fleet,
         await pilot.press("p")  # the app is alive and still acts
         await wait_for(pilot, lambda: agent_state(app, "asker") == "paused", message="paused after attach")
         assert app.reported == []
+
+
+async def test_attach_inside_tmux_opens_a_popup_of_the_users_tmux(fleet: Fleet, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside the user's tmux a nested attach would lose C-b d to the outer tmux: the agent opens
+    in a popup of the user's tmux instead, and the app is not suspended (the grid stays behind)."""
+    fleet.spawn("asker", command=sleeper())
+    outer = f"/tmp/cockpit-test-outer-{uuid.uuid4().hex[:8]}"  # the user's tmux, with a client in a terminal
+    terminal = outer + "-term"
+    subprocess.run(["tmux", "-S", outer, "-f", "/dev/null", "new-session", "-d", "-s", "user", "sleep 600"], check=True)
+    subprocess.run(["tmux", "-S", terminal, "-f", "/dev/null", "new-session", "-d", "-s", "term",
+                    f"env -u TMUX tmux -S {outer} attach -t =user"], check=True)
+    wait_until(lambda: "user" in subprocess.run(["tmux", "-S", outer, "list-clients", "-F", "#{session_name}"],
+                                                capture_output=True, text=True).stdout, message="the user's client")
+    pid = subprocess.run(["tmux", "-S", outer, "display-message", "-p", "#{pid}"], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    calls: list[tuple[list[str], dict[str, str]]] = []
+
+    def runner(argv: list[str], env: dict[str, str]) -> int:
+        calls.append((argv, env))
+        return 0
+
+    monkeypatch.setenv("TMUX", f"{outer},{pid},0")
+    app = app_for(fleet, tmp_path, attach_runner=runner)
+    suspended: list[bool] = []
+
+    @contextlib.contextmanager
+    def fake_suspend():
+        suspended.append(True)
+        yield
+
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            app.suspend = fake_suspend  # type: ignore[method-assign]
+            await focus(pilot, app, "asker")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: calls, message="attach runner")
+            argv, env = calls[0]
+            assert argv[:3] == ["tmux", "display-popup", "-E"] and "detach: C-b d" in " ".join(argv)
+            assert shlex.split(argv[-1]) == ["env", "-u", "TMUX", "-u", "TMUX_PANE", *fleet.attach_argv("asker")]
+            assert env["TMUX"].startswith(outer) and suspended == []
+            assert app.reported == []
+    finally:
+        for socket in (terminal, outer):
+            subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
+            Path(socket).unlink(missing_ok=True)
 
 
 async def test_attach_without_a_terminal_is_an_error_not_a_crash(fleet: Fleet, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Mapping
 
 import tomli_w
 
@@ -33,7 +33,7 @@ from cockpit.core.lock import repo_lock
 from cockpit.core.permissions import prepare_command
 from cockpit.core.ownership import OwnershipTracker, record_new
 from cockpit.core.server import AddressBook
-from cockpit.core.sessions import PaneState, ServerUnknown, Tmux, check_tmux
+from cockpit.core.sessions import AttachPlan, PaneState, ServerUnknown, Tmux, check_tmux
 from cockpit.core.spec import AgentSpec, FleetConfig, load_config, order_agents, validate_name
 from cockpit.core.state import LIVE, History, Record, apply
 
@@ -799,10 +799,18 @@ class Fleet:
     # -- misc ------------------------------------------------------------------------------------
     def attach_argv(self, name: str) -> list[str]:
         """The command that attaches a terminal to the agent's session (run it with TMUX unset)."""
+        self._require_session(name)
+        return self.tmux.attach_argv(name)
+
+    def attach_plan(self, name: str, environ: Mapping[str, str]) -> AttachPlan:
+        """How to attach the terminal whose environment is ``environ`` (see :meth:`Tmux.attach_plan`)."""
+        self._require_session(name)
+        return self.tmux.attach_plan(name, environ)
+
+    def _require_session(self, name: str) -> None:
         self._record(name)
         if not self.tmux.has_session(name):
             raise CockpitError(f"agent {name!r} has no tmux session ({self._state_of(name)})")
-        return self.tmux.attach_argv(name)
 
     def screen(self, name: str, scrollback: int = 0) -> list[str]:
         """The agent's current tmux screen, escapes included (for full-screen agents)."""

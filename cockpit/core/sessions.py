@@ -24,6 +24,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from cockpit.core.errors import CockpitError
 from cockpit.core.server import Address, AddressBook, ensure_private_dir, find_server_pid, process_start
@@ -343,7 +344,7 @@ class Tmux:
         argv += [";", "set-option", "-w", "-t", target, "remain-on-exit", "on",
                  ";", "set-option", "-t", target, "status-left", f"[cockpit:{name}] ",
                  ";", "set-option", "-t", target, "status-left-length", "60",
-                 ";", "set-option", "-t", target, "status-right", "detach: C-b d ",
+                 ";", "set-option", "-t", target, "status-right", f"detach: {DETACH_KEYS} ",
                  ";", "set-option", "-t", target, "history-limit", "10000",
                  ";", "pipe-pane", "-t", target, f"cat >> {shlex.quote(str(log))}"]
         if hook:
@@ -450,3 +451,51 @@ class Tmux:
     def attach_argv(self, name: str) -> list[str]:
         """The command that attaches a terminal to the agent's session."""
         return self._client_argv() + ["attach-session", "-t", f"={name}"]
+
+    def attach_plan(self, name: str, environ: Mapping[str, str]) -> "AttachPlan":
+        """How to attach the user's terminal (whose environment is ``environ``) to the agent.
+
+        Outside tmux: a plain ``attach-session`` in this terminal. Inside the user's own tmux
+        (``TMUX`` set) a nested client would lose its keys to the outer tmux — ``C-b d`` would
+        detach the user's own session — so the agent opens in a popup of the user's tmux
+        (``display-popup -E``, tmux >= 3.2), which takes every key: there ``C-b d`` detaches the
+        agent's client and closes the popup. An outer tmux that cannot show a popup gets the
+        nested attach and a note with the keys that work there."""
+        nested = self.attach_argv(name)
+        plain = {key: value for key, value in environ.items() if key not in ("TMUX", "TMUX_PANE")}
+        if not environ.get("TMUX"):
+            return AttachPlan(nested, plain, popup=False)
+        if not _outer_has_popups(environ):
+            return AttachPlan(nested, plain, popup=False,
+                              note="your tmux cannot open popups (tmux < 3.2): attached inside it; detach "
+                                   "with your prefix twice, then d (C-b C-b d)")
+        inner = shlex.join(["env", "-u", "TMUX", "-u", "TMUX_PANE", *nested])
+        popup = ["tmux", "display-popup", "-E", "-w", "100%", "-h", "100%",
+                 "-T", f" cockpit: {name} · detach: {DETACH_KEYS} ", inner]
+        return AttachPlan(popup, dict(environ), popup=True)
+
+
+def _outer_has_popups(environ: Mapping[str, str]) -> bool:
+    """Whether the user's own tmux (the one ``$TMUX`` names) is 3.2 or newer and has a client
+    to show a popup on."""
+    try:
+        result = subprocess.run(["tmux", "display-message", "-p", "#{version} #{client_name}"], env=dict(environ),
+                                capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    match = re.match(r"(\d+)\.(\d+)\S* (\S+)", result.stdout.strip())
+    return result.returncode == 0 and match is not None and (int(match[1]), int(match[2])) >= MIN_TMUX
+
+
+DETACH_KEYS = "C-b d"
+"""What detaches from an agent's session: the agent server's prefix, then d (its status line says so)."""
+
+
+@dataclass(frozen=True)
+class AttachPlan:
+    """A command that attaches the user's terminal to an agent, and the environment to run it in."""
+
+    argv: list[str]
+    env: dict[str, str]
+    popup: bool       # opens in a popup of the user's own tmux: the terminal is not handed over
+    note: str = ""    # to tell the user before attaching (how to detach, when it is not the usual way)

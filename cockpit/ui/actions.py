@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import shlex
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
 from textual import work
 from textual.app import SuspendNotSupported
 
 from cockpit.core.activity import next_needing_attention
+from cockpit.core.sessions import AttachPlan
 from cockpit.ui.diffview import DiffScreen
 from cockpit.ui.dialogs import ConfirmDialog, DiscardDialog, NewAgentDialog, NewAgentRequest, RespawnDialog, \
     RespawnRequest
@@ -209,29 +211,47 @@ def action_new_agent(app: "CockpitApp") -> None:
 
 
 def action_attach(app: "CockpitApp", name: str | None = None) -> None:
-    """Ask the engine for the attach command (worker), then hand the terminal over."""
+    """Ask the engine how to attach (worker), then attach: in a popup of the user's own tmux
+    when cockpit runs inside one, else by handing this terminal over."""
     tile = _target(app, name)
     if tile is not None:
-        app.run_op(tile.agent.name, "attaching", app.fleet.attach_argv, tile.agent.name,
+        app.run_op(tile.agent.name, "attaching", app.fleet.attach_plan, tile.agent.name, dict(os.environ),
                    done=app.attach_now, pending=False)
 
 
-def attach_now(app: "CockpitApp", argv: list[str]) -> None:
-    """Suspend the app and run the attach command; detaching comes back here."""
-    env = {key: value for key, value in os.environ.items() if key != "TMUX"}
+def attach_now(app: "CockpitApp", plan: AttachPlan) -> None:
+    """Attach as ``plan`` says. A popup runs in a worker while the grid stays on screen behind
+    it; a plain attach suspends the app, and detaching comes back here."""
+    if plan.note:
+        app.notify(plan.note, timeout=10)
+    if plan.popup:
+        app.run_worker(partial(_attach_in_popup, app, plan), thread=True, exit_on_error=False, group="attach")
+        return
     try:
         with app.suspend():
-            code = app.attach_runner(argv, env)
+            code = app.attach_runner(plan.argv, plan.env)
     except SuspendNotSupported:
-        app.report_error(f"cannot hand over this terminal; attach from another one: {shlex.join(argv)}")
+        app.report_error(f"cannot hand over this terminal; attach from another one: {shlex.join(plan.argv)}")
         return
     except OSError as exc:
         app.report_error(f"attach failed: {describe(exc)}")
         return
     if code:
-        app.report_error(f"attach ended with exit status {code}: {shlex.join(argv)}")
+        app.report_error(f"attach ended with exit status {code}: {shlex.join(plan.argv)}")
     app.refresh(layout=True)
     app.request_poll(True)
+
+
+def _attach_in_popup(app: "CockpitApp", plan: AttachPlan) -> None:
+    """(worker thread) The popup blocks until the user detaches."""
+    try:
+        code = app.attach_runner(plan.argv, plan.env)
+    except OSError as exc:
+        app.call_from_thread(app.report_error, f"attach failed: {describe(exc)}")
+        return
+    if code:
+        app.call_from_thread(app.report_error, f"attach ended with exit status {code}")
+    app.call_from_thread(app.request_poll, True)
 
 
 def action_toggle_screen(app: "CockpitApp", name: str | None = None) -> None:
