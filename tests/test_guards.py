@@ -95,6 +95,29 @@ def test_checklist_refuses_a_batch_when_an_item_fails(repo: Path) -> None:
     assert "one" not in sessions
 
 
+def test_checklist_passes_on_a_repository_cockpit_was_used_in(repo: Path) -> None:
+    """The event log exists after the first spawn: it is a file, and a writable one is fine."""
+    assert cockpit(repo, "spawn", "solo", "--command", "sleep 60").returncode == 0
+    assert (repo / ".cockpit" / "events.jsonl").is_file()
+    (repo / "cockpit.toml").write_text('[[agent]]\nname = "one"\ncommand = "sleep 60"\n'
+                                       '[[agent]]\nname = "two"\ncommand = "sleep 60"\n')
+    result = cockpit(repo, "up", "--no-tui")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:3] == ["All 2 dispatches use isolation: worktree — verified",
+                                              "one: spawned", "two: spawned"]
+
+
+def test_a_batch_of_one_shows_no_failure_it_would_not_enforce(repo: Path) -> None:
+    """N=1: the checklist does not apply, so it can neither refuse nor print a failed item."""
+    assert cockpit(repo, "spawn", "solo", "--command", "sleep 60").returncode == 0
+    (repo / "cockpit.toml").write_text('[[agent]]\nname = "one"\ncommand = "sleep 60"\n')
+    result = cockpit(repo, "up", "--no-tui")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "Not applicable because N=1 (the pre-spawn checklist runs for batches of two or more)", "one: spawned"]
+    assert "FAILED" not in result.stdout + result.stderr
+
+
 def test_single_spawn_is_not_applicable(repo: Path) -> None:
     result = cockpit(repo, "spawn", "solo", "--command", "sleep 60")
     assert result.returncode == 0 and "Not applicable because N=1" in result.stdout
