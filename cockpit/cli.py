@@ -228,10 +228,13 @@ def run(argv: list[str] | None = None) -> int:
             return 1
         if checklist.n:
             print("\n".join(checklist.lines()))
-        for name, outcome in outcomes:
-            print(f"{name}: {outcome}")
+        for step in outcomes:
+            print(step.describe(), file=sys.stderr if step.action == "error" else sys.stdout)
+        failed = any(step.action == "error" for step in outcomes)
         if not args.no_tui:
-            return _open_tui(args, fleet, checklist.lines() if checklist.n else None)
+            status = _open_tui(args, fleet, checklist.lines() if checklist.n else None)
+            return status or int(failed)
+        return int(failed)
     elif command == "check":
         return _check(fleet, args)
     elif command == "guard":

@@ -25,7 +25,7 @@ import tomli_w
 
 from cockpit.core import activity as activity_mod, processes, sandbox, server, watch, worktrees
 from cockpit.core.agent import Agent
-from cockpit.core.checklist import Checklist, announce, run_checklist
+from cockpit.core.checklist import Checklist
 from cockpit.core.errors import CockpitError, NotFound
 from cockpit.core.events import Event, EventLog
 from cockpit.core.layout import Layout, archive_ref, branch_for
@@ -34,11 +34,12 @@ from cockpit.core.permissions import prepare_command
 from cockpit.core.ownership import OwnershipTracker, record_new
 from cockpit.core.server import AddressBook
 from cockpit.core.sessions import AttachPlan, PaneState, ServerUnknown, Tmux, check_tmux
-from cockpit.core.spec import AgentSpec, FleetConfig, load_config, order_agents, validate_name
+from cockpit.core.spec import AgentSpec, FleetConfig, load_config, validate_name
 from cockpit.core.state import LIVE, History, Record, apply
 
 if TYPE_CHECKING:
     from cockpit.core.diff import AgentDiff
+    from cockpit.core.up import Step
 
 CRASH_ENV = "COCKPIT_CRASH_AT"  # test hook: "op:step" makes the engine SIGKILL itself there
 
@@ -418,40 +419,13 @@ class Fleet:
         if agent_dir:
             shutil.rmtree(self.layout.agent_dir(name), ignore_errors=True)
 
-    def up(self, names: list[str] | None = None) -> tuple[Checklist, list[tuple[str, str]]]:
-        """Spawn every configured agent (or those named) that does not exist yet, ``after`` first.
-
-        Runs the pre-spawn checklist over the agents to start and refuses the whole batch
-        (:class:`ChecklistFailed`) if an item fails. Returns the checklist and ``(name, outcome)``
-        pairs; agents that already exist are untouched.
-        """
-        config = self.config
-        for name in names or []:
-            validate_name(name)
-            if name not in config.agents:
-                raise CockpitError(f"agent {name!r} is not in {self.layout.config.name}")
-        if not config.agents:
-            raise CockpitError(f"no agents configured: add [[agent]] entries to {self.layout.config} "
-                               "('cockpit init' writes a starter file)")
-        check_tmux()
-        with self.locked():
-            outcomes: list[tuple[str, str]] = []
-            current = {a.name: a for a in self.agents()}
-            order = order_agents(config.agents, names)
-            to_start = [name for name in order if name not in current]
-            checklist = run_checklist(self, [config.agents[n] for n in to_start])
-            if checklist.n >= 2:
-                announce(self, checklist)
-            for name in order:
-                agent = current.get(name)
-                if agent is not None and agent.alive:
-                    outcomes.append((name, f"already {agent.state}"))
-                elif agent is not None:
-                    outcomes.append((name, f"skipped: exists ({agent.state}); use 'cockpit respawn {name}'"))
-                else:
-                    self.spawn(name)
-                    outcomes.append((name, "spawned"))
-            return checklist, outcomes
+    def up(self, names: list[str] | None = None) -> tuple[Checklist, list["Step"]]:
+        """Bring every configured agent (or those named) back, ``after`` first: spawn the ones
+        never spawned (or discarded), restart killed ones in place (``respawn --keep``), leave
+        the rest and say why (:mod:`cockpit.core.up`). The agents to start pass the pre-spawn
+        checklist as one batch, or nothing starts (:class:`ChecklistFailed`)."""
+        from cockpit.core import up
+        return up.run(self, names)
 
     # -- pause, resume, kill ----------------------------------------------------------------------
     def _live_pane(self, name: str) -> PaneState:
