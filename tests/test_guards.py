@@ -118,6 +118,35 @@ def test_a_batch_of_one_shows_no_failure_it_would_not_enforce(repo: Path) -> Non
     assert "FAILED" not in result.stdout + result.stderr
 
 
+def test_checklist_refuses_what_the_spawn_would_refuse(repo: Path, tmp_path: Path, _private_tmux: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dangling symlink at a worktree path and a sandbox that cannot run fail the checklist,
+    as they would fail the spawn: the batch is refused before any agent starts."""
+    from cockpit.core import sandbox
+    from cockpit.core.checklist import ChecklistFailed
+    (repo / "cockpit.toml").write_text('[[agent]]\nname = "one"\ncommand = "sleep 60"\n'
+                                       '[[agent]]\nname = "two"\ncommand = "sleep 60"\n'
+                                       '[[agent]]\nname = "boxed"\ncommand = "sleep 60"\nsandbox = "bwrap"\n')
+    link = repo / ".cockpit" / "worktrees" / "two"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(tmp_path / "nowhere")
+    bindir = tmp_path / "bin"  # git and tmux, no bwrap
+    bindir.mkdir()
+    for tool in ("git", "tmux"):
+        (bindir / tool).symlink_to(subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True,
+                                                  text=True).stdout.strip())
+    monkeypatch.setenv("PATH", str(bindir))
+    monkeypatch.setattr(sandbox, "_checked", {})
+    fleet = Fleet(repo, socket_name=_private_tmux)
+    with pytest.raises(ChecklistFailed) as refused:
+        fleet.up()
+    failed = {(i.agent, i.check) for i in refused.value.checklist.failures}
+    assert failed == {("two", "own worktree path"), ("boxed", "write sandbox runs")}
+    assert "bubblewrap" in next(i.detail for i in refused.value.checklist.failures if i.agent == "boxed")
+    assert not (repo / ".cockpit" / "worktrees" / "one").exists() and fleet.agents() == []
+    assert link.is_symlink()
+
+
 def test_single_spawn_is_not_applicable(repo: Path) -> None:
     result = cockpit(repo, "spawn", "solo", "--command", "sleep 60")
     assert result.returncode == 0 and "Not applicable because N=1" in result.stdout

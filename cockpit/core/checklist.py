@@ -3,7 +3,8 @@
 Before ``up`` starts two or more agents, every one is checked the way it will be started: a new
 agent for its own new worktree path and branch, a killed agent restarted in place (``respawn
 --keep``) for its own existing worktree and its branch checked out nowhere else; each for its
-own tmux session and a writable log directory outside every worktree. Then a base that exists
+own tmux session, a write sandbox that runs (when it asks for one) and a writable log directory
+outside every worktree. Then a base that exists
 (when an agent is cut from it), a writable event log and a failure limit; overlapping scopes are
 warnings. All pass: the exact announcement ``All N dispatches use isolation: worktree —
 verified`` is printed and logged; otherwise nothing of the batch starts.
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
-from cockpit.core import worktrees
+from cockpit.core import sandbox, worktrees
 from cockpit.core.errors import CockpitError
 from cockpit.core.layout import branch_for
 from cockpit.core.scope import overlap
@@ -128,6 +129,10 @@ def run_checklist(fleet: "Fleet", specs: list[AgentSpec], base: str | None = Non
     existing = worktrees.list_worktrees(fleet.root)
     worktree_paths = [e.path for e in existing] + [layout.worktree(s.name) for s in specs]
     panes = fleet.tmux.panes()
+    try:
+        sandbox_default = fleet.config.sandbox
+    except CockpitError:  # reported below, as the max_failures item
+        sandbox_default = None
     seen_paths: dict[Path, str] = {}
     for spec in specs:
         name = spec.name
@@ -137,9 +142,10 @@ def run_checklist(fleet: "Fleet", specs: list[AgentSpec], base: str | None = Non
         seen_paths[path] = name
         record = kept.get(name)
         if record is None:
-            distinct = clash is None and path.resolve() != fleet.root.resolve() and not path.exists()
+            occupied = os.path.lexists(path)  # (a dangling symlink too: the spawn refuses it)
+            distinct = clash is None and path.resolve() != fleet.root.resolve() and not occupied
             add(Item(name, "own worktree path", distinct,
-                     f"{path} " + ("is shared with " + clash if clash else "already exists" if path.exists() else "")))
+                     f"{path} " + ("is shared with " + clash if clash else "already exists" if occupied else "")))
             branch = branch_for(name, 1)
             at = next((e.path for e in existing if e.branch == branch), None)
             taken = worktrees.branch_exists(fleet.root, branch)
@@ -162,6 +168,11 @@ def run_checklist(fleet: "Fleet", specs: list[AgentSpec], base: str | None = Non
         stale = pane is not None and (record is None or not pane.dead)
         add(Item(name, "own tmux session", not stale,
                  f"session {name!r} already exists on socket {fleet.tmux.socket_name}" if stale else name))
+        if sandbox.enabled(sandbox.with_default(spec, sandbox_default)):
+            try:
+                add(Item(name, "write sandbox runs", True, sandbox.require()))
+            except CockpitError as exc:
+                add(Item(name, "write sandbox runs", False, str(exc)))
         log_dir = layout.agent_dir(name)
         in_worktree = [str(w) for w in worktree_paths if w.resolve() != fleet.root.resolve() and _inside(log_dir, w)]
         add(Item(name, "log directory writable and outside every worktree", _creatable(log_dir) and not in_worktree,
