@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from cockpit import __version__
-from cockpit.core.checklist import ChecklistFailed
+from cockpit.core.checklist import Checklist, ChecklistFailed
 from cockpit.core.errors import CockpitError
 
 LS_LOCK_WAIT_S = 5.0
@@ -216,7 +216,7 @@ def run(argv: list[str] | None = None) -> int:
         return cli_merge.run(command, fleet, args)
     if command == "spawn":
         agent = fleet.spawn(args.name, command=args.command, task=args.task, scope=args.scope, base=args.base)
-        print("Not applicable because N=1")
+        print("\n".join(Checklist(n=1).lines()))  # (a spawn is a batch of one)
         print(f"spawned {agent.name}: branch {agent.branch}, worktree {agent.worktree}")
         print(f"  log: {agent.log}   attach: cockpit attach {agent.name}")
     elif command == "up":

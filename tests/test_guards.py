@@ -147,9 +147,15 @@ def test_checklist_refuses_what_the_spawn_would_refuse(repo: Path, tmp_path: Pat
     assert link.is_symlink()
 
 
-def test_single_spawn_is_not_applicable(repo: Path) -> None:
+def test_single_spawn_is_not_applicable_and_says_why(repo: Path) -> None:
     result = cockpit(repo, "spawn", "solo", "--command", "sleep 60")
-    assert result.returncode == 0 and "Not applicable because N=1" in result.stdout
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0] == ("Not applicable because N=1 "
+                                             "(the pre-spawn checklist runs for batches of two or more)")
+    # The announcement is written once, in the checklist, not copied where it is printed.
+    package = Path(__file__).resolve().parents[1] / "cockpit"
+    copies = [p for p in package.rglob("*.py") if "Not applicable because" in p.read_text()]
+    assert copies == [package / "core" / "checklist.py"]
 
 
 def test_pass_env_lets_named_variables_through(fleet: Fleet, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
