@@ -143,7 +143,7 @@ def _print_table(agents) -> None:
     for a in agents:
         state = a.state + (f" ({a.exit_code})" if a.state == "failed" and a.exit_code is not None else "")
         if a.blocked_by:
-            state += f" (by {a.blocked_by})"
+            state += f" ({a.blocked_by} failed)"
         task = a.task.splitlines()[0] if a.task else ""
         flags = ", ".join(filter(None, [f"{len(a.out_of_scope)} out of scope" if a.out_of_scope else "",
                                         f"{len(a.collisions)} collision(s)" if a.collisions else ""])) or "-"

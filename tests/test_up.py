@@ -88,9 +88,10 @@ def test_up_restarts_a_crashed_agent_and_leaves_done_failed_and_halted_ones(repo
     said = {line.split(":", 1)[0]: line.split(": ", 1)[1] for line in lines[1:]}
     assert said["crash"] == "restarted (attempt 2, same worktree and branch cockpit/crash)"
     assert said["done"].startswith("left exited: it finished with exit 0 (done")
-    assert said["bad"].startswith("left halted:") and "cockpit respawn bad" in said["bad"]
-    assert said["lib"].startswith("left halted:")
-    assert said["app"].startswith("left halted:") and "'lib'" in said["app"]
+    assert said["bad"] == ("left halted after 1 failure(s) (max_failures = 1): it needs 'cockpit respawn bad' "
+                           "with a new --task or --command, or --force")
+    assert said["lib"].startswith("left halted after 1 failure(s)")
+    assert said["app"].startswith("left halted because 'lib' failed: respawn 'lib' (that releases it)")
     states = {n: (a["state"], a["attempt"]) for n, a in ls(repo).items()}
     assert states == {"done": ("exited", 1), "bad": ("halted", 1), "lib": ("halted", 1), "app": ("halted", 1),
                       "crash": ("running", 2)}

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 import tomli_w
 
 from cockpit.core import activity as activity_mod, processes, sandbox, server, watch, worktrees
-from cockpit.core.agent import Agent
+from cockpit.core.agent import Agent, halt_reason
 from cockpit.core.checklist import Checklist
 from cockpit.core.errors import CockpitError, NotFound
 from cockpit.core.events import Event, EventLog
@@ -216,6 +216,8 @@ class Fleet:
         log = layout.session_log(record.name)
         state = record.state
         reason = record.reason
+        if state == "halted" and record.blocked_by:  # (older logs said "depends on halted agent 'x'")
+            reason = halt_reason(record.failures, self.max_failures, record.blocked_by)
         if state in LIVE and unknown is not None:
             state, reason = "unknown", unknown
         elif state in LIVE and pane is not None and pane.pid and not pane.dead:
@@ -685,8 +687,13 @@ class Fleet:
             replan = spec.task != record.spec.task or spec.command != record.spec.command
             halted = current == "halted" or record.failures >= self.max_failures
             if halted and not (replan or force):
+                if record.blocked_by:
+                    raise CockpitError(
+                        f"agent {name!r} is {halt_reason(record.failures, self.max_failures, record.blocked_by)}: "
+                        f"respawn {record.blocked_by!r} (that releases {name!r}), or change {name}'s task (--task) "
+                        "or command, or use --force")
                 raise CockpitError(
-                    f"agent {name!r} is halted after {record.failures} failure(s) (max_failures = {self.max_failures}): "
+                    f"agent {name!r} is {halt_reason(record.failures, self.max_failures)}: "
                     "change its task (--task) or command, or use --force")
             reset = halted and (replan or force)
             attempt = record.attempt + 1

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cockpit.core.agent import Agent
+from cockpit.core.agent import Agent, halt_reason
 from cockpit.core.checklist import Checklist, announce, run_checklist
 from cockpit.core.errors import CockpitError
 from cockpit.core.sessions import check_tmux
@@ -74,8 +74,12 @@ def _decide(name: str, agent: Agent | None, discarded: bool) -> Step:
         return Step(name, LEAVE, f"left failed ({code}{agent.failures}/{agent.max_failures} failures): "
                                  f"'cockpit respawn {name}' starts the next attempt")
     if process == "halted":
-        return Step(name, LEAVE, f"left halted: {agent.reason or 'the 2-failure rule'}; it needs 'cockpit respawn {name}' "
-                                 "with a new --task or --command, or --force")
+        why = halt_reason(agent.failures, agent.max_failures, agent.blocked_by)
+        if agent.blocked_by:
+            return Step(name, LEAVE, f"left {why}: respawn {agent.blocked_by!r} (that releases it), "
+                                     f"or 'cockpit respawn {name}' with a new --task or --command, or --force")
+        return Step(name, LEAVE, f"left {why}: it needs 'cockpit respawn {name}' with a new --task or "
+                                 "--command, or --force")
     if process == "killed":
         return Step(name, RESTART, f"restart in its worktree on {agent.branch}")
     return Step(name, LEAVE, f"left {agent.state}")
