@@ -44,3 +44,46 @@ def test_a_halted_dependent_says_which_agent_failed(repo: Path) -> None:
         "or change app's task (--task) or command, or use --force")
     own = cockpit(repo, "respawn", "lib")
     assert own.returncode == 1 and "agent 'lib' is halted after 1 failure(s) (max_failures = 1)" in own.stderr
+
+
+def assert_usage_error(result: subprocess.CompletedProcess, text: str) -> None:
+    """argparse's way: exit 2, the usage, then one error line naming the argument."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("usage: cockpit") and [line for line in lines if "error:" in line] == lines[-1:]
+    assert lines[-1].startswith("cockpit") and text in lines[-1], result.stderr
+    assert result.stdout == ""
+
+
+def test_bad_numbers_and_directories_are_usage_errors(repo: Path, tmp_path: Path) -> None:
+    assert cockpit(repo, "spawn", "a", "--command", "echo one; echo two; sleep 600").returncode == 0
+    assert_usage_error(cockpit(repo, "logs", "a", "-n", "-5"), "argument -n/--lines: expected a whole number, 0 or more")
+    assert_usage_error(cockpit(repo, "logs", "a", "-n", "x"), "got 'x'")
+    for bad in ("-1", "nan", "inf", "soon"):
+        assert_usage_error(cockpit(repo, "wait", "a", "--for", "idle", "--timeout", bad),
+                           f"argument --timeout: expected a number of seconds, 0 or more (got '{bad}')")
+    # -C to a directory that is not there must not run in the current one (here: a repository).
+    elsewhere = tmp_path / "typo"
+    assert_usage_error(cockpit(repo, "-C", str(elsewhere), "ls"), f"argument -C: no such directory: '{elsewhere}'")
+    assert_usage_error(cockpit(repo, "-C", str(elsewhere), "init"), "no such directory")
+    assert not (repo / "cockpit.toml").exists() and not elsewhere.exists()
+    assert_usage_error(cockpit(repo, "spawn", "b", "--command", "true", "--scope", ""), "scope glob cannot be empty")
+    assert "b" not in ls(repo)
+    # The edges that are fine: no lines, no wait.
+    assert cockpit(repo, "logs", "a", "-n", "0").stdout == ""
+    wait_until(lambda: "two" in cockpit(repo, "logs", "a", "-n", "1").stdout, message="a's output")
+    assert cockpit(repo, "logs", "a", "-n", "1").stdout.strip().endswith("two")
+    waited = cockpit(repo, "wait", "a", "--for", "exited", "--timeout", "0")
+    assert waited.returncode == 1 and "Traceback" not in waited.stderr  # (a timeout, not a usage error)
+
+
+def test_archives_of_an_unknown_name_is_refused(repo: Path) -> None:
+    refused = cockpit(repo, "archives", "nosuch")
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.strip() == "cockpit: no agent named 'nosuch' and no archives of it (see 'cockpit ls')"
+    assert cockpit(repo, "spawn", "a", "--command", "sleep 600").returncode == 0
+    none_yet = cockpit(repo, "archives", "a")
+    assert none_yet.returncode == 0 and none_yet.stdout.strip() == "no archives of a"
+    assert cockpit(repo, "discard", "a", "--yes").returncode == 0
+    listed = cockpit(repo, "archives", "a")  # a discarded agent: its archives, as before
+    assert listed.returncode == 0 and listed.stdout.startswith("refs/cockpit/archive/a/1  ")

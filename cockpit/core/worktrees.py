@@ -64,6 +64,8 @@ def ok(cwd: Path, *args: str) -> bool:
 
 def repo_root(start: Path) -> Path:
     """The main checkout of the repository containing ``start`` (also from inside a worktree)."""
+    if not start.is_dir():  # (git would run in the current directory instead)
+        raise CockpitError(f"not a directory: {start}")
     try:
         common = run(start, "rev-parse", "--path-format=absolute", "--git-common-dir")
     except GitError:
