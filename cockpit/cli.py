@@ -66,6 +66,13 @@ def _glob(text: str) -> str:
     return text
 
 
+def _ref(text: str) -> str:
+    """argparse type: a git ref, which cannot be empty (an empty --base would mean the default)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a ref cannot be empty")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cockpit", description="Run several coding agents in parallel on one repository, "
@@ -87,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--command", help="shell command to run in the worktree (default: from cockpit.toml)")
     p.add_argument("--task", help="task text, exported to the agent as COCKPIT_TASK")
     p.add_argument("--scope", action="append", metavar="GLOB", type=_glob, help="files the agent owns (repeatable)")
-    p.add_argument("--base", metavar="REF", help="ref to cut the branch from (default: [cockpit] base or the current branch)")
+    p.add_argument("--base", metavar="BRANCH", type=_ref,
+                   help="the branch to cut from and merge into (default: [cockpit] base or the current branch)")
 
     p = add("up", "spawn every configured agent (or those named) that is not alive yet, dependencies first")
     p.add_argument("names", nargs="*", metavar="NAME")

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import wait_until
+from tests.conftest import git, wait_until
 
 LIT = "'''"
 
@@ -87,3 +87,37 @@ def test_archives_of_an_unknown_name_is_refused(repo: Path) -> None:
     assert cockpit(repo, "discard", "a", "--yes").returncode == 0
     listed = cockpit(repo, "archives", "a")  # a discarded agent: its archives, as before
     assert listed.returncode == 0 and listed.stdout.startswith("refs/cockpit/archive/a/1  ")
+
+
+def test_base_resolves_to_a_branch_or_is_refused_at_spawn(repo: Path) -> None:
+    git(repo, "tag", "v1")
+    main = git(repo, "rev-parse", "main")
+    for ref, what in (("HEAD~0", "is a commit, not a branch"), ("v1", "is a tag"), (main, "is a commit")):
+        refused = cockpit(repo, "spawn", "x", "--command", "true", "--base", ref)
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+        assert f"base {ref!r} {what}" in refused.stderr
+        assert "use a local branch ('main' is checked out)" in refused.stderr
+        assert f"git branch NAME {main[:12]}" in refused.stderr
+    assert "x" not in ls(repo) and git(repo, "branch", "--list", "cockpit/x") == ""
+    usage = cockpit(repo, "spawn", "x", "--command", "true", "--base", "")
+    assert usage.returncode == 2 and "argument --base: a ref cannot be empty" in usage.stderr
+
+    # A symbolic name is the branch it names, and what is recorded is that branch: merge can land it.
+    script = "echo work > work.txt && git add work.txt && git commit -qm work && exit 0"
+    assert cockpit(repo, "spawn", "a", "--command", script, "--base", "HEAD").returncode == 0
+    assert cockpit(repo, "spawn", "b", "--command", "sleep 600", "--base", "refs/heads/main").returncode == 0
+    assert {n: a["base"] for n, a in ls(repo).items()} == {"a": "main", "b": "main"}
+    wait_until(lambda: ls(repo)["a"]["state"] == "exited", message="a committed and exited")
+    merged = cockpit(repo, "merge", "a")
+    assert merged.returncode == 0 and "a: merged into main" in merged.stdout, (merged.stdout, merged.stderr)
+    assert git(repo, "show", "main:work.txt") == "work"
+
+
+def test_a_base_in_cockpit_toml_is_held_to_the_same_rule(repo: Path) -> None:
+    git(repo, "tag", "v1")
+    (repo / "cockpit.toml").write_text('[cockpit]\nbase = "v1"\n[[agent]]\nname = "a"\ncommand = "sleep 600"\n')
+    refused = cockpit(repo, "up", "--no-tui")
+    assert refused.returncode == 1 and "a: not started: base = 'v1' in cockpit.toml is a tag" in refused.stderr
+    (repo / "cockpit.toml").write_text('[cockpit]\nbase = "HEAD"\n[[agent]]\nname = "a"\ncommand = "sleep 600"\n')
+    assert cockpit(repo, "up", "--no-tui").returncode == 0
+    assert ls(repo)["a"]["base"] == "main"

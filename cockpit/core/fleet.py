@@ -287,19 +287,36 @@ class Fleet:
         return sandbox.with_default(spec, self.config.sandbox)
 
     def _resolve_base(self, base: str | None) -> tuple[str, str]:
+        """The branch new agents are cut from, and its commit: ``base``, else ``[cockpit] base``,
+        else the main checkout's current branch. A symbolic name (``HEAD``, ``@``,
+        ``refs/heads/main``) resolves to the branch it names. Anything else — a tag, a commit,
+        ``HEAD~1``, a remote-tracking branch, a detached HEAD — is refused here, because the merge
+        queue lands an agent's work by fast-forwarding its base *branch* and would refuse it later."""
         ref = base or self.config.base
         if ref is None:  # the current branch: name and commit in one git call
             found = worktrees.head(self.root)
-            if found is not None:
+            if found is not None and found[0] != "HEAD":
                 return found
-            ref, sha = "HEAD", None
+            ref, sha = "HEAD", found[1] if found else None
         else:
             sha = worktrees.resolve(self.root, ref)
         if sha is None:  # (an empty repository is checked only then: one git call less per spawn)
             if worktrees.head_commit(self.root) is None:
                 raise CockpitError(f"{self.root}: the repository has no commits yet (make a first commit)")
             raise CockpitError(f"base {ref!r} does not exist in {self.root}")
-        return ref, sha
+        full = worktrees.full_name(self.root, ref) or ""
+        if full.startswith("refs/heads/"):
+            return full.removeprefix("refs/heads/"), sha
+        why = "the merge queue lands an agent's work by fast-forwarding its base branch"
+        if full == "HEAD":
+            raise CockpitError(f"the main checkout is on a detached HEAD ({sha[:12]}): {why}; check out a branch, "
+                               "or give one with --base BRANCH (or base = \"BRANCH\" in cockpit.toml)")
+        what = ("a tag" if full.startswith("refs/tags/") else "a remote-tracking branch"
+                if full.startswith("refs/remotes/") else full if full else "a commit, not a branch")
+        source = f"base {ref!r}" if base else f"base = {ref!r} in {self.layout.config.name}"
+        current = worktrees.current_branch(self.root)
+        instead = f"use a local branch ({current!r} is checked out)" if current else "use a local branch"
+        raise CockpitError(f"{source} is {what}: {why}; {instead}, or create one at it: git branch NAME {sha[:12]}")
 
     def spawn(self, name: str, command: str | None = None, task: str | None = None,
               scope: list[str] | None = None, base: str | None = None) -> Agent:

@@ -109,6 +109,18 @@ def resolve(root: Path, ref: str) -> str | None:
         return None
 
 
+def full_name(root: Path, ref: str) -> str | None:
+    """The full ref name ``ref`` stands for (``HEAD``, ``@`` or ``main`` -> ``refs/heads/main``,
+    ``v1`` -> ``refs/tags/v1``; ``HEAD`` itself when detached); None for a commit expression
+    (``HEAD~0``, a hash) or a name that does not exist."""
+    if ref.startswith("-"):
+        return None
+    try:
+        return run(root, "rev-parse", "--symbolic-full-name", "--verify", "--quiet", "--end-of-options", ref) or None
+    except GitError:
+        return None
+
+
 def branch_exists(root: Path, branch: str) -> bool:
     return ok(root, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}")
 
