@@ -272,20 +272,29 @@ def restore_files(worktree: Path, snapshot_sha: str) -> None:
     run(worktree, "reset", "--quiet", "--mixed", "HEAD")
 
 
-def status_porcelain(worktree: Path) -> list[str]:
+def status_entries(worktree: Path) -> list[tuple[str, str, str | None]]:
+    """``(code, path, source)`` for every change ``git status`` shows (untracked files one by
+    one, code ``??``; ignored files are not listed). ``source`` is a rename's or copy's origin."""
     out = run(worktree, "status", "--porcelain=v1", "--untracked-files=all", "-z", strip=False)
-    paths: list[str] = []
+    entries: list[tuple[str, str, str | None]] = []
     items = out.split("\0")
     index = 0
     while index < len(items):
         item = items[index]
         if item:
             code, path = item[:2], item[3:]
-            paths.append(path)
+            source = None
             if code[0] in "RC":
                 index += 1  # the rename's source follows
+                source = items[index] if index < len(items) else None
+            entries.append((code, path, source))
         index += 1
-    return paths
+    return entries
+
+
+def status_porcelain(worktree: Path) -> list[str]:
+    """Every path ``git status`` shows as changed or untracked (a rename by its new name)."""
+    return [path for _, path, _ in status_entries(worktree)]
 
 
 def commits_ahead(worktree: Path, base_sha: str) -> int:
