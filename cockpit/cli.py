@@ -10,6 +10,8 @@ import argparse
 import json
 import math
 import os
+import shlex
+import shutil
 import sys
 import threading
 from datetime import datetime, timezone
@@ -208,6 +210,19 @@ def _confirm(question: str) -> bool:
         return False
 
 
+def _this_cockpit() -> str:
+    """How a shell runs this same cockpit again: ``cockpit`` when that is what PATH finds, else
+    the path of the running entry point (``make demo`` runs ``.venv/bin/cockpit``, which is on
+    no one's PATH), or ``python -m cockpit`` with this interpreter."""
+    entry = Path(sys.argv[0])
+    if entry.name != "cockpit" or not entry.is_file():  # python -m cockpit
+        return f"{shlex.quote(sys.executable)} -m cockpit"
+    found = shutil.which("cockpit")
+    if found and Path(found).resolve() == entry.resolve():
+        return "cockpit"
+    return shlex.quote(str(entry.absolute()))
+
+
 def _open_tui(args: argparse.Namespace, fleet, notices: list[str] | None = None) -> int:
     try:
         from cockpit.ui.app import run_app
@@ -227,7 +242,8 @@ def run(argv: list[str] | None = None) -> int:
         print(f"demo repository: {fleet.root}")
         checklist, _ = fleet.up()
         print("\n".join(checklist.lines()))
-        print(f"come back later with: cockpit -C {fleet.root}   (stop the agents: cockpit -C {fleet.root} down)")
+        again = f"{_this_cockpit()} -C {shlex.quote(str(fleet.root))}"
+        print(f"come back later with: {again}   (stop the agents: {again} down)")
         if args.no_tui:
             _print_table(fleet.agents())
             return 0

@@ -121,3 +121,33 @@ def test_a_base_in_cockpit_toml_is_held_to_the_same_rule(repo: Path) -> None:
     (repo / "cockpit.toml").write_text('[cockpit]\nbase = "HEAD"\n[[agent]]\nname = "a"\ncommand = "sleep 600"\n')
     assert cockpit(repo, "up", "--no-tui").returncode == 0
     assert ls(repo)["a"]["base"] == "main"
+
+
+def test_demo_says_how_to_come_back_with_a_command_that_works(tmp_path: Path) -> None:
+    """`make demo` runs .venv/bin/cockpit, which is not on the user's PATH: the hint must work
+    from their shell as printed, and say plain `cockpit` only when that is this cockpit."""
+    import shlex
+    entry = Path(sys.executable).parent / "cockpit"  # the venv's entry point, as `make demo` runs it
+    if not entry.is_file():
+        import pytest
+        pytest.skip("no cockpit entry point beside this interpreter")
+    other_path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                                 if Path(p).resolve() != entry.parent.resolve())
+    demo = tmp_path / "demo"
+    result = subprocess.run([str(entry), "demo", "--dir", str(demo), "--no-tui"], capture_output=True, text=True,
+                            env={**os.environ, "PATH": other_path}, stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 0, result.stderr
+    hint = next(line for line in result.stdout.splitlines() if line.startswith("come back later with: "))
+    again = f"{entry} -C {demo}"
+    assert hint == f"come back later with: {again}   (stop the agents: {again} down)"
+    listed = subprocess.run(shlex.split(again) + ["ls"], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PATH": other_path}, cwd=tmp_path)
+    assert listed.returncode == 0 and "builder" in listed.stdout
+    stopped = subprocess.run(shlex.split(again) + ["down"], capture_output=True, text=True, timeout=60,
+                             env={**os.environ, "PATH": other_path}, cwd=tmp_path)
+    assert stopped.returncode == 0 and "agent(s) stopped" in stopped.stdout
+
+    on_path = subprocess.run([str(entry), "demo", "--dir", str(tmp_path / "demo2"), "--no-tui"],
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+                             env={**os.environ, "PATH": os.pathsep.join([str(entry.parent), other_path])})
+    assert f"come back later with: cockpit -C {tmp_path / 'demo2'}   " in on_path.stdout
