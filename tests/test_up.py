@@ -108,13 +108,15 @@ def test_up_leaves_a_failed_agent_for_respawn(repo: Path) -> None:
     assert ls(repo)["bad"]["attempt"] == 1
 
 
-def test_up_spawns_a_discarded_agent_afresh_and_leaves_a_missing_one(repo: Path) -> None:
-    (repo / "cockpit.toml").write_text(agents_toml(("gone", STARTS), ("lost", STARTS)))
+def test_up_spawns_discarded_agents_afresh_and_leaves_a_missing_one(repo: Path) -> None:
+    (repo / "cockpit.toml").write_text(agents_toml(("gone", STARTS), ("gone2", STARTS), ("lost", STARTS)))
     assert cockpit(repo, "up", "--no-tui").returncode == 0
     worktree = Path(ls(repo)["gone"]["worktree"])
     wait_until(lambda: (worktree / "starts.txt").exists(), message="gone started")
     (worktree / "mine.txt").write_text("work worth keeping\n")
-    assert cockpit(repo, "discard", "gone", "--yes").returncode == 0
+    for name in ("gone", "gone2"):
+        assert cockpit(repo, "discard", name, "--yes").returncode == 0
+    assert (repo / ".cockpit" / "agents" / "gone").is_dir()  # its log directory stays
     assert cockpit(repo, "kill", "lost").returncode == 0
     lost_worktree = Path(ls(repo)["lost"]["worktree"])
     subprocess.run(["rm", "-rf", str(lost_worktree)], check=True)
@@ -122,8 +124,9 @@ def test_up_spawns_a_discarded_agent_afresh_and_leaves_a_missing_one(repo: Path)
     result = cockpit(repo, "up", "--no-tui")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "Not applicable because N=1 (the pre-spawn checklist runs for batches of two or more)",
+        "All 2 dispatches use isolation: worktree — verified",
         "gone: spawned afresh (it was discarded; its archives stay: cockpit archives gone)",
+        "gone2: spawned afresh (it was discarded; its archives stay: cockpit archives gone2)",
         f"lost: left missing: its worktree {lost_worktree} is gone "
         "('cockpit respawn lost' starts afresh, archiving its branch first)"]
     agents = ls(repo)
