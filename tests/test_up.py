@@ -42,7 +42,8 @@ STARTS = "echo start >> starts.txt; echo up; exec sleep 600"  # counts its start
 def test_up_after_down_restarts_the_fleet_in_place(repo: Path) -> None:
     (repo / "cockpit.toml").write_text(agents_toml(("a", STARTS), ("b", STARTS)))
     assert cockpit(repo, "up", "--no-tui").returncode == 0
-    wait_until(lambda: all(a["state"] == "running" for a in ls(repo).values()), message="both running")
+    assert cockpit(repo, "spawn", "adhoc", "--command", "sleep 600").returncode == 0  # not in cockpit.toml
+    wait_until(lambda: all(a["state"] == "running" for a in ls(repo).values()), message="all running")
     before = ls(repo)
     worktree_a = Path(before["a"]["worktree"])
     wait_until(lambda: (worktree_a / "starts.txt").exists(), message="a started")
@@ -55,17 +56,19 @@ def test_up_after_down_restarts_the_fleet_in_place(repo: Path) -> None:
     assert result.stdout.splitlines() == [
         "All 2 dispatches use isolation: worktree — verified",
         "a: restarted (attempt 2, same worktree and branch cockpit/a)",
-        "b: restarted (attempt 2, same worktree and branch cockpit/b)"]
+        "b: restarted (attempt 2, same worktree and branch cockpit/b)",
+        "adhoc: left killed: not in cockpit.toml ('cockpit respawn adhoc --keep' restarts it)"]
     after = ls(repo)
     for name in "ab":
         assert after[name]["state"] == "running" and after[name]["attempt"] == 2
         assert after[name]["branch"] == f"cockpit/{name}" and after[name]["worktree"] == before[name]["worktree"]
     assert (worktree_a / "wip.txt").read_text() == "uncommitted work\n"  # the same worktree, kept as it was
     wait_until(lambda: (worktree_a / "starts.txt").read_text() == "start\nstart\n", message="a restarted")
+    assert after["adhoc"]["state"] == "killed"
     assert sorted(b for b in git(repo, "branch", "--list", "--format=%(refname:short)").split()) == [
-        "cockpit/a", "cockpit/b", "main"]
+        "cockpit/a", "cockpit/adhoc", "cockpit/b", "main"]
 
-    again = cockpit(repo, "up", "--no-tui")  # running agents are untouched
+    again = cockpit(repo, "up", "a", "b", "--no-tui")  # running agents are untouched; only those named
     assert again.stdout.splitlines() == ["a: already running", "b: already running"]
     assert ls(repo)["a"]["attempt"] == 2
 

@@ -4,10 +4,10 @@ Before ``up`` starts two or more agents, every one is checked the way it will be
 agent for its own new worktree path and branch, a killed agent restarted in place (``respawn
 --keep``) for its own existing worktree and its branch checked out nowhere else; each for its
 own tmux session, a write sandbox that runs (when it asks for one) and a writable log directory
-outside every worktree. Then a base that exists
-(when an agent is cut from it), a writable event log and a failure limit; overlapping scopes are
-warnings. All pass: the exact announcement ``All N dispatches use isolation: worktree —
-verified`` is printed and logged; otherwise nothing of the batch starts.
+outside every worktree. Then a base that exists (when an agent is cut from it), a writable event
+log and a failure limit; overlapping scopes are warnings. All pass: the exact announcement
+``All N dispatches use isolation: worktree — verified`` is printed and logged; otherwise nothing
+of the batch starts.
 """
 
 from __future__ import annotations

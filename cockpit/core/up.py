@@ -95,7 +95,7 @@ def plan(fleet: "Fleet", names: list[str] | None = None) -> list[Step]:
     if names is None:  # agents started by hand that 'down' stopped: say how to get them back
         steps += [Step(a.name, LEAVE, f"left killed: not in {fleet.layout.config.name} "
                                       f"('cockpit respawn {a.name} --keep' restarts it)")
-                  for a in current.values() if a.name not in config.agents and a.state == "killed"]
+                  for a in current.values() if a.name not in config.agents and a.process_state == "killed"]
     return steps
 
 
