@@ -118,7 +118,7 @@ def test_a_batch_of_one_shows_no_failure_it_would_not_enforce(repo: Path) -> Non
     assert "FAILED" not in result.stdout + result.stderr
 
 
-def test_checklist_refuses_what_the_spawn_would_refuse(repo: Path, tmp_path: Path, _private_tmux: str,
+def test_checklist_refuses_what_the_spawn_would_refuse(repo: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A dangling symlink at a worktree path and a sandbox that cannot run fail the checklist,
     as they would fail the spawn: the batch is refused before any agent starts."""
@@ -137,7 +137,7 @@ def test_checklist_refuses_what_the_spawn_would_refuse(repo: Path, tmp_path: Pat
                                                   text=True).stdout.strip())
     monkeypatch.setenv("PATH", str(bindir))
     monkeypatch.setattr(sandbox, "_checked", {})
-    fleet = Fleet(repo, socket_name=_private_tmux)
+    fleet = Fleet(repo)
     with pytest.raises(ChecklistFailed) as refused:
         fleet.up()
     failed = {(i.agent, i.check) for i in refused.value.checklist.failures}
@@ -145,6 +145,17 @@ def test_checklist_refuses_what_the_spawn_would_refuse(repo: Path, tmp_path: Pat
     assert "bubblewrap" in next(i.detail for i in refused.value.checklist.failures if i.agent == "boxed")
     assert not (repo / ".cockpit" / "worktrees" / "one").exists() and fleet.agents() == []
     assert link.is_symlink()
+
+
+def test_checklist_names_a_session_squatting_on_an_agents_name(fleet: Fleet, repo: Path) -> None:
+    (repo / "cockpit.toml").write_text('[[agent]]\nname = "one"\ncommand = "sleep 60"\n'
+                                       '[[agent]]\nname = "two"\ncommand = "sleep 60"\n')
+    fleet.tmux.cmd("new-session", "-d", "-s", "two", "sleep 600")  # not a cockpit agent
+    result = cockpit(repo, "up", "--no-tui")
+    assert result.returncode == 1, result.stderr
+    assert (f"FAILED two: own tmux session: session 'two' already exists on the fleet's tmux server "
+            f"({fleet.tmux.socket})") in result.stderr
+    assert fleet.tmux.has_session("two") and fleet.agents() == []
 
 
 def test_single_spawn_is_not_applicable_and_says_why(repo: Path) -> None:

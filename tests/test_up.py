@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cockpit.core.fleet import Fleet
 from cockpit.core.queue import MergeQueue, enqueue
-from tests.conftest import git, wait_until
+from tests.conftest import git, tmux, wait_until
 
 LIT = "'''"  # TOML literal strings: commands keep their quotes
 
@@ -73,7 +73,7 @@ def test_up_after_down_restarts_the_fleet_in_place(repo: Path) -> None:
     assert ls(repo)["a"]["attempt"] == 2
 
 
-def test_up_restarts_a_crashed_agent_and_leaves_done_failed_and_halted_ones(repo: Path, _private_tmux: str) -> None:
+def test_up_restarts_a_crashed_agent_and_leaves_done_failed_and_halted_ones(repo: Path) -> None:
     (repo / "cockpit.toml").write_text(agents_toml(
         ("done", "exit 0"), ("bad", "exit 3"), ("lib", "exit 1"), ("app", STARTS), ("crash", STARTS),
         header="[cockpit]\nmax_failures = 1\n", after={"app": "lib"}))
@@ -81,7 +81,7 @@ def test_up_restarts_a_crashed_agent_and_leaves_done_failed_and_halted_ones(repo
     wait_until(lambda: {n: a["state"] for n, a in ls(repo).items()} == {
         "done": "exited", "bad": "halted", "lib": "halted", "app": "halted", "crash": "running"},
         message="done exited, bad/lib halted (max_failures = 1), app halted with lib, crash running")
-    subprocess.run(["tmux", "-L", _private_tmux, "kill-session", "-t", "=crash"], check=True)  # a crash
+    tmux(repo, "kill-session", "-t", "=crash", check=True)  # a crash
     wait_until(lambda: ls(repo)["crash"]["state"] == "killed", message="the crash recorded")
 
     result = cockpit(repo, "up", "--no-tui")

@@ -167,7 +167,8 @@ def run_checklist(fleet: "Fleet", specs: list[AgentSpec], base: str | None = Non
         # A dead pane is a restarted agent's own leftover (respawn replaces it); a live one is not.
         stale = pane is not None and (record is None or not pane.dead)
         add(Item(name, "own tmux session", not stale,
-                 f"session {name!r} already exists on socket {fleet.tmux.socket_name}" if stale else name))
+                 f"session {name!r} already exists on the fleet's tmux server ({fleet.tmux.socket})" if stale
+                 else name))
         if sandbox.enabled(sandbox.with_default(spec, sandbox_default)):
             try:
                 add(Item(name, "write sandbox runs", True, sandbox.require()))

@@ -80,6 +80,8 @@ def _decide(name: str, agent: Agent | None, discarded: bool) -> Step:
                                      f"or 'cockpit respawn {name}' with a new --task or --command, or --force")
         return Step(name, LEAVE, f"left {why}: it needs 'cockpit respawn {name}' with a new --task or "
                                  "--command, or --force")
+    if process == "unknown":  # (nothing may be concluded: see cockpit.core.sessions.ServerUnknown)
+        return Step(name, LEAVE, f"left unknown: {agent.reason}")
     if process == "killed":
         return Step(name, RESTART, f"restart in its worktree on {agent.branch}")
     return Step(name, LEAVE, f"left {agent.state}")
