@@ -185,3 +185,24 @@ def test_an_agent_that_fails_to_start_holds_back_its_dependents_only(repo: Path)
     assert errors[1] == "three: not started: it runs after 'one', which did not start"
     assert set(ls(repo)) == {"two"}
     assert git(repo, "branch", "--list", "cockpit/one") == "" and leftover.read_text() == "not a directory\n"
+
+
+def test_up_leaves_an_agent_in_an_unknown_state_alone(repo: Path) -> None:
+    """The fleet's server runs but cannot be reached (stopped, socket moved away): up cannot
+    tell whether the agent runs, so it starts nothing and says why."""
+    import signal
+    (repo / "cockpit.toml").write_text(agents_toml(("docs", STARTS)))
+    assert cockpit(repo, "up", "--no-tui").returncode == 0
+    fleet = Fleet(repo)
+    address = fleet.tmux.address
+    os.kill(address.server_pid, signal.SIGSTOP)
+    os.rename(address.socket, address.socket + ".gone")
+    try:
+        result = cockpit(repo, "up", "--no-tui")
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("docs: left unknown: ") and "cannot be reached" in lines[0]
+    finally:
+        Path(address.socket + ".gone").rename(address.socket)
+        os.kill(address.server_pid, signal.SIGCONT)
+    assert Fleet(repo).agent("docs").state == "running" and Fleet(repo).agent("docs").attempt == 1
