@@ -99,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base", metavar="BRANCH", type=_ref,
                    help="the branch to cut from and merge into (default: [cockpit] base or the current branch)")
 
-    p = add("up", "spawn every configured agent (or those named) that is not alive yet, dependencies first")
+    p = add("up", "start every configured agent (or those named), dependencies first: spawn new ones, restart "
+                  "killed ones in their worktree; the others are left as they are, saying why")
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--no-tui", action="store_true", help="do not open the cockpit afterwards")
 
