@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import shlex
+import shutil
 import sys
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
 from cockpit import __version__
-from cockpit.core.checklist import ChecklistFailed
-from cockpit.core.errors import CockpitError
+from cockpit.core.checklist import Checklist, ChecklistFailed
+from cockpit.core.errors import CockpitError, NotFound
 
 LS_LOCK_WAIT_S = 5.0
 """How long ``cockpit ls`` waits for the repository lock when an exit must be recorded or an
@@ -29,13 +32,56 @@ Everything cockpit writes lives under <repo>/.cockpit/; archives under refs/cock
 """
 
 
+def _count(text: str) -> int:
+    """argparse type: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more (got {text!r})")
+    return value
+
+
+def _seconds(text: str) -> float:
+    """argparse type: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, 0 or more (got {text!r})")
+    return value
+
+
+def _directory(text: str) -> str:
+    """argparse type: an existing directory (``-C /typo`` must not run in the current one)."""
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"no such directory: {text!r}")
+    return text
+
+
+def _glob(text: str) -> str:
+    """argparse type: a scope glob, which cannot be empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a scope glob cannot be empty")
+    return text
+
+
+def _ref(text: str) -> str:
+    """argparse type: a git ref, which cannot be empty (an empty --base would mean the default)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a ref cannot be empty")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cockpit", description="Run several coding agents in parallel on one repository, "
         "each in its own git worktree, branch, tmux session and session.log.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"cockpit {__version__}")
-    parser.add_argument("-C", dest="directory", metavar="DIR", help="run as if started in DIR")
+    parser.add_argument("-C", dest="directory", metavar="DIR", type=_directory, help="run as if started in DIR")
     parser.add_argument("--theme", help="TUI theme name (see themes/)")
     parser.add_argument("--no-mouse", action="store_true", help="leave mouse selection to the terminal")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND")
@@ -49,10 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--command", help="shell command to run in the worktree (default: from cockpit.toml)")
     p.add_argument("--task", help="task text, exported to the agent as COCKPIT_TASK")
-    p.add_argument("--scope", action="append", metavar="GLOB", help="files the agent owns (repeatable)")
-    p.add_argument("--base", metavar="REF", help="ref to cut the branch from (default: [cockpit] base or the current branch)")
+    p.add_argument("--scope", action="append", metavar="GLOB", type=_glob, help="files the agent owns (repeatable)")
+    p.add_argument("--base", metavar="BRANCH", type=_ref,
+                   help="the branch to cut from and merge into (default: [cockpit] base or the current branch)")
 
-    p = add("up", "spawn every configured agent (or those named) that is not alive yet, dependencies first")
+    p = add("up", "start every configured agent (or those named), dependencies first: spawn new ones, restart "
+                  "killed ones in their worktree; the others are left as they are, saying why")
     p.add_argument("names", nargs="*", metavar="NAME")
     p.add_argument("--no-tui", action="store_true", help="do not open the cockpit afterwards")
 
@@ -98,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("logs", "print or follow an agent's session.log")
     p.add_argument("name")
-    p.add_argument("-n", "--lines", type=int, default=50, metavar="N", help="last N lines (default 50)")
+    p.add_argument("-n", "--lines", type=_count, default=50, metavar="N", help="last N lines (default 50)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new output (Ctrl-C to stop)")
 
     p = add("wait", "wait until an agent is waiting for input, idle or has exited (exit 1 on timeout)")
@@ -106,13 +154,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--for", dest="target", required=True, choices=("waiting", "idle", "exited"),
                    help="waiting: reading its terminal or showing a prompt; idle: silent for idle_after "
                    "(stalled counts); exited: its process ended (exited, failed, killed or halted)")
-    p.add_argument("--timeout", type=float, metavar="S", help="give up after S seconds (default: never)")
+    p.add_argument("--timeout", type=_seconds, metavar="S", help="give up after S seconds (default: never)")
 
     from cockpit import cli_merge
     cli_merge.add_parsers(add)  # diff, merge, queue
 
     sub.add_parser("_observe").add_argument("--agent")  # internal: exit hooks (not in help)
-    sub.add_parser("_watch").add_argument("--offset", type=int, default=0)  # internal: the watcher
+    sub.add_parser("_watch").add_argument("--offset", type=_count, default=0)  # internal: the watcher
     p = add("demo", "create a throw-away repository with four scripted agents and open the cockpit")
     p.add_argument("--dir", metavar="DIR", help="where to create it (default: a new temp directory)")
     p.add_argument("--no-tui", action="store_true", help="print 'cockpit ls' instead of opening the cockpit")
@@ -143,7 +191,7 @@ def _print_table(agents) -> None:
     for a in agents:
         state = a.state + (f" ({a.exit_code})" if a.state == "failed" and a.exit_code is not None else "")
         if a.blocked_by:
-            state += f" (by {a.blocked_by})"
+            state += f" ({a.blocked_by} failed)"
         task = a.task.splitlines()[0] if a.task else ""
         flags = ", ".join(filter(None, [f"{len(a.out_of_scope)} out of scope" if a.out_of_scope else "",
                                         f"{len(a.collisions)} collision(s)" if a.collisions else ""])) or "-"
@@ -161,6 +209,19 @@ def _confirm(question: str) -> bool:
         return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
     except EOFError:
         return False
+
+
+def _this_cockpit() -> str:
+    """How a shell runs this same cockpit again: ``cockpit`` when that is what PATH finds, else
+    the path of the running entry point (``make demo`` runs ``.venv/bin/cockpit``, which is on
+    no one's PATH), or ``python -m cockpit`` with this interpreter."""
+    entry = Path(sys.argv[0])
+    if entry.name != "cockpit" or not entry.is_file():  # python -m cockpit
+        return f"{shlex.quote(sys.executable)} -m cockpit"
+    found = shutil.which("cockpit")
+    if found and Path(found).resolve() == entry.resolve():
+        return "cockpit"
+    return shlex.quote(str(entry.absolute()))
 
 
 def _open_tui(args: argparse.Namespace, fleet, notices: list[str] | None = None) -> int:
@@ -182,7 +243,8 @@ def run(argv: list[str] | None = None) -> int:
         print(f"demo repository: {fleet.root}")
         checklist, _ = fleet.up()
         print("\n".join(checklist.lines()))
-        print(f"come back later with: cockpit -C {fleet.root}   (stop the agents: cockpit -C {fleet.root} down)")
+        again = f"{_this_cockpit()} -C {shlex.quote(str(fleet.root))}"
+        print(f"come back later with: {again}   (stop the agents: {again} down)")
         if args.no_tui:
             _print_table(fleet.agents())
             return 0
@@ -216,7 +278,7 @@ def run(argv: list[str] | None = None) -> int:
         return cli_merge.run(command, fleet, args)
     if command == "spawn":
         agent = fleet.spawn(args.name, command=args.command, task=args.task, scope=args.scope, base=args.base)
-        print("Not applicable because N=1")
+        print("\n".join(Checklist(n=1).lines()))  # (a spawn is a batch of one)
         print(f"spawned {agent.name}: branch {agent.branch}, worktree {agent.worktree}")
         print(f"  log: {agent.log}   attach: cockpit attach {agent.name}")
     elif command == "up":
@@ -228,10 +290,13 @@ def run(argv: list[str] | None = None) -> int:
             return 1
         if checklist.n:
             print("\n".join(checklist.lines()))
-        for name, outcome in outcomes:
-            print(f"{name}: {outcome}")
+        for step in outcomes:
+            print(step.describe(), file=sys.stderr if step.action == "error" else sys.stdout)
+        failed = any(step.action == "error" for step in outcomes)
         if not args.no_tui:
-            return _open_tui(args, fleet, checklist.lines() if checklist.n else None)
+            status = _open_tui(args, fleet, checklist.lines() if checklist.n else None)
+            return status or int(failed)
+        return int(failed)
     elif command == "check":
         return _check(fleet, args)
     elif command == "guard":
@@ -282,6 +347,8 @@ def run(argv: list[str] | None = None) -> int:
               f"(run it again: cockpit respawn {agent.name} --keep)")
     elif command == "archives":
         refs = fleet.archives(args.name)
+        if not refs and args.name not in fleet.history().records:
+            raise NotFound(f"no agent named {args.name!r} and no archives of it (see 'cockpit ls')")
         if not refs:
             print(f"no archives of {args.name}")
         for ref, sha in refs:
@@ -371,12 +438,12 @@ def _logs(fleet, args: argparse.Namespace) -> int:
                            "(cockpit writes session.log itself; something replaced it)")
     out = sys.stdout.buffer
     if not args.follow:
-        out.write(session_log.last_lines(path, max(args.lines, 0)))
+        out.write(session_log.last_lines(path, args.lines))
         out.flush()
         return 0
     stop = threading.Event()
     try:
-        for chunk in session_log.follow(path, lines=max(args.lines, 0), stop=stop):
+        for chunk in session_log.follow(path, lines=args.lines, stop=stop):
             out.write(chunk)
             out.flush()
     except KeyboardInterrupt:

@@ -283,7 +283,7 @@ def test_spawn_in_an_empty_repository_says_so_and_creates_nothing(tmp_path: Path
     assert "cockpit/a" not in git(root, "branch", "--list")
 
 
-def test_spawn_cuts_from_the_current_branch_or_a_detached_head(fleet: Fleet, repo: Path) -> None:
+def test_spawn_cuts_from_the_current_branch_and_refuses_a_detached_head(fleet: Fleet, repo: Path) -> None:
     git(repo, "checkout", "--quiet", "-b", "feature")
     (repo / "feature.txt").write_text("on feature\n")
     git(repo, "add", "feature.txt")
@@ -291,9 +291,13 @@ def test_spawn_cuts_from_the_current_branch_or_a_detached_head(fleet: Fleet, rep
     on_branch = fleet.spawn("b", command="sleep 60")
     assert on_branch.base == "feature" and on_branch.base_sha == git(repo, "rev-parse", "HEAD")
     git(repo, "checkout", "--quiet", "--detach", "main")
-    detached = fleet.spawn("d", command="sleep 60")
-    assert detached.base == "HEAD" and detached.base_sha == git(repo, "rev-parse", "main")
-    assert not (Path(detached.worktree) / "feature.txt").exists()
+    # Its work could never be merged (the queue fast-forwards a branch): refused, nothing made.
+    with pytest.raises(CockpitError, match=r"detached HEAD .*check out a branch, or give one with --base BRANCH"):
+        fleet.spawn("d", command="sleep 60")
+    assert not fleet.layout.worktree("d").exists() and "cockpit/d" not in git(repo, "branch", "--list")
+    named = fleet.spawn("m", command="sleep 60", base="main")
+    assert named.base == "main" and named.base_sha == git(repo, "rev-parse", "main")
+    assert not (Path(named.worktree) / "feature.txt").exists()
 
 
 def test_a_tmux_session_of_the_same_name_is_refused_and_left_running(fleet: Fleet, repo: Path) -> None:

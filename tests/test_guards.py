@@ -95,9 +95,78 @@ def test_checklist_refuses_a_batch_when_an_item_fails(repo: Path) -> None:
     assert "one" not in sessions
 
 
-def test_single_spawn_is_not_applicable(repo: Path) -> None:
+def test_checklist_passes_on_a_repository_cockpit_was_used_in(repo: Path) -> None:
+    """The event log exists after the first spawn: it is a file, and a writable one is fine."""
+    assert cockpit(repo, "spawn", "solo", "--command", "sleep 60").returncode == 0
+    assert (repo / ".cockpit" / "events.jsonl").is_file()
+    (repo / "cockpit.toml").write_text('[[agent]]\nname = "one"\ncommand = "sleep 60"\n'
+                                       '[[agent]]\nname = "two"\ncommand = "sleep 60"\n')
+    result = cockpit(repo, "up", "--no-tui")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:3] == ["All 2 dispatches use isolation: worktree — verified",
+                                              "one: spawned", "two: spawned"]
+
+
+def test_a_batch_of_one_shows_no_failure_it_would_not_enforce(repo: Path) -> None:
+    """N=1: the checklist does not apply, so it can neither refuse nor print a failed item."""
+    assert cockpit(repo, "spawn", "solo", "--command", "sleep 60").returncode == 0
+    (repo / "cockpit.toml").write_text('[[agent]]\nname = "one"\ncommand = "sleep 60"\n')
+    result = cockpit(repo, "up", "--no-tui")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "Not applicable because N=1 (the pre-spawn checklist runs for batches of two or more)", "one: spawned"]
+    assert "FAILED" not in result.stdout + result.stderr
+
+
+def test_checklist_refuses_what_the_spawn_would_refuse(repo: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dangling symlink at a worktree path and a sandbox that cannot run fail the checklist,
+    as they would fail the spawn: the batch is refused before any agent starts."""
+    from cockpit.core import sandbox
+    from cockpit.core.checklist import ChecklistFailed
+    (repo / "cockpit.toml").write_text('[[agent]]\nname = "one"\ncommand = "sleep 60"\n'
+                                       '[[agent]]\nname = "two"\ncommand = "sleep 60"\n'
+                                       '[[agent]]\nname = "boxed"\ncommand = "sleep 60"\nsandbox = "bwrap"\n')
+    link = repo / ".cockpit" / "worktrees" / "two"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(tmp_path / "nowhere")
+    bindir = tmp_path / "bin"  # git and tmux, no bwrap
+    bindir.mkdir()
+    for tool in ("git", "tmux"):
+        (bindir / tool).symlink_to(subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True,
+                                                  text=True).stdout.strip())
+    monkeypatch.setenv("PATH", str(bindir))
+    monkeypatch.setattr(sandbox, "_checked", {})
+    fleet = Fleet(repo)
+    with pytest.raises(ChecklistFailed) as refused:
+        fleet.up()
+    failed = {(i.agent, i.check) for i in refused.value.checklist.failures}
+    assert failed == {("two", "own worktree path"), ("boxed", "write sandbox runs")}
+    assert "bubblewrap" in next(i.detail for i in refused.value.checklist.failures if i.agent == "boxed")
+    assert not (repo / ".cockpit" / "worktrees" / "one").exists() and fleet.agents() == []
+    assert link.is_symlink()
+
+
+def test_checklist_names_a_session_squatting_on_an_agents_name(fleet: Fleet, repo: Path) -> None:
+    (repo / "cockpit.toml").write_text('[[agent]]\nname = "one"\ncommand = "sleep 60"\n'
+                                       '[[agent]]\nname = "two"\ncommand = "sleep 60"\n')
+    fleet.tmux.cmd("new-session", "-d", "-s", "two", "sleep 600")  # not a cockpit agent
+    result = cockpit(repo, "up", "--no-tui")
+    assert result.returncode == 1, result.stderr
+    assert (f"FAILED two: own tmux session: session 'two' already exists on the fleet's tmux server "
+            f"({fleet.tmux.socket})") in result.stderr
+    assert fleet.tmux.has_session("two") and fleet.agents() == []
+
+
+def test_single_spawn_is_not_applicable_and_says_why(repo: Path) -> None:
     result = cockpit(repo, "spawn", "solo", "--command", "sleep 60")
-    assert result.returncode == 0 and "Not applicable because N=1" in result.stdout
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[0] == ("Not applicable because N=1 "
+                                             "(the pre-spawn checklist runs for batches of two or more)")
+    # The announcement is written once, in the checklist, not copied where it is printed.
+    package = Path(__file__).resolve().parents[1] / "cockpit"
+    copies = [p for p in package.rglob("*.py") if "Not applicable because" in p.read_text()]
+    assert copies == [package / "core" / "checklist.py"]
 
 
 def test_pass_env_lets_named_variables_through(fleet: Fleet, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

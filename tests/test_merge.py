@@ -26,7 +26,7 @@ pytestmark = pytest.mark.tmux
 
 # -- helpers -------------------------------------------------------------------------------------
 def configure(repo: Path, **cockpit: object) -> None:
-    """Write cockpit.toml and commit it: a main checkout with an untracked file is not clean."""
+    """Write cockpit.toml and commit it."""
     (repo / "cockpit.toml").write_text(tomli_w.dumps({"cockpit": cockpit}))
     git(repo, "add", "cockpit.toml")
     git(repo, "commit", "-qm", "cockpit config")
@@ -203,31 +203,94 @@ def test_a_commit_made_on_base_while_a_gate_runs_survives(fleet: Fleet, repo: Pa
     assert git(repo, "status", "--porcelain") == ""
 
 
-def test_dirty_main_checkout_blocks_then_lands_once_clean(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
-    spawn_committer(fleet, tmp_path, "w", {"w.txt": "w\n"})
-    (repo / "README.md").write_text("my uncommitted edit\n")
-    (repo / "notes.txt").write_text("my untracked notes\n")
+def test_the_users_files_in_the_way_block_the_merge_and_are_named(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    spawn_committer(fleet, tmp_path, "w", {"w.txt": "w\n", "README.md": "agent's readme\n", "dir/sub.txt": "sub\n"})
+    (repo / "README.md").write_text("my uncommitted edit\n")  # a change to a file the commits change
+    (repo / "w.txt").write_text("my own w.txt\n")              # untracked, where the commits add one
+    (repo / "dir").write_text("a file where the commits need a directory\n")
+    (repo / "notes.txt").write_text("my untracked notes\n")    # not in the way
     before, files = main_sha(repo), tree_hashes(repo)
     outcome = run_queue(fleet, ["w"])["outcomes"]["w"]
-    assert outcome.state == "blocked" and outcome.reason == "main checkout not clean"
-    assert main_sha(repo) == before and tree_hashes(repo) == files  # the uncommitted work is untouched
-    assert fleet.agent("w").state == "blocked"
+    assert outcome.state == "blocked" and outcome.paths == ["README.md", "dir", "w.txt"]
+    assert outcome.reason == ("main checkout: landing would overwrite README.md (uncommitted change), dir (untracked), "
+                              "w.txt (untracked); commit, move or remove them, then merge again")
+    assert main_sha(repo) == before and tree_hashes(repo) == files  # the user's work is untouched
+    assert fleet.agent("w").state == "blocked" and fleet.agent("w").merge["paths"] == outcome.paths
+    assert_no_scratch(repo)
 
     git(repo, "checkout", "README.md")
-    (repo / "notes.txt").unlink()
+    (repo / "w.txt").unlink()
+    (repo / "dir").unlink()
     assert run_queue(fleet, ["w"])["outcomes"]["w"].state == "merged"
-    assert (repo / "w.txt").read_text() == "w\n" and git(repo, "status", "--porcelain") == ""
+    assert (repo / "w.txt").read_text() == "w\n" and (repo / "dir" / "sub.txt").read_text() == "sub\n"
+    assert (repo / "notes.txt").read_text() == "my untracked notes\n"
+    assert git(repo, "status", "--porcelain") == "?? notes.txt"
 
 
-def test_main_checkout_dirtied_during_the_gates_blocks_and_nothing_moves(fleet: Fleet, repo: Path,
+def test_untracked_config_and_unrelated_edits_do_not_block_and_are_kept(fleet: Fleet, repo: Path,
                                                                          tmp_path: Path) -> None:
-    configure(repo, gates=['echo dirt > "$COCKPIT_REPO/dirt.txt"'])
+    """The cockpit.toml `cockpit init` wrote, the user's edits elsewhere (staged or not) and their
+    untracked files: a fast-forward keeps every one of them exactly as it was."""
+    init = cockpit(repo, "init")
+    assert init.returncode == 0, init.stderr
+    spawn_committer(fleet, tmp_path, "w", {"w.txt": "w\n"})
+    (repo / "src" / "app.py").write_text("print('my edit, not staged')\n")
+    (repo / "README.md").write_text("my edit, staged\n")
+    git(repo, "add", "README.md")
+    (repo / "staged-new.txt").write_text("new, staged\n")
+    git(repo, "add", "staged-new.txt")
+    (repo / "notes").mkdir()
+    (repo / "notes" / "todo.txt").write_text("untracked\n")
+    status, files = git(repo, "status", "--porcelain"), tree_hashes(repo)
+    outcome = run_queue(fleet, ["w"])["outcomes"]["w"]
+    assert outcome.state == "merged", outcome.reason
+    assert main_sha(repo) == outcome.commit and git(repo, "rev-parse", "HEAD") == outcome.commit
+    assert (repo / "w.txt").read_text() == "w\n"
+    assert git(repo, "status", "--porcelain") == status  # staged stays staged, unstaged unstaged
+    assert {k: v for k, v in tree_hashes(repo).items() if k != "w.txt"} == files
+    assert git(repo, "diff", "--cached", "--name-only").splitlines() == ["README.md", "staged-new.txt"]
+
+
+def test_an_ignored_file_in_the_way_blocks_instead_of_being_overwritten(fleet: Fleet, repo: Path,
+                                                                        tmp_path: Path) -> None:
+    """git's fast-forward overwrites ignored files without a word; cockpit does not let it."""
+    (repo / ".gitignore").write_text("build/\n")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-qm", "ignore build/")
+    spawn_committer(fleet, tmp_path, "b", {"other.txt": "x\n"},
+                    after="mkdir -p build && echo generated > build/out.js && git add -f build/out.js "
+                          "&& git commit -qm 'commit a build file'")
+    (repo / "build").mkdir()
+    (repo / "build" / "out.js").write_text("my local build\n")
+    before = main_sha(repo)
+    outcome = run_queue(fleet, ["b"])["outcomes"]["b"]
+    assert outcome.state == "blocked" and outcome.paths == ["build/out.js"]
+    assert "build/out.js (ignored)" in outcome.reason
+    assert main_sha(repo) == before and (repo / "build" / "out.js").read_text() == "my local build\n"
+
+
+def test_commits_that_write_into_cockpits_own_directory_are_blocked(fleet: Fleet, repo: Path,
+                                                                    tmp_path: Path) -> None:
+    spawn_committer(fleet, tmp_path, "c", {"fine.txt": "fine\n"},
+                    after="mkdir -p .cockpit && echo x > .cockpit/events.jsonl && "
+                          "git add -f .cockpit/events.jsonl && git commit -qm 'sneak into .cockpit'")
+    events = (repo / ".cockpit" / "events.jsonl").read_bytes()
+    before = main_sha(repo)
+    outcome = run_queue(fleet, ["c"])["outcomes"]["c"]
+    assert outcome.state == "blocked" and outcome.paths == [".cockpit/events.jsonl"]
+    assert outcome.reason.startswith("main checkout: the agent's commits write into .cockpit/, cockpit's own directory")
+    assert main_sha(repo) == before and (repo / ".cockpit" / "events.jsonl").read_bytes().startswith(events)
+
+
+def test_a_file_put_in_the_way_during_the_gates_blocks_and_nothing_moves(fleet: Fleet, repo: Path,
+                                                                         tmp_path: Path) -> None:
+    configure(repo, gates=['echo dirt > "$COCKPIT_REPO/late.txt"; echo other > "$COCKPIT_REPO/other.txt"'])
     spawn_committer(fleet, tmp_path, "late", {"late.txt": "late\n"})
     before = main_sha(repo)
     outcome = run_queue(fleet, ["late"])["outcomes"]["late"]
-    assert outcome.state == "blocked" and outcome.reason == "main checkout not clean"
-    assert main_sha(repo) == before and (repo / "dirt.txt").read_text() == "dirt\n"
-    assert not (repo / "late.txt").exists()
+    assert outcome.state == "blocked" and outcome.paths == ["late.txt"]
+    assert outcome.reason.startswith("main checkout: landing would overwrite late.txt (untracked)")
+    assert main_sha(repo) == before and (repo / "late.txt").read_text() == "dirt\n"
     assert_no_scratch(repo)
 
 
@@ -424,14 +487,16 @@ def test_land_in_a_checkout_moves_files_and_ref_together(repo: Path) -> None:
     git(repo, "commit", "-qm", "f")
     new = git(repo, "rev-parse", "HEAD")
     git(repo, "checkout", "-q", "main")
-    (repo / "README.md").write_text("dirty\n")
-    with pytest.raises(candidate.CheckoutNotClean):
+    (repo / "README.md").write_text("dirty\n")  # not touched by the commit: kept, no obstacle
+    (repo / "f.txt").write_text("mine\n")       # where the commit adds f.txt: in the way
+    with pytest.raises(candidate.CheckoutNotClean) as refused:
         candidate.land(repo, "main", old, new, repo, "test")
-    assert main_sha(repo) == old and (repo / "README.md").read_text() == "dirty\n"
-    git(repo, "checkout", "README.md")
+    assert refused.value.paths == ["f.txt"] and "f.txt (untracked)" in str(refused.value)
+    assert main_sha(repo) == old and (repo / "f.txt").read_text() == "mine\n"
+    (repo / "f.txt").unlink()
     candidate.land(repo, "main", old, new, repo, "test")
     assert main_sha(repo) == new and (repo / "f.txt").read_text() == "f\n"
-    assert git(repo, "status", "--porcelain") == ""
+    assert (repo / "README.md").read_text() == "dirty\n" and git(repo, "status", "--porcelain") == "M README.md"
 
 
 def test_base_checked_out_nowhere_lands_by_update_ref(fleet: Fleet, repo: Path, tmp_path: Path) -> None:

@@ -49,3 +49,11 @@ class Agent:
         data = asdict(self)
         data.pop("pid")
         return data
+
+
+def halt_reason(failures: int, max_failures: int, blocked_by: str | None = None) -> str:
+    """Why an agent is halted, in words: the upstream agent whose failures halted it (its own
+    failure count is 0 then, and says nothing), or its own failures."""
+    if blocked_by:
+        return f"halted because {blocked_by!r} failed"
+    return f"halted after {failures} failure(s) (max_failures = {max_failures})"

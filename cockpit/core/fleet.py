@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 import tomli_w
 
 from cockpit.core import activity as activity_mod, processes, sandbox, server, watch, worktrees
-from cockpit.core.agent import Agent
-from cockpit.core.checklist import Checklist, announce, run_checklist
+from cockpit.core.agent import Agent, halt_reason
+from cockpit.core.checklist import Checklist
 from cockpit.core.errors import CockpitError, NotFound
 from cockpit.core.events import Event, EventLog
 from cockpit.core.layout import Layout, archive_ref, branch_for
@@ -34,11 +34,12 @@ from cockpit.core.permissions import prepare_command
 from cockpit.core.ownership import OwnershipTracker, record_new
 from cockpit.core.server import AddressBook
 from cockpit.core.sessions import AttachPlan, PaneState, ServerUnknown, Tmux, check_tmux
-from cockpit.core.spec import AgentSpec, FleetConfig, load_config, order_agents, validate_name
+from cockpit.core.spec import AgentSpec, FleetConfig, load_config, validate_name
 from cockpit.core.state import LIVE, History, Record, apply
 
 if TYPE_CHECKING:
     from cockpit.core.diff import AgentDiff
+    from cockpit.core.up import Step
 
 CRASH_ENV = "COCKPIT_CRASH_AT"  # test hook: "op:step" makes the engine SIGKILL itself there
 
@@ -215,6 +216,8 @@ class Fleet:
         log = layout.session_log(record.name)
         state = record.state
         reason = record.reason
+        if state == "halted" and record.blocked_by:  # (older logs said "depends on halted agent 'x'")
+            reason = halt_reason(record.failures, self.max_failures, record.blocked_by)
         if state in LIVE and unknown is not None:
             state, reason = "unknown", unknown
         elif state in LIVE and pane is not None and pane.pid and not pane.dead:
@@ -284,19 +287,36 @@ class Fleet:
         return sandbox.with_default(spec, self.config.sandbox)
 
     def _resolve_base(self, base: str | None) -> tuple[str, str]:
+        """The branch new agents are cut from, and its commit: ``base``, else ``[cockpit] base``,
+        else the main checkout's current branch. A symbolic name (``HEAD``, ``@``,
+        ``refs/heads/main``) resolves to the branch it names. Anything else — a tag, a commit,
+        ``HEAD~1``, a remote-tracking branch, a detached HEAD — is refused here, because the merge
+        queue lands an agent's work by fast-forwarding its base *branch* and would refuse it later."""
         ref = base or self.config.base
         if ref is None:  # the current branch: name and commit in one git call
             found = worktrees.head(self.root)
-            if found is not None:
+            if found is not None and found[0] != "HEAD":
                 return found
-            ref, sha = "HEAD", None
+            ref, sha = "HEAD", found[1] if found else None
         else:
             sha = worktrees.resolve(self.root, ref)
         if sha is None:  # (an empty repository is checked only then: one git call less per spawn)
             if worktrees.head_commit(self.root) is None:
                 raise CockpitError(f"{self.root}: the repository has no commits yet (make a first commit)")
             raise CockpitError(f"base {ref!r} does not exist in {self.root}")
-        return ref, sha
+        full = worktrees.full_name(self.root, ref) or ""
+        if full.startswith("refs/heads/"):
+            return full.removeprefix("refs/heads/"), sha
+        why = "the merge queue lands an agent's work by fast-forwarding its base branch"
+        if full == "HEAD":
+            raise CockpitError(f"the main checkout is on a detached HEAD ({sha[:12]}): {why}; check out a branch, "
+                               "or give one with --base BRANCH (or base = \"BRANCH\" in cockpit.toml)")
+        what = ("a tag" if full.startswith("refs/tags/") else "a remote-tracking branch"
+                if full.startswith("refs/remotes/") else full if full else "a commit, not a branch")
+        source = f"base {ref!r}" if base else f"base = {ref!r} in {self.layout.config.name}"
+        current = worktrees.current_branch(self.root)
+        instead = f"use a local branch ({current!r} is checked out)" if current else "use a local branch"
+        raise CockpitError(f"{source} is {what}: {why}; {instead}, or create one at it: git branch NAME {sha[:12]}")
 
     def spawn(self, name: str, command: str | None = None, task: str | None = None,
               scope: list[str] | None = None, base: str | None = None) -> Agent:
@@ -418,40 +438,13 @@ class Fleet:
         if agent_dir:
             shutil.rmtree(self.layout.agent_dir(name), ignore_errors=True)
 
-    def up(self, names: list[str] | None = None) -> tuple[Checklist, list[tuple[str, str]]]:
-        """Spawn every configured agent (or those named) that does not exist yet, ``after`` first.
-
-        Runs the pre-spawn checklist over the agents to start and refuses the whole batch
-        (:class:`ChecklistFailed`) if an item fails. Returns the checklist and ``(name, outcome)``
-        pairs; agents that already exist are untouched.
-        """
-        config = self.config
-        for name in names or []:
-            validate_name(name)
-            if name not in config.agents:
-                raise CockpitError(f"agent {name!r} is not in {self.layout.config.name}")
-        if not config.agents:
-            raise CockpitError(f"no agents configured: add [[agent]] entries to {self.layout.config} "
-                               "('cockpit init' writes a starter file)")
-        check_tmux()
-        with self.locked():
-            outcomes: list[tuple[str, str]] = []
-            current = {a.name: a for a in self.agents()}
-            order = order_agents(config.agents, names)
-            to_start = [name for name in order if name not in current]
-            checklist = run_checklist(self, [config.agents[n] for n in to_start])
-            if checklist.n >= 2:
-                announce(self, checklist)
-            for name in order:
-                agent = current.get(name)
-                if agent is not None and agent.alive:
-                    outcomes.append((name, f"already {agent.state}"))
-                elif agent is not None:
-                    outcomes.append((name, f"skipped: exists ({agent.state}); use 'cockpit respawn {name}'"))
-                else:
-                    self.spawn(name)
-                    outcomes.append((name, "spawned"))
-            return checklist, outcomes
+    def up(self, names: list[str] | None = None) -> tuple[Checklist, list["Step"]]:
+        """Bring every configured agent (or those named) back, ``after`` first: spawn the ones
+        never spawned (or discarded), restart killed ones in place (``respawn --keep``), leave
+        the rest and say why (:mod:`cockpit.core.up`). The agents to start pass the pre-spawn
+        checklist as one batch, or nothing starts (:class:`ChecklistFailed`)."""
+        from cockpit.core import up
+        return up.run(self, names)
 
     # -- pause, resume, kill ----------------------------------------------------------------------
     def _live_pane(self, name: str) -> PaneState:
@@ -711,8 +704,13 @@ class Fleet:
             replan = spec.task != record.spec.task or spec.command != record.spec.command
             halted = current == "halted" or record.failures >= self.max_failures
             if halted and not (replan or force):
+                if record.blocked_by:
+                    raise CockpitError(
+                        f"agent {name!r} is {halt_reason(record.failures, self.max_failures, record.blocked_by)}: "
+                        f"respawn {record.blocked_by!r} (that releases {name!r}), or change {name}'s task (--task) "
+                        "or command, or use --force")
                 raise CockpitError(
-                    f"agent {name!r} is halted after {record.failures} failure(s) (max_failures = {self.max_failures}): "
+                    f"agent {name!r} is {halt_reason(record.failures, self.max_failures)}: "
                     "change its task (--task) or command, or use --force")
             reset = halted and (replan or force)
             attempt = record.attempt + 1

@@ -8,8 +8,11 @@ gate runs. For each candidate, in queue order:
 
 1. uncommitted changes in the agent's worktree (untracked files included) -> ``blocked``;
 2. a detached scratch worktree under ``.cockpit/merge/`` at base's tip gets the agent's commits
-   (rebase, merge or squash) and the gates run there, output appended to the agent's
-   ``merge.log``; a conflict -> ``conflict`` with the paths, a red gate -> ``rejected``;
+   (rebase, merge or squash); a conflict -> ``conflict`` with the paths. If base is checked out
+   (the main checkout) and landing would overwrite something of the user's there -> ``blocked``,
+   naming the files (:func:`cockpit.core.candidate.checkout_blockers`; anything else of theirs is
+   no obstacle). Then the gates run there, output appended to the agent's ``merge.log``; a red
+   gate -> ``rejected``;
 3. base advances by fast-forward only, from the tip the candidate was built on; if base moved
    meanwhile, the candidate is rebuilt on the new tip and gated again;
 4. the scratch worktree is removed, whatever happened.
@@ -284,10 +287,6 @@ class MergeQueue:
             if tip == record.base_sha:
                 return self._finish(record, "blocked", base, reason="nothing to merge: no commits on its branch")
             return self._finish(record, "merged", base, commit=onto, reason="already in base")
-        checkout = candidate.checkout_of(root, base, merge_dir(fleet))
-        if checkout is not None and worktrees.status_porcelain(checkout):
-            reason = "main checkout not clean" if checkout == root else f"checkout {checkout} not clean"
-            return self._finish(record, "blocked", base, reason=reason)
         return base, onto, tip
 
     def _process(self, name: str) -> Outcome | None:
@@ -347,6 +346,11 @@ class MergeQueue:
             return self._finish(record, "conflict", base, paths=built.conflicts,
                                 reason=f"{built.summary}: {', '.join(built.conflicts)}")
         self._log(name, f"built {built.commit[:12]}: {built.summary}")
+        checkout = candidate.checkout_of(root, base, merge_dir(fleet))
+        blockers = candidate.checkout_blockers(checkout, onto, built.commit) if checkout is not None else []
+        if blockers:  # before the gates: they cannot change that landing would overwrite these
+            return self._finish(record, "blocked", base, paths=[path for path, _ in blockers],
+                                reason=candidate.describe_blockers(root, checkout, blockers))
         env = gates.gate_environment({"COCKPIT_MERGE_AGENT": name, "COCKPIT_MERGE_BASE": base,
                                       "COCKPIT_MERGE_ONTO": onto, "COCKPIT_MERGE_CANDIDATE": built.commit,
                                       "COCKPIT_REPO": str(root)})
@@ -387,7 +391,7 @@ class MergeQueue:
             try:
                 candidate.land(root, base, onto, built.commit, checkout, f"cockpit: merge agent {name}")
             except candidate.CheckoutNotClean as exc:
-                return self._finish(record, "blocked", base, reason=str(exc))
+                return self._finish(record, "blocked", base, reason=str(exc), paths=exc.paths)
             except candidate.BaseMoved as exc:
                 fleet.events.append("merge.abandoned", name, queued_seq=seq, reason=f"{exc}: rebuilding")
                 self.report(f"{name}: {exc}; rebuilding on the new tip")

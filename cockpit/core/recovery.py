@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cockpit.core import sandbox, worktrees
+from cockpit.core.agent import halt_reason
 from cockpit.core.errors import CockpitError, LockBusy
 from cockpit.core.sessions import PaneState
 from cockpit.core.state import LIVE
@@ -70,7 +71,7 @@ def apply_failure_rule(fleet: "Fleet", name: str) -> None:
     # Dependents first, furthest downstream first, and ``name`` itself last: whoever reads the
     # log and sees ``name`` halted also sees every agent that waited on it halted, never running.
     for dependent in reversed(dependents(fleet, name)):
-        _halt(fleet, dependent, reason=f"depends on halted agent {name!r}", blocked_by=name)
+        _halt(fleet, dependent, reason=halt_reason(0, fleet.max_failures, name), blocked_by=name)
     _halt(fleet, name, reason=f"failed {record.failures} time(s) (max_failures = {fleet.max_failures})")
 
 

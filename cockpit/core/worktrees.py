@@ -64,6 +64,8 @@ def ok(cwd: Path, *args: str) -> bool:
 
 def repo_root(start: Path) -> Path:
     """The main checkout of the repository containing ``start`` (also from inside a worktree)."""
+    if not start.is_dir():  # (git would run in the current directory instead)
+        raise CockpitError(f"not a directory: {start}")
     try:
         common = run(start, "rev-parse", "--path-format=absolute", "--git-common-dir")
     except GitError:
@@ -103,6 +105,18 @@ def resolve(root: Path, ref: str) -> str | None:
         return None
     try:
         return run(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+    except GitError:
+        return None
+
+
+def full_name(root: Path, ref: str) -> str | None:
+    """The full ref name ``ref`` stands for (``HEAD``, ``@`` or ``main`` -> ``refs/heads/main``,
+    ``v1`` -> ``refs/tags/v1``; ``HEAD`` itself when detached); None for a commit expression
+    (``HEAD~0``, a hash) or a name that does not exist."""
+    if ref.startswith("-"):
+        return None
+    try:
+        return run(root, "rev-parse", "--symbolic-full-name", "--verify", "--quiet", "--end-of-options", ref) or None
     except GitError:
         return None
 
@@ -258,20 +272,29 @@ def restore_files(worktree: Path, snapshot_sha: str) -> None:
     run(worktree, "reset", "--quiet", "--mixed", "HEAD")
 
 
-def status_porcelain(worktree: Path) -> list[str]:
+def status_entries(worktree: Path) -> list[tuple[str, str, str | None]]:
+    """``(code, path, source)`` for every change ``git status`` shows (untracked files one by
+    one, code ``??``; ignored files are not listed). ``source`` is a rename's or copy's origin."""
     out = run(worktree, "status", "--porcelain=v1", "--untracked-files=all", "-z", strip=False)
-    paths: list[str] = []
+    entries: list[tuple[str, str, str | None]] = []
     items = out.split("\0")
     index = 0
     while index < len(items):
         item = items[index]
         if item:
             code, path = item[:2], item[3:]
-            paths.append(path)
+            source = None
             if code[0] in "RC":
                 index += 1  # the rename's source follows
+                source = items[index] if index < len(items) else None
+            entries.append((code, path, source))
         index += 1
-    return paths
+    return entries
+
+
+def status_porcelain(worktree: Path) -> list[str]:
+    """Every path ``git status`` shows as changed or untracked (a rename by its new name)."""
+    return [path for _, path, _ in status_entries(worktree)]
 
 
 def commits_ahead(worktree: Path, base_sha: str) -> int:

@@ -17,7 +17,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
 
-from cockpit.core.agent import Agent
+from cockpit.core.agent import Agent, halt_reason
 from cockpit.core.errors import CockpitError
 from cockpit.core.fleet import DiscardPreview
 from cockpit.core.spec import validate_name
@@ -141,8 +141,8 @@ class RespawnDialog(Dialog):
                 yield RadioButton("fresh: archive the worktree, new branch from base", value=True, id="fresh")
                 yield RadioButton("keep: same worktree and branch, restart the command", id="keep")
             if self.halted:
-                yield Static(f"{agent.name} is halted after {agent.failures} failure(s): change the task "
-                             "or tick force.", classes="error", id="halted")
+                yield Static(f"{agent.name} is {halt_reason(agent.failures, agent.max_failures, agent.blocked_by)}: "
+                             "change the task or tick force.", classes="error", id="halted")
                 yield Checkbox("force (respawn with the same task)", id="force")
             yield Static("", classes="error", id="problem")
             with Horizontal(id="buttons"):
