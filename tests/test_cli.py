@@ -94,7 +94,7 @@ def test_up_spawns_dependencies_first(repo: Path) -> None:
         '[[agent]]\nname = "first"\ncommand = "sleep 60"\n')
     result = cockpit(repo, "up", "--no-tui")
     assert result.stdout.splitlines() == ["All 2 dispatches use isolation: worktree — verified",
-                                          "first: spawned", "second: spawned"]
+                                          "first: spawned", "second: pending: waits for 'first' (running)"]
 
 
 BAD_NAMES = ["../x", "a/b", "a;rm -rf ~", "", "x" * 41, "Upper", "caf\u00e9", "a b"]

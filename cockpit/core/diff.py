@@ -145,6 +145,9 @@ def agent_diff(fleet: "Fleet", name: str) -> AgentDiff:
             raise CockpitError(f"agent {name!r} has neither a worktree nor a branch: nothing to diff")
         tree = worktrees.run(root, "rev-parse", f"{head}^{{tree}}")
     start = (worktrees.merge_base(root, base_tip, head) if base_tip else None) or record.base_sha or head
+    if record.upstreams and record.base_sha and start != record.base_sha \
+            and worktrees.is_ancestor(root, record.base_sha, head) and worktrees.is_ancestor(root, start, record.base_sha):
+        start = record.base_sha  # cut from a merge with its upstreams (after): their work is not its own
     return AgentDiff(name=name, root=root, base=record.base, base_tip=base_tip or "", merge_base=start,
                      head=head, tree=tree)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 
 import tomli_w
 
-from cockpit.core import activity as activity_mod, processes, sandbox, server, watch, worktrees
+from cockpit.core import activity as activity_mod, pending, processes, sandbox, server, watch, worktrees
 from cockpit.core.agent import Agent, halt_reason
 from cockpit.core.checklist import Checklist
 from cockpit.core.errors import CockpitError, NotFound
@@ -222,7 +222,8 @@ class Fleet:
             state, reason = "unknown", unknown
         elif state in LIVE and pane is not None and pane.pid and not pane.dead:
             state = "paused" if processes.is_stopped(pane.pid, tree) else "running"
-        if not worktree.is_dir():
+        cut = bool(record.branch)  # a pending agent (or one stopped while pending) has no worktree yet
+        if cut and not worktree.is_dir():
             state = "missing"
         process_state = state
         if record.merge_state:  # queued .. merged: the merge queue's word wins until re-queued or respawned
@@ -242,8 +243,8 @@ class Fleet:
             failures=record.failures,
             max_failures=self.max_failures,
             exit_code=record.exit_code,
-            branch=record.branch,
-            worktree=str(worktree),
+            branch=record.branch if cut else None,
+            worktree=str(worktree) if cut else None,
             log=str(log),
             base=record.base,
             base_sha=record.base_sha,
@@ -328,14 +329,75 @@ class Fleet:
             sandbox.require()  # never silently unsandboxed, and before anything is created
         with self.locked():
             existing = self.history().records.get(name)
-            if existing is not None and not existing.discarded:
+            replan = existing is not None and not existing.branch and existing.state == "killed"  # stopped while pending
+            if existing is not None and not existing.discarded and not replan:
                 raise CockpitError(
                     f"agent {name!r} already exists ({self._state_of(name)}): use 'cockpit respawn {name}' "
                     f"or 'cockpit discard {name}' first")
             base_ref, base_sha = self._resolve_base(base)
-            panes = self._launch(spec, attempt=1, base_ref=base_ref, base_sha=base_sha, op="spawn")
+            if spec.after:
+                pending.require_merge_tree()
+                if not self._cut_after_upstreams(spec, 1, base_ref, base_sha, "spawn"):
+                    return self._snapshot(self.history().records[name], None, {})
+                panes = self.tmux.panes()
+            else:
+                panes = self._launch(spec, attempt=1, base_ref=base_ref, base_sha=base_sha, op="spawn")
             watch.ensure(self, panes)  # the fleet's watcher: activity and notifications with no cockpit open
             return self._snapshot(self.history().records[name], panes.get(name), processes.children_map())
+
+    def _cut_after_upstreams(self, spec: AgentSpec, attempt: int, base_ref: str, base_sha: str, op: str,
+                             event_type: str = "spawned", extra: dict | None = None, failures: int = 0,
+                             pass_values: dict[str, str] | None = None, announce: bool = True) -> bool:
+        """Start ``spec`` (which has ``after``) from the merge of base's tip and its upstreams'
+        tips if they have all finished; else record it ``pending`` (:mod:`cockpit.core.pending`),
+        holding its ``pass_env`` values in the tmux server, and make sure the watcher runs to
+        start it later. True when it started. Caller holds the lock."""
+        name = spec.name
+        waits = pending.waiting_for(self, spec)
+        reason = pending.describe(self, waits) if waits else ""
+        if not waits:
+            try:
+                cut, tips = pending.merge_base(self, spec, base_sha)
+            except worktrees.MergeConflict as exc:
+                waits, reason = list(spec.after), (f"its upstreams conflict: {', '.join(exc.paths)} "
+                                                   f"('cockpit respawn {name} --force' starts it from {base_ref})")
+            else:
+                self._launch(spec, attempt, base_ref, cut, op, event_type=event_type,
+                             extra={**(extra or {}), "upstreams": tips, "base_tip": base_sha},
+                             pass_values=pass_values, announce=announce)
+                pending.release_environment(self, name)
+                return True
+        record = self.history().records.get(name)
+        if record is None or record.state != pending.PENDING or record.reason != reason:
+            self.events.append("pending", name, attempt=attempt, base=base_ref, blocked_by=", ".join(waits),
+                               reason=reason, spec=spec.to_toml(), failures=failures)
+        watch.ensure(self)
+        if pass_values is None:
+            pending.hold_environment(self, spec)
+        return False
+
+    def start_pending(self, name: str) -> bool:
+        """Start the pending agent ``name`` if its upstreams have all finished (the watcher calls
+        this each round; an up-to-date reason is recorded otherwise). Caller holds the lock."""
+        record = self.history().records.get(name)
+        if record is None or record.discarded or record.state != pending.PENDING:
+            return False
+        try:
+            base_ref, base_sha = self._resolve_base(record.base or None)
+        except CockpitError as exc:
+            if record.reason != str(exc):
+                self.events.append("pending.waiting", name, blocked_by=record.blocked_by, reason=str(exc))
+            return False
+        values = pending.held_environment(self, name)
+        first = record.attempt <= 1
+        try:
+            return self._cut_after_upstreams(
+                record.spec, record.attempt, base_ref, base_sha, "spawn" if first else "respawn",
+                event_type="spawned" if first else "respawned", failures=record.failures, pass_values=values,
+                extra=None if first else {"keep": False, "previous_attempt": record.attempt - 1})
+        except CockpitError as exc:  # the launch rolled itself back: say why, wait for the next round
+            self.events.append("pending.waiting", name, blocked_by=record.blocked_by, reason=f"could not start: {exc}")
+            return False
 
     def _state_of(self, name: str) -> str:
         for agent in self.agents(observe=False):
@@ -356,9 +418,13 @@ class Fleet:
                 f"of this repository (left from an earlier repository at this path?): "
                 f"tmux -S {self.tmux.socket} kill-session -t {name}")
 
-    def _environment(self, spec: AgentSpec, attempt: int, branch: str, base_ref: str) -> dict[str, str]:
+    def _environment(self, spec: AgentSpec, attempt: int, branch: str, base_ref: str,
+                     pass_values: dict[str, str] | None = None) -> dict[str, str]:
+        """The agent's environment. ``pass_values``: the values of its ``pass_env`` when they
+        do not come from this process's environment (a pending agent started by the watcher)."""
         layout = self.layout
-        env = {key: os.environ[key] for key in spec.pass_env if key in os.environ}
+        env = dict(pass_values) if pass_values is not None else \
+            {key: os.environ[key] for key in spec.pass_env if key in os.environ}
         env.update(spec.env)
         env.update({
             "COCKPIT_AGENT": spec.name,
@@ -386,7 +452,8 @@ class Fleet:
         os.replace(tmp, path)
 
     def _launch(self, spec: AgentSpec, attempt: int, base_ref: str, base_sha: str, op: str,
-                event_type: str = "spawned", extra: dict | None = None, announce: bool = True) -> dict[str, PaneState]:
+                event_type: str = "spawned", extra: dict | None = None, announce: bool = True,
+                pass_values: dict[str, str] | None = None) -> dict[str, PaneState]:
         """Create branch, worktree, agent dir, session; roll every step back on failure.
         Returns tmux's panes as they were right after the session started."""
         name = spec.name
@@ -406,7 +473,7 @@ class Fleet:
             _crash_point(op, "after-worktree")
             layout.tmp_dir(name).mkdir(parents=True, exist_ok=True)
             self._write_spec(spec, attempt, branch, base_ref, base_sha)
-            env = self._environment(spec, attempt, branch, base_ref)
+            env = self._environment(spec, attempt, branch, base_ref, pass_values)
             prefix = sandbox.launch_prefix(self, spec, branch)
             panes = self.tmux.start(name, layout.worktree(name), env, layout.session_log(name),
                                     hook=self.exit_hook(), prefix=prefix, nice=self.config.tmux_nice,
@@ -510,9 +577,15 @@ class Fleet:
             time.sleep(0.05)
 
     def kill(self, name: str) -> None:
-        """End the agent's processes and tmux session; keep its worktree, branch and log."""
+        """End the agent's processes and tmux session; keep its worktree, branch and log. A
+        pending agent is cancelled: it will not start by itself ('cockpit up' plans it again)."""
         validate_name(name)
         with self.locked():
+            record = self._record(name)
+            if record.state == pending.PENDING:
+                self.events.append("killed", name, reason=f"cancelled while pending ({record.reason})")
+                pending.release_environment(self, name)
+                return
             self._live_pane(name)
             self.end_session(name)
             self.events.append("killed", name, reason="killed by the user")
@@ -525,10 +598,15 @@ class Fleet:
         changed) when the server cannot be reached: it cannot tell what runs."""
         with self.locked():
             self.tmux.panes()  # raises ServerUnknown before anything is touched
-            stopped = [agent.name for agent in self.agents() if agent.alive]
-            for name in stopped:
-                self.end_session(name)
-                self.events.append("killed", name, reason="stopped by cockpit down")
+            agents = self.agents()
+            stopped = [agent.name for agent in agents if agent.alive or agent.state == pending.PENDING]
+            for agent in agents:
+                if agent.alive:
+                    self.end_session(agent.name)
+                    self.events.append("killed", agent.name, reason="stopped by cockpit down")
+                elif agent.state == pending.PENDING:  # nothing would start it: the watcher goes too
+                    self.events.append("killed", agent.name, reason=f"cancelled by cockpit down while pending "
+                                                                    f"({agent.reason}); 'cockpit up' plans it again")
             panes = self.tmux.panes()
             watcher = panes.get(watch.SESSION)
             if watcher is not None and watcher.pid and not watcher.dead:
@@ -625,6 +703,7 @@ class Fleet:
             ref = self._archive(name, record, "discard")
             _crash_point("discard", "after-archive")
             self._teardown(name, record.branch)
+            pending.release_environment(self, name)
             _crash_point("discard", "after-teardown")
             self.events.append("discarded", name, ref=ref)
             return ref
@@ -701,6 +780,9 @@ class Fleet:
                 spec = replace(spec, task=task)
             if not spec.command.strip():
                 raise CockpitError(f"agent {name!r} has no command: give --command")
+            if record.state == pending.PENDING and not force:
+                raise CockpitError(f"agent {name!r} is pending ({record.reason}): it starts by itself once they have "
+                                   f"finished; 'cockpit respawn {name} --force' starts it from base now")
             replan = spec.task != record.spec.task or spec.command != record.spec.command
             halted = current == "halted" or record.failures >= self.max_failures
             if halted and not (replan or force):
@@ -744,8 +826,14 @@ class Fleet:
                 _crash_point("respawn", "after-archive")
                 self._teardown(name, record.branch)
                 _crash_point("respawn", "after-teardown")
-                self._launch(spec, attempt, base_ref, base_sha, op="respawn", event_type="respawned",
-                             extra=extra, announce=False)
+                if spec.after and not force:  # after its upstreams, as a spawn would be (or pending)
+                    pending.require_merge_tree()
+                    self._cut_after_upstreams(spec, attempt, base_ref, base_sha, "respawn", event_type="respawned",
+                                              extra=extra, failures=0 if reset else record.failures,
+                                              announce=False)
+                else:
+                    self._launch(spec, attempt, base_ref, base_sha, op="respawn", event_type="respawned",
+                                 extra=extra, announce=False)
             if reset:
                 from cockpit.core.recovery import release_dependents
                 release_dependents(self, name)

@@ -78,7 +78,7 @@ class OwnershipTracker:
         return found
 
     def compute(self, agents: Iterable["Agent"]) -> dict[str, Ownership]:
-        agents = [a for a in agents if a.state != "missing"]
+        agents = [a for a in agents if a.state != "missing" and a.worktree is not None]  # (pending: none yet)
         changed = {a.name: self.changed(a) for a in agents}
         result: dict[str, Ownership] = {}
         for agent in agents:

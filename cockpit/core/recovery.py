@@ -13,7 +13,7 @@ from cockpit.core import sandbox, worktrees
 from cockpit.core.agent import halt_reason
 from cockpit.core.errors import CockpitError, LockBusy
 from cockpit.core.sessions import PaneState
-from cockpit.core.state import LIVE
+from cockpit.core.state import LIVE, PENDING
 
 if TYPE_CHECKING:
     from cockpit.core.fleet import Fleet
@@ -94,6 +94,9 @@ def _halt(fleet: "Fleet", name: str, reason: str, blocked_by: str | None = None)
     if record is None or record.state == "halted":
         return
     fleet.end_session(name)
+    if record.state == PENDING:
+        from cockpit.core.pending import release_environment
+        release_environment(fleet, name)
     fleet.events.append("halted", name, reason=reason, blocked_by=blocked_by, previous=record.state)
 
 

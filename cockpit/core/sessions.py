@@ -196,10 +196,11 @@ class Tmux:
         binary = address.tmux if address.tmux and os.access(address.tmux, os.X_OK) else "tmux"
         return [binary, "-u", "-S", address.socket, "-f", "/dev/null"]
 
-    def _run(self, args: tuple[str, ...], address: Address) -> subprocess.CompletedProcess[str]:
+    def _run(self, args: tuple[str, ...], address: Address, input: str | None = None) -> subprocess.CompletedProcess[str]:
         try:
             return subprocess.run(self._client_argv(address) + list(args), capture_output=True, text=True,
-                                  errors="replace", stdin=subprocess.DEVNULL, timeout=_REACH_TIMEOUT)
+                                  errors="replace", input=input, timeout=_REACH_TIMEOUT,
+                                  **({"stdin": subprocess.DEVNULL} if input is None else {}))
         except FileNotFoundError:
             raise CockpitError("tmux is not installed: cockpit needs tmux >= 3.2 (apt-get install -y tmux)") from None
         except subprocess.TimeoutExpired:
@@ -214,7 +215,7 @@ class Tmux:
             return find_server_pid(address.socket)
         return None
 
-    def _reach(self, *args: str) -> subprocess.CompletedProcess[str] | None:
+    def _reach(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str] | None:
         """Run one command on the server. None when no server runs (evidence: its process is
         gone, or there never was one). Raises :class:`ServerUnknown` when it runs, or may, but
         cannot be reached within a few seconds (a server that is exiting is waited for)."""
@@ -223,7 +224,7 @@ class Tmux:
         pause = 0.02
         while True:
             address = self.address
-            result = self._run(args, address)
+            result = self._run(args, address, input)
             error = result.stderr
             if result.returncode == 0 or not any(marker in error for marker in _NO_SERVER):
                 return result
@@ -427,6 +428,23 @@ class Tmux:
 
     def send_keys(self, name: str, *keys: str) -> None:
         self.cmd("send-keys", "-t", f"={name}:", *keys)
+
+    # -- values held in the server's memory ------------------------------------------------------
+    def hold(self, buffer: str, text: str) -> None:
+        """Keep ``text`` in the server's memory as the named paste buffer ``buffer``: read from
+        stdin (never on a command line, where other users can read it), inherited by no session,
+        never pasted by a plain paste-buffer, gone when the server ends."""
+        result = self._reach("load-buffer", "-b", buffer, "-", input=text)
+        if result is None or result.returncode != 0:
+            raise CockpitError(f"tmux load-buffer failed: {result.stderr.strip() if result else 'no server running'}")
+
+    def held(self, buffer: str) -> str | None:
+        """What :meth:`hold` kept under ``buffer``, or None."""
+        result = self._reach("show-buffer", "-b", buffer)
+        return result.stdout if result is not None and result.returncode == 0 else None
+
+    def release(self, buffer: str) -> None:
+        self._reach("delete-buffer", "-b", buffer)
 
     def stop_server(self, timeout: float = 5.0) -> bool:
         """End the server and remove its socket file (tmux leaves it behind). True when no

@@ -14,7 +14,8 @@ from cockpit.core.spec import AgentSpec
 
 # States as the event log knows them. "missing" is never recorded: it is derived from disk.
 LIVE = ("running", "paused")
-STATES = ("running", "paused", "exited", "failed", "killed", "halted", "missing")
+PENDING = "pending"  # waits for its ``after`` upstreams; no worktree, branch or process yet
+STATES = ("pending", "running", "paused", "exited", "failed", "killed", "halted", "missing")
 # Merge-queue states: from ``merge.queued`` until queued again, respawned or discarded they
 # override the process state (see :mod:`cockpit.core.queue`).
 MERGE_STATES = ("queued", "blocked", "merged", "conflict", "rejected")
@@ -48,6 +49,7 @@ class Record:
     queued_at: str = ""
     queued_seq: int = 0              # queue order: the seq of its merge.queued event
     merging: dict | None = None      # the candidate a queue runner is building, gating or landing
+    upstreams: dict[str, str] = field(default_factory=dict)  # ``after`` agents' tips its base_sha merged
 
 
 
@@ -62,7 +64,7 @@ def _spec(data: dict, fallback: AgentSpec | None, name: str) -> AgentSpec:
 
 
 FINISHING = ("spawned", "spawn.failed", "respawned", "respawn.failed", "discarded",
-             "discard.failed", "restored", "restore.failed", "recovery.failed")
+             "discard.failed", "restored", "restore.failed", "recovery.failed", "pending")
 
 
 @dataclass
@@ -107,6 +109,8 @@ def apply(history: History, event: Event) -> None:
         record.branch = data.get("branch", record.branch)
         record.base = data.get("base", record.base)
         record.base_sha = data.get("base_sha", record.base_sha)
+        if not data.get("keep"):
+            record.upstreams = dict(data.get("upstreams") or {})
         if data.get("reset_failures"):
             record.failures = 0
         record.state = "killed" if kind == "restored" else "running"
@@ -115,6 +119,18 @@ def apply(history: History, event: Event) -> None:
         record.reason = None
         record.state_since = event.ts
         record.merge_state = record.merge = record.merging = None
+        return
+    if kind == "pending":  # (re)planned: waits for its upstreams; a fresh life, like a spawn
+        archives = list(record.archives) if record else []
+        record = Record(name=name, spec=_spec(data, record.spec if record else None, name), archives=archives,
+                        attempt=int(data.get("attempt", 1)), state=PENDING, base=data.get("base", ""),
+                        blocked_by=data.get("blocked_by"), reason=data.get("reason"), state_since=event.ts,
+                        failures=int(data.get("failures", 0)))
+        records[name] = record
+        return
+    if kind == "pending.waiting" and record is not None and record.state == PENDING:
+        record.blocked_by = data.get("blocked_by")
+        record.reason = data.get("reason")
         return
     if record is None:
         return

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from cockpit.core import pending
 from cockpit.core.agent import Agent, halt_reason
 from cockpit.core.checklist import Checklist, announce, run_checklist
 from cockpit.core.errors import CockpitError
@@ -30,7 +31,7 @@ from cockpit.core.spec import order_agents, validate_name
 if TYPE_CHECKING:
     from cockpit.core.fleet import Fleet
 
-SPAWN, RESTART, LEAVE, ERROR = "spawn", "restart", "leave", "error"
+SPAWN, RESTART, LEAVE, ERROR, PEND = "spawn", "restart", "leave", "error", "pending"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ def _decide(name: str, agent: Agent | None, discarded: bool) -> Step:
                                      f"cockpit archives {name})")
         return Step(name, SPAWN, "spawned")
     process = agent.process_state or agent.state
+    if process == "pending":
+        return Step(name, PEND, f"already pending: {agent.reason}")
+    if agent.worktree is None and process == "killed":  # stopped while it waited: it was never cut
+        return Step(name, SPAWN, "planned again (it was stopped while pending)")
     if process in ("running", "paused"):
         return Step(name, LEAVE, f"already {process}")
     if agent.state == "merged":
@@ -113,6 +118,8 @@ def run(fleet: "Fleet", names: list[str] | None = None) -> tuple[Checklist, list
         raise CockpitError(f"no agents configured: add [[agent]] entries to {fleet.layout.config} "
                            "('cockpit init' writes a starter file)")
     check_tmux()
+    if any(config.agents[name].after for name in (names or config.agents)):
+        pending.require_merge_tree()
     with fleet.locked():
         steps = plan(fleet, names)
         starting = [s for s in steps if s.starts]
@@ -125,6 +132,8 @@ def run(fleet: "Fleet", names: list[str] | None = None) -> tuple[Checklist, list
         done: list[Step] = []
         unstarted: set[str] = set()  # failed to start, or waiting on one that did
         for step in steps:
+            if step.action == PEND:  # its pass_env values: from this up's environment, the freshest
+                pending.hold_environment(fleet, config.agents[step.name])
             if not step.starts:
                 done.append(step)
                 continue
@@ -135,8 +144,8 @@ def run(fleet: "Fleet", names: list[str] | None = None) -> tuple[Checklist, list
                 continue
             try:
                 if step.action == SPAWN:
-                    fleet.spawn(step.name)
-                    detail = step.detail
+                    agent = fleet.spawn(step.name)
+                    detail = step.detail if agent.state != PEND else f"pending: {agent.reason}"
                 else:
                     agent = fleet.respawn(step.name, keep=True)
                     detail = f"restarted (attempt {agent.attempt}, same worktree and branch {agent.branch})"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from cockpit.core.errors import CockpitError, NotFound
 from cockpit.core.spec import validate_name
-from cockpit.core.state import LIVE
+from cockpit.core.state import LIVE, PENDING
 
 if TYPE_CHECKING:
     from cockpit.core.fleet import Fleet
@@ -38,7 +38,7 @@ def check(fleet: "Fleet", name: str, target: str) -> bool:
     agent = agents.get(name)
     if agent is None or record is None or record.discarded:
         raise Unreachable(f"agent {name!r} no longer exists")
-    ended = record.state not in LIVE  # exited, failed, killed or halted, as recorded
+    ended = record.state not in LIVE and record.state != PENDING  # exited, failed, killed or halted, as recorded
     if target == "exited":
         return ended
     if target == "waiting" and agent.activity == "waiting":

@@ -32,10 +32,10 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
 
-from cockpit.core import activity, notify
+from cockpit.core import activity, notify, pending
 from cockpit.core.errors import CockpitError, LockBusy
 from cockpit.core.events import Event
-from cockpit.core.state import LIVE, History, apply
+from cockpit.core.state import LIVE, PENDING, History, apply
 
 if TYPE_CHECKING:
     from cockpit.core.fleet import Fleet
@@ -150,6 +150,8 @@ class Watcher:
         # the watcher leaves it to the cockpit commands, so a reader never sees a recovery half done.
         if not fleet.history().pending and observe(fleet, panes, wait=0):
             panes = fleet.tmux.panes()
+        if pending.advance(fleet):  # agents whose upstreams have all finished start now
+            panes = fleet.tmux.panes()
         for name, record in fleet.history().records.items():
             current = activity.of_agent(fleet, record, panes.get(name))
             previous = self.activity.get(name)
@@ -162,9 +164,11 @@ class Watcher:
         return True
 
     def live(self) -> bool:
+        """Whether anything needs watching: a live agent, a pending one (the watcher starts it),
+        or an operation under way."""
         history = self.fleet.history()
         return bool(history.pending) or any(
-            not r.discarded and r.state in LIVE for r in history.records.values())
+            not r.discarded and (r.state in LIVE or r.state == PENDING) for r in history.records.values())
 
     def try_finish(self) -> bool:
         """End if no agent is live: under the lock (so a spawn cannot slip in between the check

@@ -366,3 +366,61 @@ def ensure_excluded(root: Path, pattern: str = "/.cockpit/") -> None:
             if existing and not existing.endswith("\n"):
                 handle.write("\n")
             handle.write(f"{pattern}\n")
+
+
+MERGE_TREE_GIT = (2, 38)
+"""``git merge-tree --write-tree`` (a merge with no worktree and no index) needs git 2.38."""
+
+
+def git_version() -> tuple[int, int] | None:
+    """The installed git's (major, minor), or None when it cannot be told."""
+    import re
+    import subprocess
+    try:
+        out = subprocess.run(["git", "--version"], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                             timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"(\d+)\.(\d+)", out)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+class MergeConflict(CockpitError):
+    """Commits that cannot be merged without a person: ``paths`` are the conflicting files."""
+
+    def __init__(self, message: str, paths: list[str]) -> None:
+        super().__init__(message)
+        self.paths = paths
+
+
+def merge_commit(root: Path, parents: list[str], message: str) -> str:
+    """A commit whose tree merges ``parents`` and whose parents are exactly those commits (an
+    octopus for more than two), made without a worktree or an index (``merge-tree --write-tree``,
+    one pair at a time). Duplicates are merged once; a single distinct parent is returned as is.
+    Raises :class:`MergeConflict` naming the conflicting paths."""
+    unique = list(dict.fromkeys(parents))
+    if len(unique) == 1:
+        return unique[0]
+    current, tree = unique[0], ""
+    for i, tip in enumerate(unique[1:], start=1):
+        status, out, err = git.Git(str(root)).execute(
+            ["git", *SAFE_CONFIG, "merge-tree", "--write-tree", "--name-only", "-z", current, tip],
+            with_extended_output=True, with_exceptions=False, strip_newline_in_stdout=False)
+        fields = out.split("\0")
+        if status == 1:
+            paths = []
+            for field in fields[1:]:
+                if not field:
+                    break
+                paths.append(field)
+            raise MergeConflict(f"conflicts in {', '.join(paths) or 'files git could not name'}", paths)
+        if status != 0 or not fields[0]:
+            last = (err or "").strip().splitlines()
+            raise GitError(f"git merge-tree failed: {last[-1] if last else f'exit {status}'}")
+        tree = fields[0].strip()
+        if i < len(unique) - 1:  # an intermediate commit, for the next pair's merge
+            current = run(root, "commit-tree", tree, "-p", current, "-p", tip, "-m", message, env=_IDENTITY)
+    argv = ["commit-tree", tree]
+    for parent in unique:
+        argv += ["-p", parent]
+    return run(root, *argv, "-m", message, env=_IDENTITY)
