@@ -10,11 +10,14 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import pytest
 
 from cockpit.core.fleet import Fleet
+
+if TYPE_CHECKING:
+    from hosts_support import Lab
 
 PY = sys.executable
 GIT_ENV = {
@@ -211,3 +214,24 @@ def sshd(tmp_path: Path) -> Iterator[SSHServer]:
     server = SSHServer(tmp_path / "sshd")
     yield server
     server.stop()
+
+
+# -- remote hosts: a Unix user and an sshd of its own per host (tests/hosts_support.py) -------------
+@pytest.fixture(scope="session")
+def host_lab() -> Iterator[Lab]:
+    """This test process's slot of host users and their sshds (created once, stopped at the end)."""
+    from hosts_support import Lab, unavailable
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    lab = Lab()
+    yield lab
+    lab.close()
+
+
+@pytest.fixture
+def hosts(host_lab: Lab) -> Iterator[Lab]:
+    """``big, small = hosts.up("big", "small")``: real hosts reached as ``ssh -F hosts.config big``.
+    After the test every process of every host user is killed and their /tmp files removed."""
+    yield host_lab
+    host_lab.clean()
