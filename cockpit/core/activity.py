@@ -253,7 +253,7 @@ def attention_rank(agent: "Agent") -> int | None:
         return 0
     if agent.activity == "stalled":
         return 1
-    if agent.state in ("failed", "halted"):
+    if agent.process in ("failed", "halted"):  # (its state may show a merge state instead)
         return 2
     return None
 

@@ -42,8 +42,13 @@ class Agent:
     activity: str | None = None
 
     @property
+    def process(self) -> str:
+        """What its process does (running .. missing), even while ``state`` shows a merge state."""
+        return self.process_state or self.state
+
+    @property
     def alive(self) -> bool:
-        return (self.process_state or self.state) in ("running", "paused")
+        return self.process in ("running", "paused")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

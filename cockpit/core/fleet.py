@@ -238,7 +238,8 @@ class Fleet:
             merge=dict(record.merge) if record.merge else None,
             process_state=process_state,
             sandbox=record.spec.sandbox if sandbox.enabled(record.spec) else None,
-            activity=activity_mod.of_agent(self, record, pane, state),
+            # from the process, never the merge state: a queued or blocked agent still waits, works...
+            activity=activity_mod.of_agent(self, record, pane, process_state),
         )
 
     # -- spawn ----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import os
 import shlex
 from typing import TYPE_CHECKING, Any, Callable
 
+from rich.markup import escape
 from textual import work
 from textual.app import SuspendNotSupported
 
@@ -20,6 +21,7 @@ from cockpit.ui.diffview import DiffScreen
 from cockpit.ui.dialogs import ConfirmDialog, DiscardDialog, NewAgentDialog, NewAgentRequest, RespawnDialog, \
     RespawnRequest
 from cockpit.ui.help import HelpScreen
+from cockpit.core.merge_plan import MergePlan, plan_merge
 from cockpit.core.queue import MergeQueue, QueueBusy, enqueue, pending
 from cockpit.ui.sync import describe
 from cockpit.ui.tiles import AgentTile, TileGrid
@@ -115,7 +117,7 @@ def action_pause(app: "CockpitApp", name: str | None = None) -> None:
     if tile is None:
         return
     agent = tile.agent.name
-    if tile.agent.state == "paused":
+    if tile.agent.process == "paused":
         app.run_op(agent, "resuming", app.fleet.resume, agent, done=lambda _: app.notify(f"resumed {agent}"))
     else:
         app.run_op(agent, "pausing", app.fleet.pause, agent, done=lambda _: app.notify(f"paused {agent}"))
@@ -259,18 +261,32 @@ def action_diff(app: "CockpitApp", name: str | None = None) -> None:
 
 
 def action_merge(app: "CockpitApp", name: str | None = None) -> None:
-    """Put the agent at the end of the merge queue (worker), then run the queue."""
+    """Work out what would land (worker): nothing to merge is said at once and changes nothing;
+    otherwise ask, saying what lands where, then queue the agent and run the queue."""
     tile = _target(app, name)
     if tile is None:
         return
     agent = tile.agent.name
+
+    def planned(plan: "MergePlan") -> None:
+        if plan.queued:
+            app.notify(f"{agent} is already in the merge queue")
+        elif plan.refusal:
+            app.notify(f"{agent}: {plan.refusal}", severity="warning", timeout=8)
+        else:
+            app.push_screen(ConfirmDialog(f"Merge {agent} into {plan.base}?", escape(plan.describe()), "Merge"),
+                            decided)
+
+    def decided(ok: bool | None) -> None:
+        if ok:
+            app.run_op(agent, "queueing", enqueue, app.fleet, [agent], done=queued)
 
     def queued(result: list[tuple[str, int, bool]]) -> None:
         _, position, added = result[0]
         app.notify(f"{agent}: {'queued' if added else 'already queued'} (position {position})")
         app.run_queue()
 
-    app.run_op(agent, "queueing", enqueue, app.fleet, [agent], done=queued)
+    app.run_op(agent, "checking", plan_merge, app.fleet, agent, done=planned, pending=False)
 
 
 @work(thread=True, exit_on_error=False, group="queue")

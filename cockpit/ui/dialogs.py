@@ -128,7 +128,7 @@ class RespawnDialog(Dialog):
     def __init__(self, agent: Agent) -> None:
         super().__init__()
         self.agent = agent
-        self.halted = agent.state == "halted" or agent.failures >= agent.max_failures
+        self.halted = agent.process == "halted" or agent.failures >= agent.max_failures
 
     def compose(self) -> ComposeResult:
         agent = self.agent

@@ -66,7 +66,7 @@ GRID_KEYS: tuple[KeySpec, ...] = (
     KeySpec("screen", "s", "app.toggle_screen", "Log / screen view", "View", short="log/screen"),
     KeySpec("zoom", "z", "app.zoom", "Zoom: one tile full-screen", "View", short="zoom"),
     KeySpec("diff", "v", "app.diff", "Diff: what the agent changed against base", "Review", short="diff"),
-    KeySpec("merge", "m", "app.merge", "Merge: queue the agent and run the merge queue", "Review", short="merge"),
+    KeySpec("merge", "m", "app.merge", "Merge: queue the agent and run the merge queue (asks first)", "Review", short="merge"),
 )
 """Bindings of the grid of tiles (they act on the focused agent)."""
 

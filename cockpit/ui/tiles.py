@@ -92,13 +92,15 @@ def subtitle_parts(agent: Agent, diff: tuple[int, int, int] | None, now: datetim
     detail = merge_detail(agent)
     label = f"{agent.state}: {_escape(detail)}" if detail else agent.state
     state = f"[bold $state-{agent.state}]● {label}[/]"
+    if agent.process not in (agent.state, "running"):  # a merge state shown: the process's word beside it
+        state += f" [$state-{agent.process}]{agent.process}[/]"
     if pending:
         state += f" [italic]{pending}…[/]"
     # attempts allowed before a halt: this one, plus one per failure still allowed (this
     # attempt's own failure, if it failed, is already counted in ``failures``)
-    current_failed = agent.state in ("failed", "halted")
+    current_failed = agent.process in ("failed", "halted")
     limit = agent.attempt + max(0, agent.max_failures - agent.failures - (0 if current_failed else 1))
-    if agent.activity and agent.activity != agent.state and now is not None:  # time-dependent
+    if agent.activity and agent.activity != agent.process and now is not None:  # time-dependent
         state += f" [$state-{agent.activity}]{agent.activity}[/]"
     parts = [state, f"{agent.attempt}/{limit}"]
     if agent.out_of_scope:
@@ -227,7 +229,7 @@ class AgentTile(Widget, can_focus=True):
         height = max(1, self.content_size.height)
         lines = self.body_lines()[-height:]
         if not lines:
-            message = self.feed.error or ("(no output yet)" if self.agent.alive else f"({self.agent.state})")
+            message = self.feed.error or ("(no output yet)" if self.agent.alive else f"({self.agent.process})")
             return [Text(message, style="dim italic")]
         return lines
 
