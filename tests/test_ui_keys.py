@@ -10,9 +10,9 @@ from rich.console import Console
 
 from cockpit.core.fleet import Fleet
 from cockpit.ui.app import make_app
-from cockpit.ui.dialogs import DiscardDialog
+from cockpit.ui.dialogs import ConfirmDialog, DiscardDialog
 from cockpit.ui.help import HelpScreen
-from cockpit.ui.keys import ALL_KEYS, check_keymap, markdown_table
+from cockpit.ui.keys import ALL_KEYS, check_keymap, markdown_table, refuse_conflicts
 from cockpit.ui.tiles import TileGrid, choose_layout
 from cockpit.ui.zoom import ZoomScreen, find_matches
 from conftest import sleeper
@@ -86,6 +86,48 @@ async def test_user_config_keys_apply_and_repo_keys_win(fleet: Fleet, repo: Path
     (repo / "cockpit.toml").write_text('[keys]\nkill = "X"\n')
     app = app_for(fleet, tmp_path, user_config=user)
     assert app.keymap == {"zoom": "Z", "kill": "X"}
+
+
+def test_conflicting_remaps_are_refused_naming_both_bindings() -> None:
+    sources = {"discard": "cockpit.toml"}
+    applied, problems = refuse_conflicts({"discard": "x"}, sources)
+    assert applied == {} and len(problems) == 1
+    assert problems[0] == ("keys.discard = 'x' (cockpit.toml) conflicts with kill (x): both would answer 'x' "
+                           "in the grid; not applied: discard stays on 'd'")
+    # a swap is no conflict; the zoom and the grid are separate contexts
+    assert refuse_conflicts({"discard": "x", "kill": "d"}, {}) == ({"discard": "x", "kill": "d"}, [])
+    assert refuse_conflicts({"search-next": "p"}, {}) == ({"search-next": "p"}, [])
+    # an app key is active in every context; "?" is question_mark, as Textual names it
+    applied, problems = refuse_conflicts({"quit": "g", "pause": "?"}, {"quit": "a.toml", "pause": "b.toml"})
+    assert applied == {} and len(problems) == 2
+    assert "keys.pause = '?' (b.toml) conflicts with help (question_mark)" in problems[0]
+    assert "keys.quit = 'g' (a.toml) conflicts with zoom-top (g)" in problems[1] and "zoomed tile" in problems[1]
+    # two remaps onto one key: neither applies
+    applied, problems = refuse_conflicts({"kill": "y", "discard": "y"}, {"kill": "u.toml", "discard": "r.toml"})
+    assert applied == {} and "neither applied" in problems[0]
+    assert "keys.kill = 'y' (u.toml)" in problems[0] and "keys.discard = 'y' (r.toml)" in problems[0]
+
+
+@pytest.mark.tmux
+async def test_a_conflicting_remap_keeps_both_keys_working(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    user = tmp_path / "user.toml"
+    user.write_text('[keys]\nrespawn = "p"\n')
+    (repo / "cockpit.toml").write_text('[keys]\ndiscard = "x"\n')
+    fleet.spawn("agent", command=sleeper())
+    app = app_for(fleet, tmp_path, user_config=user)
+    assert app.keymap == {}
+    assert any(f"keys.discard = 'x' ({repo / 'cockpit.toml'}) conflicts with kill (x)" in p for p in app.problems)
+    assert any(f"keys.respawn = 'p' ({user}) conflicts with pause (p)" in p for p in app.problems)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await focus(pilot, app, "agent")
+        await pilot.press("x")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog) and app.screen)
+        assert "Kill agent" in dialog.title_text
+        await pilot.press("escape")
+        await pilot.press("question_mark")
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen)
+        rows = [line.split()[0] for line in help_text(screen).splitlines() if line.strip()]
+        assert rows.count("x") == 1 and rows.count("d") == 1
 
 
 @pytest.mark.tmux

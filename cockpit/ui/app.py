@@ -491,7 +491,7 @@ def make_app(fleet: Fleet, theme: str | None = None, *, clock: Clock | None | bo
     ``clock=None`` hides time-dependent fields (ages, activity, the watcher's notifications) for
     deterministic screenshots; ``True`` uses the real clock. Problems with user themes, keys or config are shown as notifications.
     """
-    from cockpit.ui.keys import check_keymap, user_config_file, user_keys
+    from cockpit.ui.keys import check_keymap, refuse_conflicts, user_config_file, user_keys
     problems: list[str] = []
     themes, errors = load_themes(include_user=include_user_themes)
     problems += [str(e) for e in errors]
@@ -506,10 +506,13 @@ def make_app(fleet: Fleet, theme: str | None = None, *, clock: Clock | None | bo
         personal = user_keys(user_config)
     except Exception as exc:  # noqa: BLE001
         personal, problems = {}, problems + [describe(exc)]
-    keymap, bad = check_keymap(personal, str(user_config or user_config_file()))
-    repo_map, bad_repo = check_keymap(repo_keys, str(fleet.layout.config))
+    personal_source, repo_source = str(user_config or user_config_file()), str(fleet.layout.config)
+    keymap, bad = check_keymap(personal, personal_source)
+    repo_map, bad_repo = check_keymap(repo_keys, repo_source)
+    sources = {**{key: personal_source for key in keymap}, **{key: repo_source for key in repo_map}}
     keymap.update(repo_map)
-    problems += bad + bad_repo
+    keymap, conflicts = refuse_conflicts(keymap, sources)
+    problems += bad + bad_repo + conflicts
     chosen = theme or configured_theme or DEFAULT_THEME
     if chosen not in themes:
         problems.append(f"unknown theme {chosen!r} (have: {', '.join(sorted(themes))}); using {DEFAULT_THEME}")
