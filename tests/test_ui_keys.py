@@ -130,6 +130,45 @@ async def test_a_conflicting_remap_keeps_both_keys_working(fleet: Fleet, repo: P
         assert rows.count("x") == 1 and rows.count("d") == 1
 
 
+def palette_options(app) -> list[str]:
+    from textual.command import CommandList
+    options = app.screen.query_one(CommandList)
+    return [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+
+
+@pytest.mark.tmux
+async def test_palette_offers_only_what_works_in_cockpit(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    from textual.command import CommandPalette
+    fleet.spawn("alpha", command=sleeper())
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await focus(pilot, app, "alpha")
+        titles = [c.title for c in app.palette_commands()]
+        assert "fail alpha" in titles and "quit" in titles
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), message="palette")
+        for query, builtin in (("screenshot", "Screenshot"), ("keys", "Keys"), ("maximize", "Maximize"),
+                               ("dracula", "dracula")):
+            await pilot.press(*query)
+            await wait_for(pilot, lambda: palette_options(app), message=f"results for {query}")
+            await pilot.pause(0.7)  # (the palette says "No matches found" after 0.5 s)
+            assert not any(builtin in option for option in palette_options(app)), (query, palette_options(app))
+            await pilot.press(*["backspace"] * len(query))
+        await pilot.press(*"fail alph")
+        await wait_for(pilot, lambda: any("fail alpha" in o for o in palette_options(app)), message="fail alpha")
+        await pilot.press("enter")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog) and app.screen)
+        assert "Mark alpha failed" in dialog.title_text
+    offered = [t.split(" ", 1)[1] for t in titles if t.startswith("theme ")]
+    assert offered and "dracula" not in offered
+    for name in offered:  # every theme offered works from --theme and from cockpit.toml
+        assert make_app(fleet, name, clock=None, include_user_themes=False,
+                        user_config=tmp_path / "none.toml").problems == [], name
+        (repo / "cockpit.toml").write_text(f'[cockpit]\ntheme = "{name}"\n')
+        configured = app_for(fleet, tmp_path)
+        assert configured.problems == [] and configured.theme == name
+
+
 @pytest.mark.tmux
 async def test_palette_finds_actions_by_agent_name_and_switches_theme(fleet: Fleet, tmp_path: Path) -> None:
     fleet.spawn("alpha", command=sleeper())

@@ -110,7 +110,9 @@ class CockpitApp(App[int]):
     """One fleet's agents as tiles. Quitting leaves every agent running."""
 
     TITLE = "cockpit"
-    COMMANDS = App.COMMANDS | {CockpitCommands}
+    COMMANDS = {CockpitCommands}
+    """Only cockpit's own commands: Textual's (screenshot, keys panel, maximize, its themes) do not
+    work here, or offer themes ``--theme`` refuses."""
     BINDINGS = bindings(APP_KEYS)
     CSS = "Screen { layers: base overlay; }"
 
@@ -447,7 +449,8 @@ class CockpitApp(App[int]):
                                                partial(self.agent_action, action, agent.name)))
         commands.append(PaletteCommand("new agent", "Spawn a new agent", self.action_new_agent))
         commands.append(PaletteCommand("help", "Show every key", self.action_help))
-        for name in sorted(self.available_themes):
+        commands.append(PaletteCommand("quit", "Quit cockpit (agents keep running)", self.action_quit))
+        for name in sorted(self.cockpit_themes):  # the themes --theme and [cockpit] theme accept
             commands.append(PaletteCommand(f"theme {name}", "Switch the colour theme",
                                            partial(setattr, self, "theme", name)))
         return commands
