@@ -64,13 +64,14 @@ def run_attached(argv: list[str], env: dict[str, str]) -> int:
 
 
 class FleetHeader(Static):
-    """Repository, base, agents per state and how many tiles are off screen."""
+    """Repository, base, agents per state and how many tiles are scrolled off the top (↑) and the
+    bottom (↓) of the grid."""
 
     DEFAULT_CSS = """
     FleetHeader { dock: top; height: 1; background: $panel; color: $foreground; padding: 0 1; }
     """
 
-    def show(self, repo: str, agents: list[Agent], off_screen: int, activity: bool = True,
+    def show(self, repo: str, agents: list[Agent], hidden: tuple[int, int], activity: bool = True,
              queue: list[str] | None = None) -> None:
         bases = Counter(a.base for a in agents if a.base)
         base = f" · base [b]{bases.most_common(1)[0][0]}[/]" if bases else ""
@@ -83,7 +84,9 @@ class FleetHeader(Static):
                                            if attention[k])
         if queue:  # the merge queue, in order
             summary += " │ merge queue: " + " → ".join(queue[:5]) + (f" +{len(queue) - 5}" if len(queue) > 5 else "")
-        more = f"  [b]↓ {off_screen} more[/]" if off_screen else ""
+        above, below = hidden  # tiles scrolled off the top, off the bottom
+        arrows = " ".join(filter(None, (f"↑ {above}" if above else "", f"↓ {below}" if below else "")))
+        more = f"  [b]{arrows} more[/]" if arrows else ""
         text = f"[b]cockpit[/] · {repo}{base} │ {summary}{more}"
         if text != self._shown:  # called every frame: repaint only on change
             self._shown = text
@@ -322,7 +325,7 @@ class CockpitApp(App[int]):
     def update_header(self) -> None:
         grid, header = self.query_one_optional(TileGrid), self.query_one_optional(FleetHeader)
         if grid is not None and header is not None:  # both are gone while shutting down
-            header.show(self.fleet.root.name, self.agents, grid.off_screen, activity=self.clock is not None,
+            header.show(self.fleet.root.name, self.agents, grid.hidden, activity=self.clock is not None,
                         queue=self.queue)
 
     # -- logs --------------------------------------------------------------------------------

@@ -425,13 +425,20 @@ class TileGrid(ScrollableContainer, can_focus=True):
     @property
     def off_screen(self) -> int:
         """How many tiles are (at least partly) outside the visible area."""
-        tiles = self.tiles
-        if not tiles or not self.tile_height:
-            return 0
+        above, below = self.hidden
+        return above + below
+
+    @property
+    def hidden(self) -> tuple[int, int]:
+        """``(above, below)``: how many tiles are (at least partly) scrolled off the top and
+        off the bottom of the visible area."""
+        count = len(self.tiles)
+        if not count or not self.tile_height:
+            return 0, 0
         first_row = math.floor(self.scroll_y / self.tile_height + 0.01)
         last_row = math.floor((self.scroll_y + self.size.height) / self.tile_height + 0.01) - 1
-        visible = sum(1 for i in range(len(tiles)) if first_row <= i // self.columns <= last_row)
-        return len(tiles) - visible
+        rows = [i // self.columns for i in range(count)]
+        return sum(row < first_row for row in rows), sum(row > last_row for row in rows)
 
 
 def choose_layout(count: int, width: int, height: int) -> tuple[int, int, int]:
