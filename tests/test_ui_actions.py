@@ -228,3 +228,40 @@ async def test_mark_failed_with_F_counts_towards_the_failure_rule(fleet: Fleet, 
         await pilot.press("tab", "enter")
         await wait_for(pilot, lambda: agent_state(app, "flaky") == "failed", message="marked failed")
         assert fleet.agent("flaky").failures == 1 and not fleet.tmux.has_session("flaky")
+
+
+async def test_new_agent_form_stays_open_on_a_duplicate_name_or_a_missing_command(
+        fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    fleet.spawn("taken", command=sleeper())
+    (repo / "cockpit.toml").write_text('[[agent]]\nname = "configured"\ncommand = "echo from-config; sleep 3600"\n')
+    subprocess.run(["git", "branch", "cockpit/blocked"], cwd=repo, check=True)  # the engine will refuse this one
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: "taken" in tiles(app), message="tile")
+        await pilot.press("n")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, NewAgentDialog) and app.screen)
+        problem = lambda: str(dialog.query_one("#problem").content)  # noqa: E731
+        dialog.query_one("#name").value = "taken"
+        dialog.query_one("#command").value = "echo mine"
+        dialog.query_one("#task").value = "my task"
+        await pilot.click("#confirm")
+        await wait_for(pilot, lambda: "already exists" in problem(), message="duplicate refused in the form")
+        assert app.screen is dialog and dialog.query_one("#task").value == "my task"
+        dialog.query_one("#name").value = "newbie"
+        dialog.query_one("#command").value = ""
+        await pilot.click("#confirm")
+        await wait_for(pilot, lambda: "give a command" in problem(), message="missing command refused in the form")
+        assert app.screen is dialog and "--" not in problem() and dialog.query_one("#task").value == "my task"
+        assert app.focused is dialog.query_one("#command")
+        dialog.query_one("#name").value = "blocked"
+        dialog.query_one("#command").value = "echo never"
+        await pilot.click("#confirm")  # valid in the form; the engine refuses: the form comes back, filled in
+        again = await wait_for(pilot, lambda: isinstance(app.screen, NewAgentDialog) and app.screen is not dialog
+                               and app.screen, message="the form again")
+        assert "cockpit/blocked" in str(again.query_one("#problem").content)
+        assert (again.query_one("#name").value, again.query_one("#command").value,
+                again.query_one("#task").value) == ("blocked", "echo never", "my task")
+        again.query_one("#name").value = "configured"  # no command needed: cockpit.toml has it
+        again.query_one("#command").value = ""
+        await pilot.click("#confirm")
+        await wait_for(pilot, lambda: "from-config" in tile_text(app, "configured"), message="spawned from config")

@@ -17,6 +17,7 @@ from textual import work
 from textual.app import SuspendNotSupported
 
 from cockpit.core.activity import next_needing_attention
+from cockpit.core.errors import CockpitError
 from cockpit.ui.diffview import DiffScreen
 from cockpit.ui.dialogs import ConfirmDialog, DiscardDialog, NewAgentDialog, NewAgentRequest, RespawnDialog, \
     RespawnRequest
@@ -34,15 +35,17 @@ if TYPE_CHECKING:
 
 @work(thread=True, exit_on_error=False, group="ops")
 def run_op(app: "CockpitApp", name: str | None, verb: str, call: Callable[..., Any], *args: Any,
-           done: Callable[[Any], object] | None = None, pending: bool = True, **kwargs: Any) -> None:
+           done: Callable[[Any], object] | None = None, pending: bool = True,
+           failed: Callable[[str], object] | None = None, **kwargs: Any) -> None:
     """Run one engine call in a worker thread. While it runs the tile shows ``verb…``; on
-    success ``done(result)`` runs on the UI thread; an error becomes a notification."""
+    success ``done(result)`` runs on the UI thread; an error becomes a notification, or is
+    handed to ``failed`` (on the UI thread) to show where the user acted."""
     if pending:
         app._ui(_set_pending, app, name, verb)
     try:
         result = call(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - every failure reaches the user as a message
-        app._ui(app.report_error, describe(exc))
+        app._ui(failed or app.report_error, describe(exc))
     else:
         if done is not None:
             app._ui(done, result)
@@ -195,7 +198,21 @@ def action_respawn(app: "CockpitApp", name: str | None = None) -> None:
     app.push_screen(RespawnDialog(tile.agent), decided)
 
 
-def action_new_agent(app: "CockpitApp") -> None:
+def action_new_agent(app: "CockpitApp", values: NewAgentRequest | None = None, problem: str | None = None) -> None:
+    """The new-agent form. It checks the name and the command itself (reading cockpit.toml in
+    a worker first); a spawn the engine refuses reopens it with the same values and the reason."""
+
+    def configured() -> tuple[set[str] | None, str | None]:
+        try:
+            return set(app.fleet.config.agents), None
+        except CockpitError as exc:
+            return None, str(exc)
+
+    def ask(found: tuple[set[str] | None, str | None]) -> None:
+        names, config_problem = found
+        existing = {agent.name for agent in app.agents}
+        app.push_screen(NewAgentDialog(existing, names, config_problem, values, problem), decided)
+
     def decided(request: NewAgentRequest | None) -> None:
         if request is None:
             return
@@ -204,10 +221,14 @@ def action_new_agent(app: "CockpitApp") -> None:
             app._focus_next = agent.name
             app.notify(f"spawned {agent.name}")
 
-        app.run_op(request.name, "spawning", app.fleet.spawn, request.name, command=request.command,
-                   task=request.task, scope=request.scope or None, done=spawned)
+        def refused(message: str) -> None:
+            app.reported.append(message)
+            app.action_new_agent(request, message)  # the same form again, with the reason
 
-    app.push_screen(NewAgentDialog(), decided)
+        app.run_op(request.name, "spawning", app.fleet.spawn, request.name, command=request.command,
+                   task=request.task, scope=request.scope or None, done=spawned, failed=refused)
+
+    app.run_op(None, "reading", configured, done=ask, pending=False)
 
 
 def action_attach(app: "CockpitApp", name: str | None = None) -> None:

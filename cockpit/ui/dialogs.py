@@ -176,16 +176,32 @@ class NewAgentRequest:
 
 
 class NewAgentDialog(Dialog):
-    """Name, command, task, scope. The name is checked here; the rest by the engine."""
+    """Name, command, task, scope. Checked here before it closes: a valid name no agent has
+    (``existing``), and a command unless cockpit.toml configures the name (``configured``;
+    None when cockpit.toml cannot be read, ``config_problem`` says why). Whatever the engine
+    still refuses comes back in a new form with the same values (``values``, ``problem``)."""
+
+    def __init__(self, existing: set[str] | None = None, configured: set[str] | None = None,
+                 config_problem: str | None = None, values: NewAgentRequest | None = None,
+                 problem: str | None = None) -> None:
+        super().__init__()
+        self.existing = set(existing or ())
+        self.configured = configured
+        self.config_problem = config_problem
+        self.values = values
+        self.problem = problem
 
     def compose(self) -> ComposeResult:
+        values = self.values
         with Vertical(id="dialog"):
             yield Label("New agent", id="title")
-            yield Input(placeholder="name: a-z, 0-9 and -", id="name")
-            yield Input(placeholder="command (empty: the one in cockpit.toml)", id="command")
-            yield Input(placeholder="task", id="task")
-            yield Input(placeholder="scope: globs, space separated (e.g. src/api/**)", id="scope")
-            yield Static("", classes="error", id="problem")
+            yield Input(values.name if values else "", placeholder="name: a-z, 0-9 and -", id="name")
+            yield Input(values.command or "" if values else "", placeholder="command (empty: the one in cockpit.toml)",
+                        id="command")
+            yield Input(values.task or "" if values else "", placeholder="task", id="task")
+            yield Input(" ".join(values.scope) if values else "",
+                        placeholder="scope: globs, space separated (e.g. src/api/**)", id="scope")
+            yield Static(escape(self.problem or ""), classes="error", id="problem")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Spawn", id="confirm", variant="primary")
@@ -193,16 +209,29 @@ class NewAgentDialog(Dialog):
     def on_mount(self) -> None:
         self.query_one("#name", Input).focus()
 
+    def _refuse(self, field: str, message: str) -> None:
+        self.query_one("#problem", Static).update(escape(message))
+        self.query_one(f"#{field}", Input).focus()
+
     @on(Input.Submitted)
     @on(Button.Pressed, "#confirm")
     def _confirm(self) -> None:
         value = {field: self.query_one(f"#{field}", Input).value.strip()
                  for field in ("name", "command", "task", "scope")}
+        name = value["name"]
         try:
-            validate_name(value["name"])
+            validate_name(name)
         except CockpitError as exc:
-            self.query_one("#problem", Static).update(escape(str(exc)))
-            self.query_one("#name", Input).focus()
+            self._refuse("name", str(exc))
+            return
+        if name in self.existing:
+            self._refuse("name", f"an agent named {name!r} already exists: choose another name "
+                                 "(or discard it first: d)")
+            return
+        if not value["command"] and name not in (self.configured or ()):
+            why = (f"cockpit.toml cannot be read ({self.config_problem})" if self.configured is None and
+                   self.config_problem else f"cockpit.toml has no agent named {name!r}")
+            self._refuse("command", f"give a command: {why}")
             return
         scope = [s for s in value["scope"].replace(",", " ").split() if s]
-        self.dismiss(NewAgentRequest(value["name"], value["command"] or None, value["task"] or None, scope))
+        self.dismiss(NewAgentRequest(name, value["command"] or None, value["task"] or None, scope))
