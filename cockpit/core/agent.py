@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+def name_order(name: str) -> tuple[tuple[int, int, str], ...]:
+    """The sort key of an agent name: natural order, numbers by value (``a2`` before ``a10``).
+    Every view lists agents in this order (``ls``, ``ls --json``, the TUI's tiles, ``w``)."""
+    return tuple((0, int(part), part) if part.isdigit() else (1, 0, part)
+                 for part in re.findall(r"\d+|\D+", name))
 
 
 @dataclass(frozen=True)

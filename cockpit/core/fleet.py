@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Iterator
 import tomli_w
 
 from cockpit.core import activity as activity_mod, processes, sandbox, watch, worktrees
-from cockpit.core.agent import Agent
+from cockpit.core.agent import Agent, name_order
 from cockpit.core.checklist import Checklist, announce, run_checklist
 from cockpit.core.errors import CockpitError, NotFound
 from cockpit.core.events import Event, EventLog
@@ -181,7 +181,7 @@ class Fleet:
                     and not self.layout.session_log(record.name).exists()):
                 self.tmux.repipe(record.name, self.layout.session_log(record.name))  # log deleted by hand
         tree = processes.children_map() if any(r.state in LIVE for r in history.records.values()) else {}
-        return [self._snapshot(r, panes.get(r.name), tree) for r in sorted(history.records.values(), key=lambda r: r.name)
+        return [self._snapshot(r, panes.get(r.name), tree) for r in sorted(history.records.values(), key=lambda r: name_order(r.name))
                 if not r.discarded]
 
     def agent(self, name: str) -> Agent:
