@@ -278,3 +278,19 @@ async def test_a_key_holds_background_work_from_the_moment_it_arrives(fleet: Fle
         posted.join()
         assert app.renders._held_until > time.monotonic() - 0.01
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), message="the key answered")
+
+
+@pytest.mark.tmux
+@pytest.mark.parametrize("width", [80, 120])
+async def test_the_footer_always_shows_help_and_quit(fleet: Fleet, tmp_path: Path, width: int) -> None:
+    from ui_support import screen_rows
+    fleet.spawn("alpha", command=sleeper())
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(width, 24)) as pilot:
+        await focus(pilot, app, "alpha")
+        await wait_for(pilot, lambda: "? help" in screen_rows(app)[-1] and "q quit" in screen_rows(app)[-1],
+                       message=f"? help and q quit on the grid at {width} columns")
+        await pilot.press("z")
+        await wait_for(pilot, lambda: isinstance(app.screen, ZoomScreen), message="zoom")
+        await wait_for(pilot, lambda: "? help" in screen_rows(app)[-1] and "q quit" in screen_rows(app)[-1],
+                       message=f"? help and q quit in the zoom at {width} columns")
