@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -113,7 +114,9 @@ async def test_respawn_counts_attempts_and_refuses_a_halted_agent(fleet: Fleet, 
     async with app.run_test(size=(120, 40)) as pilot:
         tile = await focus(pilot, app, "flaky")
         await wait_for(pilot, lambda: tile.agent.state == "failed", message="first failure")
-        assert "1/2" in tile.border_subtitle
+        assert "try 1 (1/2 fail)" in tile.border_subtitle  # the notation of ls's TRY column
+        ls = subprocess.run([sys.executable, "-m", "cockpit", "ls"], cwd=fleet.root, capture_output=True, text=True)
+        assert "1 (1/2 fail)" in ls.stdout.splitlines()[1]
         await pilot.press("r")
         dialog = await wait_for(pilot, lambda: isinstance(app.screen, RespawnDialog) and app.screen)
         assert "attempt 1 → 2" in str(dialog.query_one("#title").content)

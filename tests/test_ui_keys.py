@@ -55,6 +55,8 @@ async def test_help_lists_every_binding(fleet: Fleet, tmp_path: Path) -> None:
         text = help_text(screen)
         for spec in ALL_KEYS:
             assert spec.id in text and spec.description in text, spec.id
+        legend = str(screen.query_one("#help-legend").content)
+        assert "try 2 (1/2 fail)" in legend and "TRY column" in legend  # the tiles' notation, explained
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
 

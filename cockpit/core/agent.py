@@ -50,6 +50,12 @@ class Agent:
     activity: str | None = None
 
     @property
+    def tries(self) -> str:
+        """``2 (0/2 fail)``: attempt 2, no failure counted of the 2 that halt it. The one
+        notation of attempts and failures (``ls``'s TRY column, the tiles' ``try ...``)."""
+        return f"{self.attempt} ({self.failures}/{self.max_failures} fail)"
+
+    @property
     def process(self) -> str:
         """What its process does (running .. missing), even while ``state`` shows a merge state."""
         return self.process_state or self.state

@@ -96,13 +96,9 @@ def subtitle_parts(agent: Agent, diff: tuple[int, int, int] | None, now: datetim
         state += f" [$state-{agent.process}]{agent.process}[/]"
     if pending:
         state += f" [italic]{pending}…[/]"
-    # attempts allowed before a halt: this one, plus one per failure still allowed (this
-    # attempt's own failure, if it failed, is already counted in ``failures``)
-    current_failed = agent.process in ("failed", "halted")
-    limit = agent.attempt + max(0, agent.max_failures - agent.failures - (0 if current_failed else 1))
     if agent.activity and agent.activity != agent.process and now is not None:  # time-dependent
         state += f" [$state-{agent.activity}]{agent.activity}[/]"
-    parts = [state, f"{agent.attempt}/{limit}"]
+    parts = [state, f"try {agent.tries}"]  # explained in help (TRIES_LEGEND)
     if agent.out_of_scope:
         parts.append(f"[bold $error]⚠ {len(agent.out_of_scope)} out of scope[/]")
     if agent.collisions:
