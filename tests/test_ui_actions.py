@@ -198,16 +198,58 @@ async def test_attach_without_a_terminal_is_an_error_not_a_crash(fleet: Fleet, t
 
 
 async def test_engine_errors_become_notifications(fleet: Fleet, tmp_path: Path) -> None:
-    fleet.spawn("done", command="echo bye")
+    import shutil
+    fleet.spawn("gone", command=sleeper())
+    fleet.kill("gone")
+    shutil.rmtree(fleet.layout.worktree("gone"))  # deleted by hand: respawn --keep has nothing to keep
     app = app_for(fleet, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        tile = await focus(pilot, app, "done")
-        await wait_for(pilot, lambda: tile.agent.state == "exited", message="exited")
-        await pilot.press("p")
-        await wait_for(pilot, lambda: any("not running" in m for m in app.reported), message="error toast")
+        tile = await focus(pilot, app, "gone")
+        await wait_for(pilot, lambda: tile.agent.state == "missing", message="missing")
+        await pilot.press("r")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, RespawnDialog) and app.screen)
+        dialog.query_one("#keep").value = True
+        await pilot.click("#confirm")
+        await wait_for(pilot, lambda: any("has no worktree" in m for m in app.reported), message="error toast")
         assert app.is_running
         await pilot.press("z")  # still responsive
         await wait_for(pilot, lambda: type(app.screen).__name__ == "ZoomScreen")
+
+
+async def test_keys_that_cannot_apply_say_why_at_once(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.spawn("dead", command=sleeper())
+    fleet.kill("dead")
+    fleet.spawn("broken", command="echo bye; exit 3")
+    fleet.spawn("live", command=sleeper())
+    app = app_for(fleet, tmp_path)
+    shown: list[str] = []
+    async with app.run_test(size=(120, 30)) as pilot:
+        original = app.notify
+
+        def record(message, *args, **kwargs):
+            shown.append(str(message))
+            return original(message, *args, **kwargs)
+
+        app.notify = record  # type: ignore[method-assign]
+        await focus(pilot, app, "dead")
+        for key, says in (("x", "dead is not running (killed): nothing to kill"),
+                          ("p", "dead is not running (killed): nothing to pause"),
+                          ("a", "dead has no terminal any more (killed)"),
+                          ("s", "dead has no terminal any more (killed)")):
+            await pilot.press(key)
+            await wait_for(pilot, lambda: any(says in m for m in shown), message=f"{key}: {says}")
+            assert not isinstance(app.screen, ConfirmDialog)
+            assert tiles(app)["dead"].view == "log"
+        tile = await focus(pilot, app, "broken")
+        await wait_for(pilot, lambda: tile.agent.state == "failed", message="broken failed")
+        await pilot.press("F")
+        await wait_for(pilot, lambda: any("broken has already failed" in m for m in shown), message="F refused")
+        assert not isinstance(app.screen, ConfirmDialog) and fleet.agent("broken").failures == 1
+        titles = {c.title for c in app.palette_commands()}
+        assert {"kill live", "pause live", "fail live", "fail dead", "respawn dead", "discard dead"} <= titles
+        assert not titles & {"kill dead", "pause dead", "resume dead", "attach dead", "resume live",
+                             "fail broken", "kill broken"}
+        assert app.reported == []
 
 
 async def test_quit_leaves_agents_running(fleet: Fleet, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from cockpit.ui.tiles import AgentTile, TileGrid
 from cockpit.ui.zoom import ZoomScreen
 
 if TYPE_CHECKING:
+    from cockpit.core.agent import Agent
     from cockpit.core.fleet import DiscardPreview
     from cockpit.ui.app import CockpitApp
 
@@ -62,10 +63,35 @@ def _set_pending(app: "CockpitApp", name: str | None, verb: str | None) -> None:
         tile.refresh_subtitle()
 
 
-def _target(app: "CockpitApp", name: str | None) -> AgentTile | None:
+def unavailable(agent: Agent, action: str) -> str | None:
+    """Why ``action`` cannot apply to ``agent`` in its present state, or None when it can.
+    Keys say this at once instead of asking first; the palette does not offer the action."""
+    name, process = agent.name, agent.process
+    alive = process in ("running", "paused")
+    if action in ("pause", "kill") and not alive:
+        return f"{name} is not running ({process}): nothing to {action}" + ("; r respawns it" if action == "pause" else "")
+    if action == "resume" and process != "paused":
+        return f"{name} is not paused ({process})"
+    if action == "pause_only" and process != "running":
+        return f"{name} is not running ({process})"
+    if action == "mark_failed" and process in ("failed", "halted"):
+        return f"{name} has already failed ({process}, {agent.failures} of {agent.max_failures} failures counted)"
+    if action in ("attach", "toggle_screen") and agent.pid is None:
+        return f"{name} has no terminal any more ({process}): r respawns it"
+    return None
+
+
+def _target(app: "CockpitApp", name: str | None, action: str | None = None) -> AgentTile | None:
+    """The tile to act on; None (said to the user at once) when there is none, or when
+    ``action`` cannot apply to its agent now."""
     tile = app.tile(name)
     if tile is None:
         app.notify("no agent selected (n: new agent)", severity="warning")
+        return None
+    why = unavailable(tile.agent, action) if action else None
+    if why:
+        app.notify(why, severity="warning")
+        return None
     return tile
 
 
@@ -116,7 +142,7 @@ def action_next_attention(app: "CockpitApp") -> None:
 
 def action_pause(app: "CockpitApp", name: str | None = None) -> None:
     """Pause a running agent; resume a paused one."""
-    tile = _target(app, name)
+    tile = _target(app, name, "pause")
     if tile is None:
         return
     agent = tile.agent.name
@@ -127,14 +153,14 @@ def action_pause(app: "CockpitApp", name: str | None = None) -> None:
 
 
 def action_resume(app: "CockpitApp", name: str | None = None) -> None:
-    tile = _target(app, name)
+    tile = _target(app, name, "resume")
     if tile is not None:
         agent = tile.agent.name
         app.run_op(agent, "resuming", app.fleet.resume, agent, done=lambda _: app.notify(f"resumed {agent}"))
 
 
 def action_kill(app: "CockpitApp", name: str | None = None) -> None:
-    tile = _target(app, name)
+    tile = _target(app, name, "kill")
     if tile is None:
         return
     agent = tile.agent.name
@@ -149,7 +175,7 @@ def action_kill(app: "CockpitApp", name: str | None = None) -> None:
 
 def action_mark_failed(app: "CockpitApp", name: str | None = None) -> None:
     """Count a failure the user saw; at max_failures the agent and its dependents halt."""
-    tile = _target(app, name)
+    tile = _target(app, name, "mark_failed")
     if tile is None:
         return
     agent = tile.agent
@@ -233,7 +259,7 @@ def action_new_agent(app: "CockpitApp", values: NewAgentRequest | None = None, p
 
 def action_attach(app: "CockpitApp", name: str | None = None) -> None:
     """Ask the engine for the attach command (worker), then hand the terminal over."""
-    tile = _target(app, name)
+    tile = _target(app, name, "attach")
     if tile is not None:
         app.run_op(tile.agent.name, "attaching", app.fleet.attach_argv, tile.agent.name,
                    done=app.attach_now, pending=False)
@@ -259,8 +285,16 @@ def attach_now(app: "CockpitApp", argv: list[str]) -> None:
 
 def action_toggle_screen(app: "CockpitApp", name: str | None = None) -> None:
     tile = _target(app, name)
-    if tile is not None:
+    if tile is not None and not (tile.view == "log" and _refused(app, tile, "toggle_screen")):
         app.toggle_view(tile)
+
+
+def _refused(app: "CockpitApp", tile: AgentTile, action: str) -> bool:
+    """Say at once why ``action`` cannot apply to the tile's agent; False when it can."""
+    why = unavailable(tile.agent, action)
+    if why:
+        app.notify(why, severity="warning")
+    return why is not None
 
 
 def action_zoom(app: "CockpitApp", name: str | None = None) -> None:

@@ -444,10 +444,12 @@ class CockpitApp(App[int]):
         tile.refresh()
 
     def palette_commands(self) -> list[PaletteCommand]:
-        """Every palette entry: agent actions by name, fleet actions, themes."""
+        """Every palette entry: agent actions by name (those that can apply now), fleet actions, themes."""
         commands = []
         for agent in self.agents:
             for words, action, help_text in AGENT_VERBS:
+                if actions.unavailable(agent, "pause_only" if action == "pause" else action):
+                    continue  # not offered: it cannot apply to the agent now (the key says why)
                 commands.append(PaletteCommand(f"{words} {agent.name}", help_text,
                                                partial(self.agent_action, action, agent.name)))
         commands.append(PaletteCommand("new agent", "Spawn a new agent", self.action_new_agent))

@@ -168,6 +168,11 @@ class ZoomScreen(Screen[None]):
             self.call_after_refresh(scroller.scroll_to, y=target, animate=False)
 
     def action_toggle_screen(self) -> None:
+        from cockpit.ui.actions import unavailable
+        why = unavailable(self.tile.agent, "toggle_screen") if self.tile.view == "log" else None
+        if why:
+            self.notify(why, severity="warning")
+            return
         self.app.toggle_view(self.tile)  # type: ignore[attr-defined]
         self.refresh_title()
         self.reload()
