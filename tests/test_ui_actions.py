@@ -310,3 +310,25 @@ async def test_new_agent_form_stays_open_on_a_duplicate_name_or_a_missing_comman
         again.query_one("#command").value = ""
         await pilot.click("#confirm")
         await wait_for(pilot, lambda: "from-config" in tile_text(app, "configured"), message="spawned from config")
+
+
+async def test_a_zoom_closes_when_its_agent_is_discarded_from_another_terminal(fleet: Fleet, repo: Path,
+                                                                                tmp_path: Path) -> None:
+    from cockpit.ui.diffview import DiffScreen
+    from cockpit.ui.zoom import ZoomScreen
+    fleet.spawn("doomed", command=sleeper())
+    fleet.spawn("other", command=sleeper())
+    app = app_for(fleet, tmp_path, poll_interval=0.2)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await focus(pilot, app, "doomed")
+        await pilot.press("z", "v")  # the zoom, and the diff view over it
+        await wait_for(pilot, lambda: isinstance(app.screen, DiffScreen), message="diff over the zoom")
+        assert any(isinstance(s, ZoomScreen) for s in app.screen_stack)
+        subprocess.run([sys.executable, "-m", "cockpit", "discard", "doomed", "--yes"], cwd=repo, check=True,
+                       capture_output=True)
+        await wait_for(pilot, lambda: "doomed" not in tiles(app), message="tile removed")
+        await wait_for(pilot, lambda: len(app.screen_stack) == 1, message="zoom and diff closed")
+        assert not any(isinstance(s, (ZoomScreen, DiffScreen)) for s in app.screen_stack)
+        await pilot.press("z")  # the app goes on: zoom the other agent
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, ZoomScreen) and app.screen, message="zoom")
+        assert screen.tile.agent.name == "other"

@@ -289,6 +289,7 @@ class CockpitApp(App[int]):
         wanted = {agent.name for agent in agents}
         for name, tile in tiles.items():
             if name not in wanted:
+                self._close_views_of(name)
                 self._drop_feed(name)
                 tile.remove()
         changed = False
@@ -314,6 +315,23 @@ class CockpitApp(App[int]):
         elif isinstance(self.focused, TileGrid) and agents:
             self.call_after_refresh(self._focus_first)
         self.update_header()
+
+    def _close_views_of(self, name: str) -> None:
+        """The agent is gone (discarded, maybe from another terminal): close its zoom and diff
+        view, and whatever was opened over them, rather than show a stale state."""
+        from cockpit.ui.diffview import DiffScreen
+
+        def about(screen: Screen) -> bool:
+            return ((isinstance(screen, ZoomScreen) and screen.tile.agent.name == name)
+                    or (isinstance(screen, DiffScreen) and screen.agent_name == name))
+
+        stack = self.screen_stack
+        index = next((i for i, screen in enumerate(stack) if about(screen)), None)
+        if index is None:
+            return
+        for _ in range(len(stack) - index):
+            self.pop_screen()
+        self.notify(f"{name} is gone (discarded): its view was closed", severity="warning")
 
     def _focus_first(self) -> None:
         tiles = self.query_one(TileGrid).tiles
