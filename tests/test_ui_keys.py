@@ -247,6 +247,19 @@ async def test_zoom_search_and_screen_view(fleet: Fleet, tmp_path: Path) -> None
         assert tile.view == "log"
 
 
+@pytest.mark.tmux
+async def test_the_screen_view_of_a_blank_pane_says_it_is_blank(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.spawn("quiet", command="sleep 3600")
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        tile = await focus(pilot, app, "quiet")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: tile.feed.screen is not None, message="the pane captured")
+        assert tile.feed.screen == []
+        await wait_for(pilot, lambda: [l.plain for l in tile.shown_lines()] == ["(the screen is blank)"],
+                       message="blank, not capturing")
+
+
 def test_find_matches_is_case_insensitive_and_finds_repeats() -> None:
     from rich.text import Text
     assert find_matches([Text("aXa xa"), Text("none")], "xa") == [(0, 1, 3), (0, 4, 6)]

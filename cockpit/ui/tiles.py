@@ -217,7 +217,10 @@ class AgentTile(Widget, can_focus=True):
 
     def body_lines(self) -> list[Text]:
         if self.view == "screen":
-            return self.feed.screen or [Text("(capturing the tmux screen…)", style="dim")]
+            screen = self.feed.screen
+            if screen is None:  # not captured yet
+                return [Text("(capturing the tmux screen…)", style="dim")]
+            return screen or [Text("(the screen is blank)", style="dim italic")]
         return self.feed.lines
 
     def shown_lines(self) -> list[Text]:
