@@ -14,7 +14,7 @@ from cockpit.core import processes
 from cockpit.core.fleet import Fleet
 from cockpit.ui.app import make_app
 from cockpit.ui.dialogs import ConfirmDialog, DiscardDialog, NewAgentDialog, RespawnDialog
-from conftest import sleeper, tree_hashes
+from conftest import sleeper, tree_hashes, wait_until
 from ui_support import agent_state, focus, tile_text, tiles, wait_for
 
 pytestmark = pytest.mark.tmux
@@ -332,3 +332,33 @@ async def test_a_zoom_closes_when_its_agent_is_discarded_from_another_terminal(f
         await pilot.press("z")  # the app goes on: zoom the other agent
         screen = await wait_for(pilot, lambda: isinstance(app.screen, ZoomScreen) and app.screen, message="zoom")
         assert screen.tile.agent.name == "other"
+
+
+async def test_respawn_choices_differ_without_colour(fleet: Fleet, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from ui_support import screen_rows
+    monkeypatch.setenv("NO_COLOR", "1")
+    fleet.spawn("flaky", command="exit 1")
+    wait_until(lambda: fleet.agent("flaky").state == "failed", message="first failure")
+    fleet.respawn("flaky")  # second failure: halted, so the dialog also shows the force box
+    wait_until(lambda: fleet.agent("flaky").state == "halted", message="halted")
+    app = app_for(fleet, tmp_path)
+    assert app.no_color
+
+    def row(text: str) -> str:
+        return next(r for r in screen_rows(app) if text in r)
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        tile = await focus(pilot, app, "flaky")
+        await wait_for(pilot, lambda: tile.agent.process == "halted", message="halted")
+        await pilot.press("r")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, RespawnDialog) and app.screen)
+        await pilot.pause(0.2)
+        assert "●" in row("fresh: archive") and "●" not in row("keep: same worktree")
+        assert "○" in row("keep: same worktree")
+        assert "X" not in row("force (respawn")
+        dialog.query_one("#keep").value = True
+        dialog.query_one("#force").value = True
+        await pilot.pause(0.2)
+        assert "●" in row("keep: same worktree") and "●" not in row("fresh: archive")
+        assert "X" in row("force (respawn")

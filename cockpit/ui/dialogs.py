@@ -40,6 +40,27 @@ Dialog Input { width: 100%; }
 """
 
 
+class Choice(RadioButton):
+    """A radio button whose mark itself says whether it is chosen (● / ○): Textual's differ
+    only in colour, and under ``NO_COLOR`` every option looked chosen."""
+
+    BUTTON_INNER = "○"
+
+    def watch_value(self) -> None:
+        self.BUTTON_INNER = "●" if self.value else "○"
+        super().watch_value()
+
+
+class Tick(Checkbox):
+    """A checkbox whose mark says whether it is ticked (X / blank), with or without colour."""
+
+    BUTTON_INNER = " "
+
+    def watch_value(self) -> None:
+        self.BUTTON_INNER = "X" if self.value else " "
+        super().watch_value()
+
+
 class Dialog(ModalScreen):
     """Common frame: a titled box with Cancel on ``escape``."""
 
@@ -138,12 +159,12 @@ class RespawnDialog(Dialog):
             yield Label("Task", classes="field-label")
             yield Input(agent.task, id="task")
             with RadioSet(id="mode"):
-                yield RadioButton("fresh: archive the worktree, new branch from base", value=True, id="fresh")
-                yield RadioButton("keep: same worktree and branch, restart the command", id="keep")
+                yield Choice("fresh: archive the worktree, new branch from base", value=True, id="fresh")
+                yield Choice("keep: same worktree and branch, restart the command", id="keep")
             if self.halted:
                 yield Static(f"{agent.name} is halted after {agent.failures} failure(s): change the task "
                              "or tick force.", classes="error", id="halted")
-                yield Checkbox("force (respawn with the same task)", id="force")
+                yield Tick("force (respawn with the same task)", id="force")
             yield Static("", classes="error", id="problem")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel")
