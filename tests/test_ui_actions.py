@@ -289,18 +289,18 @@ async def test_new_agent_form_stays_open_on_a_duplicate_name_or_a_missing_comman
         dialog.query_one("#name").value = "taken"
         dialog.query_one("#command").value = "echo mine"
         dialog.query_one("#task").value = "my task"
-        await pilot.click("#confirm")
+        await pilot.press("enter")
         await wait_for(pilot, lambda: "already exists" in problem(), message="duplicate refused in the form")
         assert app.screen is dialog and dialog.query_one("#task").value == "my task"
         dialog.query_one("#name").value = "newbie"
         dialog.query_one("#command").value = ""
-        await pilot.click("#confirm")
+        await pilot.press("enter")
         await wait_for(pilot, lambda: "give a command" in problem(), message="missing command refused in the form")
         assert app.screen is dialog and "--" not in problem() and dialog.query_one("#task").value == "my task"
         assert app.focused is dialog.query_one("#command")
         dialog.query_one("#name").value = "blocked"
         dialog.query_one("#command").value = "echo never"
-        await pilot.click("#confirm")  # valid in the form; the engine refuses: the form comes back, filled in
+        await pilot.press("enter")  # valid in the form; the engine refuses: the form comes back, filled in
         again = await wait_for(pilot, lambda: isinstance(app.screen, NewAgentDialog) and app.screen is not dialog
                                and app.screen, message="the form again")
         assert "cockpit/blocked" in str(again.query_one("#problem").content)
@@ -308,7 +308,7 @@ async def test_new_agent_form_stays_open_on_a_duplicate_name_or_a_missing_comman
                 again.query_one("#task").value) == ("blocked", "echo never", "my task")
         again.query_one("#name").value = "configured"  # no command needed: cockpit.toml has it
         again.query_one("#command").value = ""
-        await pilot.click("#confirm")
+        await pilot.press("enter")
         await wait_for(pilot, lambda: "from-config" in tile_text(app, "configured"), message="spawned from config")
 
 

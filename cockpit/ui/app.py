@@ -291,6 +291,11 @@ class CockpitApp(App[int]):
             if name not in wanted:
                 self._close_views_of(name)
                 self._drop_feed(name)
+                if tile.screen.focused is tile:  # the next tile takes the focus (else: nothing has it)
+                    survivors = [t for t in grid.tiles if t.agent.name in wanted]
+                    later = [t for t in survivors if grid.tiles.index(t) > grid.tiles.index(tile)]
+                    if survivors:
+                        tile.screen.set_focus((later or survivors)[0])
                 tile.remove()
         changed = False
         for index, agent in enumerate(agents):
