@@ -229,7 +229,7 @@ async def test_zoom_search_and_screen_view(fleet: Fleet, tmp_path: Path) -> None
         await wait_for(pilot, lambda: any("SCREEN-ONLY" in l.plain for l in tile.feed.lines))
         await pilot.press("z")
         zoom = await wait_for(pilot, lambda: isinstance(app.screen, ZoomScreen) and app.screen)
-        await wait_for(pilot, lambda: any("needle 3" in l.plain for l in zoom.lines), message="scrollback")
+        await wait_for(pilot, lambda: any("needle 3" in line for line in zoom.view.visible_lines()), message="the log")
         await pilot.press("slash", *"NEEDLE", "enter")
         await wait_for(pilot, lambda: len(zoom.matches) == 3, message="3 matches")
         assert zoom.current == 2
