@@ -195,7 +195,7 @@ def _print_table(agents) -> None:
         task = a.task.splitlines()[0] if a.task else ""
         flags = ", ".join(filter(None, [f"{len(a.out_of_scope)} out of scope" if a.out_of_scope else "",
                                         f"{len(a.collisions)} collision(s)" if a.collisions else ""])) or "-"
-        rows.append((a.name, state, a.activity or "-", f"{a.attempt} ({a.failures}/{a.max_failures} fail)", a.branch or "-",
+        rows.append((a.name, state, a.activity or "-", a.tries, a.branch or "-",
                      _ago(a.last_activity), flags, task[:50]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:

@@ -520,3 +520,39 @@ def test_lines_without_copies_are_reused_while_unchanged():
     assert plain(second) == ["two", "three"]
     assert second[0] is first[1], "an unchanged line is the same object"
     assert plain(renderer.lines(2)) == ["two", "three"] and renderer.lines(2)[0] is not second[0]
+
+
+# --------------------------------------------------------------------------- one line at a time
+
+
+def test_line_renderer_leaves_a_line_as_a_terminal_would():
+    from cockpit.ui.terminal import LineRenderer
+    renderer = LineRenderer()
+    claude = (b"\x1b[38;2;215;119;87m\x1b[1G*\x1b[3GWelcome\x1b[11Gto\x1b[14G\x1b[1mClaude"
+              b"\x1b[21GCode\x1b[22m\x1b[39m\r")
+    line = renderer.render(claude)
+    assert line.plain == "* Welcome to Claude Code" and style_of(line, "Claude").bold
+    assert renderer.render(b"50%\r100%\r").plain == "100%"
+    assert renderer.render(b"plain, trailing spaces   \r").plain == "plain, trailing spaces"
+    assert renderer.render(b"a\tb").plain == "a       b"
+    # each line starts afresh: a colour left on does not leak into the next line
+    assert style_of(renderer.render(b"\x1b[31mred"), "red").color.name == "red"
+    assert renderer.render(b"after").spans == []
+    # no wrap: a line is one row, however long
+    assert renderer.render(b"x" * 300).plain == "x" * 300
+    cut = renderer.render(b"tail of a long line", cut=True)
+    assert cut.plain == "\u2026tail of a long line"
+    long = renderer.render(b"y" * 3000 + b" end")
+    assert long.plain == "y" * 3000 + " end"
+    huge = renderer.render(b"y" * (MAX_LINE_BYTES * 3) + b" end")  # only the end is emulated, on one row
+    assert huge.plain.startswith("\u2026y") and len(huge.plain) == terminal.LINE_COLUMNS
+
+
+@given(st.binary(max_size=300))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_line_renderer_plain_path_matches_the_emulator(data):
+    from cockpit.ui.terminal import LineRenderer
+    renderer = LineRenderer()
+    line = renderer.render(data)  # never raises
+    if data.isascii() and all(0x20 <= b < 0x7F for b in data.rstrip(b"\r")):  # the shortcut was taken
+        assert line.plain == render(data.rstrip(b"\r") + b"\n")[0].plain if data.strip(b" \r") else line.plain == ""

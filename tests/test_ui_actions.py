@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -115,7 +116,9 @@ async def test_respawn_counts_attempts_and_refuses_a_halted_agent(fleet: Fleet, 
     async with app.run_test(size=(120, 40)) as pilot:
         tile = await focus(pilot, app, "flaky")
         await wait_for(pilot, lambda: tile.agent.state == "failed", message="first failure")
-        assert "1/2" in tile.border_subtitle
+        assert "try 1 (1/2 fail)" in tile.border_subtitle  # the notation of ls's TRY column
+        ls = subprocess.run([sys.executable, "-m", "cockpit", "ls"], cwd=fleet.root, capture_output=True, text=True)
+        assert "1 (1/2 fail)" in ls.stdout.splitlines()[1]
         await pilot.press("r")
         dialog = await wait_for(pilot, lambda: isinstance(app.screen, RespawnDialog) and app.screen)
         assert "attempt 1 → 2" in str(dialog.query_one("#title").content)
@@ -243,16 +246,58 @@ async def test_attach_without_a_terminal_is_an_error_not_a_crash(fleet: Fleet, t
 
 
 async def test_engine_errors_become_notifications(fleet: Fleet, tmp_path: Path) -> None:
-    fleet.spawn("done", command="echo bye")
+    import shutil
+    fleet.spawn("gone", command=sleeper())
+    fleet.kill("gone")
+    shutil.rmtree(fleet.layout.worktree("gone"))  # deleted by hand: respawn --keep has nothing to keep
     app = app_for(fleet, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
-        tile = await focus(pilot, app, "done")
-        await wait_for(pilot, lambda: tile.agent.state == "exited", message="exited")
-        await pilot.press("p")
-        await wait_for(pilot, lambda: any("not running" in m for m in app.reported), message="error toast")
+        tile = await focus(pilot, app, "gone")
+        await wait_for(pilot, lambda: tile.agent.state == "missing", message="missing")
+        await pilot.press("r")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, RespawnDialog) and app.screen)
+        dialog.query_one("#keep").value = True
+        await pilot.click("#confirm")
+        await wait_for(pilot, lambda: any("has no worktree" in m for m in app.reported), message="error toast")
         assert app.is_running
         await pilot.press("z")  # still responsive
         await wait_for(pilot, lambda: type(app.screen).__name__ == "ZoomScreen")
+
+
+async def test_keys_that_cannot_apply_say_why_at_once(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.spawn("dead", command=sleeper())
+    fleet.kill("dead")
+    fleet.spawn("broken", command="echo bye; exit 3")
+    fleet.spawn("live", command=sleeper())
+    app = app_for(fleet, tmp_path)
+    shown: list[str] = []
+    async with app.run_test(size=(120, 30)) as pilot:
+        original = app.notify
+
+        def record(message, *args, **kwargs):
+            shown.append(str(message))
+            return original(message, *args, **kwargs)
+
+        app.notify = record  # type: ignore[method-assign]
+        await focus(pilot, app, "dead")
+        for key, says in (("x", "dead is not running (killed): nothing to kill"),
+                          ("p", "dead is not running (killed): nothing to pause"),
+                          ("a", "dead has no terminal any more (killed)"),
+                          ("s", "dead has no terminal any more (killed)")):
+            await pilot.press(key)
+            await wait_for(pilot, lambda: any(says in m for m in shown), message=f"{key}: {says}")
+            assert not isinstance(app.screen, ConfirmDialog)
+            assert tiles(app)["dead"].view == "log"
+        tile = await focus(pilot, app, "broken")
+        await wait_for(pilot, lambda: tile.agent.state == "failed", message="broken failed")
+        await pilot.press("F")
+        await wait_for(pilot, lambda: any("broken has already failed" in m for m in shown), message="F refused")
+        assert not isinstance(app.screen, ConfirmDialog) and fleet.agent("broken").failures == 1
+        titles = {c.title for c in app.palette_commands()}
+        assert {"kill live", "pause live", "fail live", "fail dead", "respawn dead", "discard dead"} <= titles
+        assert not titles & {"kill dead", "pause dead", "resume dead", "attach dead", "resume live",
+                             "fail broken", "kill broken"}
+        assert app.reported == []
 
 
 async def test_quit_leaves_agents_running(fleet: Fleet, tmp_path: Path) -> None:
@@ -276,3 +321,92 @@ async def test_mark_failed_with_F_counts_towards_the_failure_rule(fleet: Fleet, 
         await pilot.press("tab", "enter")
         await wait_for(pilot, lambda: agent_state(app, "flaky") == "failed", message="marked failed")
         assert fleet.agent("flaky").failures == 1 and not fleet.tmux.has_session("flaky")
+
+
+async def test_new_agent_form_stays_open_on_a_duplicate_name_or_a_missing_command(
+        fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    fleet.spawn("taken", command=sleeper())
+    (repo / "cockpit.toml").write_text('[[agent]]\nname = "configured"\ncommand = "echo from-config; sleep 3600"\n')
+    subprocess.run(["git", "branch", "cockpit/blocked"], cwd=repo, check=True)  # the engine will refuse this one
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: "taken" in tiles(app), message="tile")
+        await pilot.press("n")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, NewAgentDialog) and app.screen)
+        problem = lambda: str(dialog.query_one("#problem").content)  # noqa: E731
+        dialog.query_one("#name").value = "taken"
+        dialog.query_one("#command").value = "echo mine"
+        dialog.query_one("#task").value = "my task"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "already exists" in problem(), message="duplicate refused in the form")
+        assert app.screen is dialog and dialog.query_one("#task").value == "my task"
+        dialog.query_one("#name").value = "newbie"
+        dialog.query_one("#command").value = ""
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "give a command" in problem(), message="missing command refused in the form")
+        assert app.screen is dialog and "--" not in problem() and dialog.query_one("#task").value == "my task"
+        assert app.focused is dialog.query_one("#command")
+        dialog.query_one("#name").value = "blocked"
+        dialog.query_one("#command").value = "echo never"
+        await pilot.press("enter")  # valid in the form; the engine refuses: the form comes back, filled in
+        again = await wait_for(pilot, lambda: isinstance(app.screen, NewAgentDialog) and app.screen is not dialog
+                               and app.screen, message="the form again")
+        assert "cockpit/blocked" in str(again.query_one("#problem").content)
+        assert (again.query_one("#name").value, again.query_one("#command").value,
+                again.query_one("#task").value) == ("blocked", "echo never", "my task")
+        again.query_one("#name").value = "configured"  # no command needed: cockpit.toml has it
+        again.query_one("#command").value = ""
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "from-config" in tile_text(app, "configured"), message="spawned from config")
+
+
+async def test_a_zoom_closes_when_its_agent_is_discarded_from_another_terminal(fleet: Fleet, repo: Path,
+                                                                                tmp_path: Path) -> None:
+    from cockpit.ui.diffview import DiffScreen
+    from cockpit.ui.zoom import ZoomScreen
+    fleet.spawn("doomed", command=sleeper())
+    fleet.spawn("other", command=sleeper())
+    app = app_for(fleet, tmp_path, poll_interval=0.2)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await focus(pilot, app, "doomed")
+        await pilot.press("z", "v")  # the zoom, and the diff view over it
+        await wait_for(pilot, lambda: isinstance(app.screen, DiffScreen), message="diff over the zoom")
+        assert any(isinstance(s, ZoomScreen) for s in app.screen_stack)
+        subprocess.run([sys.executable, "-m", "cockpit", "discard", "doomed", "--yes"], cwd=repo, check=True,
+                       capture_output=True)
+        await wait_for(pilot, lambda: "doomed" not in tiles(app), message="tile removed")
+        await wait_for(pilot, lambda: len(app.screen_stack) == 1, message="zoom and diff closed")
+        assert not any(isinstance(s, (ZoomScreen, DiffScreen)) for s in app.screen_stack)
+        await pilot.press("z")  # the app goes on: zoom the other agent
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, ZoomScreen) and app.screen, message="zoom")
+        assert screen.tile.agent.name == "other"
+
+
+async def test_respawn_choices_differ_without_colour(fleet: Fleet, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from ui_support import screen_rows
+    monkeypatch.setenv("NO_COLOR", "1")
+    fleet.spawn("flaky", command="exit 1")
+    wait_until(lambda: fleet.agent("flaky").state == "failed", message="first failure")
+    fleet.respawn("flaky")  # second failure: halted, so the dialog also shows the force box
+    wait_until(lambda: fleet.agent("flaky").state == "halted", message="halted")
+    app = app_for(fleet, tmp_path)
+    assert app.no_color
+
+    def row(text: str) -> str:
+        return next(r for r in screen_rows(app) if text in r)
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        tile = await focus(pilot, app, "flaky")
+        await wait_for(pilot, lambda: tile.agent.process == "halted", message="halted")
+        await pilot.press("r")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, RespawnDialog) and app.screen)
+        await pilot.pause(0.2)
+        assert "●" in row("fresh: archive") and "●" not in row("keep: same worktree")
+        assert "○" in row("keep: same worktree")
+        assert "X" not in row("force (respawn")
+        dialog.query_one("#keep").value = True
+        dialog.query_one("#force").value = True
+        await pilot.pause(0.2)
+        assert "●" in row("keep: same worktree") and "●" not in row("fresh: archive")
+        assert "X" in row("force (respawn")

@@ -103,3 +103,23 @@ async def test_tiles_flag_out_of_scope_edits_and_collisions(fleet: Fleet, tmp_pa
         await wait_for(pilot, lambda: "collides with rogue" in str(tiles(app)["owner"].border_subtitle),
                        timeout=20, message="collision badge on the other agent")
         assert "out of scope" not in str(tiles(app)["owner"].border_subtitle)
+
+
+async def test_the_off_screen_count_points_where_the_hidden_tiles_are(fleet: Fleet, tmp_path: Path) -> None:
+    for i in range(12):
+        fleet.spawn(f"a{i:02d}", command="sleep 3600")
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: len(tiles(app)) == 12, message="12 tiles")
+        grid = app.query_one(TileGrid)
+        await wait_for(pilot, lambda: grid.columns == 2 and grid.rows_shown == 2, message="2×2 shown")
+        await wait_for(pilot, lambda: "↓ 8 more" in header_text(app), message="8 below")
+        assert "↑" not in header_text(app)
+        await focus(pilot, app, "a00")
+        for _ in range(3):
+            await pilot.press("j")  # two rows down: the grid scrolls by one screen
+        await wait_for(pilot, lambda: "↑ 4 ↓ 4 more" in header_text(app), message="4 above, 4 below")
+        for _ in range(3):
+            await pilot.press("j")
+        await wait_for(pilot, lambda: "↑ 8 more" in header_text(app), message="8 above")
+        assert "↓" not in header_text(app)

@@ -10,9 +10,9 @@ from rich.console import Console
 
 from cockpit.core.fleet import Fleet
 from cockpit.ui.app import make_app
-from cockpit.ui.dialogs import DiscardDialog
+from cockpit.ui.dialogs import ConfirmDialog, DiscardDialog
 from cockpit.ui.help import HelpScreen
-from cockpit.ui.keys import ALL_KEYS, check_keymap, markdown_table
+from cockpit.ui.keys import ALL_KEYS, check_keymap, markdown_table, refuse_conflicts
 from cockpit.ui.tiles import TileGrid, choose_layout
 from cockpit.ui.zoom import ZoomScreen, find_matches
 from conftest import sleeper
@@ -55,6 +55,8 @@ async def test_help_lists_every_binding(fleet: Fleet, tmp_path: Path) -> None:
         text = help_text(screen)
         for spec in ALL_KEYS:
             assert spec.id in text and spec.description in text, spec.id
+        legend = str(screen.query_one("#help-legend").content)
+        assert "try 2 (1/2 fail)" in legend and "TRY column" in legend  # the tiles' notation, explained
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
 
@@ -86,6 +88,87 @@ async def test_user_config_keys_apply_and_repo_keys_win(fleet: Fleet, repo: Path
     (repo / "cockpit.toml").write_text('[keys]\nkill = "X"\n')
     app = app_for(fleet, tmp_path, user_config=user)
     assert app.keymap == {"zoom": "Z", "kill": "X"}
+
+
+def test_conflicting_remaps_are_refused_naming_both_bindings() -> None:
+    sources = {"discard": "cockpit.toml"}
+    applied, problems = refuse_conflicts({"discard": "x"}, sources)
+    assert applied == {} and len(problems) == 1
+    assert problems[0] == ("keys.discard = 'x' (cockpit.toml) conflicts with kill (x): both would answer 'x' "
+                           "in the grid; not applied: discard stays on 'd'")
+    # a swap is no conflict; the zoom and the grid are separate contexts
+    assert refuse_conflicts({"discard": "x", "kill": "d"}, {}) == ({"discard": "x", "kill": "d"}, [])
+    assert refuse_conflicts({"search-next": "p"}, {}) == ({"search-next": "p"}, [])
+    # an app key is active in every context; "?" is question_mark, as Textual names it
+    applied, problems = refuse_conflicts({"quit": "g", "pause": "?"}, {"quit": "a.toml", "pause": "b.toml"})
+    assert applied == {} and len(problems) == 2
+    assert "keys.pause = '?' (b.toml) conflicts with help (question_mark)" in problems[0]
+    assert "keys.quit = 'g' (a.toml) conflicts with zoom-top (g)" in problems[1] and "zoomed tile" in problems[1]
+    # two remaps onto one key: neither applies
+    applied, problems = refuse_conflicts({"kill": "y", "discard": "y"}, {"kill": "u.toml", "discard": "r.toml"})
+    assert applied == {} and "neither applied" in problems[0]
+    assert "keys.kill = 'y' (u.toml)" in problems[0] and "keys.discard = 'y' (r.toml)" in problems[0]
+
+
+@pytest.mark.tmux
+async def test_a_conflicting_remap_keeps_both_keys_working(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    user = tmp_path / "user.toml"
+    user.write_text('[keys]\nrespawn = "p"\n')
+    (repo / "cockpit.toml").write_text('[keys]\ndiscard = "x"\n')
+    fleet.spawn("agent", command=sleeper())
+    app = app_for(fleet, tmp_path, user_config=user)
+    assert app.keymap == {}
+    assert any(f"keys.discard = 'x' ({repo / 'cockpit.toml'}) conflicts with kill (x)" in p for p in app.problems)
+    assert any(f"keys.respawn = 'p' ({user}) conflicts with pause (p)" in p for p in app.problems)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await focus(pilot, app, "agent")
+        await pilot.press("x")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog) and app.screen)
+        assert "Kill agent" in dialog.title_text
+        await pilot.press("escape")
+        await pilot.press("question_mark")
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen)
+        rows = [line.split()[0] for line in help_text(screen).splitlines() if line.strip()]
+        assert rows.count("x") == 1 and rows.count("d") == 1
+
+
+def palette_options(app) -> list[str]:
+    from textual.command import CommandList
+    options = app.screen.query_one(CommandList)
+    return [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+
+
+@pytest.mark.tmux
+async def test_palette_offers_only_what_works_in_cockpit(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    from textual.command import CommandPalette
+    fleet.spawn("alpha", command=sleeper())
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await focus(pilot, app, "alpha")
+        titles = [c.title for c in app.palette_commands()]
+        assert "fail alpha" in titles and "quit" in titles
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), message="palette")
+        for query, builtin in (("screenshot", "Screenshot"), ("keys", "Keys"), ("maximize", "Maximize"),
+                               ("dracula", "dracula")):
+            await pilot.press(*query)
+            await wait_for(pilot, lambda: palette_options(app), message=f"results for {query}")
+            await pilot.pause(0.7)  # (the palette says "No matches found" after 0.5 s)
+            assert not any(builtin in option for option in palette_options(app)), (query, palette_options(app))
+            await pilot.press(*["backspace"] * len(query))
+        await pilot.press(*"fail alph")
+        await wait_for(pilot, lambda: any("fail alpha" in o for o in palette_options(app)), message="fail alpha")
+        await pilot.press("enter")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog) and app.screen)
+        assert "Mark alpha failed" in dialog.title_text
+    offered = [t.split(" ", 1)[1] for t in titles if t.startswith("theme ")]
+    assert offered and "dracula" not in offered
+    for name in offered:  # every theme offered works from --theme and from cockpit.toml
+        assert make_app(fleet, name, clock=None, include_user_themes=False,
+                        user_config=tmp_path / "none.toml").problems == [], name
+        (repo / "cockpit.toml").write_text(f'[cockpit]\ntheme = "{name}"\n')
+        configured = app_for(fleet, tmp_path)
+        assert configured.problems == [] and configured.theme == name
 
 
 @pytest.mark.tmux
@@ -146,7 +229,7 @@ async def test_zoom_search_and_screen_view(fleet: Fleet, tmp_path: Path) -> None
         await wait_for(pilot, lambda: any("SCREEN-ONLY" in l.plain for l in tile.feed.lines))
         await pilot.press("z")
         zoom = await wait_for(pilot, lambda: isinstance(app.screen, ZoomScreen) and app.screen)
-        await wait_for(pilot, lambda: any("needle 3" in l.plain for l in zoom.lines), message="scrollback")
+        await wait_for(pilot, lambda: any("needle 3" in line for line in zoom.view.visible_lines()), message="the log")
         await pilot.press("slash", *"NEEDLE", "enter")
         await wait_for(pilot, lambda: len(zoom.matches) == 3, message="3 matches")
         assert zoom.current == 2
@@ -162,6 +245,19 @@ async def test_zoom_search_and_screen_view(fleet: Fleet, tmp_path: Path) -> None
                        message="captured screen")
         await pilot.press("s")
         assert tile.view == "log"
+
+
+@pytest.mark.tmux
+async def test_the_screen_view_of_a_blank_pane_says_it_is_blank(fleet: Fleet, tmp_path: Path) -> None:
+    fleet.spawn("quiet", command="sleep 3600")
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        tile = await focus(pilot, app, "quiet")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: tile.feed.screen is not None, message="the pane captured")
+        assert tile.feed.screen == []
+        await wait_for(pilot, lambda: [l.plain for l in tile.shown_lines()] == ["(the screen is blank)"],
+                       message="blank, not capturing")
 
 
 def test_find_matches_is_case_insensitive_and_finds_repeats() -> None:
@@ -197,3 +293,19 @@ async def test_a_key_holds_background_work_from_the_moment_it_arrives(fleet: Fle
         posted.join()
         assert app.renders._held_until > time.monotonic() - 0.01
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), message="the key answered")
+
+
+@pytest.mark.tmux
+@pytest.mark.parametrize("width", [80, 120])
+async def test_the_footer_always_shows_help_and_quit(fleet: Fleet, tmp_path: Path, width: int) -> None:
+    from ui_support import screen_rows
+    fleet.spawn("alpha", command=sleeper())
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(width, 24)) as pilot:
+        await focus(pilot, app, "alpha")
+        await wait_for(pilot, lambda: "? help" in screen_rows(app)[-1] and "q quit" in screen_rows(app)[-1],
+                       message=f"? help and q quit on the grid at {width} columns")
+        await pilot.press("z")
+        await wait_for(pilot, lambda: isinstance(app.screen, ZoomScreen), message="zoom")
+        await wait_for(pilot, lambda: "? help" in screen_rows(app)[-1] and "q quit" in screen_rows(app)[-1],
+                       message=f"? help and q quit in the zoom at {width} columns")

@@ -13,11 +13,12 @@ from textual.widgets import OptionList, Static
 from cockpit.core.agent import Agent
 from cockpit.core.fleet import Fleet
 from cockpit.ui.app import make_app
+from cockpit.ui.dialogs import ConfirmDialog
 from cockpit.ui.diffview import DiffScreen, colour_patch
 from cockpit.ui.help import HelpScreen
 from cockpit.ui.tiles import subtitle_parts
 from cockpit.ui.zoom import ZoomScreen
-from conftest import git, sleeper
+from conftest import PY, git, sleeper
 from ui_support import focus, tiles, wait_for
 
 pytestmark = pytest.mark.tmux
@@ -90,7 +91,12 @@ async def test_merge_key_lands_a_committed_change_on_main(fleet: Fleet, repo: Pa
     app = app_for(fleet, tmp_path)
     async with app.run_test(size=(140, 40)) as pilot:
         await focus(pilot, app, "lander")
-        await pilot.press("m")
+        await pilot.press("m")  # asks first, saying what lands where
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog) and app.screen, message="asks")
+        text = " ".join(str(s.content) for s in dialog.query(Static))
+        assert "1 commit(s) of cockpit/lander land on main" in text and "lander: the feature" in text
+        assert git(repo, "rev-parse", "main") == before and fleet.agent("lander").state == "running"
+        await pilot.press("tab", "enter")  # Merge
         await wait_for(pilot, lambda: tiles(app)["lander"].agent.state == "merged", timeout=60, message="merged")
         assert "merged" in str(tiles(app)["lander"].border_subtitle)
         assert git(repo, "rev-parse", "main") != before
@@ -99,6 +105,52 @@ async def test_merge_key_lands_a_committed_change_on_main(fleet: Fleet, repo: Pa
         await wait_for(pilot, lambda: "base +1" in str(tiles(app)["other"].border_subtitle), timeout=30,
                        message="base +1 on the other tile")
         assert app.reported == []
+
+
+async def test_merge_key_on_a_waiting_agent_with_nothing_committed_changes_nothing(
+        fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    fleet.spawn("asker", command=f"{PY} -c \"input('[y/N] ')\"; sleep 3600")
+    events = fleet.layout.events
+    app = make_app(fleet, include_user_themes=False, user_config=tmp_path / "none.toml", poll_interval=0.2)
+    shown: list[str] = []
+    async with app.run_test(size=(140, 40)) as pilot:
+        original = app.notify
+
+        def record(message, *args, **kwargs):
+            shown.append(str(message))
+            return original(message, *args, **kwargs)
+
+        app.notify = record  # type: ignore[method-assign]
+        await focus(pilot, app, "asker")
+        header = app.query_one("#header")
+        await wait_for(pilot, lambda: "1 waiting" in str(header.content), message="1 waiting in the header")
+        before = events.read_bytes()
+        await pilot.press("m")
+        await wait_for(pilot, lambda: any("nothing to merge" in m for m in shown), message="says so at once")
+        assert "asker: nothing to merge: nothing committed on its branch" in shown
+        assert not isinstance(app.screen, ConfirmDialog)
+        assert b"merge.queued" not in events.read_bytes()[len(before):]
+        await pilot.pause(0.6)  # a few polls later: still waiting, still running
+        assert "1 waiting" in str(header.content)
+        tile = tiles(app)["asker"]
+        assert (tile.agent.state, tile.agent.activity) == ("running", "waiting")
+        assert "waiting" in str(tile.border_subtitle)
+        assert app.reported == []
+
+
+async def test_a_merge_state_shows_beside_the_activity(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    from cockpit.core.queue import MergeQueue, enqueue
+    fleet.spawn("asker", command=f"{PY} -c \"input('[y/N] ')\"; sleep 3600")
+    enqueue(fleet, ["asker"])  # as `cockpit merge asker` from another terminal does
+    MergeQueue(fleet).run()
+    app = make_app(fleet, include_user_themes=False, user_config=tmp_path / "none.toml", poll_interval=0.2)
+    async with app.run_test(size=(160, 40)) as pilot:
+        tile = await focus(pilot, app, "asker")
+        await wait_for(pilot, lambda: tile.agent.activity == "waiting", message="waiting")
+        assert "blocked: nothing to merge" in str(tile.border_subtitle)
+        await wait_for(pilot, lambda: "waiting" in str(tile.border_subtitle).split("nothing to merge")[-1],
+                       message="the activity beside the merge state")
+        await wait_for(pilot, lambda: "1 waiting" in str(app.query_one("#header").content), message="header")
 
 
 async def test_a_thousand_file_diff_opens_without_blocking(fleet: Fleet, tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from cockpit.core import processes
+from cockpit.core.agent import name_order
 from cockpit.core.errors import CockpitError
 from cockpit.core.presets import screen_shows_prompt
 from cockpit.core.spec import FleetConfig
@@ -253,7 +254,7 @@ def attention_rank(agent: "Agent") -> int | None:
         return 0
     if agent.activity == "stalled":
         return 1
-    if agent.state in ("failed", "halted"):
+    if agent.process in ("failed", "halted"):  # (its state may show a merge state instead)
         return 2
     return None
 
@@ -264,7 +265,8 @@ def next_needing_attention(agents: Iterable["Agent"], current: str | None = None
     one after ``current`` in that order (wrapping), or the first when ``current`` is not in it.
     None when nobody needs attention. Pure: no I/O."""
     ranked: Sequence[tuple[int, str]] = sorted(
-        (rank, agent.name) for agent in agents if (rank := attention_rank(agent)) is not None)
+        ((rank, agent.name) for agent in agents if (rank := attention_rank(agent)) is not None),
+        key=lambda item: (item[0], name_order(item[1])))
     names = [name for _, name in ranked]
     if not names:
         return None

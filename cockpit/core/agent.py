@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+def name_order(name: str) -> tuple[tuple[int, int, str], ...]:
+    """The sort key of an agent name: natural order, numbers by value (``a2`` before ``a10``).
+    Every view lists agents in this order (``ls``, ``ls --json``, the TUI's tiles, ``w``)."""
+    return tuple((0, int(part), part) if part.isdigit() else (1, 0, part)
+                 for part in re.findall(r"\d+|\D+", name))
 
 
 @dataclass(frozen=True)
@@ -42,8 +50,19 @@ class Agent:
     activity: str | None = None
 
     @property
+    def tries(self) -> str:
+        """``2 (0/2 fail)``: attempt 2, no failure counted of the 2 that halt it. The one
+        notation of attempts and failures (``ls``'s TRY column, the tiles' ``try ...``)."""
+        return f"{self.attempt} ({self.failures}/{self.max_failures} fail)"
+
+    @property
+    def process(self) -> str:
+        """What its process does (running .. missing), even while ``state`` shows a merge state."""
+        return self.process_state or self.state
+
+    @property
     def alive(self) -> bool:
-        return (self.process_state or self.state) in ("running", "paused")
+        return self.process in ("running", "paused")
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Iterator, Mapping
 import tomli_w
 
 from cockpit.core import activity as activity_mod, pending, processes, sandbox, server, watch, worktrees
-from cockpit.core.agent import Agent, halt_reason
+from cockpit.core.agent import Agent, halt_reason, name_order
 from cockpit.core.checklist import Checklist
 from cockpit.core.errors import CockpitError, NotFound
 from cockpit.core.events import Event, EventLog
@@ -198,7 +198,7 @@ class Fleet:
                 self.tmux.repipe(record.name, self.layout.session_log(record.name))  # log deleted by hand
         tree = processes.children_map() if any(r.state in LIVE for r in history.records.values()) else {}
         return [self._snapshot(r, panes.get(r.name), tree, unknown)
-                for r in sorted(history.records.values(), key=lambda r: r.name) if not r.discarded]
+                for r in sorted(history.records.values(), key=lambda r: name_order(r.name)) if not r.discarded]
 
     def agent(self, name: str) -> Agent:
         validate_name(name)
@@ -263,7 +263,8 @@ class Fleet:
             merge=dict(record.merge) if record.merge else None,
             process_state=process_state,
             sandbox=record.spec.sandbox if sandbox.enabled(record.spec) else None,
-            activity=activity_mod.of_agent(self, record, pane, state),
+            # from the process, never the merge state: a queued or blocked agent still waits, works...
+            activity=activity_mod.of_agent(self, record, pane, process_state),
         )
 
     # -- spawn ----------------------------------------------------------------------------------------

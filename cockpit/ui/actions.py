@@ -13,36 +13,42 @@ import shlex
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
+from rich.markup import escape
 from textual import work
 from textual.app import SuspendNotSupported
 
 from cockpit.core.activity import next_needing_attention
+from cockpit.core.errors import CockpitError
 from cockpit.core.sessions import AttachPlan
 from cockpit.ui.diffview import DiffScreen
 from cockpit.ui.dialogs import ConfirmDialog, DiscardDialog, NewAgentDialog, NewAgentRequest, RespawnDialog, \
     RespawnRequest
 from cockpit.ui.help import HelpScreen
+from cockpit.core.merge_plan import MergePlan, plan_merge
 from cockpit.core.queue import MergeQueue, QueueBusy, enqueue, pending
 from cockpit.ui.sync import describe
 from cockpit.ui.tiles import AgentTile, TileGrid
 from cockpit.ui.zoom import ZoomScreen
 
 if TYPE_CHECKING:
+    from cockpit.core.agent import Agent
     from cockpit.core.fleet import DiscardPreview
     from cockpit.ui.app import CockpitApp
 
 
 @work(thread=True, exit_on_error=False, group="ops")
 def run_op(app: "CockpitApp", name: str | None, verb: str, call: Callable[..., Any], *args: Any,
-           done: Callable[[Any], object] | None = None, pending: bool = True, **kwargs: Any) -> None:
+           done: Callable[[Any], object] | None = None, pending: bool = True,
+           failed: Callable[[str], object] | None = None, **kwargs: Any) -> None:
     """Run one engine call in a worker thread. While it runs the tile shows ``verb…``; on
-    success ``done(result)`` runs on the UI thread; an error becomes a notification."""
+    success ``done(result)`` runs on the UI thread; an error becomes a notification, or is
+    handed to ``failed`` (on the UI thread) to show where the user acted."""
     if pending:
         app._ui(_set_pending, app, name, verb)
     try:
         result = call(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - every failure reaches the user as a message
-        app._ui(app.report_error, describe(exc))
+        app._ui(failed or app.report_error, describe(exc))
     else:
         if done is not None:
             app._ui(done, result)
@@ -59,10 +65,35 @@ def _set_pending(app: "CockpitApp", name: str | None, verb: str | None) -> None:
         tile.refresh_subtitle()
 
 
-def _target(app: "CockpitApp", name: str | None) -> AgentTile | None:
+def unavailable(agent: Agent, action: str) -> str | None:
+    """Why ``action`` cannot apply to ``agent`` in its present state, or None when it can.
+    Keys say this at once instead of asking first; the palette does not offer the action."""
+    name, process = agent.name, agent.process
+    alive = process in ("running", "paused")
+    if action in ("pause", "kill") and not alive:
+        return f"{name} is not running ({process}): nothing to {action}" + ("; r respawns it" if action == "pause" else "")
+    if action == "resume" and process != "paused":
+        return f"{name} is not paused ({process})"
+    if action == "pause_only" and process != "running":
+        return f"{name} is not running ({process})"
+    if action == "mark_failed" and process in ("failed", "halted"):
+        return f"{name} has already failed ({process}, {agent.failures} of {agent.max_failures} failures counted)"
+    if action in ("attach", "toggle_screen") and agent.pid is None:
+        return f"{name} has no terminal any more ({process}): r respawns it"
+    return None
+
+
+def _target(app: "CockpitApp", name: str | None, action: str | None = None) -> AgentTile | None:
+    """The tile to act on; None (said to the user at once) when there is none, or when
+    ``action`` cannot apply to its agent now."""
     tile = app.tile(name)
     if tile is None:
         app.notify("no agent selected (n: new agent)", severity="warning")
+        return None
+    why = unavailable(tile.agent, action) if action else None
+    if why:
+        app.notify(why, severity="warning")
+        return None
     return tile
 
 
@@ -113,25 +144,25 @@ def action_next_attention(app: "CockpitApp") -> None:
 
 def action_pause(app: "CockpitApp", name: str | None = None) -> None:
     """Pause a running agent; resume a paused one."""
-    tile = _target(app, name)
+    tile = _target(app, name, "pause")
     if tile is None:
         return
     agent = tile.agent.name
-    if tile.agent.state == "paused":
+    if tile.agent.process == "paused":
         app.run_op(agent, "resuming", app.fleet.resume, agent, done=lambda _: app.notify(f"resumed {agent}"))
     else:
         app.run_op(agent, "pausing", app.fleet.pause, agent, done=lambda _: app.notify(f"paused {agent}"))
 
 
 def action_resume(app: "CockpitApp", name: str | None = None) -> None:
-    tile = _target(app, name)
+    tile = _target(app, name, "resume")
     if tile is not None:
         agent = tile.agent.name
         app.run_op(agent, "resuming", app.fleet.resume, agent, done=lambda _: app.notify(f"resumed {agent}"))
 
 
 def action_kill(app: "CockpitApp", name: str | None = None) -> None:
-    tile = _target(app, name)
+    tile = _target(app, name, "kill")
     if tile is None:
         return
     agent = tile.agent.name
@@ -146,7 +177,7 @@ def action_kill(app: "CockpitApp", name: str | None = None) -> None:
 
 def action_mark_failed(app: "CockpitApp", name: str | None = None) -> None:
     """Count a failure the user saw; at max_failures the agent and its dependents halt."""
-    tile = _target(app, name)
+    tile = _target(app, name, "mark_failed")
     if tile is None:
         return
     agent = tile.agent
@@ -195,7 +226,21 @@ def action_respawn(app: "CockpitApp", name: str | None = None) -> None:
     app.push_screen(RespawnDialog(tile.agent), decided)
 
 
-def action_new_agent(app: "CockpitApp") -> None:
+def action_new_agent(app: "CockpitApp", values: NewAgentRequest | None = None, problem: str | None = None) -> None:
+    """The new-agent form. It checks the name and the command itself (reading cockpit.toml in
+    a worker first); a spawn the engine refuses reopens it with the same values and the reason."""
+
+    def configured() -> tuple[set[str] | None, str | None]:
+        try:
+            return set(app.fleet.config.agents), None
+        except CockpitError as exc:
+            return None, str(exc)
+
+    def ask(found: tuple[set[str] | None, str | None]) -> None:
+        names, config_problem = found
+        existing = {agent.name for agent in app.agents}
+        app.push_screen(NewAgentDialog(existing, names, config_problem, values, problem), decided)
+
     def decided(request: NewAgentRequest | None) -> None:
         if request is None:
             return
@@ -204,16 +249,20 @@ def action_new_agent(app: "CockpitApp") -> None:
             app._focus_next = agent.name
             app.notify(f"spawned {agent.name}")
 
-        app.run_op(request.name, "spawning", app.fleet.spawn, request.name, command=request.command,
-                   task=request.task, scope=request.scope or None, done=spawned)
+        def refused(message: str) -> None:
+            app.reported.append(message)
+            app.action_new_agent(request, message)  # the same form again, with the reason
 
-    app.push_screen(NewAgentDialog(), decided)
+        app.run_op(request.name, "spawning", app.fleet.spawn, request.name, command=request.command,
+                   task=request.task, scope=request.scope or None, done=spawned, failed=refused)
+
+    app.run_op(None, "reading", configured, done=ask, pending=False)
 
 
 def action_attach(app: "CockpitApp", name: str | None = None) -> None:
     """Ask the engine how to attach (worker), then attach: in a popup of the user's own tmux
     when cockpit runs inside one, else by handing this terminal over."""
-    tile = _target(app, name)
+    tile = _target(app, name, "attach")
     if tile is not None:
         app.run_op(tile.agent.name, "attaching", app.fleet.attach_plan, tile.agent.name, dict(os.environ),
                    done=app.attach_now, pending=False)
@@ -256,8 +305,16 @@ def _attach_in_popup(app: "CockpitApp", plan: AttachPlan) -> None:
 
 def action_toggle_screen(app: "CockpitApp", name: str | None = None) -> None:
     tile = _target(app, name)
-    if tile is not None:
+    if tile is not None and not (tile.view == "log" and _refused(app, tile, "toggle_screen")):
         app.toggle_view(tile)
+
+
+def _refused(app: "CockpitApp", tile: AgentTile, action: str) -> bool:
+    """Say at once why ``action`` cannot apply to the tile's agent; False when it can."""
+    why = unavailable(tile.agent, action)
+    if why:
+        app.notify(why, severity="warning")
+    return why is not None
 
 
 def action_zoom(app: "CockpitApp", name: str | None = None) -> None:
@@ -279,18 +336,32 @@ def action_diff(app: "CockpitApp", name: str | None = None) -> None:
 
 
 def action_merge(app: "CockpitApp", name: str | None = None) -> None:
-    """Put the agent at the end of the merge queue (worker), then run the queue."""
+    """Work out what would land (worker): nothing to merge is said at once and changes nothing;
+    otherwise ask, saying what lands where, then queue the agent and run the queue."""
     tile = _target(app, name)
     if tile is None:
         return
     agent = tile.agent.name
+
+    def planned(plan: "MergePlan") -> None:
+        if plan.queued:
+            app.notify(f"{agent} is already in the merge queue")
+        elif plan.refusal:
+            app.notify(f"{agent}: {plan.refusal}", severity="warning", timeout=8)
+        else:
+            app.push_screen(ConfirmDialog(f"Merge {agent} into {plan.base}?", escape(plan.describe()), "Merge"),
+                            decided)
+
+    def decided(ok: bool | None) -> None:
+        if ok:
+            app.run_op(agent, "queueing", enqueue, app.fleet, [agent], done=queued)
 
     def queued(result: list[tuple[str, int, bool]]) -> None:
         _, position, added = result[0]
         app.notify(f"{agent}: {'queued' if added else 'already queued'} (position {position})")
         app.run_queue()
 
-    app.run_op(agent, "queueing", enqueue, app.fleet, [agent], done=queued)
+    app.run_op(agent, "checking", plan_merge, app.fleet, agent, done=planned, pending=False)
 
 
 @work(thread=True, exit_on_error=False, group="queue")

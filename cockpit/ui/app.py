@@ -64,13 +64,14 @@ def run_attached(argv: list[str], env: dict[str, str]) -> int:
 
 
 class FleetHeader(Static):
-    """Repository, base, agents per state and how many tiles are off screen."""
+    """Repository, base, agents per state and how many tiles are scrolled off the top (↑) and the
+    bottom (↓) of the grid."""
 
     DEFAULT_CSS = """
     FleetHeader { dock: top; height: 1; background: $panel; color: $foreground; padding: 0 1; }
     """
 
-    def show(self, repo: str, agents: list[Agent], off_screen: int, activity: bool = True,
+    def show(self, repo: str, agents: list[Agent], hidden: tuple[int, int], activity: bool = True,
              queue: list[str] | None = None) -> None:
         bases = Counter(a.base for a in agents if a.base)
         base = f" · base [b]{bases.most_common(1)[0][0]}[/]" if bases else ""
@@ -83,7 +84,9 @@ class FleetHeader(Static):
                                            if attention[k])
         if queue:  # the merge queue, in order
             summary += " │ merge queue: " + " → ".join(queue[:5]) + (f" +{len(queue) - 5}" if len(queue) > 5 else "")
-        more = f"  [b]↓ {off_screen} more[/]" if off_screen else ""
+        above, below = hidden  # tiles scrolled off the top, off the bottom
+        arrows = " ".join(filter(None, (f"↑ {above}" if above else "", f"↓ {below}" if below else "")))
+        more = f"  [b]{arrows} more[/]" if arrows else ""
         text = f"[b]cockpit[/] · {repo}{base} │ {summary}{more}"
         if text != self._shown:  # called every frame: repaint only on change
             self._shown = text
@@ -110,7 +113,9 @@ class CockpitApp(App[int]):
     """One fleet's agents as tiles. Quitting leaves every agent running."""
 
     TITLE = "cockpit"
-    COMMANDS = App.COMMANDS | {CockpitCommands}
+    COMMANDS = {CockpitCommands}
+    """Only cockpit's own commands: Textual's (screenshot, keys panel, maximize, its themes) do not
+    work here, or offer themes ``--theme`` refuses."""
     BINDINGS = bindings(APP_KEYS)
     CSS = "Screen { layers: base overlay; }"
 
@@ -284,7 +289,13 @@ class CockpitApp(App[int]):
         wanted = {agent.name for agent in agents}
         for name, tile in tiles.items():
             if name not in wanted:
+                self._close_views_of(name)
                 self._drop_feed(name)
+                if tile.screen.focused is tile:  # the next tile takes the focus (else: nothing has it)
+                    survivors = [t for t in grid.tiles if t.agent.name in wanted]
+                    later = [t for t in survivors if grid.tiles.index(t) > grid.tiles.index(tile)]
+                    if survivors:
+                        tile.screen.set_focus((later or survivors)[0])
                 tile.remove()
         changed = False
         for index, agent in enumerate(agents):
@@ -310,6 +321,23 @@ class CockpitApp(App[int]):
             self.call_after_refresh(self._focus_first)
         self.update_header()
 
+    def _close_views_of(self, name: str) -> None:
+        """The agent is gone (discarded, maybe from another terminal): close its zoom and diff
+        view, and whatever was opened over them, rather than show a stale state."""
+        from cockpit.ui.diffview import DiffScreen
+
+        def about(screen: Screen) -> bool:
+            return ((isinstance(screen, ZoomScreen) and screen.tile.agent.name == name)
+                    or (isinstance(screen, DiffScreen) and screen.agent_name == name))
+
+        stack = self.screen_stack
+        index = next((i for i, screen in enumerate(stack) if about(screen)), None)
+        if index is None:
+            return
+        for _ in range(len(stack) - index):
+            self.pop_screen()
+        self.notify(f"{name} is gone (discarded): its view was closed", severity="warning")
+
     def _focus_first(self) -> None:
         tiles = self.query_one(TileGrid).tiles
         # Checked and focused in one step: a deferred ``focus()`` could land after a tile the
@@ -320,7 +348,7 @@ class CockpitApp(App[int]):
     def update_header(self) -> None:
         grid, header = self.query_one_optional(TileGrid), self.query_one_optional(FleetHeader)
         if grid is not None and header is not None:  # both are gone while shutting down
-            header.show(self.fleet.root.name, self.agents, grid.off_screen, activity=self.clock is not None,
+            header.show(self.fleet.root.name, self.agents, grid.hidden, activity=self.clock is not None,
                         queue=self.queue)
 
     # -- logs --------------------------------------------------------------------------------
@@ -439,15 +467,18 @@ class CockpitApp(App[int]):
         tile.refresh()
 
     def palette_commands(self) -> list[PaletteCommand]:
-        """Every palette entry: agent actions by name, fleet actions, themes."""
+        """Every palette entry: agent actions by name (those that can apply now), fleet actions, themes."""
         commands = []
         for agent in self.agents:
             for words, action, help_text in AGENT_VERBS:
+                if actions.unavailable(agent, "pause_only" if action == "pause" else action):
+                    continue  # not offered: it cannot apply to the agent now (the key says why)
                 commands.append(PaletteCommand(f"{words} {agent.name}", help_text,
                                                partial(self.agent_action, action, agent.name)))
         commands.append(PaletteCommand("new agent", "Spawn a new agent", self.action_new_agent))
         commands.append(PaletteCommand("help", "Show every key", self.action_help))
-        for name in sorted(self.available_themes):
+        commands.append(PaletteCommand("quit", "Quit cockpit (agents keep running)", self.action_quit))
+        for name in sorted(self.cockpit_themes):  # the themes --theme and [cockpit] theme accept
             commands.append(PaletteCommand(f"theme {name}", "Switch the colour theme",
                                            partial(setattr, self, "theme", name)))
         return commands
@@ -491,7 +522,7 @@ def make_app(fleet: Fleet, theme: str | None = None, *, clock: Clock | None | bo
     ``clock=None`` hides time-dependent fields (ages, activity, the watcher's notifications) for
     deterministic screenshots; ``True`` uses the real clock. Problems with user themes, keys or config are shown as notifications.
     """
-    from cockpit.ui.keys import check_keymap, user_config_file, user_keys
+    from cockpit.ui.keys import check_keymap, refuse_conflicts, user_config_file, user_keys
     problems: list[str] = []
     themes, errors = load_themes(include_user=include_user_themes)
     problems += [str(e) for e in errors]
@@ -506,10 +537,13 @@ def make_app(fleet: Fleet, theme: str | None = None, *, clock: Clock | None | bo
         personal = user_keys(user_config)
     except Exception as exc:  # noqa: BLE001
         personal, problems = {}, problems + [describe(exc)]
-    keymap, bad = check_keymap(personal, str(user_config or user_config_file()))
-    repo_map, bad_repo = check_keymap(repo_keys, str(fleet.layout.config))
+    personal_source, repo_source = str(user_config or user_config_file()), str(fleet.layout.config)
+    keymap, bad = check_keymap(personal, personal_source)
+    repo_map, bad_repo = check_keymap(repo_keys, repo_source)
+    sources = {**{key: personal_source for key in keymap}, **{key: repo_source for key in repo_map}}
     keymap.update(repo_map)
-    problems += bad + bad_repo
+    keymap, conflicts = refuse_conflicts(keymap, sources)
+    problems += bad + bad_repo + conflicts
     chosen = theme or configured_theme or DEFAULT_THEME
     if chosen not in themes:
         problems.append(f"unknown theme {chosen!r} (have: {', '.join(sorted(themes))}); using {DEFAULT_THEME}")

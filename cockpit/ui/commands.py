@@ -1,5 +1,6 @@
 """Command palette (``ctrl+p``): every action for every agent by name — "discard beta",
-"pause alpha", "diff beta", "merge beta" — plus a new agent, help, and a switch to every theme.
+"pause alpha", "fail beta", "diff beta", "merge beta" — plus a new agent, help, quit, and a switch to
+every cockpit theme. Textual's own commands are not offered (see ``CockpitApp.COMMANDS``).
 
 The provider asks the app for the list (:meth:`CockpitApp.palette_commands`), so the palette
 always matches the agents on screen and never touches the engine itself.
@@ -18,6 +19,7 @@ AGENT_VERBS: tuple[tuple[str, str, str], ...] = (
     ("kill", "kill", "End the agent's processes and session (asks first)"),
     ("discard", "discard", "Archive, then remove worktree and branch (asks first)"),
     ("respawn", "respawn", "Start the next attempt"),
+    ("fail", "mark_failed", "Mark the agent failed: counts towards max_failures (asks first)"),
     ("attach", "attach", "Attach this terminal to the agent's tmux session"),
     ("zoom", "zoom", "Show the agent full-screen"),
     ("diff", "diff", "Show what the agent changed against base"),

@@ -40,6 +40,27 @@ Dialog Input { width: 100%; }
 """
 
 
+class Choice(RadioButton):
+    """A radio button whose mark itself says whether it is chosen (● / ○): Textual's differ
+    only in colour, and under ``NO_COLOR`` every option looked chosen."""
+
+    BUTTON_INNER = "○"
+
+    def watch_value(self) -> None:
+        self.BUTTON_INNER = "●" if self.value else "○"
+        super().watch_value()
+
+
+class Tick(Checkbox):
+    """A checkbox whose mark says whether it is ticked (X / blank), with or without colour."""
+
+    BUTTON_INNER = " "
+
+    def watch_value(self) -> None:
+        self.BUTTON_INNER = "X" if self.value else " "
+        super().watch_value()
+
+
 class Dialog(ModalScreen):
     """Common frame: a titled box with Cancel on ``escape``."""
 
@@ -128,7 +149,7 @@ class RespawnDialog(Dialog):
     def __init__(self, agent: Agent) -> None:
         super().__init__()
         self.agent = agent
-        self.halted = agent.state == "halted" or agent.failures >= agent.max_failures
+        self.halted = agent.process == "halted" or agent.failures >= agent.max_failures
 
     def compose(self) -> ComposeResult:
         agent = self.agent
@@ -138,12 +159,12 @@ class RespawnDialog(Dialog):
             yield Label("Task", classes="field-label")
             yield Input(agent.task, id="task")
             with RadioSet(id="mode"):
-                yield RadioButton("fresh: archive the worktree, new branch from base", value=True, id="fresh")
-                yield RadioButton("keep: same worktree and branch, restart the command", id="keep")
+                yield Choice("fresh: archive the worktree, new branch from base", value=True, id="fresh")
+                yield Choice("keep: same worktree and branch, restart the command", id="keep")
             if self.halted:
                 yield Static(f"{agent.name} is {halt_reason(agent.failures, agent.max_failures, agent.blocked_by)}: "
                              "change the task or tick force.", classes="error", id="halted")
-                yield Checkbox("force (respawn with the same task)", id="force")
+                yield Tick("force (respawn with the same task)", id="force")
             yield Static("", classes="error", id="problem")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel")
@@ -176,16 +197,32 @@ class NewAgentRequest:
 
 
 class NewAgentDialog(Dialog):
-    """Name, command, task, scope. The name is checked here; the rest by the engine."""
+    """Name, command, task, scope. Checked here before it closes: a valid name no agent has
+    (``existing``), and a command unless cockpit.toml configures the name (``configured``;
+    None when cockpit.toml cannot be read, ``config_problem`` says why). Whatever the engine
+    still refuses comes back in a new form with the same values (``values``, ``problem``)."""
+
+    def __init__(self, existing: set[str] | None = None, configured: set[str] | None = None,
+                 config_problem: str | None = None, values: NewAgentRequest | None = None,
+                 problem: str | None = None) -> None:
+        super().__init__()
+        self.existing = set(existing or ())
+        self.configured = configured
+        self.config_problem = config_problem
+        self.values = values
+        self.problem = problem
 
     def compose(self) -> ComposeResult:
+        values = self.values
         with Vertical(id="dialog"):
             yield Label("New agent", id="title")
-            yield Input(placeholder="name: a-z, 0-9 and -", id="name")
-            yield Input(placeholder="command (empty: the one in cockpit.toml)", id="command")
-            yield Input(placeholder="task", id="task")
-            yield Input(placeholder="scope: globs, space separated (e.g. src/api/**)", id="scope")
-            yield Static("", classes="error", id="problem")
+            yield Input(values.name if values else "", placeholder="name: a-z, 0-9 and -", id="name")
+            yield Input(values.command or "" if values else "", placeholder="command (empty: the one in cockpit.toml)",
+                        id="command")
+            yield Input(values.task or "" if values else "", placeholder="task", id="task")
+            yield Input(" ".join(values.scope) if values else "",
+                        placeholder="scope: globs, space separated (e.g. src/api/**)", id="scope")
+            yield Static(escape(self.problem or ""), classes="error", id="problem")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Spawn", id="confirm", variant="primary")
@@ -193,16 +230,29 @@ class NewAgentDialog(Dialog):
     def on_mount(self) -> None:
         self.query_one("#name", Input).focus()
 
+    def _refuse(self, field: str, message: str) -> None:
+        self.query_one("#problem", Static).update(escape(message))
+        self.query_one(f"#{field}", Input).focus()
+
     @on(Input.Submitted)
     @on(Button.Pressed, "#confirm")
     def _confirm(self) -> None:
         value = {field: self.query_one(f"#{field}", Input).value.strip()
                  for field in ("name", "command", "task", "scope")}
+        name = value["name"]
         try:
-            validate_name(value["name"])
+            validate_name(name)
         except CockpitError as exc:
-            self.query_one("#problem", Static).update(escape(str(exc)))
-            self.query_one("#name", Input).focus()
+            self._refuse("name", str(exc))
+            return
+        if name in self.existing:
+            self._refuse("name", f"an agent named {name!r} already exists: choose another name "
+                                 "(or discard it first: d)")
+            return
+        if not value["command"] and name not in (self.configured or ()):
+            why = (f"cockpit.toml cannot be read ({self.config_problem})" if self.configured is None and
+                   self.config_problem else f"cockpit.toml has no agent named {name!r}")
+            self._refuse("command", f"give a command: {why}")
             return
         scope = [s for s in value["scope"].replace(",", " ").split() if s]
-        self.dismiss(NewAgentRequest(value["name"], value["command"] or None, value["task"] or None, scope))
+        self.dismiss(NewAgentRequest(name, value["command"] or None, value["task"] or None, scope))

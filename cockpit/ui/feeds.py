@@ -25,13 +25,15 @@ from typing import Callable
 
 from rich.text import Text
 
+from cockpit.core.log_index import LineIndex
 from cockpit.core.session_log import LogTail
 from cockpit.ui.terminal import TerminalRenderer, render_capture
 
 TAIL_BYTES = 256 * 1024
 """How much of a log is read when a tile opens, and at most per read afterwards."""
 HISTORY = 2000
-"""Lines of scrollback kept per agent (what the zoomed view can show)."""
+"""Lines of scrollback kept per agent's renderer (the zoomed view reads the whole log from the
+file instead: :meth:`LogFeed.line_index`)."""
 TILE_LINES = 24
 """Lines rendered for a tile until it says how tall it is (:attr:`LogFeed.rows`)."""
 MAX_TILE_LINES = 200
@@ -151,6 +153,7 @@ class LogFeed:
         self._renderer = TerminalRenderer(width=WIDTH, history=HISTORY)
         self._lines: list[Text] = []
         self._screen: list[Text] | None = None
+        self._index: LineIndex | None = None
         self._stale = False
         self.dirty = False
         """Set when :attr:`lines` changed; the app clears it when it repaints."""
@@ -248,6 +251,14 @@ class LogFeed:
         self.dirty = True
         if self.on_change is not None:
             self.on_change()
+
+    def line_index(self) -> LineIndex:
+        """The index of every line of this log (the zoomed view reads the file through it),
+        made on first use and kept: zooming in again does not index the log again."""
+        with self._lock:
+            if self._index is None:
+                self._index = LineIndex(self.path)
+            return self._index
 
     def all_lines(self) -> list[Text]:
         """Every line of scrollback (for the zoomed view). Call from a worker thread."""

@@ -6,6 +6,8 @@ tiles with the arrow keys changes nothing in the bar, but the rebuild made each 
 full re-layout: under a log flood, most of a key press's time to the screen. This footer
 rebuilds only when what it would show differs.
 
+Help and quit come first, so a narrow terminal never cuts them off.
+
 It also builds its keys already in the footer's size: Textual's keys start ``compact`` and are
 then bound to the footer's setting, so each key had its CSS applied twice (about 1 ms a key,
 most of the bar's cost at start-up).
@@ -29,6 +31,10 @@ def shown_bindings(screen: Screen) -> tuple[tuple[object, ...], ...]:
     )
 
 
+ALWAYS_SHOWN = ("help", "quit")
+"""Actions the bar shows first, whatever the width (the app's ``?`` and ``q``, remapped or not)."""
+
+
 class KeyFooter(Footer):
     """A :class:`~textual.widgets.Footer` that rebuilds only when its keys change."""
 
@@ -43,8 +49,13 @@ class KeyFooter(Footer):
         super().bindings_changed(screen)
 
     def compose(self) -> ComposeResult:
+        widgets = []
         for widget in super().compose():
             # (only the keys bound to the footer's ``compact``: the palette key keeps its own)
             if isinstance(widget, FooterKey) and "compact" in (widget._reactive_connect or {}):
                 widget.set_reactive(FooterKey.compact, self.compact)
-            yield widget
+            widgets.append(widget)
+        # Help and quit first: a narrow terminal cuts the bar's end, and those two must show.
+        first = [w for w in widgets if isinstance(w, FooterKey) and w.action in ALWAYS_SHOWN]
+        yield from first
+        yield from (w for w in widgets if not any(w is f for f in first))

@@ -15,6 +15,14 @@ from textual.widgets import Label, Static
 from cockpit.ui.keys import ALL_KEYS, KeySpec, effective_keys
 
 
+LEGEND = (
+    "[b]On a tile[/]: ● state · activity · [b]try 2 (1/2 fail)[/]: attempt 2, 1 failure counted of the 2 "
+    "(max_failures) that halt the agent and its dependents — cockpit ls shows the same in its TRY column · "
+    "[b]base +3[/]: base has 3 commits the branch lacks · [b]⚠[/]: edits out of scope, or collisions"
+)
+"""What the tiles' status line says (the notation ``cockpit ls`` shares)."""
+
+
 def help_rows(keymap: Mapping[str, str], display: Callable[[str], str]) -> list[tuple[str, str, str, str]]:
     """``(group, keys as shown, description, binding id)`` for every binding."""
     rows = []
@@ -38,6 +46,7 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen #help-title { text-style: bold; dock: top; }
     HelpScreen VerticalScroll { height: auto; max-height: 100%; }
     HelpScreen #help-hint { color: $foreground-muted; dock: bottom; }
+    HelpScreen #help-legend { margin-top: 1; }
     """
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close", id="help-close", show=False)]
 
@@ -60,6 +69,7 @@ class HelpScreen(ModalScreen[None]):
             yield Label("cockpit keys", id="help-title")
             with VerticalScroll():
                 yield Static(table, id="help-table")
+                yield Static(LEGEND, id="help-legend")
             yield Label("esc closes · remap: \\[keys] in cockpit.toml, e.g. discard = \"D\"", id="help-hint")
 
     def _display(self, key: str) -> str:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
 from textual.binding import Binding
+from textual.keys import KEY_NAME_REPLACEMENTS
 
 from cockpit.core.errors import ConfigError
 
@@ -66,7 +68,7 @@ GRID_KEYS: tuple[KeySpec, ...] = (
     KeySpec("screen", "s", "app.toggle_screen", "Log / screen view", "View", short="log/screen"),
     KeySpec("zoom", "z", "app.zoom", "Zoom: one tile full-screen", "View", short="zoom"),
     KeySpec("diff", "v", "app.diff", "Diff: what the agent changed against base", "Review", short="diff"),
-    KeySpec("merge", "m", "app.merge", "Merge: queue the agent and run the merge queue", "Review", short="merge"),
+    KeySpec("merge", "m", "app.merge", "Merge: queue the agent and run the merge queue (asks first)", "Review", short="merge"),
 )
 """Bindings of the grid of tiles (they act on the focused agent)."""
 
@@ -113,6 +115,73 @@ def check_keymap(keymap: Mapping[str, str], source: str) -> tuple[dict[str, str]
         else:
             good[binding_id] = key.strip()
     return good, problems
+
+
+CONTEXTS: dict[str, tuple[KeySpec, ...]] = {
+    "grid": APP_KEYS + GRID_KEYS,
+    "zoomed tile": APP_KEYS + ZOOM_KEYS,
+    "diff view": APP_KEYS + DIFF_KEYS,
+}
+"""The bindings active together: two of them on one key conflict (the zoom and the grid are
+separate: ``n`` is "new agent" in one and "next match" in the other)."""
+
+
+def normalize_key(key: str) -> str:
+    """A key as Textual names it: a single punctuation character by its Unicode name
+    (``?`` is ``question_mark``), as Textual does for bindings and keymaps."""
+    key = key.strip()
+    if len(key) != 1 or key.isalnum():
+        return key
+    try:
+        name = unicodedata.name(key).lower().replace("-", "_").replace(" ", "_")
+    except ValueError:
+        name = {"\t": "tab"}.get(key, key)
+    return KEY_NAME_REPLACEMENTS.get(name, name)
+
+
+def _keys_of(spec: KeySpec, keymap: Mapping[str, str]) -> list[str]:
+    return [normalize_key(k) for k in effective_keys(spec, keymap).split(",") if k.strip()]
+
+
+def _first_conflict(keymap: Mapping[str, str]) -> tuple[str, str, KeySpec, KeySpec] | None:
+    """``(context, key, a, b)``: two bindings of one context on one key, at least one of them
+    remapped (the defaults overlap only where a view's own key shadows an app key on purpose:
+    ``q`` closes the diff view)."""
+    for context, specs in CONTEXTS.items():
+        owners: dict[str, KeySpec] = {}
+        for spec in specs:
+            for key in dict.fromkeys(_keys_of(spec, keymap)):
+                other = owners.get(key)
+                if other is not None and other.id != spec.id and (spec.id in keymap or other.id in keymap):
+                    return context, key, other, spec
+                owners.setdefault(key, spec)
+    return None
+
+
+def refuse_conflicts(keymap: Mapping[str, str], sources: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Drop every remap that would put two bindings of one context on the same key, with a
+    one-line problem naming both bindings and where each remap comes from (``sources``: binding
+    id -> file). What is left can be applied: no key is silently lost."""
+    applied = dict(keymap)
+    problems: list[str] = []
+    while (conflict := _first_conflict(applied)) is not None:
+        context, key, first, second = conflict
+        remapped = [spec for spec in (first, second) if spec.id in applied]
+
+        def named(spec: KeySpec) -> str:
+            if spec.id in applied:
+                return f"keys.{spec.id} = {applied[spec.id]!r} ({sources.get(spec.id, '?')})"
+            return f"{spec.id} ({spec.keys})"
+
+        if len(remapped) == 2:
+            outcome = f"neither applied: {first.id} stays on {first.keys!r}, {second.id} on {second.keys!r}"
+        else:
+            outcome = f"not applied: {remapped[0].id} stays on {remapped[0].keys!r}"
+        problems.append(f"{named(remapped[0])} conflicts with {named(first if remapped[0] is second else second)}: "
+                        f"both would answer {key!r} in the {context}; {outcome}")
+        for spec in remapped:
+            del applied[spec.id]
+    return applied, problems
 
 
 def user_config_file() -> Path:

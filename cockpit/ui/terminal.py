@@ -58,7 +58,8 @@ from rich.style import Style
 from rich.text import Span, Text
 
 __all__ = [
-    "TerminalRenderer", "render", "render_capture", "RETAIN_BYTES", "FULL_RENDER_BYTES", "MAX_LINE_BYTES",
+    "TerminalRenderer", "LineRenderer", "render", "render_capture", "RETAIN_BYTES", "FULL_RENDER_BYTES",
+    "MAX_LINE_BYTES", "LINE_COLUMNS",
 ]
 
 log = logging.getLogger(__name__)
@@ -899,6 +900,47 @@ def render(data: bytes, width: int = 200, count: int | None = None) -> list[Text
     renderer = TerminalRenderer(width, history)
     renderer.feed(data)
     return renderer.lines(count)
+
+
+LINE_COLUMNS = 4096
+"""Columns of the row :class:`LineRenderer` draws one log line on: no wrap, so a line is one
+row; text beyond it overwrites the last column (as on a terminal without autowrap)."""
+_PLAIN_LINE = re.compile(rb"[\x20-\x7e]*\r?")
+
+
+class LineRenderer:
+    """One log line at a time — the bytes between two ``\n`` of ``session.log`` — as a terminal
+    would leave that row: its ``\r`` rewrites, erasures and ``ESC[nG`` column placements applied,
+    colours kept, on one row without wrap.
+
+    Each line starts from a fresh terminal state, so a line renders the same whatever was read
+    before it: what the zoomed view shows and what its search matches agree, and any window of
+    a huge log can be rendered on its own. (Cursor motion to other rows does not carry across
+    lines, nor do colours left on at a line's end: the screen view shows full-screen programs.)
+    Only the last ``MAX_LINE_BYTES`` of a longer line are emulated. Not thread-safe: one per
+    thread."""
+
+    def __init__(self, columns: int = LINE_COLUMNS) -> None:
+        self.columns = columns
+        self._screen = _LogScreen(columns, 1)
+        self._pipeline = _Pipeline(self._screen)
+
+    def render(self, data: bytes, cut: bool = False) -> Text:
+        """The line ``data`` (without its ``\n``); ``cut``: its head was dropped before, so it
+        starts with a mark saying so."""
+        if len(data) > MAX_LINE_BYTES:
+            data = data[_resync(data, len(data) - MAX_LINE_BYTES):]
+            cut = True
+        if not cut and _PLAIN_LINE.fullmatch(data) and len(data) <= self.columns:  # most lines: no emulation
+            return Text(data.rstrip(b"\r").decode("ascii").rstrip(" "))
+        screen = self._screen
+        screen.reset()
+        screen.mode.discard(modes.DECAWM)
+        self._pipeline.restart()
+        if cut:
+            self._pipeline.feed_text(_CUT_MARK)
+        self._pipeline.feed(data)
+        return _row_text(screen.buffer.get(0), self.columns)
 
 
 def render_capture(lines: list[str]) -> list[Text]:

@@ -92,15 +92,13 @@ def subtitle_parts(agent: Agent, diff: tuple[int, int, int] | None, now: datetim
     detail = merge_detail(agent)
     label = f"{agent.state}: {_escape(detail)}" if detail else agent.state
     state = f"[bold $state-{agent.state}]● {label}[/]"
+    if agent.process not in (agent.state, "running"):  # a merge state shown: the process's word beside it
+        state += f" [$state-{agent.process}]{agent.process}[/]"
     if pending:
         state += f" [italic]{pending}…[/]"
-    # attempts allowed before a halt: this one, plus one per failure still allowed (this
-    # attempt's own failure, if it failed, is already counted in ``failures``)
-    current_failed = agent.state in ("failed", "halted")
-    limit = agent.attempt + max(0, agent.max_failures - agent.failures - (0 if current_failed else 1))
-    if agent.activity and agent.activity != agent.state and now is not None:  # time-dependent
+    if agent.activity and agent.activity != agent.process and now is not None:  # time-dependent
         state += f" [$state-{agent.activity}]{agent.activity}[/]"
-    parts = [state, f"{agent.attempt}/{limit}"]
+    parts = [state, f"try {agent.tries}"]  # explained in help (TRIES_LEGEND)
     if agent.out_of_scope:
         parts.append(f"[bold $error]⚠ {len(agent.out_of_scope)} out of scope[/]")
     if agent.collisions:
@@ -219,7 +217,10 @@ class AgentTile(Widget, can_focus=True):
 
     def body_lines(self) -> list[Text]:
         if self.view == "screen":
-            return self.feed.screen or [Text("(capturing the tmux screen…)", style="dim")]
+            screen = self.feed.screen
+            if screen is None:  # not captured yet
+                return [Text("(capturing the tmux screen…)", style="dim")]
+            return screen or [Text("(the screen is blank)", style="dim italic")]
         return self.feed.lines
 
     def shown_lines(self) -> list[Text]:
@@ -227,7 +228,7 @@ class AgentTile(Widget, can_focus=True):
         height = max(1, self.content_size.height)
         lines = self.body_lines()[-height:]
         if not lines:
-            message = self.feed.error or ("(no output yet)" if self.agent.alive else f"({self.agent.state})")
+            message = self.feed.error or ("(no output yet)" if self.agent.alive else f"({self.agent.process})")
             return [Text(message, style="dim italic")]
         return lines
 
@@ -423,13 +424,20 @@ class TileGrid(ScrollableContainer, can_focus=True):
     @property
     def off_screen(self) -> int:
         """How many tiles are (at least partly) outside the visible area."""
-        tiles = self.tiles
-        if not tiles or not self.tile_height:
-            return 0
+        above, below = self.hidden
+        return above + below
+
+    @property
+    def hidden(self) -> tuple[int, int]:
+        """``(above, below)``: how many tiles are (at least partly) scrolled off the top and
+        off the bottom of the visible area."""
+        count = len(self.tiles)
+        if not count or not self.tile_height:
+            return 0, 0
         first_row = math.floor(self.scroll_y / self.tile_height + 0.01)
         last_row = math.floor((self.scroll_y + self.size.height) / self.tile_height + 0.01) - 1
-        visible = sum(1 for i in range(len(tiles)) if first_row <= i // self.columns <= last_row)
-        return len(tiles) - visible
+        rows = [i // self.columns for i in range(count)]
+        return sum(row < first_row for row in rows), sum(row > last_row for row in rows)
 
 
 def choose_layout(count: int, width: int, height: int) -> tuple[int, int, int]:

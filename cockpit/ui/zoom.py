@@ -1,12 +1,24 @@
-"""The zoomed tile: one agent full-screen, with its whole scrollback and ``/`` search.
+"""The zoomed tile: one agent full-screen, its whole ``session.log`` and ``/`` search over it.
 
-Lines come from the tile's :class:`~cockpit.ui.feeds.LogFeed`, re-rendered in a worker whenever
-the feed changes. While the view is scrolled to the end it follows new output; scrolled up it
-stays put. Search is case-insensitive over the plain text; every match is highlighted, the
-current one more strongly, and ``n``/``N`` move between them.
+The log is read from the file on demand (:class:`~cockpit.ui.logview.LogView` over the feed's
+:class:`~cockpit.core.log_index.LineIndex`): the view opens on the end of the log at once; the
+start of a big log is indexed in a worker when the view gets near it (``g``, scrolling up, a
+match up there), so ``g`` reaches line 1 of a log of any size and nothing of it is held in
+memory. While scrolled to the end the view follows new
+output; scrolled up it stays put.
+
+Search runs in a worker over the whole file, newest lines first (:mod:`cockpit.core.log_search`
+finds candidate lines in the raw bytes, each is rendered as the view renders it and matched
+case-insensitively on its text), then over each line as it is finished. It looks at finished
+lines only — the live line a program keeps redrawing (a progress bar) is searched once it ends —
+so the count only grows while the log does. Every match is highlighted, the current one more
+strongly; ``n``/``N`` move between them. The screen view (``s``) shows the tmux screen instead.
 """
 
 from __future__ import annotations
+
+import threading
+import time
 
 from rich.text import Text
 from textual import on, work
@@ -14,13 +26,24 @@ from textual.app import ComposeResult
 from textual.containers import ScrollableContainer
 from textual.screen import Screen
 from textual.widgets import Input, Label, Static
+from textual.worker import get_current_worker
 
+from cockpit.core.log_index import LINE_CAP
+from cockpit.core.log_search import candidates
 from cockpit.ui.footer import KeyFooter
 from cockpit.ui.keys import ZOOM_KEYS, bindings
+from cockpit.ui.logview import LogView, Match, MatchList
+from cockpit.ui.terminal import LineRenderer
 from cockpit.ui.tiles import AgentTile
 
-MATCH_STYLE = "black on yellow"
-CURRENT_STYLE = "bold black on bright_green"
+MAX_MATCHES = 100_000
+"""Matches kept per search: the newest ones (a search for "e" in a GiB log would fill memory)."""
+POST_EVERY_S = 0.1
+"""How often a running search reports what it found."""
+PROGRESS_EVERY_S = 0.25
+"""How often the indexing of a log's start reports how far it got."""
+INDEX_SHARE = 0.5
+"""The most of a core indexing a log's start may take (a GiB of it takes seconds)."""
 
 
 def find_matches(lines: list[Text], query: str) -> list[tuple[int, int, int]]:
@@ -38,13 +61,32 @@ def find_matches(lines: list[Text], query: str) -> list[tuple[int, int, int]]:
     return found
 
 
+class _Search:
+    """One query's progress: where the backward scan is, and how far new lines were searched."""
+
+    def __init__(self, query: str, end: int, generation: int) -> None:
+        self.query = query
+        self.origin = end
+        """The backward scan covers the finished lines before this offset..."""
+        self.end = end
+        """...and the forward one those from ``origin`` to here, as lines are finished."""
+        self.generation = generation
+        """The log's generation it searches (a truncated or replaced log is searched again)."""
+        self.done = False
+        self.capped = False
+        self.fraction = 0.0
+        self.lock = threading.Lock()
+
+
 class ZoomScreen(Screen[None]):
     """One tile full-screen. Dismisses back to the grid."""
 
     BINDINGS = bindings(ZOOM_KEYS)
     DEFAULT_CSS = """
     ZoomScreen #zoom-title { height: 1; width: 100%; background: $panel; padding: 0 1; }
-    ZoomScreen #zoom-scroll { height: 1fr; }
+    ZoomScreen #zoom-screen { height: 1fr; display: none; }
+    ZoomScreen.screen-view #zoom-screen { display: block; }
+    ZoomScreen.screen-view #zoom-log { display: none; }
     ZoomScreen #zoom-body { width: auto; text-wrap: nowrap; padding: 0 1; }
     ZoomScreen #search { dock: bottom; display: none; }
     ZoomScreen #search.visible { display: block; }
@@ -54,23 +96,44 @@ class ZoomScreen(Screen[None]):
     def __init__(self, tile: AgentTile) -> None:
         super().__init__()
         self.tile = tile
-        self.lines: list[Text] = []
+        self.index = tile.feed.line_index()
         self.query_text = ""
-        self.matches: list[tuple[int, int, int]] = []
-        self.current = -1
+        self.matches = MatchList()
+        self.match: Match | None = None
+        """The current match."""
+        self.search: _Search | None = None
         self.seen_version = -1
+        self.indexing: float | None = None
+        """How much of the log's start is indexed (0..1) while that runs, else None."""
+        self._goto_pending: Match | None = None
+        self._extending = False
+        self._extend_again = False
 
     def compose(self) -> ComposeResult:
         yield Label("", id="zoom-title")
-        with ScrollableContainer(id="zoom-scroll"):
+        yield LogView(self.index, id="zoom-log")
+        with ScrollableContainer(id="zoom-screen"):
             yield Static("", id="zoom-body")
         yield Label("", id="search-status")
         yield Input(placeholder="search the log (enter: find, esc: close)", id="search")
         yield KeyFooter()
 
+    @property
+    def view(self) -> LogView:
+        return self.query_one("#zoom-log", LogView)
+
+    @property
+    def current(self) -> int:
+        """The position of the current match, -1 when there is none."""
+        return self.matches.index(self.match) if self.match is not None else -1
+
     def on_mount(self) -> None:
+        self.set_class(self.tile.view == "screen", "screen-view")
         self.refresh_title()
-        self.reload()
+        self.show_screen()
+        self.view.on_near_start = self.need_start
+        self.view.focus()
+        self._open_index()
 
     def refresh_title(self) -> None:
         title = self.query_one_optional("#zoom-title", Label)
@@ -78,61 +141,236 @@ class ZoomScreen(Screen[None]):
             return
         tile = self.tile
         view = "screen" if tile.view == "screen" else "log"
-        title.update(
-            f"[b]{tile.agent.name}[/] · {view} · {tile.border_subtitle or ''}")
+        indexing = f" · indexing the start of the log… {self.indexing:.0%}" if self.indexing is not None else ""
+        title.update(f"[b]{tile.agent.name}[/] · {view}{indexing} · {tile.border_subtitle or ''}")
+
+    # -- following the file ------------------------------------------------------------------------
+    @work(thread=True, exit_on_error=False, group="zoom-index")
+    def _open_index(self) -> None:
+        """Open the index on the end of the log: shown at once, whatever the log's size. Its
+        start is indexed when the view gets near it (:meth:`need_start`)."""
+        index = self.index
+        if index.numbering == 0:
+            index.open()
+        else:
+            index.extend()
+        self._ui(self._synced)
+
+    def need_start(self) -> None:
+        """Index the start of the log (in a worker), unless that is done or under way: ``g``,
+        scrolling near the top of what is indexed, or a match up there asks for it."""
+        if not self.index.complete and self.indexing is None:
+            self.indexing = 0.0
+            self.refresh_title()
+            self._scan_start()
+
+    @work(thread=True, exit_on_error=False, group="zoom-index")
+    def _scan_start(self) -> None:
+        worker = get_current_worker()
+        reported = [0.0]
+
+        def progress(fraction: float) -> None:  # a few times a second: the UI thread has its own work
+            if time.monotonic() - reported[0] >= PROGRESS_EVERY_S:
+                reported[0] = time.monotonic()
+                self._ui(self._indexing, fraction)
+
+        shift = self.index.scan_head(stop=lambda: worker.is_cancelled or not self.is_attached,
+                                     progress=progress, share=INDEX_SHARE)
+        self._ui(self._head_indexed, shift)
+
+    def _synced(self) -> None:
+        if self.is_attached:
+            self.view.sync()
+
+    def _ui(self, callback, *args) -> None:  # type: ignore[no-untyped-def]
+        try:
+            self.app.call_from_thread(callback, *args)
+        except RuntimeError:  # the app is shutting down
+            pass
+
+    def _indexing(self, fraction: float) -> None:
+        self.indexing = fraction
+        self.refresh_title()
+
+    def _head_indexed(self, shift: int | None) -> None:
+        self.indexing = None
+        self.refresh_title()
+        if not self.is_attached:
+            return
+        if shift is None:  # stopped, or the file changed meanwhile
+            self.view.sync()
+            if self.view.home_pending or self._goto_pending is not None:
+                self.need_start()
+            return
+        self.view.renumbered(shift)
+        if self._goto_pending is not None:
+            self.scroll_to_match(self._goto_pending)
 
     def feed_changed(self) -> None:
         """Called by the app on every frame in which the feed changed."""
         if not self.is_mounted:
             return
-        if self.tile.feed.version != self.seen_version:
-            self.reload()
+        version = self.tile.feed.version
+        if version != self.seen_version:
+            self.seen_version = version
+            self.show_screen()
+            if self._extending:
+                self._extend_again = True
+            else:
+                self._extending = True
+                self._extend()
+        if self.search is not None and not self.search.done:
+            self.refresh_status()  # how far the search got
         self.refresh_title()
 
-    @work(thread=True, exit_on_error=False, exclusive=True, group="zoom")
-    def reload(self) -> None:
-        """Render the full scrollback (or the screen) off the UI thread."""
-        feed = self.tile.feed
-        version = feed.version
-        lines = list(feed.screen or []) if self.tile.view == "screen" else feed.all_lines()
-        self.app.call_from_thread(self.show_lines, lines, version)
+    @work(thread=True, exit_on_error=False, group="zoom-extend")
+    def _extend(self) -> None:
+        """Index what was appended, and search the lines finished since."""
+        changed = self.index.extend()
+        self._ui(self._extended, changed)
+        search = self.search
+        if search is not None:
+            self._search_new_lines(search)
 
-    def show_lines(self, lines: list[Text], version: int) -> None:
-        scroller = self.query_one_optional("#zoom-scroll", ScrollableContainer)
-        if scroller is None:  # closed meanwhile
+    def _extended(self, changed: bool) -> None:
+        if not self.is_attached:
             return
-        following = scroller.scroll_y >= scroller.max_scroll_y - 1
-        self.lines = lines
-        self.seen_version = version
-        self.matches = find_matches(lines, self.query_text)
-        self.current = min(self.current, len(self.matches) - 1)
-        self.paint()
-        if following and self.current < 0:
-            self.call_after_refresh(scroller.scroll_end, animate=False)
+        if changed:
+            self.view.sync()
+            if self.search is not None and self.search.generation != self.index.generation:
+                self.start_search(self.search.query)  # the log was truncated or replaced
+        self._extending = False
+        if self._extend_again:
+            self._extend_again = False
+            self._extending = True
+            self._extend()
 
-    def paint(self) -> None:
-        text = Text("\n").join(self.lines) if self.lines else Text("(no output yet)", style="dim")
-        if self.matches:
-            offsets = [0]
-            for line in self.lines:
-                offsets.append(offsets[-1] + len(line.plain) + 1)
-            for index, (number, start, end) in enumerate(self.matches):
-                style = CURRENT_STYLE if index == self.current else MATCH_STYLE
-                text.stylize(style, offsets[number] + start, offsets[number] + end)
+    def show_screen(self) -> None:
+        """The screen view's content: the tile's last tmux capture."""
+        if self.tile.view != "screen":
+            return
+        screen = self.tile.feed.screen
+        if screen is None:
+            text = Text("(capturing the tmux screen…)", style="dim")
+        elif not screen:
+            text = Text("(the screen is blank)", style="dim italic")
+        else:
+            text = Text("\n").join(screen)
         text.no_wrap = True
         self.query_one("#zoom-body", Static).update(text)
+
+    # -- search ----------------------------------------------------------------------------------
+    @on(Input.Submitted, "#search")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        event.input.remove_class("visible")
+        self.view.focus()
+        self.start_search(event.value)
+
+    def start_search(self, query: str) -> None:
+        """Search the whole log for ``query`` (case-insensitive), newest match first."""
+        self.query_text = query
+        self.matches = MatchList()
+        self.match = None
+        self._goto_pending = None
+        self.search = _Search(query, self.index.finished_end, self.index.generation) if query else None
+        self.view.show_matches(self.matches, None)
+        self.refresh_status()
+        if self.search is not None:
+            self._search_backwards(self.search)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="zoom-search")
+    def _search_backwards(self, search: _Search) -> None:
+        """Every finished line before ``search.end``, newest first; reports in batches."""
+        worker = get_current_worker()
+        renderer = LineRenderer()
+        batch: list[Match] = []
+        found = 0
+        posted = time.monotonic()
+        end = search.origin
+
+        def progress(done: int) -> None:
+            search.fraction = done / end if end else 1.0
+
+        for offset, raw in candidates(self.index.path, search.query, 0, end, backwards=True,
+                                      stop=lambda: worker.is_cancelled or self.search is not search,
+                                      progress=progress):
+            matches = _matches_in(renderer, offset, raw, search.query)
+            batch.extend(reversed(matches))  # newest first
+            found += len(matches)
+            if found >= MAX_MATCHES:
+                search.capped = True
+                break
+            if time.monotonic() - posted >= POST_EVERY_S and batch:
+                self._ui(self._found, search, batch, True)
+                batch, posted = [], time.monotonic()
+        if worker.is_cancelled or self.search is not search:
+            return
+        search.done = True
+        self._ui(self._found, search, batch, True)
+
+    def _search_new_lines(self, search: _Search) -> None:
+        """Search the lines finished since the last look (in the extend worker)."""
+        with search.lock:
+            start, end = search.end, self.index.finished_end
+            if end <= start or search.generation != self.index.generation:
+                return
+            search.end = end
+            renderer = LineRenderer()
+            found: list[Match] = []
+            for offset, raw in candidates(self.index.path, search.query, start, end):
+                found.extend(_matches_in(renderer, offset, raw, search.query))
+        if found:
+            self._ui(self._found, search, found, False)
+
+    def _found(self, search: _Search, matches: list[Match], older: bool) -> None:
+        """A batch from a search (UI thread): add, pick the newest as current, show."""
+        if search is not self.search:
+            return
+        if older:
+            self.matches.add_older(matches)
+        else:
+            self.matches.add_newer(matches)
+        if self.match is None and len(self.matches):
+            self.match = self.matches[-1]  # the newest first
+            self.scroll_to_match(self.match)
+        self.view.show_matches(self.matches, self.match)
+        self.refresh_status()
+
+    def refresh_status(self) -> None:
         status = ""
-        if self.query_text:
-            status = (f"/{self.query_text}: {self.current + 1} of {len(self.matches)} (n/N)" if self.matches
-                      else f"/{self.query_text}: no match")
-        self.query_one("#search-status", Label).update(status)
+        search = self.search
+        if search is not None:
+            query, count = search.query, len(self.matches)
+            more = "+" if search.capped else ""
+            if not search.done:
+                status = f"/{query}: {count} found so far, searching… {search.fraction:.0%}"
+            elif count:
+                newest = f" (the newest {count})" if search.capped else ""
+                status = f"/{query}: {self.current + 1} of {count}{more}{newest} (n/N)"
+            else:
+                status = f"/{query}: no match"
+        label = self.query_one_optional("#search-status", Label)
+        if label is not None:
+            label.update(Text(status))
+
+    def scroll_to_match(self, match: Match) -> None:
+        line = self.index.line_of(match[0])
+        if line is None:  # in the part of the log not indexed yet: once it is
+            self._goto_pending = match
+            self.need_start()
+            return
+        self._goto_pending = None
+        view = self.view
+        view.scroll_to(y=max(0, line - view.size.height // 2), animate=False, immediate=True, force=True)
 
     # -- actions ------------------------------------------------------------------------------
     def action_close(self) -> None:
         search = self.query_one("#search", Input)
         if search.has_class("visible"):
             search.remove_class("visible")
+            self.view.focus()
             return
+        self.search = None  # a running search stops at its next line
         self.dismiss(None)
 
     def action_search(self) -> None:
@@ -141,39 +379,44 @@ class ZoomScreen(Screen[None]):
         search.value = self.query_text
         search.focus()
 
-    @on(Input.Submitted, "#search")
-    def _search(self, event: Input.Submitted) -> None:
-        event.input.remove_class("visible")
-        self.query_one("#zoom-scroll").focus()
-        self.query_text = event.value
-        self.matches = find_matches(self.lines, self.query_text)
-        self.current = len(self.matches) - 1 if self.matches else -1  # newest match first
-        self.paint()
-        self.scroll_to_current()
-
     def action_next_match(self, step: int) -> None:
-        if not self.matches:
+        if not len(self.matches):
             if self.query_text:
-                self.notify(f"no match for {self.query_text!r}", severity="warning")
+                still = self.search is not None and not self.search.done
+                self.notify(f"no match for {self.query_text!r}" + (" yet (still searching)" if still else ""),
+                            severity="warning")
             return
-        self.current = (self.current + step) % len(self.matches)
-        self.paint()
-        self.scroll_to_current()
-
-    def scroll_to_current(self) -> None:
-        if 0 <= self.current < len(self.matches):
-            scroller = self.query_one("#zoom-scroll", ScrollableContainer)
-            line = self.matches[self.current][0]
-            target = max(0, line - scroller.size.height // 2)
-            self.call_after_refresh(scroller.scroll_to, y=target, animate=False)
+        self.match = self.matches[(self.current + step) % len(self.matches)]
+        self.view.show_matches(self.matches, self.match)
+        self.refresh_status()
+        self.scroll_to_match(self.match)
 
     def action_toggle_screen(self) -> None:
+        from cockpit.ui.actions import unavailable
+        why = unavailable(self.tile.agent, "toggle_screen") if self.tile.view == "log" else None
+        if why:
+            self.notify(why, severity="warning")
+            return
         self.app.toggle_view(self.tile)  # type: ignore[attr-defined]
+        self.set_class(self.tile.view == "screen", "screen-view")
         self.refresh_title()
-        self.reload()
+        self.show_screen()
 
     def action_scroll_home(self) -> None:
-        self.query_one("#zoom-scroll", ScrollableContainer).scroll_home(animate=False)
+        if self.tile.view == "screen":
+            self.query_one("#zoom-screen", ScrollableContainer).scroll_home(animate=False)
+        else:  # (line 1 of the log, once its start is indexed)
+            self.view.action_scroll_home()
 
     def action_scroll_end(self) -> None:
-        self.query_one("#zoom-scroll", ScrollableContainer).scroll_end(animate=False)
+        if self.tile.view == "screen":
+            self.query_one("#zoom-screen", ScrollableContainer).scroll_end(animate=False)
+        else:
+            self.view.action_scroll_end()
+
+
+def _matches_in(renderer: LineRenderer, offset: int, raw: bytes, query: str) -> list[Match]:
+    """The matches of ``query`` in the line at ``offset``, rendered as the view renders it."""
+    data, cut = (raw[-LINE_CAP:], True) if len(raw) > LINE_CAP else (raw, False)
+    text = renderer.render(data, cut)
+    return [(offset, start, end) for _, start, end in find_matches([text], query)]
