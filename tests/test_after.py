@@ -190,3 +190,15 @@ def test_after_is_refused_with_the_reason_on_git_older_than_2_38(repo: Path, tmp
     result = cockpit(repo, "up", "--no-tui", env={"PATH": f"{bindir}:{os.environ['PATH']}"})
     assert result.returncode == 1 and "'after' needs git >= 2.38" in result.stderr and "2.37" in result.stderr
     assert not (repo / ".cockpit" / "worktrees").exists()
+
+
+async def test_a_pending_tile_says_what_it_waits_for(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    from cockpit.ui.app import make_app
+    from ui_support import tile_subtitle, wait_for
+    (repo / "cockpit.toml").write_text(toml({"name": "lib", "command": sleeper("lib")},
+                                            {"name": "api", "command": sleeper(), "after": ["lib"]}))
+    fleet.up()
+    app = make_app(fleet, clock=None, include_user_themes=False, user_config=tmp_path / "none.toml")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: "waits for lib" in tile_subtitle(app, "api"), message="the pending tile")
+        assert "pending" in tile_subtitle(app, "api")

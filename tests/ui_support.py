@@ -97,3 +97,10 @@ def fixed_ready(app: CockpitApp) -> bool:
 
 def log_path(fleet: Fleet, name: str) -> Path:
     return fleet.layout.session_log(name)
+
+
+def tile_subtitle(app: CockpitApp, name: str) -> str:
+    """The tile's status line (its border subtitle), its markup tags removed."""
+    import re
+    tile = tiles(app).get(name)
+    return re.sub(r"(?<!\\)\[[^\]]*\]", "", str(tile.border_subtitle or "")) if tile else ""

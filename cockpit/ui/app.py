@@ -53,7 +53,7 @@ HEADER_INTERVAL = 1 / 4
 """The header (tiles off screen, counts) is brought up to date at least this often."""
 FLOOD_MEMORY_S = 3.0
 """The fleet poll runs slowly (see ``FleetSync.poll``) until this long after a log last flooded."""
-STATE_ORDER = ("running", "paused", "exited", "failed", "killed", "halted", "missing")
+STATE_ORDER = ("pending", "running", "paused", "unknown", "exited", "failed", "killed", "halted", "missing")
 
 AttachRunner = Callable[[list[str], dict[str, str]], int]
 

@@ -34,7 +34,7 @@ DEFAULT_THEME = "cockpit-dark"
 """The theme used when none is configured; also the source of fallback state colours."""
 
 AGENT_STATES = (
-    "running", "paused", "exited", "failed", "killed", "halted", "missing",
+    "pending", "running", "paused", "unknown", "exited", "failed", "killed", "halted", "missing",
     "queued", "blocked", "merged", "conflict", "rejected",
 )
 """Every agent state a theme colours, including those later features introduce."""

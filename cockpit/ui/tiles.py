@@ -98,7 +98,12 @@ def subtitle_parts(agent: Agent, diff: tuple[int, int, int] | None, now: datetim
         state += f" [italic]{pending}…[/]"
     if agent.activity and agent.activity != agent.process and now is not None:  # time-dependent
         state += f" [$state-{agent.activity}]{agent.activity}[/]"
-    parts = [state, f"try {agent.tries}"]  # explained in help (TRIES_LEGEND)
+    parts = [state]
+    if agent.state == "pending" and agent.blocked_by:
+        parts.append(f"[$state-pending]waits for {_escape(agent.blocked_by)}[/]")
+    elif agent.state == "unknown" and agent.reason:
+        parts.append(f"[$state-unknown]{_escape(agent.reason)}[/]")
+    parts.append(f"try {agent.tries}")  # explained in help (TRIES_LEGEND)
     if agent.out_of_scope:
         parts.append(f"[bold $error]⚠ {len(agent.out_of_scope)} out of scope[/]")
     if agent.collisions:
