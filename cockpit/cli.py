@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cockpit import __version__
 from cockpit.core.checklist import Checklist, ChecklistFailed
-from cockpit.core.errors import CockpitError, NotFound
+from cockpit.core.errors import CockpitError, NotFound, one_line
 
 LS_LOCK_WAIT_S = 5.0
 """How long ``cockpit ls`` waits for the repository lock when an exit must be recorded or an
@@ -238,7 +238,7 @@ def run(argv: list[str] | None = None) -> int:
     command = args.cmd
 
     if command == "demo":
-        from cockpit.core.demo import create_demo
+        from cockpit.demo import create_demo
         fleet = create_demo(Path(args.dir) if args.dir else None, spawn=False)
         print(f"demo repository: {fleet.root}")
         checklist, _ = fleet.up()
@@ -268,9 +268,9 @@ def run(argv: list[str] | None = None) -> int:
         else:
             fleet.agents(wait=30)
         return 0
-    if command == "_watch":  # the watcher, in the fleet's tmux server (cockpit.core.watch)
-        from cockpit.core import watch
-        return watch.main(fleet, args.offset)
+    if command == "_watch":  # the watcher, in the fleet's tmux server (cockpit.core.watcher)
+        from cockpit.core import watcher
+        return watcher.main(fleet, args.offset)
     if command is None:
         return _open_tui(args, fleet)
     from cockpit import cli_merge
@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(argv)
     except CockpitError as exc:
-        print(f"cockpit: {exc}", file=sys.stderr)
+        print(f"cockpit: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("cockpit: interrupted", file=sys.stderr)
@@ -465,6 +465,5 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line for the user, the traceback on request
         if os.environ.get("COCKPIT_DEBUG") == "1":
             raise
-        print(f"cockpit: internal error: {type(exc).__name__}: {exc} (COCKPIT_DEBUG=1 shows the traceback)",
-              file=sys.stderr)
+        print(f"cockpit: internal error: {one_line(exc)} (COCKPIT_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from cockpit.core import worktrees
 from cockpit.core.errors import CockpitError
+from cockpit.core.repository import Repository
 from cockpit.core.scope import in_scope
 
 if TYPE_CHECKING:
     from cockpit.core.agent import Agent
-    from cockpit.core.fleet import Fleet
 
 
 @dataclass(frozen=True)
@@ -93,19 +93,19 @@ class OwnershipTracker:
         return result
 
 
-def record_new(fleet: "Fleet", ownership: dict[str, Ownership]) -> None:
+def record_new(repo: Repository, ownership: dict[str, Ownership]) -> None:
     """Append an event for each occurrence not reported before: ``out_of_scope`` with the new
     paths, ``collision`` with the path and the other agents."""
-    history = fleet.history()
+    history = repo.history()
     for name, found in ownership.items():
         record = history.records.get(name)
         if record is None:
             continue
         new_paths = [p for p in found.out_of_scope if p not in record.reported_out_of_scope]
         if new_paths:
-            fleet.events.append("out_of_scope", name, paths=new_paths, scope=list(record.spec.scope))
+            repo.events.append("out_of_scope", name, paths=new_paths, scope=list(record.spec.scope))
         for collision in found.collisions:
             key = f"{collision['path']}\0{','.join(collision['agents'])}"
             if key not in record.reported_collisions:
-                fleet.events.append("collision", name, path=collision["path"], agents=collision["agents"])
-    fleet.history()
+                repo.events.append("collision", name, path=collision["path"], agents=collision["agents"])
+    repo.history()
