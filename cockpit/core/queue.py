@@ -164,18 +164,43 @@ def runner_pid(repo: Repository) -> int | None:
 
 
 # -- running -------------------------------------------------------------------------------------
+ENDINGS = ("merged", "blocked", "conflict", "rejected")
+"""How a candidate ends (its ``merge.*`` event); the agent then leaves the queue."""
+NEWS = ("rebuilding", "recovered", "abandoned")
+"""What the queue says on the way, the agent staying queued: base (or its branch) moved under
+a candidate, which is built again; a dead runner's merge had landed and is being finished; a
+dead runner's attempt was dropped."""
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """How one candidate ended: the same fields as its ``merge.*`` event."""
+    """What the queue reports about one agent: how its candidate ended (one of :data:`ENDINGS`,
+    with the same fields as its ``merge.*`` event), or news on the way (one of :data:`NEWS`).
+    Views decide how to show it from :attr:`state` and :attr:`succeeded`, never from the text."""
 
     name: str
-    state: str  # merged, blocked, conflict, rejected
+    state: str
     reason: str | None = None
     paths: list[str] | None = None
     gate: str | None = None
     tail: str | None = None
     commit: str | None = None
     base: str = ""
+
+    @property
+    def final(self) -> bool:
+        """Whether the candidate ended (the agent left the queue), rather than news on the way."""
+        return self.state in ENDINGS
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the agent's work is in base now."""
+        return self.state == "merged"
+
+    @property
+    def message(self) -> str:
+        """:meth:`describe`: what a terminal or a notification shows."""
+        return self.describe()
 
     def describe(self) -> str:
         """One line (and, for a red gate, the tail of its output) for a terminal."""
@@ -189,10 +214,17 @@ class Outcome:
             head = f"{self.name}: rejected by gate {self.gate!r}: {self.reason}; base unchanged"
             tail = "\n".join("    " + line for line in (self.tail or "").splitlines()[-10:])
             return head + ("\n" + tail if tail else "")
+        if self.state == "rebuilding":
+            return f"{self.name}: {self.reason}; rebuilding on the new tip"
+        if self.state == "recovered":
+            return (f"{self.name}: the merge {self.reason} had landed: finished it "
+                    f"({self.base} at {self.commit[:12] if self.commit else '?'})")
+        if self.state == "abandoned":
+            return f"{self.name}: the merge {self.reason} was abandoned ({self.base} unchanged); it stays queued"
         return f"{self.name}: blocked: {self.reason}"
 
 
-Report = Callable[[str], None]
+Report = Callable[[Outcome], None]
 
 
 class MergeQueue:
@@ -200,7 +232,7 @@ class MergeQueue:
 
     def __init__(self, repo: Repository, report: Report | None = None, stop: threading.Event | None = None) -> None:
         self.repo = repo
-        self.report: Report = report or (lambda line: None)
+        self.report: Report = report or (lambda outcome: None)
         self.stop = stop or threading.Event()
 
     def run(self) -> list[Outcome]:
@@ -216,7 +248,7 @@ class MergeQueue:
         try:
             for outcome in self._recover():
                 outcomes.append(outcome)
-                self.report(outcome.describe())
+                self.report(outcome)
             while not self.stop.is_set():
                 with repo.locked():
                     queue = _queued(repo)
@@ -231,7 +263,7 @@ class MergeQueue:
                     break
                 if outcome is not None:
                     outcomes.append(outcome)
-                    self.report(outcome.describe())
+                    self.report(outcome)
         finally:
             held.release()
         return outcomes
@@ -369,7 +401,7 @@ class MergeQueue:
                 what = f"{base} moved to {now_onto[:12] if now_onto else '?'}" if now_onto != onto \
                     else f"{record.branch} moved to {now_tip[:12] if now_tip else '?'}"
                 repo.events.append("merge.abandoned", name, queued_seq=seq, reason=f"{what}: rebuilding")
-                self.report(f"{name}: {what} while gating; rebuilding on the new tip")
+                self.report(Outcome(name, "rebuilding", reason=f"{what} while gating", base=base))
                 self._log(name, f"{what} while gating: rebuilding")
                 return None
             if built.commit == onto:
@@ -384,7 +416,7 @@ class MergeQueue:
                 return self._finish(record, "blocked", base, reason=str(exc), paths=exc.paths)
             except candidate.BaseMoved as exc:
                 repo.events.append("merge.abandoned", name, queued_seq=seq, reason=f"{exc}: rebuilding")
-                self.report(f"{name}: {exc}; rebuilding on the new tip")
+                self.report(Outcome(name, "rebuilding", reason=str(exc), base=base))
                 return None
             crash_point("merge", "after-ref")
             return self._finish(record, "merged", base, commit=built.commit, reason=config.merge)
@@ -423,12 +455,12 @@ class MergeQueue:
             new = self._landed(record)
             outcome = None
             if new:
-                self.report(f"{name}: the merge {why} had landed: finished it ({base} at {new[:12]})")
+                self.report(Outcome(name, "recovered", reason=why, commit=new, base=base))
                 outcome = self._finish(record, "merged", base, commit=new, reason=f"finished after being {why}")
             else:
                 repo.events.append("merge.abandoned", name, queued_seq=record.queued_seq, reason=why)
                 self._log(name, f"attempt {why}: abandoned, {base} unchanged")
-                self.report(f"{name}: the merge {why} was abandoned ({base} unchanged); it stays queued")
+                self.report(Outcome(name, "abandoned", reason=why, base=base))
             self._remove_scratch(scratch)
             return outcome
 
