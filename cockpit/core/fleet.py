@@ -33,7 +33,9 @@ from cockpit.core.errors import CockpitError, NotFound
 from cockpit.core.layout import archive_ref, branch_for
 from cockpit.core.ownership import OwnershipTracker, record_new
 from cockpit.core.repository import Repository
-from cockpit.core.sessions import AttachPlan, PaneState, ServerUnknown, check_tmux
+from cockpit.core.attach import AttachPlan
+from cockpit.core.sessions import PaneState, ServerUnknown
+from cockpit.core.tmux_setup import check_tmux
 from cockpit.core.spec import AgentSpec, validate_name
 from cockpit.core.state import LIVE
 from cockpit.core.up import Step

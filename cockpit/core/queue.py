@@ -39,7 +39,7 @@ from cockpit.core import candidate, gates, lock, worktrees
 from cockpit.core.crash import crash_point
 from cockpit.core.errors import CockpitError
 from cockpit.core.repository import Repository
-from cockpit.core.spec import FleetConfig, validate_name
+from cockpit.core.spec import validate_name
 from cockpit.core.state import Record
 
 MAX_ROUNDS = 5  # rebuilds when base keeps moving under a candidate

@@ -26,7 +26,7 @@ from cockpit.core.agent import Agent, halt_reason
 from cockpit.core.checklist import Checklist, announce, run_checklist
 from cockpit.core.errors import CockpitError
 from cockpit.core.repository import Repository
-from cockpit.core.sessions import check_tmux
+from cockpit.core.tmux_setup import check_tmux
 from cockpit.core.spec import order_agents, validate_name
 
 SPAWN, RESTART, LEAVE, ERROR, PEND = "spawn", "restart", "leave", "error", "pending"
