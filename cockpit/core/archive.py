@@ -93,10 +93,10 @@ def write(repo: Repository, name: str, record: Record, op: str) -> str | None:
         repo.events.append("archived", name, ref=ref, sha=sha, branch=record.branch, base_sha=record.base_sha,
                            uncommitted=len(seen.uncommitted), ahead=seen.ahead, snapshot=True)
         return ref
-    sha = worktrees.ref_sha(repo.root, f"refs/heads/{record.branch}") if record.branch else None
-    if sha:
-        worktrees.update_ref(repo.root, ref, sha)
-        repo.events.append("archived", name, ref=ref, sha=sha, branch=record.branch, base_sha=record.base_sha,
+    tip = worktrees.ref_sha(repo.root, f"refs/heads/{record.branch}") if record.branch else None
+    if tip:
+        worktrees.update_ref(repo.root, ref, tip)
+        repo.events.append("archived", name, ref=ref, sha=tip, branch=record.branch, base_sha=record.base_sha,
                            snapshot=False, note="worktree was missing: archived the branch's commits")
         return ref
     return None

@@ -138,9 +138,10 @@ def agent_diff(repo: Repository, name: str) -> AgentDiff:
         head = worktrees.run(worktree, "rev-parse", "--verify", "HEAD")
         tree = worktrees.worktree_tree(worktree)
     else:
-        head = worktrees.ref_sha(root, f"refs/heads/{record.branch}") if record.branch else None
-        if head is None:
+        tip = worktrees.ref_sha(root, f"refs/heads/{record.branch}") if record.branch else None
+        if tip is None:
             raise CockpitError(f"agent {name!r} has neither a worktree nor a branch: nothing to diff")
+        head = tip
         tree = worktrees.run(root, "rev-parse", f"{head}^{{tree}}")
     start = (worktrees.merge_base(root, base_tip, head) if base_tip else None) or record.base_sha or head
     if record.upstreams and record.base_sha and start != record.base_sha \

@@ -61,6 +61,8 @@ class OwnershipTracker:
         return None
 
     def _changes(self, agent: "Agent") -> worktrees.Changes | None:
+        if agent.worktree is None:  # pending: nothing is cut yet, so nothing changed
+            return None
         worktree = Path(agent.worktree)
         cached = self._cache.get(agent.name)
         now = time.monotonic()

@@ -39,7 +39,7 @@ from cockpit.core import candidate, gates, lock, worktrees
 from cockpit.core.crash import crash_point
 from cockpit.core.errors import CockpitError
 from cockpit.core.repository import Repository
-from cockpit.core.spec import validate_name
+from cockpit.core.spec import FleetConfig, validate_name
 from cockpit.core.state import Record
 
 MAX_ROUNDS = 5  # rebuilds when base keeps moving under a candidate
@@ -258,12 +258,12 @@ class MergeQueue:
                         held.release()
                         break
                 try:
-                    outcome = self._process(queue[0].name)
+                    ended = self._process(queue[0].name)
                 except Stopped:
                     break
-                if outcome is not None:
-                    outcomes.append(outcome)
-                    self.report(outcome)
+                if ended is not None:
+                    outcomes.append(ended)
+                    self.report(ended)
         finally:
             held.release()
         return outcomes
@@ -317,8 +317,8 @@ class MergeQueue:
         try:
             config = repo.config
         except CockpitError as exc:
-            record = repo.history().records[name]
-            return self._finish(record, "blocked", record.base, reason=f"config: {exc}")
+            queued = repo.history().records[name]
+            return self._finish(queued, "blocked", queued.base, reason=f"config: {exc}")
         seq = repo.history().records[name].queued_seq
         scratch = scratch_path(repo, name)
         for round_ in range(1, MAX_ROUNDS + 1):
@@ -351,11 +351,11 @@ class MergeQueue:
             if result is not None:
                 return result
             # None: base (or the branch) moved under the candidate: build again on the new tip.
-        record = self._current(name, seq)
-        return self._finish(record, "blocked", record.base,
-                            reason=f"base kept moving: gave up after {MAX_ROUNDS} rebuilds") if record else None
+        last = self._current(name, seq)
+        return self._finish(last, "blocked", last.base,
+                            reason=f"base kept moving: gave up after {MAX_ROUNDS} rebuilds") if last else None
 
-    def _attempt(self, record: Record, config: Any, base: str, onto: str, tip: str, scratch: Path) -> Outcome | None:
+    def _attempt(self, record: Record, config: FleetConfig, base: str, onto: str, tip: str, scratch: Path) -> Outcome | None:
         """Build, gate and land one candidate. None means "rebuild": base or the branch moved."""
         repo, root, name, seq = self.repo, self.repo.root, record.name, record.queued_seq
         crash_point("merge", "after-candidate")
@@ -370,7 +370,7 @@ class MergeQueue:
         self._log(name, f"built {built.commit[:12]}: {built.summary}")
         checkout = candidate.checkout_of(root, base, merge_dir(repo))
         blockers = candidate.checkout_blockers(checkout, onto, built.commit) if checkout is not None else []
-        if blockers:  # before the gates: they cannot change that landing would overwrite these
+        if checkout is not None and blockers:  # before the gates: they cannot change that landing would overwrite these
             return self._finish(record, "blocked", base, paths=[path for path, _ in blockers],
                                 reason=candidate.describe_blockers(root, checkout, blockers))
         env = gates.gate_environment({"COCKPIT_MERGE_AGENT": name, "COCKPIT_MERGE_BASE": base,

@@ -122,7 +122,7 @@ class Tmux:
         try:
             return subprocess.run(self._client_argv(address) + list(args), capture_output=True, text=True,
                                   errors="replace", input=input, timeout=_REACH_TIMEOUT,
-                                  **({"stdin": subprocess.DEVNULL} if input is None else {}))
+                                  stdin=subprocess.DEVNULL if input is None else None)
         except FileNotFoundError:
             raise CockpitError("tmux is not installed: cockpit needs tmux >= 3.2 (apt-get install -y tmux)") from None
         except subprocess.TimeoutExpired:
