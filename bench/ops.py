@@ -17,9 +17,9 @@ from __future__ import annotations
 import shlex
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from bench.common import bench_fleet, cockpit_cli, summary
 from cockpit.core import archive as archiving

@@ -14,7 +14,7 @@ import shlex
 import shutil
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cockpit import __version__
@@ -175,7 +175,7 @@ def _fleet(args: argparse.Namespace):
 def _ago(iso: str | None) -> str:
     if not iso:
         return "-"
-    seconds = int((datetime.now(timezone.utc) - datetime.fromisoformat(iso)).total_seconds())
+    seconds = int((datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds())
     if seconds < 60:
         return f"{max(seconds, 0)}s ago"
     if seconds < 3600:
@@ -199,7 +199,7 @@ def _print_table(agents) -> None:
                      _ago(a.last_activity), flags, task[:50]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
 
 
 def _confirm(question: str) -> bool:
@@ -251,8 +251,8 @@ def run(argv: list[str] | None = None) -> int:
         return _open_tui(args, fleet, checklist.lines())
 
     if command == "init":
-        from cockpit.core.spec import STARTER
         from cockpit.core import worktrees
+        from cockpit.core.spec import STARTER
         root = worktrees.repo_root(Path(args.directory or Path.cwd()))
         path = root / "cockpit.toml"
         if path.exists():
@@ -319,7 +319,8 @@ def run(argv: list[str] | None = None) -> int:
         stopped = fleet.down()
         for name in stopped:
             print(f"killed {name}")
-        print(f"{len(stopped)} agent(s) stopped; worktrees, branches and logs kept" if stopped else "no agent was running")
+        print(f"{len(stopped)} agent(s) stopped; worktrees, branches and logs kept" if stopped
+              else "no agent was running")
         print(f"the fleet's tmux server is stopped ({fleet.tmux.socket} removed)")
     elif command == "kill":
         fleet.kill(args.name)
@@ -334,7 +335,8 @@ def run(argv: list[str] | None = None) -> int:
             question = (f"Discard agent {args.name}? {len(preview.uncommitted)} uncommitted file(s), "
                         f"{preview.ahead} commit(s) ahead of base; all archived at {preview.archive_ref}.")
             if not preview.worktree_exists:
-                question = f"Discard agent {args.name}? Its worktree is missing; its branch is archived at {preview.archive_ref}."
+                question = (f"Discard agent {args.name}? Its worktree is missing; its branch is archived at "
+                            f"{preview.archive_ref}.")
             if not _confirm(question):
                 print("not discarded")
                 return 1

@@ -10,7 +10,7 @@ import argparse
 import json
 import signal
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 COMMANDS = ("diff", "merge", "queue")
 

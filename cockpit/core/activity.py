@@ -25,10 +25,11 @@ import os
 import platform
 import stat as stat_mod
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from cockpit.core import processes
 from cockpit.core.agent import name_order
@@ -216,7 +217,7 @@ def screen_text(repo: Repository, name: str) -> list[str]:
         return []
 
 
-def of_agent(repo: Repository, record: "Record", pane: "PaneState | None", state: str | None = None,
+def of_agent(repo: Repository, record: Record, pane: PaneState | None, state: str | None = None,
              now: float | None = None) -> str | None:
     """The activity of one agent. ``state`` is its reconciled state when the caller knows it
     (:func:`cockpit.core.roster.snapshot`); otherwise it is derived here from the record and the pane."""
@@ -248,7 +249,7 @@ def of_agent(repo: Repository, record: "Record", pane: "PaneState | None", state
 ATTENTION_ORDER = ("waiting", "stalled", "failed")
 
 
-def attention_rank(agent: "Agent") -> int | None:
+def attention_rank(agent: Agent) -> int | None:
     """0 waiting, 1 stalled, 2 failed or halted; None when the agent needs nobody."""
     if agent.activity == "waiting":
         return 0
@@ -259,7 +260,7 @@ def attention_rank(agent: "Agent") -> int | None:
     return None
 
 
-def next_needing_attention(agents: Iterable["Agent"], current: str | None = None) -> str | None:
+def next_needing_attention(agents: Iterable[Agent], current: str | None = None) -> str | None:
     """The name of the agent the ``w`` key focuses: every agent needing the user, waiting ones
     first, then stalled, then failed (halted counts as failed), by name within each group; the
     one after ``current`` in that order (wrapping), or the first when ``current`` is not in it.

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from cockpit.core.tmux_setup import MIN_TMUX
 

@@ -13,9 +13,9 @@ of the batch starts.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from cockpit.core import sandbox, worktrees
 from cockpit.core.errors import CockpitError

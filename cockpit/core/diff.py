@@ -16,9 +16,9 @@ Text is git's output decoded as UTF-8 with ``surrogateescape``: undecodable byte
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from cockpit.core import worktrees
 from cockpit.core.errors import CockpitError
@@ -145,7 +145,8 @@ def agent_diff(repo: Repository, name: str) -> AgentDiff:
         tree = worktrees.run(root, "rev-parse", f"{head}^{{tree}}")
     start = (worktrees.merge_base(root, base_tip, head) if base_tip else None) or record.base_sha or head
     if record.upstreams and record.base_sha and start != record.base_sha \
-            and worktrees.is_ancestor(root, record.base_sha, head) and worktrees.is_ancestor(root, start, record.base_sha):
+            and worktrees.is_ancestor(root, record.base_sha, head) \
+            and worktrees.is_ancestor(root, start, record.base_sha):
         start = record.base_sha  # cut from a merge with its upstreams (after): their work is not its own
     return AgentDiff(name=name, root=root, base=record.base, base_tip=base_tip or "", merge_base=start,
                      head=head, tree=tree)

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Mapping
 
 from cockpit.core import archive as archiving
 from cockpit.core import lifecycle, pending, processes, recovery, roster, sandbox, watch, worktrees
 from cockpit.core.agent import Agent, halt_reason
 from cockpit.core.archive import DiscardPreview
+from cockpit.core.attach import AttachPlan
 from cockpit.core.checklist import Checklist
 from cockpit.core.crash import crash_point
 from cockpit.core.diff import AgentDiff, agent_diff
@@ -33,11 +34,10 @@ from cockpit.core.errors import CockpitError, NotFound
 from cockpit.core.layout import archive_ref, branch_for
 from cockpit.core.ownership import OwnershipTracker, record_new
 from cockpit.core.repository import Repository
-from cockpit.core.attach import AttachPlan
 from cockpit.core.sessions import PaneState, ServerUnknown
-from cockpit.core.tmux_setup import check_tmux
 from cockpit.core.spec import AgentSpec, validate_name
 from cockpit.core.state import LIVE
+from cockpit.core.tmux_setup import check_tmux
 from cockpit.core.up import Step
 from cockpit.core.up import run as run_up
 
@@ -52,7 +52,7 @@ class Fleet(Repository):
         self.ownership_tracker = OwnershipTracker()
 
     @classmethod
-    def discover(cls, start: Path | None = None) -> "Fleet":
+    def discover(cls, start: Path | None = None) -> Fleet:
         """The fleet of the repository containing ``start`` (default: the current directory),
         also from a subdirectory or from inside one of its worktrees (an agent's included)."""
         return cls(worktrees.repo_root(Path(start or Path.cwd())))
@@ -110,7 +110,8 @@ class Fleet(Repository):
             sandbox.require()  # never silently unsandboxed, and before anything is created
         with self.locked():
             existing = self.history().records.get(name)
-            replan = existing is not None and not existing.branch and existing.state == "killed"  # stopped while pending
+            # (an agent stopped while pending was never cut: spawning it again plans it again)
+            replan = existing is not None and not existing.branch and existing.state == "killed"
             if existing is not None and not existing.discarded and not replan:
                 raise CockpitError(
                     f"agent {name!r} already exists ({roster.state_of(self, name)}): use 'cockpit respawn {name}' "
@@ -338,8 +339,8 @@ class Fleet(Repository):
             if keep:
                 worktree = self.layout.worktree(name)
                 if not worktree.is_dir():
-                    raise CockpitError(f"agent {name!r} has no worktree ({worktree} is missing): respawn without --keep, "
-                                       "or restore it first")
+                    raise CockpitError(f"agent {name!r} has no worktree ({worktree} is missing): "
+                                       "respawn without --keep, or restore it first")
                 lifecycle.restart(self, spec, attempt, record, extra)
             else:
                 base_ref, base_sha = self.resolve_base(None)

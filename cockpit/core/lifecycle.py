@@ -14,7 +14,7 @@ import os
 import shutil
 import signal
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import tomli_w
@@ -113,7 +113,7 @@ def environment(repo: Repository, spec: AgentSpec, attempt: int, branch: str, ba
 def write_spec(repo: Repository, spec: AgentSpec, attempt: int, branch: str, base_ref: str, base_sha: str) -> None:
     """The agent's ``spec.toml``: what runs, on which branch, from which base (atomic write)."""
     data = {"spec": spec.to_toml(), "attempt": attempt, "branch": branch, "base": base_ref,
-            "base_sha": base_sha, "spawned_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "base_sha": base_sha, "spawned_at": datetime.now(UTC).isoformat(timespec="seconds")}
     path = repo.layout.spec_file(spec.name)
     tmp = path.with_suffix(".toml.tmp")
     tmp.write_text(tomli_w.dumps(data))

@@ -25,9 +25,9 @@ import threading
 import time
 from array import array
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from cockpit.core.session_log import open_regular
 

@@ -10,6 +10,7 @@ runs; this is a read-only preview.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+
 from cockpit.core import worktrees
 from cockpit.core.errors import CockpitError
 from cockpit.core.repository import Repository

@@ -9,9 +9,10 @@ changed paths another agent (not discarded) changed too.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from cockpit.core import worktrees
 from cockpit.core.errors import CockpitError
@@ -48,7 +49,7 @@ class OwnershipTracker:
         else:
             self._cache.pop(name, None)
 
-    def changed(self, agent: "Agent") -> set[str]:
+    def changed(self, agent: Agent) -> set[str]:
         found = self._changes(agent)
         return set(found.paths) if found else set()
 
@@ -60,7 +61,7 @@ class OwnershipTracker:
             return cached[2].summary
         return None
 
-    def _changes(self, agent: "Agent") -> worktrees.Changes | None:
+    def _changes(self, agent: Agent) -> worktrees.Changes | None:
         if agent.worktree is None:  # pending: nothing is cut yet, so nothing changed
             return None
         worktree = Path(agent.worktree)
@@ -79,7 +80,7 @@ class OwnershipTracker:
         self._cache[agent.name] = (now, agent.base_sha, found)
         return found
 
-    def compute(self, agents: Iterable["Agent"]) -> dict[str, Ownership]:
+    def compute(self, agents: Iterable[Agent]) -> dict[str, Ownership]:
         agents = [a for a in agents if a.state != "missing" and a.worktree is not None]  # (pending: none yet)
         changed = {a.name: self.changed(a) for a in agents}
         result: dict[str, Ownership] = {}

@@ -30,10 +30,11 @@ import fcntl
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cockpit.core import candidate, gates, lock, worktrees
 from cockpit.core.crash import crash_point
@@ -272,7 +273,7 @@ class MergeQueue:
     def _log(self, name: str, text: str) -> None:
         path = merge_log(self.repo, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
         with path.open("a") as handle:
             handle.write(f"[cockpit] {stamp} {text}\n")
 
@@ -355,7 +356,8 @@ class MergeQueue:
         return self._finish(last, "blocked", last.base,
                             reason=f"base kept moving: gave up after {MAX_ROUNDS} rebuilds") if last else None
 
-    def _attempt(self, record: Record, config: FleetConfig, base: str, onto: str, tip: str, scratch: Path) -> Outcome | None:
+    def _attempt(self, record: Record, config: FleetConfig, base: str, onto: str, tip: str,
+                 scratch: Path) -> Outcome | None:
         """Build, gate and land one candidate. None means "rebuild": base or the branch moved."""
         repo, root, name, seq = self.repo, self.repo.root, record.name, record.queued_seq
         crash_point("merge", "after-candidate")

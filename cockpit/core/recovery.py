@@ -49,7 +49,8 @@ def observe(repo: Repository, panes: dict[str, PaneState], wait: float = 0) -> b
                     continue
                 pane = panes.get(record.name)
                 if pane is None:
-                    repo.events.append("killed", record.name, reason="tmux session ended while cockpit was not watching")
+                    repo.events.append("killed", record.name,
+                                       reason="tmux session ended while cockpit was not watching")
                 elif pane.dead:
                     code = repo.exit_status(record.name, pane)
                     repo.events.append("exited", record.name, exit_code=code)

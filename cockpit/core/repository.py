@@ -11,9 +11,9 @@ arrows point one way, from the commands down to these parts.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from cockpit.core import server, worktrees
 from cockpit.core.errors import CockpitError, NotFound

@@ -10,7 +10,7 @@ interrupted (:mod:`cockpit.core.recovery`).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cockpit.core import activity, processes, recovery, sandbox
 from cockpit.core.agent import Agent, halt_reason, name_order
@@ -81,7 +81,7 @@ def snapshot(repo: Repository, record: Record, pane: PaneState | None, tree: dic
         pass
     if pane is not None and pane.activity:
         seen.append(pane.activity)
-    last = datetime.fromtimestamp(max(seen), timezone.utc).isoformat(timespec="seconds") if seen else None
+    last = datetime.fromtimestamp(max(seen), UTC).isoformat(timespec="seconds") if seen else None
     return Agent(
         name=record.name,
         state=state,

@@ -35,9 +35,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable
 
 from cockpit.core.errors import CockpitError, LockBusy
 from cockpit.core.layout import Layout
@@ -351,7 +351,8 @@ def sync(root: Path, layout: Layout, name: str, branch: str) -> str | None:
     kind = _git(root, "cat-file", "-t", head, check=False,
                 env={"GIT_ALTERNATE_OBJECT_DIRECTORIES": str(p.objects)})
     if _out(kind) != "commit":
-        raise SandboxError(f"agent {name!r}: its worktree's HEAD {head[:12]} is not a commit; branch {branch!r} left at {tip[:12]}")
+        raise SandboxError(f"agent {name!r}: its worktree's HEAD {head[:12]} is not a commit; "
+                           f"branch {branch!r} left at {tip[:12]}")
     _import(root, p.objects, ["--revs"], f"{head}\n^{tip}\n".encode())
     _git(root, "update-ref", "-m", f"cockpit: commits of sandboxed agent {name}", f"refs/heads/{branch}", head, tip)
     return head

@@ -26,8 +26,8 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 from cockpit.core.errors import CockpitError
 

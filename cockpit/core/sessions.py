@@ -19,9 +19,9 @@ import signal
 import stat
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from cockpit.core import attach
 from cockpit.core.attach import DETACH_KEYS, AttachPlan
@@ -118,7 +118,8 @@ class Tmux:
         binary = address.tmux if address.tmux and os.access(address.tmux, os.X_OK) else "tmux"
         return [binary, "-u", "-S", address.socket, "-f", "/dev/null"]
 
-    def _run(self, args: tuple[str, ...], address: Address, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def _run(self, args: tuple[str, ...], address: Address,
+             input: str | None = None) -> subprocess.CompletedProcess[str]:
         try:
             return subprocess.run(self._client_argv(address) + list(args), capture_output=True, text=True,
                                   errors="replace", input=input, timeout=_REACH_TIMEOUT,
@@ -291,7 +292,8 @@ class Tmux:
                 result = subprocess.run(argv, capture_output=True, text=True, errors="replace",
                                         env=base_environment(), stdin=subprocess.DEVNULL, timeout=_REACH_TIMEOUT)
             except FileNotFoundError:
-                raise CockpitError("tmux is not installed: cockpit needs tmux >= 3.2 (apt-get install -y tmux)") from None
+                raise CockpitError("tmux is not installed: cockpit needs tmux >= 3.2 "
+                                   "(apt-get install -y tmux)") from None
             except subprocess.TimeoutExpired:
                 raise ServerUnknown(f"the fleet's tmux server ({address.socket}) did not answer within "
                                     f"{_REACH_TIMEOUT:.0f} s") from None

@@ -6,8 +6,8 @@ git show right now (an agent that exited while nothing watched, a worktree delet
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from cockpit.core.events import Event
 from cockpit.core.spec import AgentSpec

@@ -18,16 +18,16 @@ started; if it refuses, nothing starts. An agent that then fails to start anyway
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from cockpit.core import pending, roster
 from cockpit.core.agent import Agent, halt_reason
 from cockpit.core.checklist import Checklist, announce, run_checklist
 from cockpit.core.errors import CockpitError
 from cockpit.core.repository import Repository
-from cockpit.core.tmux_setup import check_tmux
 from cockpit.core.spec import order_agents, validate_name
+from cockpit.core.tmux_setup import check_tmux
 
 SPAWN, RESTART, LEAVE, ERROR, PEND = "spawn", "restart", "leave", "error", "pending"
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from cockpit.core.errors import CockpitError
 from cockpit.core.repository import Repository

@@ -23,7 +23,7 @@ import signal
 import sys
 import time
 import traceback
-from typing import Callable
+from collections.abc import Callable
 
 from cockpit.core import activity, notify, pending, recovery
 from cockpit.core.errors import CockpitError, LockBusy
