@@ -81,6 +81,9 @@ class ServerUnknown(CockpitError):
 # What a tmux *client* prints when it cannot talk to the server at all (as opposed to the
 # server's answer to a command, such as "can't find session").
 _NO_SERVER = ("no server running", "error connecting to", "server exited unexpectedly", "lost server")
+_EXITING = "no current target"
+"""What a server answers (to ``list-panes -a``, for one) between its last session ending and its
+exit: it is on its way out, to be waited for like one that refuses connections."""
 _REACH_TIMEOUT = 30.0
 """Seconds a tmux call may take before the server counts as not answering."""
 _UNREACHABLE_GRACE = 3.0
@@ -149,7 +152,8 @@ class Tmux:
             address = self.address
             result = self._run(args, address, input)
             error = result.stderr
-            if result.returncode == 0 or not any(marker in error for marker in _NO_SERVER):
+            exiting = _EXITING in error
+            if result.returncode == 0 or not (exiting or any(marker in error for marker in _NO_SERVER)):
                 return result
             if "Permission denied" in error:
                 raise ServerUnknown(f"cannot reach the fleet's tmux server: {address.socket}: permission denied")
@@ -162,7 +166,7 @@ class Tmux:
                 raise ServerUnknown(f"the fleet's tmux server (pid {pid}) is running but cannot be reached at "
                                     f"{address.socket} (deleted by a /tmp cleaner? 'kill -USR1 {pid}' makes "
                                     "tmux create it again)")
-            if not signalled:  # its socket was removed (a /tmp cleaner): tmux makes it again on SIGUSR1
+            if not signalled and not exiting:  # its socket was removed (a /tmp cleaner): SIGUSR1 makes it again
                 signalled = self._recreate_socket(pid, address.socket)
             time.sleep(pause)  # or it is exiting (its last session ended): then it is gone soon
             pause = min(pause * 2, 0.2)
