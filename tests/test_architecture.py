@@ -1,6 +1,6 @@
 """The engine's shape, checked on every ``make test``: the import layers (import-linter, contracts
-in pyproject.toml), its types (mypy, config in pyproject.toml), and no engine module reaching
-into another's private names."""
+in pyproject.toml), its types (mypy, config in pyproject.toml), no engine module reaching into
+another's private names, and modules small enough to read in one sitting."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 CORE = PROJECT / "cockpit" / "core"
+MAX_LINES = 500
 
 
 def _tool(name: str) -> str:
@@ -63,3 +64,10 @@ def test_the_private_name_check_sees_a_reach(tmp_path: Path) -> None:
     sample.write_text("from cockpit.core.fleet import _crash_point\n\ndef f(fleet):\n    return fleet._archive\n")
     assert _private_reaches(sample) == ["sample.py:1: from cockpit.core.fleet import _crash_point",
                                         "sample.py:4: fleet._archive"]
+
+
+def test_engine_modules_stay_readable_in_one_sitting() -> None:
+    """One concern per module: none over 500 lines (split along a seam instead)."""
+    sizes = {path.name: len(path.read_text().splitlines()) for path in CORE.glob("*.py")}
+    assert sizes["fleet.py"] > 100
+    assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
