@@ -1,6 +1,6 @@
 """Replay the event log into per-agent records.
 
-A record is what the events say; :mod:`cockpit.core.fleet` then reconciles it with what tmux and
+A record is what the events say; :mod:`cockpit.core.roster` then reconciles it with what tmux and
 git show right now (an agent that exited while nothing watched, a worktree deleted by hand).
 """
 
