@@ -29,19 +29,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cockpit.core import processes
-from cockpit.core.agent import name_order
+from cockpit.core.agent import Agent, name_order
 from cockpit.core.errors import CockpitError
 from cockpit.core.presets import screen_shows_prompt
 from cockpit.core.repository import Repository
+from cockpit.core.sessions import PaneState
 from cockpit.core.spec import FleetConfig
-
-if TYPE_CHECKING:
-    from cockpit.core.agent import Agent
-    from cockpit.core.sessions import PaneState
-    from cockpit.core.state import Record
+from cockpit.core.state import Record
 
 ACTIVITIES = ("waiting", "working", "idle", "stalled", "paused")
 

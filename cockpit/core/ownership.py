@@ -12,15 +12,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cockpit.core import worktrees
+from cockpit.core.agent import Agent
 from cockpit.core.errors import CockpitError
 from cockpit.core.repository import Repository
 from cockpit.core.scope import in_scope
-
-if TYPE_CHECKING:
-    from cockpit.core.agent import Agent
 
 
 @dataclass(frozen=True)
