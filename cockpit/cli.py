@@ -14,12 +14,12 @@ import shlex
 import shutil
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cockpit import __version__
 from cockpit.core.checklist import Checklist, ChecklistFailed
-from cockpit.core.errors import CockpitError, NotFound
+from cockpit.core.errors import CockpitError, NotFound, one_line
 
 LS_LOCK_WAIT_S = 5.0
 """How long ``cockpit ls`` waits for the repository lock when an exit must be recorded or an
@@ -175,7 +175,7 @@ def _fleet(args: argparse.Namespace):
 def _ago(iso: str | None) -> str:
     if not iso:
         return "-"
-    seconds = int((datetime.now(timezone.utc) - datetime.fromisoformat(iso)).total_seconds())
+    seconds = int((datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds())
     if seconds < 60:
         return f"{max(seconds, 0)}s ago"
     if seconds < 3600:
@@ -199,7 +199,7 @@ def _print_table(agents) -> None:
                      _ago(a.last_activity), flags, task[:50]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
 
 
 def _confirm(question: str) -> bool:
@@ -238,7 +238,7 @@ def run(argv: list[str] | None = None) -> int:
     command = args.cmd
 
     if command == "demo":
-        from cockpit.core.demo import create_demo
+        from cockpit.demo import create_demo
         fleet = create_demo(Path(args.dir) if args.dir else None, spawn=False)
         print(f"demo repository: {fleet.root}")
         checklist, _ = fleet.up()
@@ -251,8 +251,8 @@ def run(argv: list[str] | None = None) -> int:
         return _open_tui(args, fleet, checklist.lines())
 
     if command == "init":
-        from cockpit.core.spec import STARTER
         from cockpit.core import worktrees
+        from cockpit.core.spec import STARTER
         root = worktrees.repo_root(Path(args.directory or Path.cwd()))
         path = root / "cockpit.toml"
         if path.exists():
@@ -268,9 +268,9 @@ def run(argv: list[str] | None = None) -> int:
         else:
             fleet.agents(wait=30)
         return 0
-    if command == "_watch":  # the watcher, in the fleet's tmux server (cockpit.core.watch)
-        from cockpit.core import watch
-        return watch.main(fleet, args.offset)
+    if command == "_watch":  # the watcher, in the fleet's tmux server (cockpit.core.watcher)
+        from cockpit.core import watcher
+        return watcher.main(fleet, args.offset)
     if command is None:
         return _open_tui(args, fleet)
     from cockpit import cli_merge
@@ -319,7 +319,8 @@ def run(argv: list[str] | None = None) -> int:
         stopped = fleet.down()
         for name in stopped:
             print(f"killed {name}")
-        print(f"{len(stopped)} agent(s) stopped; worktrees, branches and logs kept" if stopped else "no agent was running")
+        print(f"{len(stopped)} agent(s) stopped; worktrees, branches and logs kept" if stopped
+              else "no agent was running")
         print(f"the fleet's tmux server is stopped ({fleet.tmux.socket} removed)")
     elif command == "kill":
         fleet.kill(args.name)
@@ -334,7 +335,8 @@ def run(argv: list[str] | None = None) -> int:
             question = (f"Discard agent {args.name}? {len(preview.uncommitted)} uncommitted file(s), "
                         f"{preview.ahead} commit(s) ahead of base; all archived at {preview.archive_ref}.")
             if not preview.worktree_exists:
-                question = f"Discard agent {args.name}? Its worktree is missing; its branch is archived at {preview.archive_ref}."
+                question = (f"Discard agent {args.name}? Its worktree is missing; its branch is archived at "
+                            f"{preview.archive_ref}.")
             if not _confirm(question):
                 print("not discarded")
                 return 1
@@ -455,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(argv)
     except CockpitError as exc:
-        print(f"cockpit: {exc}", file=sys.stderr)
+        print(f"cockpit: {one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("cockpit: interrupted", file=sys.stderr)
@@ -465,6 +467,5 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line for the user, the traceback on request
         if os.environ.get("COCKPIT_DEBUG") == "1":
             raise
-        print(f"cockpit: internal error: {type(exc).__name__}: {exc} (COCKPIT_DEBUG=1 shows the traceback)",
-              file=sys.stderr)
+        print(f"cockpit: internal error: {one_line(exc)} (COCKPIT_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1

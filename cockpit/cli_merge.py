@@ -10,7 +10,7 @@ import argparse
 import json
 import signal
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 COMMANDS = ("diff", "merge", "queue")
 
@@ -75,7 +75,7 @@ def _merge(fleet, args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        outcomes = MergeQueue(fleet, report=lambda line: print(line, flush=True)).run()
+        outcomes = MergeQueue(fleet, report=lambda outcome: print(outcome.message, flush=True)).run()
     except QueueBusy as busy:
         print(f"{busy}: it will merge what was queued ('cockpit queue' shows progress)")
         return 1 if names else 0

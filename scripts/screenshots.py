@@ -2,7 +2,7 @@
 
     python scripts/screenshots.py [--out DIR] [--size 120x36]
 
-Creates a throw-away demo repository (``cockpit.core.demo``) on a private tmux socket, lets the
+Creates a throw-away demo repository (``cockpit.demo``) on a private tmux socket, lets the
 agents run for a few seconds, then drives the app with Pilot through: the grid, a zoomed tile, the
 discard dialog, help, and the light theme. The demo's tmux server is killed afterwards. The app
 comes from :func:`cockpit.ui.app.make_app`, the same factory the CLI uses.
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's cockpit, not an installed one
 
-from cockpit.core.demo import create_demo  # noqa: E402
+from cockpit.demo import create_demo  # noqa: E402
 from cockpit.core.fleet import Fleet  # noqa: E402
 from cockpit.ui.app import CockpitApp, make_app  # noqa: E402
 from cockpit.ui.dialogs import DiscardDialog  # noqa: E402

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cockpit.core.demo import create_demo
+from cockpit.demo import create_demo
 from tests.conftest import kill_tmux_server, wait_until
 
 pytestmark = pytest.mark.tmux

@@ -256,3 +256,13 @@ def test_down_stops_every_agent_and_keeps_their_work(repo: Path) -> None:
     assert {a["state"] for a in listing.values()} == {"killed"}
     assert all(Path(a["worktree"]).is_dir() for a in listing.values())
     assert "no agent was running" in cockpit(repo, "down").stdout
+
+
+def test_one_line_is_the_message_of_a_refusal_and_names_the_type_of_anything_else() -> None:
+    """The one rule every view uses to turn an error into the line the user sees
+    (``cockpit.core.errors.one_line``: the CLI's stderr, the *.failed events)."""
+    from cockpit.core.errors import CockpitError, NotFound, one_line
+    assert one_line(NotFound("no agent named 'x' (see 'cockpit ls')")) == "no agent named 'x' (see 'cockpit ls')"
+    assert one_line(CockpitError("refused")) == "refused"
+    assert one_line(PermissionError(13, "Permission denied")) == "PermissionError: [Errno 13] Permission denied"
+    assert one_line(KeyError("k")) == "KeyError: 'k'"

@@ -283,6 +283,26 @@ def test_a_server_that_is_gone_makes_its_agents_killed(fleet: Fleet, how: str) -
     assert agent.state == "killed" and "not watching" in (agent.reason or "")
 
 
+def test_a_server_exiting_after_its_last_session_is_gone_not_unknown(fleet: Fleet) -> None:
+    """The moment between a server's last session ending and the server exiting (the watcher
+    ends itself, the last agent is discarded), tmux answers ``list-panes -a`` with "no current
+    target". That is a server on its way out: no agents, never "cannot tell"."""
+    fleet.spawn("docs", command=LOOP)
+    socket = fleet.tmux.socket
+    fleet_tmux(socket, "kill-server")
+    wait_until(lambda: not fleet.tmux.address.server_alive(), message="the server gone")
+    tmux = ["tmux", "-S", socket, "-f", "/dev/null"]
+    for _ in range(40):
+        subprocess.run([*tmux, "new-session", "-d", "-s", "last", "sleep 100"], check=True, capture_output=True)
+        ending = subprocess.Popen([*tmux, "kill-session", "-t", "=last"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(5):
+                assert set(fleet.tmux.panes()) <= {"last"}  # (raised ServerUnknown: "no current target")
+        finally:
+            ending.wait(10)
+
+
 def test_a_socket_deleted_by_a_cleaner_is_found_again_and_nothing_recorded(fleet: Fleet) -> None:
     fleet.spawn("docs", command=LOOP)
     socket = fleet.tmux.socket

@@ -17,7 +17,7 @@ import tomli_w
 
 from cockpit.core.errors import ConfigError
 from cockpit.core.fleet import Fleet
-from cockpit.core.queue import MergeQueue, enqueue, pending
+from cockpit.core.queue import MergeQueue, Outcome, enqueue, pending
 from cockpit.core.spec import load_config
 from tests.conftest import git, tree_hashes, wait_until
 
@@ -58,7 +58,7 @@ def spawn_committer(fleet: Fleet, tmp_path: Path, name: str, files: dict[str, st
 def run_queue(fleet: Fleet, names: list[str]) -> dict[str, object]:
     enqueue(fleet, names)
     lines: list[str] = []
-    outcomes = MergeQueue(fleet, report=lines.append).run()
+    outcomes = MergeQueue(fleet, report=lambda outcome: lines.append(outcome.message)).run()
     return {"outcomes": {o.name: o for o in outcomes}, "lines": lines}
 
 
@@ -131,6 +131,25 @@ def test_three_agents_merge_in_queue_order_with_linear_history(fleet: Fleet, rep
     assert "gate: test -f README.md" in (repo / ".cockpit" / "agents" / "a" / "merge.log").read_text()
 
 
+def test_the_queue_reports_outcome_objects_not_lines(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    """Views pick how to show a report from its state, never by searching its text (the TUI
+    used to look for ': merged ' in a line)."""
+    spawn_committer(fleet, tmp_path, "first", {"README.md": "first's line\n"})
+    spawn_committer(fleet, tmp_path, "second", {"README.md": "second's line\n"})
+    enqueue(fleet, ["first", "second"])
+    reports: list[Outcome] = []
+    outcomes = MergeQueue(fleet, report=reports.append).run()
+    assert reports == outcomes
+    assert [(o.name, o.state, o.final, o.succeeded) for o in reports] == [
+        ("first", "merged", True, True), ("second", "conflict", True, False)]
+    assert reports[0].message == f"first: merged into main at {main_sha(repo)[:12]} (rebase)"
+    assert reports[1].message == "second: conflict in README.md; base unchanged"
+    assert not Outcome("x", "blocked", reason="y: merged into main at 0123").succeeded
+    news = Outcome("x", "rebuilding", reason="main moved to 0123 while gating", base="main")
+    assert not news.final and not news.succeeded
+    assert news.message == "x: main moved to 0123 while gating; rebuilding on the new tip"
+
+
 def test_same_lines_conflict_leaves_base_with_the_first(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
     spawn_committer(fleet, tmp_path, "first", {"README.md": "first's line\n"})
     spawn_committer(fleet, tmp_path, "second", {"README.md": "second's line\n", "other.txt": "x\n"})
@@ -180,7 +199,8 @@ def test_a_commit_made_on_base_while_a_gate_runs_survives(fleet: Fleet, repo: Pa
     enqueue(fleet, ["slow"])
     lines: list[str] = []
     result: list = []
-    runner = threading.Thread(target=lambda: result.append(MergeQueue(fleet, report=lines.append).run()))
+    runner = threading.Thread(target=lambda: result.append(
+        MergeQueue(fleet, report=lambda outcome: lines.append(outcome.message)).run()))
     runner.start()
     try:
         wait_until(lambda: runs.exists(), message="the gate runs")

@@ -18,10 +18,10 @@ from typing import Callable
 import pytest
 
 from cockpit.core.errors import CockpitError
+from cockpit.core.log_watch import LogWatcher
 from cockpit.core.session_log import (
     LogError,
     LogTail,
-    LogWatcher,
     follow,
     last_lines,
     read_tail,

@@ -25,22 +25,19 @@ import os
 import platform
 import stat as stat_mod
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
 
 from cockpit.core import processes
-from cockpit.core.agent import name_order
+from cockpit.core.agent import Agent, name_order
 from cockpit.core.errors import CockpitError
 from cockpit.core.presets import screen_shows_prompt
+from cockpit.core.repository import Repository
+from cockpit.core.sessions import PaneState
 from cockpit.core.spec import FleetConfig
-
-if TYPE_CHECKING:
-    from cockpit.core.agent import Agent
-    from cockpit.core.fleet import Fleet
-    from cockpit.core.sessions import PaneState
-    from cockpit.core.state import Record
+from cockpit.core.state import Record
 
 ACTIVITIES = ("waiting", "working", "idle", "stalled", "paused")
 
@@ -199,31 +196,31 @@ def silence_start(log: Path, since: str | None) -> float:
     return max(times, default=0.0)
 
 
-def settings(fleet: "Fleet") -> FleetConfig:
+def settings(repo: Repository) -> FleetConfig:
     """The fleet's config, or the defaults when cockpit.toml is malformed (activity must not
     fail because of a typo: the operations report it)."""
     try:
-        return fleet.config
+        return repo.config
     except CockpitError:
         return FleetConfig()
 
 
-def screen_text(fleet: "Fleet", name: str) -> list[str]:
+def screen_text(repo: Repository, name: str) -> list[str]:
     """The visible screen of the agent's pane as plain text (no escapes), or [] if unreadable."""
     try:
-        return fleet.tmux.cmd("capture-pane", "-p", "-t", f"={name}:")
+        return repo.tmux.cmd("capture-pane", "-p", "-t", f"={name}:")
     except CockpitError:
         return []
 
 
-def of_agent(fleet: "Fleet", record: "Record", pane: "PaneState | None", state: str | None = None,
+def of_agent(repo: Repository, record: Record, pane: PaneState | None, state: str | None = None,
              now: float | None = None) -> str | None:
     """The activity of one agent. ``state`` is its reconciled state when the caller knows it
-    (``Fleet._snapshot``); otherwise it is derived here from the record and the pane."""
+    (:func:`cockpit.core.roster.snapshot`); otherwise it is derived here from the record and the pane."""
     if pane is None or not pane.pid or pane.dead or record.discarded:
         return None
     if state is None:
-        if record.state not in ("running", "paused") or not fleet.layout.worktree(record.name).is_dir():
+        if record.state not in ("running", "paused") or not repo.layout.worktree(record.name).is_dir():
             return None
     elif state == "paused":
         return "paused"
@@ -234,13 +231,13 @@ def of_agent(fleet: "Fleet", record: "Record", pane: "PaneState | None", state: 
         state = "paused" if view.stopped else "running"
     if state == "paused":
         return "paused"
-    config = settings(fleet)
+    config = settings(repo)
     waiting = view.reading_tty
     if not waiting and record.spec.preset:
-        waiting = screen_shows_prompt(record.spec.preset, screen_text(fleet, record.name))
+        waiting = screen_shows_prompt(record.spec.preset, screen_text(repo, record.name))
     if now is None:
         now = time.time()
-    silence = now - silence_start(fleet.layout.session_log(record.name), record.state_since)
+    silence = now - silence_start(repo.layout.session_log(record.name), record.state_since)
     return classify(state, waiting, silence, config.idle_after, config.stall_after)
 
 
@@ -248,7 +245,7 @@ def of_agent(fleet: "Fleet", record: "Record", pane: "PaneState | None", state: 
 ATTENTION_ORDER = ("waiting", "stalled", "failed")
 
 
-def attention_rank(agent: "Agent") -> int | None:
+def attention_rank(agent: Agent) -> int | None:
     """0 waiting, 1 stalled, 2 failed or halted; None when the agent needs nobody."""
     if agent.activity == "waiting":
         return 0
@@ -259,7 +256,7 @@ def attention_rank(agent: "Agent") -> int | None:
     return None
 
 
-def next_needing_attention(agents: Iterable["Agent"], current: str | None = None) -> str | None:
+def next_needing_attention(agents: Iterable[Agent], current: str | None = None) -> str | None:
     """The name of the agent the ``w`` key focuses: every agent needing the user, waiting ones
     first, then stalled, then failed (halted counts as failed), by name within each group; the
     one after ``current`` in that order (wrapping), or the first when ``current`` is not in it.

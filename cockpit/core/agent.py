@@ -24,8 +24,8 @@ class Agent:
     failures: int
     max_failures: int
     exit_code: int | None
-    branch: str
-    worktree: str
+    branch: str | None  # None while pending: not cut yet
+    worktree: str | None
     log: str
     base: str
     base_sha: str

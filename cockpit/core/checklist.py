@@ -13,19 +13,17 @@ of the batch starts.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
 
 from cockpit.core import sandbox, worktrees
 from cockpit.core.errors import CockpitError
 from cockpit.core.layout import branch_for
+from cockpit.core.repository import Repository
 from cockpit.core.scope import overlap
 from cockpit.core.spec import AgentSpec
-
-if TYPE_CHECKING:
-    from cockpit.core.fleet import Fleet
-    from cockpit.core.state import Record
+from cockpit.core.state import Record
 
 
 @dataclass(frozen=True)
@@ -109,28 +107,28 @@ class ChecklistFailed(CockpitError):
         self.checklist = checklist
 
 
-def announce(fleet: "Fleet", checklist: Checklist) -> None:
+def announce(repo: Repository, checklist: Checklist) -> None:
     """Log the result as an event; raise :class:`ChecklistFailed` if an item failed."""
-    fleet.events.append("checklist", None, n=checklist.n, passed=checklist.passed, message=checklist.announcement,
+    repo.events.append("checklist", None, n=checklist.n, passed=checklist.passed, message=checklist.announcement,
                         failures=[f"{i.agent}: {i.check}: {i.detail}" for i in checklist.failures],
                         warnings=checklist.warnings)
     if not checklist.passed:
         raise ChecklistFailed(checklist)
 
 
-def run_checklist(fleet: "Fleet", specs: list[AgentSpec], base: str | None = None,
+def run_checklist(repo: Repository, specs: list[AgentSpec], base: str | None = None,
                   kept: Mapping[str, Record] | None = None) -> Checklist:
     """Check every agent in ``specs`` against each other and against what already exists, the
     way it will be started: cut anew from ``base`` (attempt 1), or — for a name in ``kept`` —
     restarted in its own existing worktree and branch (``respawn --keep``)."""
     kept = kept or {}
-    layout = fleet.layout
+    layout = repo.layout
     result = Checklist(n=len(specs))
-    existing = worktrees.list_worktrees(fleet.root)
+    existing = worktrees.list_worktrees(repo.root)
     worktree_paths = [e.path for e in existing] + [layout.worktree(s.name) for s in specs]
-    panes = fleet.tmux.panes()
+    panes = repo.tmux.panes()
     try:
-        sandbox_default = fleet.config.sandbox
+        sandbox_default = repo.config.sandbox
     except CockpitError:  # reported below, as the max_failures item
         sandbox_default = None
     seen_paths: dict[Path, str] = {}
@@ -143,12 +141,12 @@ def run_checklist(fleet: "Fleet", specs: list[AgentSpec], base: str | None = Non
         record = kept.get(name)
         if record is None:
             occupied = os.path.lexists(path)  # (a dangling symlink too: the spawn refuses it)
-            distinct = clash is None and path.resolve() != fleet.root.resolve() and not occupied
+            distinct = clash is None and path.resolve() != repo.root.resolve() and not occupied
             add(Item(name, "own worktree path", distinct,
                      f"{path} " + ("is shared with " + clash if clash else "already exists" if occupied else "")))
             branch = branch_for(name, 1)
             at = next((e.path for e in existing if e.branch == branch), None)
-            taken = worktrees.branch_exists(fleet.root, branch)
+            taken = worktrees.branch_exists(repo.root, branch)
             add(Item(name, "own branch", at is None and not taken,
                      f"{branch} is checked out at {at}" if at else f"{branch} already exists" if taken else branch))
         else:
@@ -159,7 +157,7 @@ def run_checklist(fleet: "Fleet", specs: list[AgentSpec], base: str | None = Non
                      f"{path} is not a git worktree" if path.is_dir() else f"{path} is missing"))
             branch = record.branch
             at = next((e.path for e in existing if e.branch == branch and e.path.resolve() != path.resolve()), None)
-            there = bool(branch) and worktrees.branch_exists(fleet.root, branch)
+            there = bool(branch) and worktrees.branch_exists(repo.root, branch)
             add(Item(name, "own branch", there and at is None,
                      f"{branch} is checked out at {at}" if at else f"{branch} (kept)" if there
                      else f"{branch or 'its branch'} no longer exists"))
@@ -167,7 +165,7 @@ def run_checklist(fleet: "Fleet", specs: list[AgentSpec], base: str | None = Non
         # A dead pane is a restarted agent's own leftover (respawn replaces it); a live one is not.
         stale = pane is not None and (record is None or not pane.dead)
         add(Item(name, "own tmux session", not stale,
-                 f"session {name!r} already exists on the fleet's tmux server ({fleet.tmux.socket})" if stale
+                 f"session {name!r} already exists on the fleet's tmux server ({repo.tmux.socket})" if stale
                  else name))
         if sandbox.enabled(sandbox.with_default(spec, sandbox_default)):
             try:
@@ -175,13 +173,13 @@ def run_checklist(fleet: "Fleet", specs: list[AgentSpec], base: str | None = Non
             except CockpitError as exc:
                 add(Item(name, "write sandbox runs", False, str(exc)))
         log_dir = layout.agent_dir(name)
-        in_worktree = [str(w) for w in worktree_paths if w.resolve() != fleet.root.resolve() and _inside(log_dir, w)]
+        in_worktree = [str(w) for w in worktree_paths if w.resolve() != repo.root.resolve() and _inside(log_dir, w)]
         add(Item(name, "log directory writable and outside every worktree", _creatable(log_dir) and not in_worktree,
                  f"{log_dir} is inside {in_worktree[0]}" if in_worktree else
                  f"{log_dir}" + ("" if _creatable(log_dir) else " is not writable")))
     if any(spec.name not in kept for spec in specs):  # only a new agent is cut from base
         try:
-            base_ok, base_detail = True, fleet._resolve_base(base)[0]
+            base_ok, base_detail = True, repo.resolve_base(base)[0]
         except CockpitError as exc:  # reported as a failed item, not raised
             base_ok, base_detail = False, str(exc)
         result.items.append(Item("*", "base ref exists", base_ok, base_detail))
@@ -189,11 +187,11 @@ def run_checklist(fleet: "Fleet", specs: list[AgentSpec], base: str | None = Non
     result.items.append(Item("*", "event log writable", _appendable(events),
                              str(events) + ("" if _appendable(events) else " is not a writable file")))
     try:
-        limit = fleet.config.max_failures
+        limit = repo.config.max_failures
         result.items.append(Item("*", "max_failures set", limit >= 1, f"max_failures = {limit}"))
     except CockpitError as exc:
         result.items.append(Item("*", "max_failures set", False, str(exc)))
-    tracked = worktrees.run(fleet.root, "ls-files").splitlines()
+    tracked = worktrees.run(repo.root, "ls-files").splitlines()
     for i, a in enumerate(specs):
         for b in specs[i + 1:]:
             shared = overlap(a.scope, b.scope, tracked)

@@ -16,15 +16,13 @@ Text is git's output decoded as UTF-8 with ``surrogateescape``: undecodable byte
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
 
 from cockpit.core import worktrees
 from cockpit.core.errors import CockpitError
-
-if TYPE_CHECKING:
-    from cockpit.core.fleet import Fleet
+from cockpit.core.repository import Repository
 
 # Plain, reproducible diffs: no external diff drivers, no textconv filters, no rename guessing
 # (every changed path is listed once, under its own name).
@@ -129,35 +127,37 @@ def _parse_raw_numstat(out: str) -> list[FileChange]:
     return [FileChange(path, status[path], *counts.get(path, (None, None))) for path in order]
 
 
-def agent_diff(fleet: "Fleet", name: str) -> AgentDiff:
+def agent_diff(repo: Repository, name: str) -> AgentDiff:
     """Fix both ends of ``name``'s change now. Cost: one ``add --all`` into a temporary index
     (only changed files are hashed) and a few ref look-ups; no diff is computed yet."""
-    record = fleet._record(name)
-    root = fleet.root
-    worktree = fleet.layout.worktree(name)
+    record = repo.record(name)
+    root = repo.root
+    worktree = repo.layout.worktree(name)
     base_tip = (worktrees.resolve(root, record.base) if record.base else None) or record.base_sha
     if worktree.is_dir():
         head = worktrees.run(worktree, "rev-parse", "--verify", "HEAD")
         tree = worktrees.worktree_tree(worktree)
     else:
-        head = worktrees.ref_sha(root, f"refs/heads/{record.branch}") if record.branch else None
-        if head is None:
+        tip = worktrees.ref_sha(root, f"refs/heads/{record.branch}") if record.branch else None
+        if tip is None:
             raise CockpitError(f"agent {name!r} has neither a worktree nor a branch: nothing to diff")
+        head = tip
         tree = worktrees.run(root, "rev-parse", f"{head}^{{tree}}")
     start = (worktrees.merge_base(root, base_tip, head) if base_tip else None) or record.base_sha or head
     if record.upstreams and record.base_sha and start != record.base_sha \
-            and worktrees.is_ancestor(root, record.base_sha, head) and worktrees.is_ancestor(root, start, record.base_sha):
+            and worktrees.is_ancestor(root, record.base_sha, head) \
+            and worktrees.is_ancestor(root, start, record.base_sha):
         start = record.base_sha  # cut from a merge with its upstreams (after): their work is not its own
     return AgentDiff(name=name, root=root, base=record.base, base_tip=base_tip or "", merge_base=start,
                      head=head, tree=tree)
 
 
-def base_moved(fleet: "Fleet", name: str, tips: dict[str, str | None] | None = None) -> int:
+def base_moved(repo: Repository, name: str, tips: dict[str, str | None] | None = None) -> int:
     """How many commits base has that the agent's branch does not: "base +3" on its tile.
     0 when base or the branch cannot be resolved. ``tips`` memoizes each base's commit (a
     round over every agent resolves a base once); one more git call per agent."""
-    record = fleet._record(name)
-    root = fleet.root
+    record = repo.record(name)
+    root = repo.root
     if not record.base:
         return 0
     tips = {} if tips is None else tips
@@ -166,7 +166,7 @@ def base_moved(fleet: "Fleet", name: str, tips: dict[str, str | None] | None = N
     base_tip = tips[record.base]
     if not base_tip:
         return 0
-    worktree = fleet.layout.worktree(name)
+    worktree = repo.layout.worktree(name)
     if worktree.is_dir():  # the worktree's HEAD (an agent may have moved it off its branch)
         try:
             return int(worktrees.run(worktree, "rev-list", "--count", f"HEAD..{base_tip}") or 0)

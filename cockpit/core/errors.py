@@ -17,3 +17,12 @@ class NotFound(CockpitError):
 
 class LockBusy(CockpitError):
     """Another cockpit process holds the repository lock for longer than we are willing to wait."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The message a user sees for ``exc``, wherever it surfaces (the CLI's stderr, a TUI
+    notification, an ``*.failed`` event): a :class:`CockpitError` says why in its own words;
+    anything else is a bug or an OS error, so its type is named too (``OSError: ...``)."""
+    if isinstance(exc, CockpitError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

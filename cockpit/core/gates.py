@@ -14,10 +14,10 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 TAIL_LINES = 30
 TAIL_CHARS = 4000
@@ -72,7 +72,7 @@ def run_gate(command: str, cwd: Path, log: Path, timeout: float, env: dict[str, 
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with log.open("ab") as handle:
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
         handle.write(f"\n[cockpit] {stamp} gate: {command}\n".encode())
         handle.flush()
         offset = handle.tell()

@@ -25,11 +25,11 @@ import threading
 import time
 from array import array
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from cockpit.core.session_log import _open_regular
+from cockpit.core.session_log import open_regular
 
 STEP = 64 * 1024
 """Bytes between two checkpoints (at least): what finding a line reads at most."""
@@ -128,7 +128,7 @@ class LineIndex:
     def open(self, tail: int = TAIL_BYTES) -> bool:
         """Start (or restart) on the current file: index its last ``tail`` bytes, from the
         first line start in them. Returns False when there is no file (yet)."""
-        opened = _open_regular(self.path)
+        opened = open_regular(self.path)
         if opened is None:
             with self._lock:
                 self._reset()
@@ -150,7 +150,7 @@ class LineIndex:
     def extend(self) -> bool:
         """Index what was appended since the last look. Returns True when anything changed.
         A file truncated or replaced meanwhile is opened again (``generation`` grows)."""
-        opened = _open_regular(self.path)
+        opened = open_regular(self.path)
         if opened is None:
             if self._identity is not None or self.end:
                 self.open()
@@ -214,7 +214,7 @@ class LineIndex:
             start, generation, identity = self.start, self.generation, self._identity
         if start == 0:
             return 0
-        opened = _open_regular(self.path)
+        opened = open_regular(self.path)
         if opened is None:
             return None
         fd, st = opened
@@ -265,7 +265,7 @@ class LineIndex:
                 return []
             lines, offsets, end, generation = self._lines, self._offsets, self.end, self.generation
             checkpoint = bisect_right(lines, first) - 1
-        opened = _open_regular(self.path)
+        opened = open_regular(self.path)
         if opened is None:
             return []
         fd, st = opened
@@ -299,7 +299,7 @@ class LineIndex:
             number, pos = self._lines[checkpoint], self._offsets[checkpoint]
         if offset == pos:
             return number
-        opened = _open_regular(self.path)
+        opened = open_regular(self.path)
         if opened is None:
             return None
         fd, _st = opened

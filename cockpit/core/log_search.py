@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
-from cockpit.core.session_log import _open_regular
+from cockpit.core.session_log import open_regular
 
 CHUNK = 1024 * 1024
 """Bytes searched at a time (whole lines: a chunk ends at a line end)."""
@@ -85,7 +85,7 @@ def candidates(path: Path | str, query: str, start: int, end: int, *, backwards:
     word = key_word(query)
     if not word or end <= start:
         return
-    opened = _open_regular(Path(path))
+    opened = open_regular(Path(path))
     if opened is None:
         return
     fd, _st = opened

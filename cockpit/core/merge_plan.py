@@ -10,13 +10,10 @@ runs; this is a read-only preview.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 from cockpit.core import worktrees
 from cockpit.core.errors import CockpitError
-
-if TYPE_CHECKING:
-    from cockpit.core.fleet import Fleet
+from cockpit.core.repository import Repository
 
 SUBJECTS_SHOWN = 5
 
@@ -57,13 +54,13 @@ class MergePlan:
         return "\n".join(lines)
 
 
-def plan_merge(fleet: "Fleet", name: str) -> MergePlan:
+def plan_merge(repo: Repository, name: str) -> MergePlan:
     """Work out what merging ``name`` would land. Raises :class:`NotFound` for an unknown agent."""
-    record = fleet._record(name)
-    root = fleet.root
+    record = repo.record(name)
+    root = repo.root
     base, branch = record.base, record.branch
     try:
-        config = fleet.config
+        config = repo.config
         mode, gates = config.merge, config.gates
     except CockpitError:
         mode, gates = "rebase", ()
@@ -72,7 +69,7 @@ def plan_merge(fleet: "Fleet", name: str) -> MergePlan:
         return _refuse(plan, f"its base {base!r} is not a local branch")
     if not branch or not worktrees.branch_exists(root, branch):
         return _refuse(plan, f"its branch {branch!r} does not exist")
-    worktree = fleet.layout.worktree(name)
+    worktree = repo.layout.worktree(name)
     dirty = worktrees.status_porcelain(worktree) if worktree.is_dir() else []
     tip = worktrees.run(root, "rev-parse", "--verify", f"refs/heads/{branch}")
     onto = worktrees.run(root, "rev-parse", "--verify", f"refs/heads/{base}")
@@ -88,7 +85,7 @@ def plan_merge(fleet: "Fleet", name: str) -> MergePlan:
     ahead = int(worktrees.run(root, "rev-list", "--count", f"{tip}..{onto}") or 0)
     checkout = None
     for entry in worktrees.list_worktrees(root):
-        if entry.branch == base and not entry.path.is_relative_to(fleet.layout.home):
+        if entry.branch == base and not entry.path.is_relative_to(repo.layout.home):
             checkout = str(entry.path)
             break
     return replace(plan, commits=commits, subjects=subjects, base_ahead=ahead, checkout=checkout)

@@ -9,17 +9,15 @@ changed paths another agent (not discarded) changed too.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
 
 from cockpit.core import worktrees
+from cockpit.core.agent import Agent
 from cockpit.core.errors import CockpitError
+from cockpit.core.repository import Repository
 from cockpit.core.scope import in_scope
-
-if TYPE_CHECKING:
-    from cockpit.core.agent import Agent
-    from cockpit.core.fleet import Fleet
 
 
 @dataclass(frozen=True)
@@ -48,7 +46,7 @@ class OwnershipTracker:
         else:
             self._cache.pop(name, None)
 
-    def changed(self, agent: "Agent") -> set[str]:
+    def changed(self, agent: Agent) -> set[str]:
         found = self._changes(agent)
         return set(found.paths) if found else set()
 
@@ -60,7 +58,9 @@ class OwnershipTracker:
             return cached[2].summary
         return None
 
-    def _changes(self, agent: "Agent") -> worktrees.Changes | None:
+    def _changes(self, agent: Agent) -> worktrees.Changes | None:
+        if agent.worktree is None:  # pending: nothing is cut yet, so nothing changed
+            return None
         worktree = Path(agent.worktree)
         cached = self._cache.get(agent.name)
         now = time.monotonic()
@@ -77,7 +77,7 @@ class OwnershipTracker:
         self._cache[agent.name] = (now, agent.base_sha, found)
         return found
 
-    def compute(self, agents: Iterable["Agent"]) -> dict[str, Ownership]:
+    def compute(self, agents: Iterable[Agent]) -> dict[str, Ownership]:
         agents = [a for a in agents if a.state != "missing" and a.worktree is not None]  # (pending: none yet)
         changed = {a.name: self.changed(a) for a in agents}
         result: dict[str, Ownership] = {}
@@ -93,19 +93,19 @@ class OwnershipTracker:
         return result
 
 
-def record_new(fleet: "Fleet", ownership: dict[str, Ownership]) -> None:
+def record_new(repo: Repository, ownership: dict[str, Ownership]) -> None:
     """Append an event for each occurrence not reported before: ``out_of_scope`` with the new
     paths, ``collision`` with the path and the other agents."""
-    history = fleet.history()
+    history = repo.history()
     for name, found in ownership.items():
         record = history.records.get(name)
         if record is None:
             continue
         new_paths = [p for p in found.out_of_scope if p not in record.reported_out_of_scope]
         if new_paths:
-            fleet.events.append("out_of_scope", name, paths=new_paths, scope=list(record.spec.scope))
+            repo.events.append("out_of_scope", name, paths=new_paths, scope=list(record.spec.scope))
         for collision in found.collisions:
             key = f"{collision['path']}\0{','.join(collision['agents'])}"
             if key not in record.reported_collisions:
-                fleet.events.append("collision", name, path=collision["path"], agents=collision["agents"])
-    fleet.history()
+                repo.events.append("collision", name, path=collision["path"], agents=collision["agents"])
+    repo.history()

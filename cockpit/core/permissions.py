@@ -11,13 +11,11 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cockpit.core import worktrees
+from cockpit.core.repository import Repository
 from cockpit.core.spec import AgentSpec
-
-if TYPE_CHECKING:
-    from cockpit.core.fleet import Fleet
 
 ASK = [
     "Bash(git push:*)",
@@ -32,13 +30,13 @@ DENY = [
 ]
 
 
-def _cockpit(fleet: "Fleet", *args: str) -> str:
-    return shlex.join(fleet.cockpit_command(*args))
+def _cockpit(repo: Repository, *args: str) -> str:
+    return shlex.join(repo.cockpit_command(*args))
 
 
-def claude_settings(fleet: "Fleet", spec: AgentSpec) -> dict[str, Any]:
+def claude_settings(repo: Repository, spec: AgentSpec) -> dict[str, Any]:
     """The Claude Code settings for one agent (``claude --settings <file>``)."""
-    root = fleet.root
+    root = repo.root
     # Edit rules cannot say "outside this directory", and deny beats allow: deny each top-level
     # entry of the main checkout (the worktree lives under .cockpit/, which is not listed), and
     # leave everything else to the guard hook.
@@ -51,23 +49,23 @@ def claude_settings(fleet: "Fleet", spec: AgentSpec) -> dict[str, Any]:
         "permissions": {"ask": list(ASK), "deny": list(DENY) + deny_edits},
         "hooks": {
             "PreToolUse": [{"matcher": "Edit|Write|MultiEdit|NotebookEdit",
-                            "hooks": [{"type": "command", "command": _cockpit(fleet, "guard", "--agent", spec.name)}]}],
-            "Stop": [{"hooks": [{"type": "command", "command": _cockpit(fleet, "check", "--agent", spec.name)}]}],
+                            "hooks": [{"type": "command", "command": _cockpit(repo, "guard", "--agent", spec.name)}]}],
+            "Stop": [{"hooks": [{"type": "command", "command": _cockpit(repo, "check", "--agent", spec.name)}]}],
         },
     }
 
 
-def settings_path(fleet: "Fleet", name: str) -> Path:
-    return fleet.layout.agent_dir(name) / "claude-settings.json"
+def settings_path(repo: Repository, name: str) -> Path:
+    return repo.layout.agent_dir(name) / "claude-settings.json"
 
 
-def prepare_command(fleet: "Fleet", spec: AgentSpec) -> str:
+def prepare_command(repo: Repository, spec: AgentSpec) -> str:
     """Write the preset's files and return the shell command to run for ``spec``."""
     if spec.preset != "claude-code":
         return spec.command
-    path = settings_path(fleet, spec.name)
+    path = settings_path(repo, spec.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(claude_settings(fleet, spec), indent=2) + "\n")
+    tmp.write_text(json.dumps(claude_settings(repo, spec), indent=2) + "\n")
     os.replace(tmp, path)
     return f"{spec.command} --settings {shlex.quote(str(path))}"

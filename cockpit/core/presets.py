@@ -53,10 +53,6 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def preset_names() -> list[str]:
-    return sorted(PRESETS)
-
-
 def screen_shows_prompt(preset: str, screen: list[str]) -> bool:
     """Whether the bottom of ``screen`` (plain text lines) shows one of ``preset``'s prompts.
     An unknown preset never matches (the config loader rejects unknown names)."""

@@ -30,19 +30,19 @@ import fcntl
 import os
 import shutil
 import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any
 
-from cockpit.core import candidate, gates, worktrees
+from cockpit.core import candidate, gates, lock, worktrees
+from cockpit.core.crash import crash_point
 from cockpit.core.errors import CockpitError
-from cockpit.core.spec import validate_name
+from cockpit.core.merge_outcome import Outcome
+from cockpit.core.repository import Repository
+from cockpit.core.spec import FleetConfig, validate_name
 from cockpit.core.state import Record
-
-if TYPE_CHECKING:
-    from cockpit.core.fleet import Fleet
 
 MAX_ROUNDS = 5  # rebuilds when base keeps moving under a candidate
 
@@ -60,20 +60,20 @@ class Stopped(Exception):
 
 
 # -- where things live -------------------------------------------------------------------------
-def merge_dir(fleet: "Fleet") -> Path:
-    return fleet.layout.home / "merge"
+def merge_dir(repo: Repository) -> Path:
+    return repo.layout.home / "merge"
 
 
-def scratch_path(fleet: "Fleet", name: str) -> Path:
-    return merge_dir(fleet) / name
+def scratch_path(repo: Repository, name: str) -> Path:
+    return merge_dir(repo) / name
 
 
-def merge_log(fleet: "Fleet", name: str) -> Path:
-    return fleet.layout.agent_dir(name) / "merge.log"
+def merge_log(repo: Repository, name: str) -> Path:
+    return repo.layout.agent_dir(name) / "merge.log"
 
 
-def lock_path(fleet: "Fleet") -> Path:
-    return fleet.layout.home / "queue.lock"
+def lock_path(repo: Repository) -> Path:
+    return repo.layout.home / "queue.lock"
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -90,34 +90,34 @@ class QueueEntry:
         return {"position": self.position, "name": self.name, "state": self.state, "queued_at": self.queued_at}
 
 
-def _queued(fleet: "Fleet") -> list[Record]:
-    records = [r for r in fleet.history().records.values() if not r.discarded and r.merge_state == "queued"]
+def _queued(repo: Repository) -> list[Record]:
+    records = [r for r in repo.history().records.values() if not r.discarded and r.merge_state == "queued"]
     return sorted(records, key=lambda r: r.queued_seq)
 
 
-def pending(fleet: "Fleet") -> list[QueueEntry]:
+def pending(repo: Repository) -> list[QueueEntry]:
     """The queue in order. Cheap: a replay of the event log (and one lock probe)."""
-    records = _queued(fleet)
-    running = any(r.merging for r in records) and runner_pid(fleet) is not None
+    records = _queued(repo)
+    running = any(r.merging for r in records) and runner_pid(repo) is not None
     return [QueueEntry(i + 1, r.name, "merging" if (r.merging and running) else "queued", r.queued_at)
             for i, r in enumerate(records)]
 
 
-def enqueue(fleet: "Fleet", names: list[str]) -> list[tuple[str, int, bool]]:
+def enqueue(repo: Repository, names: list[str]) -> list[tuple[str, int, bool]]:
     """Put agents in the queue in the given order. Returns ``(name, position, newly_queued)``;
     an agent already waiting keeps its place. Unknown names fail before anything is queued."""
     ordered = list(dict.fromkeys(names))
     for name in ordered:
         validate_name(name)
-    with fleet.locked():
+    with repo.locked():
         for name in ordered:
-            fleet._record(name)  # raises NotFound
+            repo.record(name)  # raises NotFound
         added = set()
         for name in ordered:
-            if fleet.history().records[name].merge_state != "queued":
-                fleet.events.append("merge.queued", name)
+            if repo.history().records[name].merge_state != "queued":
+                repo.events.append("merge.queued", name)
                 added.add(name)
-        positions = {r.name: i + 1 for i, r in enumerate(_queued(fleet))}
+        positions = {r.name: i + 1 for i, r in enumerate(_queued(repo))}
     return [(name, positions.get(name, 0), name in added) for name in ordered]
 
 
@@ -133,16 +133,9 @@ class _QueueLock:
     def acquire(self, wait: float = 0.3) -> bool:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + wait  # rides over a momentary probe by runner_pid()
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(fd)
-                    return False
-                time.sleep(0.02)
+        if not lock.take(fd, wait, interval=0.02):  # rides over a momentary probe by runner_pid()
+            os.close(fd)
+            return False
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
@@ -154,9 +147,9 @@ class _QueueLock:
             self.fd = None
 
 
-def runner_pid(fleet: "Fleet") -> int | None:
+def runner_pid(repo: Repository) -> int | None:
     """The pid of the process running the queue now, or None when nobody does."""
-    path = lock_path(fleet)
+    path = lock_path(repo)
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -173,109 +166,81 @@ def runner_pid(fleet: "Fleet") -> int | None:
 
 
 # -- running -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Outcome:
-    """How one candidate ended: the same fields as its ``merge.*`` event."""
-
-    name: str
-    state: str  # merged, blocked, conflict, rejected
-    reason: str | None = None
-    paths: list[str] | None = None
-    gate: str | None = None
-    tail: str | None = None
-    commit: str | None = None
-    base: str = ""
-
-    def describe(self) -> str:
-        """One line (and, for a red gate, the tail of its output) for a terminal."""
-        if self.state == "merged":
-            where = f"into {self.base} " if self.base else ""
-            return f"{self.name}: merged {where}at {self.commit[:12] if self.commit else '?'}" + (
-                f" ({self.reason})" if self.reason else "")
-        if self.state == "conflict":
-            return f"{self.name}: conflict in {', '.join(self.paths or [])}; base unchanged"
-        if self.state == "rejected":
-            head = f"{self.name}: rejected by gate {self.gate!r}: {self.reason}; base unchanged"
-            tail = "\n".join("    " + line for line in (self.tail or "").splitlines()[-10:])
-            return head + ("\n" + tail if tail else "")
-        return f"{self.name}: blocked: {self.reason}"
-
-
-Report = Callable[[str], None]
+Report = Callable[[Outcome], None]
 
 
 class MergeQueue:
     """Runs the queue until it is empty (or ``stop`` is set). One instance per run."""
 
-    def __init__(self, fleet: "Fleet", report: Report | None = None, stop: threading.Event | None = None) -> None:
-        self.fleet = fleet
-        self.report: Report = report or (lambda line: None)
+    def __init__(self, repo: Repository, report: Report | None = None, stop: threading.Event | None = None) -> None:
+        self.repo = repo
+        self.report: Report = report or (lambda outcome: None)
         self.stop = stop or threading.Event()
 
     def run(self) -> list[Outcome]:
         """Process every queued candidate, including any queued while this runs. Raises
         :class:`QueueBusy` when another process runs the queue."""
-        fleet = self.fleet
-        fleet.layout.home.mkdir(exist_ok=True)
-        worktrees.ensure_excluded(fleet.root)
-        lock = _QueueLock(lock_path(fleet))
-        if not lock.acquire():
-            raise QueueBusy(runner_pid(fleet))
+        repo = self.repo
+        repo.layout.home.mkdir(exist_ok=True)
+        worktrees.ensure_excluded(repo.root)
+        held = _QueueLock(lock_path(repo))
+        if not held.acquire():
+            raise QueueBusy(runner_pid(repo))
         outcomes: list[Outcome] = []
         try:
             for outcome in self._recover():
                 outcomes.append(outcome)
-                self.report(outcome.describe())
+                self.report(outcome)
             while not self.stop.is_set():
-                with fleet.locked():
-                    queue = _queued(fleet)
+                with repo.locked():
+                    queue = _queued(repo)
                     if not queue:
                         # Released under the repository lock: whoever queues after this sees
                         # the queue lock free and runs the queue itself; nothing is stranded.
-                        lock.release()
+                        held.release()
                         break
                 try:
-                    outcome = self._process(queue[0].name)
+                    ended = self._process(queue[0].name)
                 except Stopped:
                     break
-                if outcome is not None:
-                    outcomes.append(outcome)
-                    self.report(outcome.describe())
+                if ended is not None:
+                    outcomes.append(ended)
+                    self.report(ended)
         finally:
-            lock.release()
+            held.release()
         return outcomes
 
     # -- one candidate --------------------------------------------------------------------------
     def _log(self, name: str, text: str) -> None:
-        path = merge_log(self.fleet, name)
+        path = merge_log(self.repo, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
         with path.open("a") as handle:
             handle.write(f"[cockpit] {stamp} {text}\n")
 
     def _finish(self, record: Record, state: str, base: str = "", **details: Any) -> Outcome:
         data = {k: v for k, v in details.items() if v is not None}
-        self.fleet.events.append(f"merge.{state}", record.name, queued_seq=record.queued_seq, base=base, **data)
+        self.repo.events.append(f"merge.{state}", record.name, queued_seq=record.queued_seq, base=base, **data)
         outcome = Outcome(record.name, state, base=base, **details)
         self._log(record.name, f"outcome: {outcome.describe()}")
         return outcome
 
     def _current(self, name: str, seq: int) -> Record | None:
         """The agent's record if it is still waiting under the same queue entry."""
-        record = self.fleet.history().records.get(name)
+        record = self.repo.history().records.get(name)
         if record is None or record.discarded or record.merge_state != "queued" or record.queued_seq != seq:
             return None
         return record
 
     def _check(self, record: Record) -> tuple[str, str, str] | Outcome:
         """Under the repository lock: ``(base, onto, tip)`` to build, or the outcome that ends it."""
-        fleet, root, name = self.fleet, self.fleet.root, record.name
+        repo, root, name = self.repo, self.repo.root, record.name
         base = record.base
         if not base or not worktrees.branch_exists(root, base):
             return self._finish(record, "blocked", base, reason=f"base {base!r} is not a local branch")
         if not record.branch or not worktrees.branch_exists(root, record.branch):
             return self._finish(record, "blocked", base, reason=f"branch {record.branch!r} does not exist")
-        worktree = fleet.layout.worktree(name)
+        worktree = repo.layout.worktree(name)
         if worktree.is_dir():
             dirty = worktrees.status_porcelain(worktree)
             if dirty:
@@ -290,16 +255,16 @@ class MergeQueue:
         return base, onto, tip
 
     def _process(self, name: str) -> Outcome | None:
-        fleet = self.fleet
+        repo = self.repo
         try:
-            config = fleet.config
+            config = repo.config
         except CockpitError as exc:
-            record = fleet.history().records[name]
-            return self._finish(record, "blocked", record.base, reason=f"config: {exc}")
-        seq = fleet.history().records[name].queued_seq
-        scratch = scratch_path(fleet, name)
+            queued = repo.history().records[name]
+            return self._finish(queued, "blocked", queued.base, reason=f"config: {exc}")
+        seq = repo.history().records[name].queued_seq
+        scratch = scratch_path(repo, name)
         for round_ in range(1, MAX_ROUNDS + 1):
-            with fleet.locked():
+            with repo.locked():
                 record = self._current(name, seq)
                 if record is None:
                     return None  # left the queue (respawned, discarded) meanwhile
@@ -307,7 +272,7 @@ class MergeQueue:
                 if isinstance(checked, Outcome):
                     return checked
                 base, onto, tip = checked
-                fleet.events.append("merge.candidate", name, queued_seq=seq, base=base, onto=onto, tip=tip,
+                repo.events.append("merge.candidate", name, queued_seq=seq, base=base, onto=onto, tip=tip,
                                     mode=config.merge, scratch=str(scratch), round=round_)
             try:
                 result = self._attempt(record, config, base, onto, tip, scratch)
@@ -328,15 +293,15 @@ class MergeQueue:
             if result is not None:
                 return result
             # None: base (or the branch) moved under the candidate: build again on the new tip.
-        record = self._current(name, seq)
-        return self._finish(record, "blocked", record.base,
-                            reason=f"base kept moving: gave up after {MAX_ROUNDS} rebuilds") if record else None
+        last = self._current(name, seq)
+        return self._finish(last, "blocked", last.base,
+                            reason=f"base kept moving: gave up after {MAX_ROUNDS} rebuilds") if last else None
 
-    def _attempt(self, record: Record, config: Any, base: str, onto: str, tip: str, scratch: Path) -> Outcome | None:
+    def _attempt(self, record: Record, config: FleetConfig, base: str, onto: str, tip: str,
+                 scratch: Path) -> Outcome | None:
         """Build, gate and land one candidate. None means "rebuild": base or the branch moved."""
-        from cockpit.core.fleet import _crash_point
-        fleet, root, name, seq = self.fleet, self.fleet.root, record.name, record.queued_seq
-        _crash_point("merge", "after-candidate")
+        repo, root, name, seq = self.repo, self.repo.root, record.name, record.queued_seq
+        crash_point("merge", "after-candidate")
         self._log(name, f"candidate: {config.merge} {record.branch} ({tip[:12]}) onto {base} ({onto[:12]})")
         candidate.make_scratch(root, scratch, onto)
         message = (candidate.squash_message(root, name, record.spec.task, onto, tip) if config.merge == "squash"
@@ -346,9 +311,9 @@ class MergeQueue:
             return self._finish(record, "conflict", base, paths=built.conflicts,
                                 reason=f"{built.summary}: {', '.join(built.conflicts)}")
         self._log(name, f"built {built.commit[:12]}: {built.summary}")
-        checkout = candidate.checkout_of(root, base, merge_dir(fleet))
+        checkout = candidate.checkout_of(root, base, merge_dir(repo))
         blockers = candidate.checkout_blockers(checkout, onto, built.commit) if checkout is not None else []
-        if blockers:  # before the gates: they cannot change that landing would overwrite these
+        if checkout is not None and blockers:  # before the gates: they cannot change that landing would overwrite these
             return self._finish(record, "blocked", base, paths=[path for path, _ in blockers],
                                 reason=candidate.describe_blockers(root, checkout, blockers))
         env = gates.gate_environment({"COCKPIT_MERGE_AGENT": name, "COCKPIT_MERGE_BASE": base,
@@ -356,47 +321,47 @@ class MergeQueue:
                                       "COCKPIT_REPO": str(root)})
 
         def started(pgid: int) -> None:
-            fleet.events.append("merge.gate", name, queued_seq=seq, pgid=pgid)
-            _crash_point("merge", "during-gate")
+            repo.events.append("merge.gate", name, queued_seq=seq, pgid=pgid)
+            crash_point("merge", "during-gate")
 
         for gate in config.gates:
-            result = gates.run_gate(gate, scratch, merge_log(fleet, name), config.gate_timeout, env,
+            result = gates.run_gate(gate, scratch, merge_log(repo, name), config.gate_timeout, env,
                                     stop=self.stop, on_start=started)
             if result.stopped:
-                fleet.events.append("merge.abandoned", name, queued_seq=seq, reason="the queue was stopped")
+                repo.events.append("merge.abandoned", name, queued_seq=seq, reason="the queue was stopped")
                 raise Stopped()
             if not result.passed:
                 reason = "timeout" if result.timed_out else f"exit {result.code}"
                 return self._finish(record, "rejected", base, gate=gate, tail=result.tail, reason=reason)
-        _crash_point("merge", "after-gates")
-        with fleet.locked():
+        crash_point("merge", "after-gates")
+        with repo.locked():
             if self._current(name, seq) is None:
-                fleet.events.append("merge.abandoned", name, queued_seq=seq, reason="left the queue while gating")
+                repo.events.append("merge.abandoned", name, queued_seq=seq, reason="left the queue while gating")
                 return None
             now_tip = worktrees.ref_sha(root, f"refs/heads/{record.branch}")
             now_onto = worktrees.ref_sha(root, f"refs/heads/{base}")
             if now_tip != tip or now_onto != onto:
                 what = f"{base} moved to {now_onto[:12] if now_onto else '?'}" if now_onto != onto \
                     else f"{record.branch} moved to {now_tip[:12] if now_tip else '?'}"
-                fleet.events.append("merge.abandoned", name, queued_seq=seq, reason=f"{what}: rebuilding")
-                self.report(f"{name}: {what} while gating; rebuilding on the new tip")
+                repo.events.append("merge.abandoned", name, queued_seq=seq, reason=f"{what}: rebuilding")
+                self.report(Outcome(name, "rebuilding", reason=f"{what} while gating", base=base))
                 self._log(name, f"{what} while gating: rebuilding")
                 return None
             if built.commit == onto:
                 return self._finish(record, "merged", base, commit=onto, reason="already in base")
-            checkout = candidate.checkout_of(root, base, merge_dir(fleet))
-            fleet.events.append("merge.landing", name, queued_seq=seq, base=base, old=onto, new=built.commit,
+            checkout = candidate.checkout_of(root, base, merge_dir(repo))
+            repo.events.append("merge.landing", name, queued_seq=seq, base=base, old=onto, new=built.commit,
                                 checkout=str(checkout) if checkout else None)
-            _crash_point("merge", "before-ref")
+            crash_point("merge", "before-ref")
             try:
                 candidate.land(root, base, onto, built.commit, checkout, f"cockpit: merge agent {name}")
             except candidate.CheckoutNotClean as exc:
                 return self._finish(record, "blocked", base, reason=str(exc), paths=exc.paths)
             except candidate.BaseMoved as exc:
-                fleet.events.append("merge.abandoned", name, queued_seq=seq, reason=f"{exc}: rebuilding")
-                self.report(f"{name}: {exc}; rebuilding on the new tip")
+                repo.events.append("merge.abandoned", name, queued_seq=seq, reason=f"{exc}: rebuilding")
+                self.report(Outcome(name, "rebuilding", reason=str(exc), base=base))
                 return None
-            _crash_point("merge", "after-ref")
+            crash_point("merge", "after-ref")
             return self._finish(record, "merged", base, commit=built.commit, reason=config.merge)
 
     # -- crash recovery --------------------------------------------------------------------------
@@ -404,12 +369,12 @@ class MergeQueue:
         """Settle every candidate a dead runner left open, and remove its scratch worktrees.
         Returns the candidates found landed (the others stay queued)."""
         finished = []
-        for record in _queued(self.fleet):
+        for record in _queued(self.repo):
             if record.merging:
                 outcome = self._settle(record.name, "interrupted by a crash")
                 if outcome is not None:
                     finished.append(outcome)
-        root = merge_dir(self.fleet)
+        root = merge_dir(self.repo)
         if root.is_dir():
             for path in sorted(root.iterdir()):
                 self._remove_scratch(path)
@@ -419,26 +384,26 @@ class MergeQueue:
         """Finish or abandon ``name``'s open candidate, from what git shows: if base holds the
         landing commit, it merged; otherwise base is unchanged and the attempt is dropped (the
         agent stays queued and is tried again). Says which through ``report``."""
-        fleet = self.fleet
-        with fleet.locked():
-            record = fleet.history().records.get(name)
+        repo = self.repo
+        with repo.locked():
+            record = repo.history().records.get(name)
             if record is None or record.merge_state != "queued" or not record.merging:
                 return None
             merging = record.merging
             pgid = merging.get("gate_pgid")
-            scratch = Path(str(merging.get("scratch") or scratch_path(fleet, name)))
+            scratch = Path(str(merging.get("scratch") or scratch_path(repo, name)))
             if isinstance(pgid, int) and _group_in(pgid, scratch):
                 gates.kill_group(pgid, grace=0.5)  # a gate the dead runner left running
             base = str(merging.get("base") or record.base)
             new = self._landed(record)
             outcome = None
             if new:
-                self.report(f"{name}: the merge {why} had landed: finished it ({base} at {new[:12]})")
+                self.report(Outcome(name, "recovered", reason=why, commit=new, base=base))
                 outcome = self._finish(record, "merged", base, commit=new, reason=f"finished after being {why}")
             else:
-                fleet.events.append("merge.abandoned", name, queued_seq=record.queued_seq, reason=why)
+                repo.events.append("merge.abandoned", name, queued_seq=record.queued_seq, reason=why)
                 self._log(name, f"attempt {why}: abandoned, {base} unchanged")
-                self.report(f"{name}: the merge {why} was abandoned ({base} unchanged); it stays queued")
+                self.report(Outcome(name, "abandoned", reason=why, base=base))
             self._remove_scratch(scratch)
             return outcome
 
@@ -448,15 +413,15 @@ class MergeQueue:
         new, base = landing.get("new"), landing.get("base")
         if not new or not base:
             return None
-        tip = worktrees.ref_sha(self.fleet.root, f"refs/heads/{base}")
-        return str(new) if tip and worktrees.is_ancestor(self.fleet.root, str(new), tip) else None
+        tip = worktrees.ref_sha(self.repo.root, f"refs/heads/{base}")
+        return str(new) if tip and worktrees.is_ancestor(self.repo.root, str(new), tip) else None
 
     def _remove_scratch(self, path: Path) -> None:
         try:
-            candidate.remove_scratch(self.fleet.root, path)
+            candidate.remove_scratch(self.repo.root, path)
         except CockpitError:
             shutil.rmtree(path, ignore_errors=True)
-            worktrees.ok(self.fleet.root, "worktree", "prune")
+            worktrees.ok(self.repo.root, "worktree", "prune")
 
 
 def _group_in(pgid: int, scratch: Path) -> bool:

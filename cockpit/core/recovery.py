@@ -7,20 +7,18 @@ event is not a crash.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
-from cockpit.core import sandbox, worktrees
+from cockpit.core import archive, lifecycle, pending, sandbox, worktrees
 from cockpit.core.agent import halt_reason
 from cockpit.core.errors import CockpitError, LockBusy
+from cockpit.core.repository import Repository
 from cockpit.core.sessions import PaneState
 from cockpit.core.state import LIVE, PENDING
 
-if TYPE_CHECKING:
-    from cockpit.core.fleet import Fleet
 
-
-def _needs_attention(fleet: "Fleet", panes: dict[str, PaneState]) -> bool:
-    history = fleet.history()
+def _needs_attention(repo: Repository, panes: dict[str, PaneState]) -> bool:
+    history = repo.history()
     if history.pending:
         return True
     for record in history.records.values():
@@ -32,52 +30,53 @@ def _needs_attention(fleet: "Fleet", panes: dict[str, PaneState]) -> bool:
     return False
 
 
-def observe(fleet: "Fleet", panes: dict[str, PaneState], wait: float = 0) -> bool:
+def observe(repo: Repository, panes: dict[str, PaneState], wait: float = 0) -> bool:
     """Record exits and apply the failure rule; recover interrupted operations.
 
     ``wait`` is how long to wait for the lock (0: skip if another process holds it — it will
     look itself). Returns True when it changed something (the caller then re-reads tmux).
     """
-    if not _needs_attention(fleet, panes):
+    if not _needs_attention(repo, panes):
         return False
     try:
-        with fleet.locked(timeout=wait):
-            history = fleet.history()
+        with repo.locked(timeout=wait):
+            history = repo.history()
             for name, started in list(history.pending.items()):
-                _recover(fleet, name, started.type, started.data)
-            panes = fleet.tmux.panes()
-            for record in list(fleet.history().records.values()):
+                _recover(repo, name, started.type, started.data)
+            panes = repo.tmux.panes()
+            for record in list(repo.history().records.values()):
                 if record.discarded or record.state not in LIVE:
                     continue
                 pane = panes.get(record.name)
                 if pane is None:
-                    fleet.events.append("killed", record.name, reason="tmux session ended while cockpit was not watching")
+                    repo.events.append("killed", record.name,
+                                       reason="tmux session ended while cockpit was not watching")
                 elif pane.dead:
-                    code = fleet.exit_status(record.name, pane)
-                    fleet.events.append("exited", record.name, exit_code=code)
+                    code = repo.exit_status(record.name, pane)
+                    repo.events.append("exited", record.name, exit_code=code)
                     if code != 0:
-                        apply_failure_rule(fleet, record.name)
+                        apply_failure_rule(repo, record.name)
             return True
     except LockBusy:
         return False
 
 
-def apply_failure_rule(fleet: "Fleet", name: str) -> None:
+def apply_failure_rule(repo: Repository, name: str) -> None:
     """Halt ``name`` once it has failed ``max_failures`` times, and every agent that depends on
     it (``after``, transitively). Independent agents are untouched. Caller holds the lock."""
-    record = fleet.history().records.get(name)
-    if record is None or record.failures < fleet.max_failures or record.state == "halted":
+    record = repo.history().records.get(name)
+    if record is None or record.failures < repo.max_failures or record.state == "halted":
         return
     # Dependents first, furthest downstream first, and ``name`` itself last: whoever reads the
     # log and sees ``name`` halted also sees every agent that waited on it halted, never running.
-    for dependent in reversed(dependents(fleet, name)):
-        _halt(fleet, dependent, reason=halt_reason(0, fleet.max_failures, name), blocked_by=name)
-    _halt(fleet, name, reason=f"failed {record.failures} time(s) (max_failures = {fleet.max_failures})")
+    for dependent in reversed(dependents(repo, name)):
+        _halt(repo, dependent, reason=halt_reason(0, repo.max_failures, name), blocked_by=name)
+    _halt(repo, name, reason=f"failed {record.failures} time(s) (max_failures = {repo.max_failures})")
 
 
-def dependents(fleet: "Fleet", name: str) -> list[str]:
+def dependents(repo: Repository, name: str) -> list[str]:
     """Live (not discarded) agents that list ``name`` in ``after``, directly or transitively."""
-    records = {n: r for n, r in fleet.history().records.items() if not r.discarded}
+    records = {n: r for n, r in repo.history().records.items() if not r.discarded}
     found: list[str] = []
     frontier = [name]
     while frontier:
@@ -89,67 +88,66 @@ def dependents(fleet: "Fleet", name: str) -> list[str]:
     return found
 
 
-def _halt(fleet: "Fleet", name: str, reason: str, blocked_by: str | None = None) -> None:
-    record = fleet.history().records.get(name)
+def _halt(repo: Repository, name: str, reason: str, blocked_by: str | None = None) -> None:
+    record = repo.history().records.get(name)
     if record is None or record.state == "halted":
         return
-    fleet.end_session(name)
+    lifecycle.end_session(repo, name)
     if record.state == PENDING:
-        from cockpit.core.pending import release_environment
-        release_environment(fleet, name)
-    fleet.events.append("halted", name, reason=reason, blocked_by=blocked_by, previous=record.state)
+        pending.release_environment(repo, name)
+    repo.events.append("halted", name, reason=reason, blocked_by=blocked_by, previous=record.state)
 
 
-def release_dependents(fleet: "Fleet", name: str) -> None:
+def release_dependents(repo: Repository, name: str) -> None:
     """After a halted agent is respawned, its halted dependents may be respawned again."""
-    for other, record in fleet.history().records.items():
+    for other, record in repo.history().records.items():
         if not record.discarded and record.state == "halted" and record.blocked_by == name:
-            fleet.events.append("killed", other, reason=f"released: {name!r} was respawned")
+            repo.events.append("killed", other, reason=f"released: {name!r} was respawned")
 
 
-def _recover(fleet: "Fleet", name: str, kind: str, data: dict) -> None:
+def _recover(repo: Repository, name: str, kind: str, data: dict[str, Any]) -> None:
     """Finish (discard) or roll back (spawn, respawn, restore) an operation a crash interrupted."""
-    layout = fleet.layout
+    layout = repo.layout
     worktree = layout.worktree(name)
-    record = fleet.history().records.get(name)
+    record = repo.history().records.get(name)
     try:
         if kind == "discard.started":
             if record is not None and not record.discarded:
-                if not _archived_since_start(fleet, name):
-                    fleet._archive(name, record, "discard")
-                fleet._teardown(name, record.branch)
-            fleet.events.append("discarded", name, recovered=True)
+                if not _archived_since_start(repo, name):
+                    archive.write(repo, name, record, "discard")
+                lifecycle.teardown(repo, name, record.branch)
+            repo.events.append("discarded", name, recovered=True)
         elif kind in ("spawn.started", "respawn.started", "restore.started"):
             new_branch = data.get("branch")
-            at = worktrees.branch_checked_out_at(fleet.root, new_branch) if new_branch else None
+            at = worktrees.branch_checked_out_at(repo.root, new_branch) if new_branch else None
             at = at or sandbox.detached_checkout(layout, name, new_branch)
             old_branch = record.branch if record is not None and not record.discarded else None
             if kind == "respawn.started" and data.get("keep"):
                 # The process restart was interrupted: the worktree and branch are untouched.
-                fleet.events.append("respawn.failed", name, error="interrupted", removed_agent=False)
+                repo.events.append("respawn.failed", name, error="interrupted", removed_agent=False)
                 return
             if old_branch is None or new_branch != old_branch:
-                fleet.end_session(name)
+                lifecycle.end_session(repo, name)
             if at is not None and at.resolve() == worktree.resolve() and new_branch != old_branch:
-                worktrees.remove_worktree(fleet.root, worktree)
-                sandbox.after_teardown(fleet, name)
-            if new_branch and new_branch != old_branch and worktrees.branch_exists(fleet.root, new_branch):
-                if worktrees.branch_checked_out_at(fleet.root, new_branch) is None:
-                    worktrees.delete_branch(fleet.root, new_branch)
+                worktrees.remove_worktree(repo.root, worktree)
+                sandbox.after_teardown(repo, name)
+            if new_branch and new_branch != old_branch and worktrees.branch_exists(repo.root, new_branch):
+                if worktrees.branch_checked_out_at(repo.root, new_branch) is None:
+                    worktrees.delete_branch(repo.root, new_branch)
             if kind == "respawn.started" and old_branch and worktree.is_dir():
-                fleet.events.append("respawn.failed", name, error="interrupted", removed_agent=False)
-                fleet.events.append("killed", name, reason="respawn was interrupted")
+                repo.events.append("respawn.failed", name, error="interrupted", removed_agent=False)
+                repo.events.append("killed", name, reason="respawn was interrupted")
             else:
-                fleet.events.append(kind.replace(".started", ".failed"), name, error="interrupted", removed_agent=True)
+                repo.events.append(kind.replace(".started", ".failed"), name, error="interrupted", removed_agent=True)
         else:
-            fleet.events.append(kind.replace(".started", ".failed"), name, error="interrupted")
+            repo.events.append(kind.replace(".started", ".failed"), name, error="interrupted")
     except CockpitError as exc:
-        fleet.events.append("recovery.failed", name, operation=kind, error=str(exc))
+        repo.events.append("recovery.failed", name, operation=kind, error=str(exc))
 
 
-def _archived_since_start(fleet: "Fleet", name: str) -> bool:
+def _archived_since_start(repo: Repository, name: str) -> bool:
     """Whether the interrupted discard got as far as recording its archive."""
-    for event in reversed(fleet.events.all()):
+    for event in reversed(repo.events.all()):
         if event.agent != name:
             continue
         if event.type == "archived":

@@ -35,19 +35,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
 
 from cockpit.core.errors import CockpitError, LockBusy
 from cockpit.core.layout import Layout
+from cockpit.core.repository import Repository
 from cockpit.core.server import ensure_private_dir, socket_dir
 from cockpit.core.spec import AgentSpec
+from cockpit.core.state import Record
 from cockpit.core.worktrees import SAFE_CONFIG
-
-if TYPE_CHECKING:
-    from cockpit.core.fleet import Fleet
-    from cockpit.core.state import Record
 
 BWRAP = "bwrap"
 INSTALL_HINT = "apt-get install -y bubblewrap"
@@ -353,7 +351,8 @@ def sync(root: Path, layout: Layout, name: str, branch: str) -> str | None:
     kind = _git(root, "cat-file", "-t", head, check=False,
                 env={"GIT_ALTERNATE_OBJECT_DIRECTORIES": str(p.objects)})
     if _out(kind) != "commit":
-        raise SandboxError(f"agent {name!r}: its worktree's HEAD {head[:12]} is not a commit; branch {branch!r} left at {tip[:12]}")
+        raise SandboxError(f"agent {name!r}: its worktree's HEAD {head[:12]} is not a commit; "
+                           f"branch {branch!r} left at {tip[:12]}")
     _import(root, p.objects, ["--revs"], f"{head}\n^{tip}\n".encode())
     _git(root, "update-ref", "-m", f"cockpit: commits of sandboxed agent {name}", f"refs/heads/{branch}", head, tip)
     return head
@@ -426,50 +425,50 @@ def leave(root: Path, layout: Layout, name: str, branch: str) -> None:
     release(root, layout, name)
 
 
-# -- glue for Fleet: one line at each place it hooks in ----------------------------------------------------
-def launch_prefix(fleet: "Fleet", spec: AgentSpec, branch: str) -> list[str] | None:
+# -- where the lifecycle hooks in: one line at each place ----------------------------------------------------
+def launch_prefix(repo: Repository, spec: AgentSpec, branch: str) -> list[str] | None:
     """The bwrap prefix for the agent's command, or None when it runs unsandboxed (a worktree
     that ran sandboxed before is handed back to its branch first)."""
     if enabled(spec):
-        return prepare(fleet.root, fleet.layout, spec.name, branch)
-    leave(fleet.root, fleet.layout, spec.name, branch)
+        return prepare(repo.root, repo.layout, spec.name, branch)
+    leave(repo.root, repo.layout, spec.name, branch)
     return None
 
 
-def on_read(fleet: "Fleet", records: Iterable["Record"]) -> None:
+def on_read(repo: Repository, records: Iterable[Record]) -> None:
     """Every read of the fleet: move sandboxed agents' branches to their HEADs. Only when the
     lock is free at once — an operation holding it syncs what it needs itself."""
-    pending = [r for r in records if not r.discarded and needs_sync(fleet.root, fleet.layout, r.name, r.branch)]
-    if not pending and not stale_alternates(fleet.root, fleet.layout):
+    pending = [r for r in records if not r.discarded and needs_sync(repo.root, repo.layout, r.name, r.branch)]
+    if not pending and not stale_alternates(repo.root, repo.layout):
         return
     try:
-        with fleet.locked(timeout=0):
-            prune_alternates(fleet.root, fleet.layout)
+        with repo.locked(timeout=0):
+            prune_alternates(repo.root, repo.layout)
             for record in pending:
                 try:
-                    sync(fleet.root, fleet.layout, record.name, record.branch)
+                    sync(repo.root, repo.layout, record.name, record.branch)
                 except SandboxError as exc:
-                    key = (str(fleet.layout.agent_dir(record.name)), str(exc))
+                    key = (str(repo.layout.agent_dir(record.name)), str(exc))
                     if key not in _reported:
                         _reported.add(key)
-                        fleet.events.append("sandbox.sync.failed", record.name, error=str(exc))
+                        repo.events.append("sandbox.sync.failed", record.name, error=str(exc))
     except LockBusy:
         return
 
 
-def before_archive(fleet: "Fleet", name: str, branch: str) -> None:
+def before_archive(repo: Repository, name: str, branch: str) -> None:
     """Before an archive: the branch must hold the agent's commits (the archive of a missing
     worktree is the branch). A failure is recorded, not raised: the snapshot still holds HEAD."""
     try:
-        sync(fleet.root, fleet.layout, name, branch)
+        sync(repo.root, repo.layout, name, branch)
     except SandboxError as exc:
-        fleet.events.append("sandbox.sync.failed", name, error=str(exc))
+        repo.events.append("sandbox.sync.failed", name, error=str(exc))
 
 
-def after_teardown(fleet: "Fleet", name: str) -> None:
+def after_teardown(repo: Repository, name: str) -> None:
     """After the worktree is gone (archive already taken): release the private directory. A
     failure keeps it, readable through its alternates line, and is recorded."""
     try:
-        release(fleet.root, fleet.layout, name)
+        release(repo.root, repo.layout, name)
     except SandboxError as exc:
-        fleet.events.append("sandbox.release.failed", name, error=str(exc))
+        repo.events.append("sandbox.release.failed", name, error=str(exc))

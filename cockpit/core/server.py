@@ -76,7 +76,8 @@ def ensure_private_dir(directory: Path) -> None:
     except OSError as exc:
         raise CockpitError(f"cannot use the tmux socket directory {directory}: {exc.strerror}") from None
     if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
-        raise CockpitError(f"{directory} is not a directory (a symlink?): refusing to put the fleet's tmux socket there")
+        raise CockpitError(f"{directory} is not a directory (a symlink?): "
+                           "refusing to put the fleet's tmux socket there")
     if info.st_uid != os.getuid():
         raise CockpitError(f"{directory} belongs to uid {info.st_uid}, not you: refusing to put the fleet's tmux "
                            "socket there (remove it, or ask its owner to)")

@@ -13,87 +13,29 @@ cleaner: ``SIGUSR1`` makes tmux create it again) or the socket cannot be opened,
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 import shlex
-import shutil
 import signal
 import stat
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
+from cockpit.core import attach
+from cockpit.core.attach import DETACH_KEYS, AttachPlan
 from cockpit.core.errors import CockpitError
 from cockpit.core.server import Address, AddressBook, ensure_private_dir, find_server_pid, process_start
+from cockpit.core.tmux_setup import base_environment, lower_priority, wrapper
 
-MIN_TMUX = (3, 2)
-
-def wrapper(on_exit: list[str] | None) -> str:
-    """The pane's own process, a ``/bin/sh -c`` script. It never execs, so pane_pid is this
-    shell and the agent is its child: tmux re-continues a stopped direct child
-    (server_child_stopped), so pause signals only the descendants. Its exit status is the
-    agent's, kept by remain-on-exit for cockpit to read, and also written to
-    $COCKPIT_EXIT_FILE: tmux 3.3 can report a pane dead (pty closed) before it has reaped the
-    child, with pane_dead_status still empty. Its arguments, if any, are a prefix for the
-    agent's command (the write sandbox's bwrap argv), so the wrapper itself stays outside it.
-
-    ``on_exit`` (an argv, quoted here for the shell) runs when the agent ends, to tell cockpit at
-    once (the 2-failure rule must not wait for the next command), detached from the pane's
-    hang-up, which follows as soon as this shell exits, and with ``COCKPIT_AGENT`` emptied
-    (``cockpit down`` ends every process that carries an agent's name)."""
-    script = ('"$@" /bin/sh -c "$COCKPIT_COMMAND"\n'
-              "code=$?\n"
-              'printf "%s\\n" "$code" > "$COCKPIT_EXIT_FILE" 2>/dev/null\n'
-              "printf '\\n[cockpit] agent %s exited with status %s\\n' \"$COCKPIT_AGENT\" \"$code\"\n")
-    if on_exit:
-        script += ("trap '' HUP\n"
-                   f'COCKPIT_AGENT= {shlex.join(on_exit)} >>"$COCKPIT_HOOK_LOG" 2>&1 </dev/null &\n')
-    return script + "exit $code\n"
-
-
-BASE_ENV_NAMES = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TERM", "SHELL")
-
-
-def base_environment() -> dict[str, str]:
-    """The minimal environment the private tmux server (and so every agent) starts from."""
-    env = {k: v for k, v in os.environ.items() if k in BASE_ENV_NAMES or k.startswith("LC_")}
-    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    env.setdefault("TERM", "xterm-256color")
-    return env
+__all__ = ["AttachPlan", "PaneState", "ServerUnknown", "Tmux"]
 
 
 def _literal(arg: str) -> str:
     """tmux reads an argument ending in ``;`` as a command separator (``cmd ; cmd``); ``\\;``
     keeps it literal, and tmux removes the backslash. A task may well end in a semicolon."""
     return arg[:-1] + "\\;" if arg.endswith(";") else arg
-
-
-def tmux_version() -> tuple[int, int] | None:
-    binary = shutil.which("tmux")
-    if not binary:
-        return None
-    return _version_of(binary)
-
-
-@functools.lru_cache(maxsize=8)
-def _version_of(binary: str) -> tuple[int, int] | None:
-    """``tmux -V`` once per binary and process (every spawn checks it; bench/ showed the cost)."""
-    out = subprocess.run([binary, "-V"], capture_output=True, text=True).stdout
-    match = re.search(r"(\d+)\.(\d+)", out)
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def check_tmux() -> None:
-    version = tmux_version()
-    if version is None:
-        raise CockpitError("tmux is not installed: cockpit needs tmux >= 3.2 (apt-get install -y tmux)")
-    if version < MIN_TMUX:
-        raise CockpitError(
-            f"tmux {version[0]}.{version[1]} is too old: cockpit needs tmux >= 3.2 (apt-get install -y tmux)"
-        )
 
 
 @dataclass(frozen=True)
@@ -129,26 +71,6 @@ def _parse_panes(lines: list[str]) -> dict[str, PaneState]:
     return panes
 
 
-def lower_priority(pid: int, nice: int) -> None:
-    """Give the tmux server ``pid`` a scheduling priority of ``nice`` (0-19), never raising it.
-
-    The server is a daemon in a session of its own, and where Linux schedules by session
-    (autogroups, ``/proc/<pid>/autogroup``) that session's nice value is what counts: under a
-    flood of agent output it otherwise takes an equal share of the CPU with cockpit's UI, and
-    keys wait. Agents run in sessions of their own (one per pane) and keep their priority; only
-    the terminal work (the server, the log pipes, the exit hooks) yields. Where the kernel
-    does not schedule by autogroup this changes nothing. Best effort: errors are ignored."""
-    path = f"/proc/{pid}/autogroup"
-    try:
-        with open(path) as handle:
-            current = int(handle.read().rsplit("nice", 1)[1])
-        if current < nice:
-            with open(path, "w") as handle:
-                handle.write(str(nice))
-    except (OSError, ValueError, IndexError):
-        pass
-
-
 class ServerUnknown(CockpitError):
     """cockpit cannot tell whether the fleet's tmux server (and so its agents) still runs.
 
@@ -159,6 +81,9 @@ class ServerUnknown(CockpitError):
 # What a tmux *client* prints when it cannot talk to the server at all (as opposed to the
 # server's answer to a command, such as "can't find session").
 _NO_SERVER = ("no server running", "error connecting to", "server exited unexpectedly", "lost server")
+_EXITING = "no current target"
+"""What a server answers (to ``list-panes -a``, for one) between its last session ending and its
+exit: it is on its way out, to be waited for like one that refuses connections."""
 _REACH_TIMEOUT = 30.0
 """Seconds a tmux call may take before the server counts as not answering."""
 _UNREACHABLE_GRACE = 3.0
@@ -196,11 +121,12 @@ class Tmux:
         binary = address.tmux if address.tmux and os.access(address.tmux, os.X_OK) else "tmux"
         return [binary, "-u", "-S", address.socket, "-f", "/dev/null"]
 
-    def _run(self, args: tuple[str, ...], address: Address, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def _run(self, args: tuple[str, ...], address: Address,
+             input: str | None = None) -> subprocess.CompletedProcess[str]:
         try:
             return subprocess.run(self._client_argv(address) + list(args), capture_output=True, text=True,
                                   errors="replace", input=input, timeout=_REACH_TIMEOUT,
-                                  **({"stdin": subprocess.DEVNULL} if input is None else {}))
+                                  stdin=subprocess.DEVNULL if input is None else None)
         except FileNotFoundError:
             raise CockpitError("tmux is not installed: cockpit needs tmux >= 3.2 (apt-get install -y tmux)") from None
         except subprocess.TimeoutExpired:
@@ -226,7 +152,8 @@ class Tmux:
             address = self.address
             result = self._run(args, address, input)
             error = result.stderr
-            if result.returncode == 0 or not any(marker in error for marker in _NO_SERVER):
+            exiting = _EXITING in error
+            if result.returncode == 0 or not (exiting or any(marker in error for marker in _NO_SERVER)):
                 return result
             if "Permission denied" in error:
                 raise ServerUnknown(f"cannot reach the fleet's tmux server: {address.socket}: permission denied")
@@ -239,7 +166,7 @@ class Tmux:
                 raise ServerUnknown(f"the fleet's tmux server (pid {pid}) is running but cannot be reached at "
                                     f"{address.socket} (deleted by a /tmp cleaner? 'kill -USR1 {pid}' makes "
                                     "tmux create it again)")
-            if not signalled:  # its socket was removed (a /tmp cleaner): tmux makes it again on SIGUSR1
+            if not signalled and not exiting:  # its socket was removed (a /tmp cleaner): SIGUSR1 makes it again
                 signalled = self._recreate_socket(pid, address.socket)
             time.sleep(pause)  # or it is exiting (its last session ended): then it is gone soon
             pause = min(pause * 2, 0.2)
@@ -369,7 +296,8 @@ class Tmux:
                 result = subprocess.run(argv, capture_output=True, text=True, errors="replace",
                                         env=base_environment(), stdin=subprocess.DEVNULL, timeout=_REACH_TIMEOUT)
             except FileNotFoundError:
-                raise CockpitError("tmux is not installed: cockpit needs tmux >= 3.2 (apt-get install -y tmux)") from None
+                raise CockpitError("tmux is not installed: cockpit needs tmux >= 3.2 "
+                                   "(apt-get install -y tmux)") from None
             except subprocess.TimeoutExpired:
                 raise ServerUnknown(f"the fleet's tmux server ({address.socket}) did not answer within "
                                     f"{_REACH_TIMEOUT:.0f} s") from None
@@ -470,50 +398,7 @@ class Tmux:
         """The command that attaches a terminal to the agent's session."""
         return self._client_argv() + ["attach-session", "-t", f"={name}"]
 
-    def attach_plan(self, name: str, environ: Mapping[str, str]) -> "AttachPlan":
-        """How to attach the user's terminal (whose environment is ``environ``) to the agent.
-
-        Outside tmux: a plain ``attach-session`` in this terminal. Inside the user's own tmux
-        (``TMUX`` set) a nested client would lose its keys to the outer tmux — ``C-b d`` would
-        detach the user's own session — so the agent opens in a popup of the user's tmux
-        (``display-popup -E``, tmux >= 3.2), which takes every key: there ``C-b d`` detaches the
-        agent's client and closes the popup. An outer tmux that cannot show a popup gets the
-        nested attach and a note with the keys that work there."""
-        nested = self.attach_argv(name)
-        plain = {key: value for key, value in environ.items() if key not in ("TMUX", "TMUX_PANE")}
-        if not environ.get("TMUX"):
-            return AttachPlan(nested, plain, popup=False)
-        if not _outer_has_popups(environ):
-            return AttachPlan(nested, plain, popup=False,
-                              note="your tmux cannot open popups (tmux < 3.2): attached inside it; detach "
-                                   "with your prefix twice, then d (C-b C-b d)")
-        inner = shlex.join(["env", "-u", "TMUX", "-u", "TMUX_PANE", *nested])
-        popup = ["tmux", "display-popup", "-E", "-w", "100%", "-h", "100%",
-                 "-T", f" cockpit: {name} · detach: {DETACH_KEYS} ", inner]
-        return AttachPlan(popup, dict(environ), popup=True)
-
-
-def _outer_has_popups(environ: Mapping[str, str]) -> bool:
-    """Whether the user's own tmux (the one ``$TMUX`` names) is 3.2 or newer and has a client
-    to show a popup on."""
-    try:
-        result = subprocess.run(["tmux", "display-message", "-p", "#{version} #{client_name}"], env=dict(environ),
-                                capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    match = re.match(r"(\d+)\.(\d+)\S* (\S+)", result.stdout.strip())
-    return result.returncode == 0 and match is not None and (int(match[1]), int(match[2])) >= MIN_TMUX
-
-
-DETACH_KEYS = "C-b d"
-"""What detaches from an agent's session: the agent server's prefix, then d (its status line says so)."""
-
-
-@dataclass(frozen=True)
-class AttachPlan:
-    """A command that attaches the user's terminal to an agent, and the environment to run it in."""
-
-    argv: list[str]
-    env: dict[str, str]
-    popup: bool       # opens in a popup of the user's own tmux: the terminal is not handed over
-    note: str = ""    # to tell the user before attaching (how to detach, when it is not the usual way)
+    def attach_plan(self, name: str, environ: Mapping[str, str]) -> AttachPlan:
+        """How to attach the user's terminal (whose environment is ``environ``) to the agent
+        (:func:`cockpit.core.attach.plan`)."""
+        return attach.plan(self.attach_argv(name), name, environ)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cockpit.core.errors import ConfigError, CockpitError
+from cockpit.core.errors import CockpitError, ConfigError
 from cockpit.core.presets import PRESETS
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -95,7 +95,7 @@ class AgentSpec:
         return data
 
     @classmethod
-    def from_toml(cls, data: dict[str, Any]) -> "AgentSpec":
+    def from_toml(cls, data: dict[str, Any]) -> AgentSpec:
         return cls(
             name=data["name"],
             command=data["command"],

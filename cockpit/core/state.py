@@ -1,13 +1,13 @@
 """Replay the event log into per-agent records.
 
-A record is what the events say; :mod:`cockpit.core.fleet` then reconciles it with what tmux and
+A record is what the events say; :mod:`cockpit.core.roster` then reconciles it with what tmux and
 git show right now (an agent that exited while nothing watched, a worktree deleted by hand).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from cockpit.core.events import Event
 from cockpit.core.spec import AgentSpec

@@ -18,18 +18,16 @@ started; if it refuses, nothing starts. An agent that then fails to start anyway
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from cockpit.core import pending
+from cockpit.core import pending, roster
 from cockpit.core.agent import Agent, halt_reason
 from cockpit.core.checklist import Checklist, announce, run_checklist
 from cockpit.core.errors import CockpitError
-from cockpit.core.sessions import check_tmux
+from cockpit.core.repository import Repository
 from cockpit.core.spec import order_agents, validate_name
-
-if TYPE_CHECKING:
-    from cockpit.core.fleet import Fleet
+from cockpit.core.tmux_setup import check_tmux
 
 SPAWN, RESTART, LEAVE, ERROR, PEND = "spawn", "restart", "leave", "error", "pending"
 
@@ -92,48 +90,53 @@ def _decide(name: str, agent: Agent | None, discarded: bool) -> Step:
     return Step(name, LEAVE, f"left {agent.state}")
 
 
-def plan(fleet: "Fleet", names: list[str] | None = None) -> list[Step]:
+Start = Callable[[str], Agent]
+"""Starts one agent by name and returns it: the fleet's spawn, or its ``respawn --keep``."""
+
+
+def plan(repo: Repository, names: list[str] | None = None) -> list[Step]:
     """The steps, dependencies first, without starting anything. Caller holds the lock."""
-    config = fleet.config
-    current = {a.name: a for a in fleet.agents()}
-    records = fleet.history().records
+    config = repo.config
+    current = {a.name: a for a in roster.agents(repo)}
+    records = repo.history().records
     steps = [_decide(name, current.get(name), name in records and records[name].discarded)
              for name in order_agents(config.agents, names)]
     if names is None:  # agents started by hand that 'down' stopped: say how to get them back
-        steps += [Step(a.name, LEAVE, f"left killed: not in {fleet.layout.config.name} "
+        steps += [Step(a.name, LEAVE, f"left killed: not in {repo.layout.config.name} "
                                       f"('cockpit respawn {a.name} --keep' restarts it)")
                   for a in current.values() if a.name not in config.agents and a.process_state == "killed"]
     return steps
 
 
-def run(fleet: "Fleet", names: list[str] | None = None) -> tuple[Checklist, list[Step]]:
-    """Plan, check the agents to start as one batch, start them. Raises
+def run(repo: Repository, names: list[str] | None, spawn: Start, restart: Start) -> tuple[Checklist, list[Step]]:
+    """Plan, check the agents to start as one batch, start them: a new one through ``spawn``,
+    a killed one through ``restart`` (the fleet's commands, which do the starting). Raises
     :class:`~cockpit.core.checklist.ChecklistFailed` (nothing started) when the checklist refuses."""
-    config = fleet.config
+    config = repo.config
     for name in names or []:
         validate_name(name)
         if name not in config.agents:
-            raise CockpitError(f"agent {name!r} is not in {fleet.layout.config.name}")
+            raise CockpitError(f"agent {name!r} is not in {repo.layout.config.name}")
     if not config.agents:
-        raise CockpitError(f"no agents configured: add [[agent]] entries to {fleet.layout.config} "
+        raise CockpitError(f"no agents configured: add [[agent]] entries to {repo.layout.config} "
                            "('cockpit init' writes a starter file)")
     check_tmux()
     if any(config.agents[name].after for name in (names or config.agents)):
         pending.require_merge_tree()
-    with fleet.locked():
-        steps = plan(fleet, names)
+    with repo.locked():
+        steps = plan(repo, names)
         starting = [s for s in steps if s.starts]
         checklist = Checklist(n=len(starting))
         if checklist.applies:
-            records = fleet.history().records
-            checklist = run_checklist(fleet, [config.agents[s.name] for s in starting],
+            records = repo.history().records
+            checklist = run_checklist(repo, [config.agents[s.name] for s in starting],
                                       kept={s.name: records[s.name] for s in starting if s.action == RESTART})
-            announce(fleet, checklist)
+            announce(repo, checklist)
         done: list[Step] = []
         unstarted: set[str] = set()  # failed to start, or waiting on one that did
         for step in steps:
             if step.action == PEND:  # its pass_env values: from this up's environment, the freshest
-                pending.hold_environment(fleet, config.agents[step.name])
+                pending.hold_environment(repo, config.agents[step.name])
             if not step.starts:
                 done.append(step)
                 continue
@@ -144,10 +147,10 @@ def run(fleet: "Fleet", names: list[str] | None = None) -> tuple[Checklist, list
                 continue
             try:
                 if step.action == SPAWN:
-                    agent = fleet.spawn(step.name)
+                    agent = spawn(step.name)
                     detail = step.detail if agent.state != PEND else f"pending: {agent.reason}"
                 else:
-                    agent = fleet.respawn(step.name, keep=True)
+                    agent = restart(step.name)
                     detail = f"restarted (attempt {agent.attempt}, same worktree and branch {agent.branch})"
             except (CockpitError, OSError) as exc:  # (each start rolls its own steps back)
                 unstarted.add(step.name)

@@ -9,14 +9,12 @@ process ended while waiting for an activity.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
+from cockpit.core import roster
 from cockpit.core.errors import CockpitError, NotFound
+from cockpit.core.repository import Repository
 from cockpit.core.spec import validate_name
 from cockpit.core.state import LIVE, PENDING
-
-if TYPE_CHECKING:
-    from cockpit.core.fleet import Fleet
 
 TARGETS = ("waiting", "idle", "exited")
 POLL = 0.2
@@ -30,11 +28,11 @@ class TimedOut(CockpitError):
     """The agent did not get there in time."""
 
 
-def check(fleet: "Fleet", name: str, target: str) -> bool:
+def check(repo: Repository, name: str, target: str) -> bool:
     """True when ``name`` is at ``target`` now, False when it may still get there. Raises
     :class:`Unreachable` when it cannot (discarded; ended, for an activity)."""
-    agents = {a.name: a for a in fleet.agents()}
-    record = fleet.history().records.get(name)
+    agents = {a.name: a for a in roster.agents(repo)}
+    record = repo.history().records.get(name)
     agent = agents.get(name)
     if agent is None or record is None or record.discarded:
         raise Unreachable(f"agent {name!r} no longer exists")
@@ -50,7 +48,7 @@ def check(fleet: "Fleet", name: str, target: str) -> bool:
     return False
 
 
-def wait_for(fleet: "Fleet", name: str, target: str, timeout: float | None = None,
+def wait_for(repo: Repository, name: str, target: str, timeout: float | None = None,
              poll: float = POLL) -> None:
     """Return once ``name`` is at ``target``; raise :class:`TimedOut` after ``timeout`` seconds
     (None: never), :class:`Unreachable` when it cannot get there, :class:`NotFound` for an
@@ -58,11 +56,11 @@ def wait_for(fleet: "Fleet", name: str, target: str, timeout: float | None = Non
     validate_name(name)
     if target not in TARGETS:
         raise CockpitError(f"--for must be one of {', '.join(TARGETS)}, not {target!r}")
-    record = fleet.history().records.get(name)
+    record = repo.history().records.get(name)
     if record is None or record.discarded:
         raise NotFound(f"no agent named {name!r} (see 'cockpit ls')")
     deadline = None if timeout is None else time.monotonic() + timeout
-    while not check(fleet, name, target):
+    while not check(repo, name, target):
         if deadline is not None and time.monotonic() >= deadline:
             raise TimedOut(f"timed out after {timeout:g}s waiting for {name} to be {target}")
         pause = poll if deadline is None else min(poll, max(0.0, deadline - time.monotonic()))

@@ -25,7 +25,7 @@ from cockpit.ui.dialogs import ConfirmDialog, DiscardDialog, NewAgentDialog, New
     RespawnRequest
 from cockpit.ui.help import HelpScreen
 from cockpit.core.merge_plan import MergePlan, plan_merge
-from cockpit.core.queue import MergeQueue, QueueBusy, enqueue, pending
+from cockpit.core.queue import MergeQueue, Outcome, QueueBusy, enqueue, pending
 from cockpit.ui.sync import describe
 from cockpit.ui.tiles import AgentTile, TileGrid
 from cockpit.ui.zoom import ZoomScreen
@@ -371,7 +371,7 @@ def run_queue(app: "CockpitApp", quiet: bool = False) -> None:
     was queued: say so, unless ``quiet`` (the resume at start-up)."""
     if quiet and not pending(app.fleet):
         return
-    queue = MergeQueue(app.fleet, report=lambda line: app._ui(_report_outcome, app, line), stop=app.queue_stop)
+    queue = MergeQueue(app.fleet, report=lambda outcome: app._ui(_report_outcome, app, outcome), stop=app.queue_stop)
     try:
         queue.run()
     except QueueBusy as busy:
@@ -384,10 +384,9 @@ def run_queue(app: "CockpitApp", quiet: bool = False) -> None:
         app._ui(app.request_poll, True)
 
 
-def _report_outcome(app: "CockpitApp", line: str) -> None:
-    """One line from the queue: a merge is news, anything else (conflict, rejected, blocked,
+def _report_outcome(app: "CockpitApp", outcome: Outcome) -> None:
+    """One report from the queue: a merge is news, anything else (conflict, rejected, blocked,
     a rebuild) needs the user's eye."""
-    head = line.splitlines()[0] if line else line
-    merged = ": merged " in head or head.endswith(": merged")
-    app.notify(line, severity="information" if merged else "warning", timeout=8 if merged else 15)
+    merged = outcome.succeeded
+    app.notify(outcome.message, severity="information" if merged else "warning", timeout=8 if merged else 15)
     app.request_poll(True)

@@ -3,7 +3,7 @@
 The app is a view and controller: every engine call (git, tmux) runs in a worker thread
 (:mod:`cockpit.ui.sync` for polling, :meth:`CockpitApp.run_op` for operations), results come back
 with ``call_from_thread``, and errors become notifications. Log tiles are fed by one
-:class:`~cockpit.core.session_log.LogWatcher` and repainted at most once per frame.
+:class:`~cockpit.core.log_watch.LogWatcher` and repainted at most once per frame.
 
 :func:`make_app` is the one factory used by the CLI, the tests and the screenshot script.
 """
@@ -32,7 +32,7 @@ from textual.widgets import Static
 from cockpit.core import notify
 from cockpit.core.agent import Agent
 from cockpit.core.fleet import Fleet
-from cockpit.core.session_log import LogWatcher
+from cockpit.core.log_watch import LogWatcher
 from cockpit.ui import actions
 from cockpit.ui.collector import CollectorTuning
 from cockpit.ui.commands import AGENT_VERBS, CockpitCommands, PaletteCommand

@@ -1,7 +1,9 @@
 """``cockpit demo``: a throw-away repository with four scripted agents, spawned and running.
 
 Needs nothing but git, tmux and Python. The agents are small stdlib scripts shipped in
-``cockpit/core/demo_agents`` and committed into the demo repository.
+``cockpit/core/demo_agents`` and committed into the demo repository. It drives the engine
+through the public :class:`~cockpit.core.fleet.Fleet`, as the CLI does, so it lives beside the
+CLI rather than inside the engine.
 """
 
 from __future__ import annotations

@@ -1,0 +1,66 @@
+"""What the merge queue reports: an :class:`Outcome` per candidate that ended, and news on the
+way. Views (``cockpit merge``, the TUI) show :attr:`Outcome.message` and choose how from
+:attr:`Outcome.state` and :attr:`Outcome.succeeded`, never by reading the text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ENDINGS = ("merged", "blocked", "conflict", "rejected")
+"""How a candidate ends (its ``merge.*`` event); the agent then leaves the queue."""
+NEWS = ("rebuilding", "recovered", "abandoned")
+"""What the queue says on the way, the agent staying queued: base (or its branch) moved under
+a candidate, which is built again; a dead runner's merge had landed and is being finished; a
+dead runner's attempt was dropped."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the queue reports about one agent: how its candidate ended (one of :data:`ENDINGS`,
+    with the same fields as its ``merge.*`` event), or news on the way (one of :data:`NEWS`).
+    Views decide how to show it from :attr:`state` and :attr:`succeeded`, never from the text."""
+
+    name: str
+    state: str
+    reason: str | None = None
+    paths: list[str] | None = None
+    gate: str | None = None
+    tail: str | None = None
+    commit: str | None = None
+    base: str = ""
+
+    @property
+    def final(self) -> bool:
+        """Whether the candidate ended (the agent left the queue), rather than news on the way."""
+        return self.state in ENDINGS
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the agent's work is in base now."""
+        return self.state == "merged"
+
+    @property
+    def message(self) -> str:
+        """:meth:`describe`: what a terminal or a notification shows."""
+        return self.describe()
+
+    def describe(self) -> str:
+        """One line (and, for a red gate, the tail of its output) for a terminal."""
+        if self.state == "merged":
+            where = f"into {self.base} " if self.base else ""
+            return f"{self.name}: merged {where}at {self.commit[:12] if self.commit else '?'}" + (
+                f" ({self.reason})" if self.reason else "")
+        if self.state == "conflict":
+            return f"{self.name}: conflict in {', '.join(self.paths or [])}; base unchanged"
+        if self.state == "rejected":
+            head = f"{self.name}: rejected by gate {self.gate!r}: {self.reason}; base unchanged"
+            tail = "\n".join("    " + line for line in (self.tail or "").splitlines()[-10:])
+            return head + ("\n" + tail if tail else "")
+        if self.state == "rebuilding":
+            return f"{self.name}: {self.reason}; rebuilding on the new tip"
+        if self.state == "recovered":
+            return (f"{self.name}: the merge {self.reason} had landed: finished it "
+                    f"({self.base} at {self.commit[:12] if self.commit else '?'})")
+        if self.state == "abandoned":
+            return f"{self.name}: the merge {self.reason} was abandoned ({self.base} unchanged); it stays queued"
+        return f"{self.name}: blocked: {self.reason}"

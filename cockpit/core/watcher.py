@@ -1,0 +1,163 @@
+"""The watcher: notices what agents do while no cockpit is open, and tells the user.
+
+It runs as ``cockpit _watch`` in the fleet's hidden watcher session (:mod:`cockpit.core.watch`
+starts and stops it). Each tick (one second) it:
+
+1. follows the event log and turns new events into notifications (:mod:`cockpit.core.notify`),
+   rate-limited, each run through ``notify_command`` and recorded as a ``notification`` event
+   (an open TUI shows those rather than deciding its own);
+2. records exits at once (with the pane-died hook; whichever is first) and applies the 2-failure
+   rule (:func:`cockpit.core.recovery.observe`, never waiting for the lock). It does not finish
+   operations a crash interrupted: the next cockpit command does, as before;
+3. starts pending agents whose upstreams have all finished (:func:`cockpit.core.pending.advance`);
+4. computes every agent's activity (:mod:`cockpit.core.activity`) and records each change as an
+   ``activity`` event ``{activity, previous}``.
+
+It ends itself, under the repository lock, once no agent is live.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+
+from cockpit.core import activity, notify, pending, recovery
+from cockpit.core.errors import CockpitError, LockBusy
+from cockpit.core.events import Event
+from cockpit.core.repository import Repository
+from cockpit.core.state import LIVE, PENDING, History, apply
+from cockpit.core.watch import SESSION, log_path
+
+INTERVAL = 1.0
+
+
+class Watcher:
+    """One fleet's watcher. :meth:`tick` is one round; :meth:`run` loops until no agent is live."""
+
+    def __init__(self, repo: Repository, offset: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.repo = repo
+        self.clock = clock
+        config = activity.settings(repo)
+        self.limiter = notify.RateLimiter(config.notify_interval)
+        self.runner = notify.CommandRunner(config.notify_command, repo.root) if config.notify_command else None
+        self.states = History()  # the log replayed here, for each event's "previous" state
+        self.activity: dict[str, str | None] = {}
+        everything, _ = repo.read_events(0)
+        fresh, self.offset = repo.read_events(offset)
+        fresh_seqs = {e.seq for e in fresh}
+        for event in everything:
+            if event.seq not in fresh_seqs:
+                self._consume(event, notify_user=False)
+        for event in fresh:  # what happened between ensure() and this process starting
+            self._consume(event, notify_user=True)
+        self.stopping = False
+
+    # -- events in -------------------------------------------------------------------------------
+    def _consume(self, event: Event, notify_user: bool) -> None:
+        name = event.agent
+        if event.type == "activity" and name:
+            self.activity[name] = event.data.get("activity")
+        previous = self.states.records[name].state if name in self.states.records else None
+        apply(self.states, event)
+        state = self.states.records[name].state if name in self.states.records else None
+        if not notify_user:
+            return
+        note = notify.notification(event, previous, state)
+        if note is not None:
+            for ready in self.limiter.offer(note, self.clock()):
+                self._send(ready)
+
+    def _send(self, note: notify.Note) -> None:
+        self.repo.record_event("notification", note.get("agent"), note=note)
+        if self.runner is not None:
+            self.runner.run(note)
+
+    def _follow(self) -> None:
+        events, self.offset = self.repo.read_events(self.offset)
+        for event in events:
+            self._consume(event, notify_user=True)
+
+    # -- one round -------------------------------------------------------------------------------
+    def tick(self) -> bool:
+        """One round. Returns False when the watcher should end (its session is gone)."""
+        repo = self.repo
+        self._follow()
+        panes = repo.tmux.panes()
+        if SESSION not in panes:
+            return False  # killed, or the whole tmux server is gone
+        # Exits, not crash recovery: with an operation pending (running elsewhere, or interrupted)
+        # the watcher leaves it to the cockpit commands, so a reader never sees a recovery half done.
+        if not repo.history().pending and recovery.observe(repo, panes, wait=0):
+            panes = repo.tmux.panes()
+        if pending.advance(repo):  # agents whose upstreams have all finished start now
+            panes = repo.tmux.panes()
+        for name, record in repo.history().records.items():
+            current = activity.of_agent(repo, record, panes.get(name))
+            previous = self.activity.get(name)
+            if current != previous and not (current is None and name not in self.activity):
+                repo.record_event("activity", name, activity=current, previous=previous)
+                self.activity[name] = current
+        self._follow()
+        for note in self.limiter.due(self.clock()):
+            self._send(note)
+        return True
+
+    def live(self) -> bool:
+        """Whether anything needs watching: a live agent, a pending one (the watcher starts it),
+        or an operation under way."""
+        history = self.repo.history()
+        return bool(history.pending) or any(
+            not r.discarded and (r.state in LIVE or r.state == PENDING) for r in history.records.values())
+
+    def try_finish(self) -> bool:
+        """End if no agent is live: under the lock (so a spawn cannot slip in between the check
+        and the end), send what is held, and remove the session. True when finished."""
+        if self.live():
+            return False
+        try:
+            with self.repo.locked(timeout=0):
+                if self.live():
+                    return False
+                self._follow()
+                for note in self.limiter.drain():
+                    self._send(note)
+                # Removing our own session sends us SIGHUP: outlive it to finish the runs in flight.
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
+                self.repo.tmux.cmd("kill-session", "-t", f"={SESSION}")
+        except LockBusy:
+            return False
+        return True
+
+    def run(self, interval: float = INTERVAL) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        while not self.stopping:
+            started = self.clock()
+            try:
+                if not self.tick() or self.try_finish():
+                    break
+            except (CockpitError, OSError) as exc:
+                print(f"{time.strftime('%H:%M:%S')} watcher: {exc}", file=sys.stderr, flush=True)
+            time.sleep(max(0.05, interval - (self.clock() - started)))
+        if self.runner is not None:
+            self.runner.join(notify.NOTIFY_TIMEOUT + 1)
+
+
+def main(repo: Repository, offset: int) -> int:
+    """``cockpit _watch``: run the watcher with its output in watcher.log."""
+    repo.layout.home.mkdir(exist_ok=True)
+    fd = os.open(log_path(repo), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} watcher {os.getpid()} started", flush=True)
+    try:
+        Watcher(repo, offset).run()
+    except BaseException:
+        traceback.print_exc()
+        raise
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} watcher {os.getpid()} ended", flush=True)
+    return 0
