@@ -162,13 +162,13 @@ def test_demo_says_how_to_come_back_with_a_command_that_works(tmp_path: Path) ->
     assert f"come back later with: cockpit -C {tmp_path / 'demo2'}   " in on_path.stdout
 
 
-def test_readme_names_every_field_of_ls_json_once() -> None:
+def test_the_commands_page_names_every_field_of_ls_json_once() -> None:
     import dataclasses
     import re
 
     from cockpit.core.agent import Agent
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("### `cockpit ls --json`", 1)[1].split("\n\n", 2)[1]  # its first paragraph
+    page = (Path(__file__).resolve().parents[1] / "docs" / "commands.md").read_text()
+    section = page.split("### `cockpit ls --json`", 1)[1].split("\n\n", 2)[1]  # its first paragraph
     assert section.startswith("One object per agent:")
     fields_only = re.sub(r"\([^()]*\)", "", section.replace("\n", " "))  # not the words in parentheses
     named = [name for span in re.findall(r"`([^`]*)`", fields_only) for name in re.findall(r"\b[a-z_]+\b", span)]
