@@ -1,10 +1,12 @@
 # cockpit: two commands. `make demo` runs the cockpit on a demo fleet; `make test` runs every test.
 # Both set everything up first: a .venv with the package, and tmux >= 3.2.
+# `make test-unit` runs the tests that need no tmux and no ssh, in seconds, with only the .venv set up
+# (it passes on a machine without tmux); `make lint` runs ruff, mypy on the engine and import-linter.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test test-environments screenshots bench clean
+.PHONY: setup demo test test-unit lint test-environments screenshots bench clean
 
 setup: $(VENV)/.installed
 	@sh scripts/ensure-tools.sh
@@ -21,6 +23,18 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# No `setup`: it would install tmux. Tests that start tmux are marked `tmux`, those that log in over
+# ssh `ssh` (tests/conftest.py fails a test that starts a tmux server or an sshd without its marker).
+test-unit: $(VENV)/.installed
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not tmux and not ssh" $(PYTEST_ARGS)
+
+# ruff (pyproject [tool.ruff]) on everything; mypy on the engine; the import contracts (the engine
+# imports nothing from the UI). Not yet part of `make test`.
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy cockpit/core
+	$(BIN)/lint-imports
 
 # The tests that start tmux, again from environments that differ from the runner's: a private
 # TMUX_TMPDIR (tmux's own socket directory moves), then a C locale (tmux sanitises its output).

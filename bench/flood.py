@@ -17,8 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import bench_fleet, summary, wait_until
+from bench.common import bench_fleet, summary
 from bench.tui import run_child
+from devsupport.polling import wait_until
 
 PAD = b"x" * 80
 BATCH = 64

@@ -115,14 +115,16 @@ def bench_spawn_discard(rounds: int) -> dict[str, object]:
             times["manual_discard"].append(pair[1])
             discard_ratios.append(pair[0] / pair[1])
         cli = _cli_rounds(fleet, base, rounds)
-    archive_share = [a / d for a, d in zip(times["archive"], times["cockpit_discard"])]
+    # the CLI rounds archive too: times["archive"] runs longer; its first `rounds` entries pair up
+    archive_share = [a / d for a, d in zip(times["archive"], times["cockpit_discard"], strict=False)]
     return {
         "rounds": rounds,
         "seconds": {k: summary(v) for k, v in times.items()},
         "spawn_ratio": summary(spawn_ratios, 3),
         "discard_ratio": summary(discard_ratios, 3),
         "discard_ratio_without_archive": summary(
-            [(d - a) / m for d, a, m in zip(times["cockpit_discard"], times["archive"], times["manual_discard"])], 3),
+            [(d - a) / m for d, a, m in zip(times["cockpit_discard"], times["archive"], times["manual_discard"],
+                                            strict=False)], 3),
         "archive_share_of_discard": summary(archive_share, 3),
         "cli_spawn": cli,
     }

@@ -19,21 +19,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this tree's cockpit and bench
 
-from bench.flood import bench_flood  # noqa: E402
-from bench.ops import bench_spawn_discard  # noqa: E402
-from bench.scale import bench_scale  # noqa: E402
-from bench.tui import bench_big_log, bench_idle, bench_latency, bench_startup  # noqa: E402
+from bench.flood import bench_flood
+from bench.ops import bench_spawn_discard
+from bench.scale import bench_scale
+from bench.tui import bench_big_log, bench_idle, bench_latency, bench_startup
 
 PROFILES: dict[str, dict[str, object]] = {
     "full": {"rounds": 20, "latency_agents": [1, 8, 16, 32], "latency_s": 10.0, "startup_agents": [0, 8, 32, 64],
              "startup_rounds": 5, "big_rounds": 5, "idle_agents": 64, "idle_s": 60.0,
-             "flood_agents": 16, "flood_s": 10.0, "flood_baseline_s": 2.0, "flood_rounds": 3, "scale_agents": 64, "ls_rounds": 5},
+             "flood_agents": 16, "flood_s": 10.0, "flood_baseline_s": 2.0, "flood_rounds": 3,
+             "scale_agents": 64, "ls_rounds": 5},
     "quick": {"rounds": 6, "latency_agents": [1, 8, 16], "latency_s": 4.0, "startup_agents": [0, 8, 32],
               "startup_rounds": 2, "big_rounds": 2, "idle_agents": 16, "idle_s": 10.0,
-              "flood_agents": 8, "flood_s": 4.0, "flood_baseline_s": 1.0, "flood_rounds": 1, "scale_agents": 16, "ls_rounds": 3},
+              "flood_agents": 8, "flood_s": 4.0, "flood_baseline_s": 1.0, "flood_rounds": 1,
+              "scale_agents": 16, "ls_rounds": 3},
     "smoke": {"rounds": 1, "latency_agents": [1], "latency_s": 1.0, "startup_agents": [1],
               "startup_rounds": 1, "big_rounds": 1, "idle_agents": 1, "idle_s": 1.0,
-              "flood_agents": 2, "flood_s": 1.0, "flood_baseline_s": 0.5, "flood_rounds": 1, "scale_agents": 2, "ls_rounds": 1},
+              "flood_agents": 2, "flood_s": 1.0, "flood_baseline_s": 0.5, "flood_rounds": 1,
+              "scale_agents": 2, "ls_rounds": 1},
 }
 FIGURES = ("spawn_discard", "latency", "startup", "big_log", "idle", "flood", "scale")
 
@@ -48,7 +51,8 @@ def machine() -> dict[str, object]:
 
 def run(profile: str, only: list[str]) -> dict[str, object]:
     p = PROFILES[profile]
-    results: dict[str, object] = {"profile": profile, "machine": machine(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    results: dict[str, object] = {"profile": profile, "machine": machine(),
+                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     started = time.monotonic()
     steps = {
         "spawn_discard": lambda: bench_spawn_discard(int(p["rounds"])),  # type: ignore[arg-type]
@@ -83,7 +87,8 @@ def table(r: dict) -> str:
         sec = s["seconds"]
         rows.append(f"| spawn overhead (`Fleet.spawn` vs git worktree add + tmux new-session + pipe-pane) | "
                     f"ratio {s['spawn_ratio']['p50']} (p90 {s['spawn_ratio']['p90']}); "
-                    f"{sec['cockpit_spawn']['p50'] * 1000:.0f} ms vs {sec['manual_spawn']['p50'] * 1000:.0f} ms | ≤ 1.5 | "
+                    f"{sec['cockpit_spawn']['p50'] * 1000:.0f} ms vs {sec['manual_spawn']['p50'] * 1000:.0f} ms "
+                    f"| ≤ 1.5 | "
                     f"{verdict(s['spawn_ratio']['p50'] <= 1.5)} |")
         rows.append(f"| discard overhead (`Fleet.discard` vs worktree remove + branch -D + kill-session) | "
                     f"ratio {s['discard_ratio']['p50']} (p90 {s['discard_ratio']['p90']}), without the archive "
@@ -92,14 +97,16 @@ def table(r: dict) -> str:
                     f"{s['archive_share_of_discard']['p50'] * 100:.0f}% | reported | |")
         c = s["cli_spawn"]
         rows.append(f"| spawn via the CLI (`cockpit spawn NAME --command CMD`, Python start-up included) vs by hand | "
-                    f"ratio {c['ratio']['p50']} (p90 {c['ratio']['p90']}); {c['seconds']['cli_spawn']['p50'] * 1000:.0f} ms "
+                    f"ratio {c['ratio']['p50']} (p90 {c['ratio']['p90']}); "
+                    f"{c['seconds']['cli_spawn']['p50'] * 1000:.0f} ms "
                     f"vs {c['seconds']['manual_spawn']['p50'] * 1000:.0f} ms; `cockpit --version` alone "
                     f"{c['seconds']['cli_version']['p50'] * 1000:.0f} ms | reported | |")
     for n, v in r.get("latency", {}).items():
         lat = v["latency_ms"]
         target = "p50 ≤ 30 ms, p99 ≤ 100 ms" if n == "16" else "reported"
         ok = "" if n != "16" else verdict(lat.get("p50", 1e9) <= 30 and lat.get("p99", 1e9) <= 100)
-        rows.append(f"| log-to-screen latency, {n} agents × 100 lines/s | p50 {lat.get('p50')} ms, p90 {lat.get('p90')}, "
+        rows.append(f"| log-to-screen latency, {n} agents × 100 lines/s | p50 {lat.get('p50')} ms, "
+                    f"p90 {lat.get('p90')}, "
                     f"p99 {lat.get('p99')}, max {lat.get('max')} ({v['lines']} lines, {v['never_shown']} never shown; "
                     f"cockpit CPU {v['cockpit_cpu_percent']}%) | {target} | {ok} |")
     for n, v in r.get("startup", {}).items():
@@ -111,10 +118,12 @@ def table(r: dict) -> str:
         b = r["big_log"]
         paint = b["first_paint_s"]["big"]
         extra = b["extra_growth_mb"]
-        rows.append(f"| big log: first paint, {b['log_bytes'] / 2**30:.0f} GiB session.log | {paint['p50'] * 1000:.0f} ms "
+        rows.append(f"| big log: first paint, {b['log_bytes'] / 2**30:.0f} GiB session.log | "
+                    f"{paint['p50'] * 1000:.0f} ms "
                     f"(max {paint['max'] * 1000:.0f}); 1 KiB log {b['first_paint_s']['small']['p50'] * 1000:.0f} ms | "
                     f"≤ 300 ms | {verdict(paint['p50'] <= 0.3)} |")
-        rows.append(f"| big log: memory growth vs 1 KiB log (VmRSS) | {extra['p50']} MB (min {extra['min']}, max {extra['max']}) "
+        rows.append(f"| big log: memory growth vs 1 KiB log (VmRSS) | {extra['p50']} MB "
+                    f"(min {extra['min']}, max {extra['max']}) "
                     f"| ≤ 20 MB | {verdict(extra['p50'] <= 20)} |")
     if "idle" in r:
         i = r["idle"]
@@ -132,13 +141,15 @@ def scale_rows(s: dict) -> list[str]:
     ops = ", ".join(f"{k} {v['seconds'] * 1000:.0f}{'' if v['ok'] else ' **failed**'}" for k, v in s["ops"].items())
     failed = f"; **{len(s['failures'])} failure(s)**: {'; '.join(s['failures'])[:400]}" if s["failures"] else ""
     return [
-        f"| scale: {n} agents spawned (`Fleet.spawn`, one after another) | {s['spawn_s']['p50'] * 1000:.0f} ms per spawn "
-        f"(max {s['spawn_s']['max'] * 1000:.0f}); first {s['spawn_first_s']['n']} {s['spawn_first_s']['p50'] * 1000:.0f} ms, "
+        f"| scale: {n} agents spawned (`Fleet.spawn`, one after another) | "
+        f"{s['spawn_s']['p50'] * 1000:.0f} ms per spawn (max {s['spawn_s']['max'] * 1000:.0f}); "
+        f"first {s['spawn_first_s']['n']} {s['spawn_first_s']['p50'] * 1000:.0f} ms, "
         f"last {s['spawn_last_s']['n']} {s['spawn_last_s']['p50'] * 1000:.0f} ms | reported | |",
         f"| scale: `cockpit ls` / `cockpit ls --json` with {n} agents (CLI, Python start-up included) | "
         f"{ls['ls']['p50']} s (min {ls['ls']['min']}, max {ls['ls']['max']}) / {ls['ls --json']['p50']} s "
         f"(min {ls['ls --json']['min']}, max {ls['ls --json']['max']}) | reported | |",
-        f"| scale: every operation on one of {n} agents, the other {n - 1} untouched | {s['ops_ok']}/{s['ops_total']} ok "
+        f"| scale: every operation on one of {n} agents, the other {n - 1} untouched | "
+        f"{s['ops_ok']}/{s['ops_total']} ok "
         f"(ms: {ops}){failed} | reported | |",
     ]
 
@@ -152,15 +163,18 @@ def flood_rows(f: dict) -> list[str]:
     rounds = f", {count} times" if count > 1 else ""
     per_round = (f"; p99 per flood {', '.join(str(x) for x in f['key_p99_per_round_ms'])}" if count > 1 else "")
     return [
-        f"| log flood, {n} agents writing as fast as they can for {f['seconds']} s{rounds}: bytes missing from session.log | "
+        f"| log flood, {n} agents writing as fast as they can for {f['seconds']} s{rounds}: "
+        f"bytes missing from session.log | "
         f"{f['missing_bytes']} bytes, {f['missing_lines']} lines ({f['corrupt_lines']} corrupt) of "
         f"{f['bytes_total'] / 1e6:.0f} MB; {f['mb_per_s']} MB/s in all, p50 {f['bytes_per_agent']['p50'] / 1e6:.1f} MB "
         f"per agent | no byte missing | {verdict(not lost and f['settled'])} |",
-        f"| key-press-to-screen latency during the flood, {n} agents (focus move to first paint) | p50 {lat.get('p50')} ms, "
-        f"p90 {lat.get('p90')}, p99 {lat.get('p99')}, max {lat.get('max')}{per_round} ({f['keys']} keys, {f['keys_never_painted']} "
+        f"| key-press-to-screen latency during the flood, {n} agents (focus move to first paint) | "
+        f"p50 {lat.get('p50')} ms, p90 {lat.get('p90')}, p99 {lat.get('p99')}, max {lat.get('max')}{per_round} "
+        f"({f['keys']} keys, {f['keys_never_painted']} "
         f"never painted; focus moved after p50 {f['key_to_focus_change_ms'].get('p50')} ms; before the flood "
         f"p50 {before.get('p50')}, p99 {before.get('p99')}); cockpit CPU "
-        f"{f['cockpit_cpu_percent']}% of one core ({others}) | {'p99 ≤ 100 ms' if n == 16 else 'reported'} | {key_ok} |",
+        f"{f['cockpit_cpu_percent']}% of one core ({others}) | {'p99 ≤ 100 ms' if n == 16 else 'reported'} "
+        f"| {key_ok} |",
     ]
 
 

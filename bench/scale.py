@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from bench.common import bench_fleet, cockpit_cli, git, summary, wait_until
+from bench.common import bench_fleet, cockpit_cli, git, summary
 from cockpit.core.agent import Agent
 from cockpit.core.fleet import Fleet
+from devsupport.polling import wait_until
 
 
 def _world(fleet: Fleet) -> dict[str, tuple[object, ...]]:
@@ -97,7 +98,7 @@ def _run_ops(fleet: Fleet, name: str, others: list[str]) -> tuple[dict[str, dict
         started = time.perf_counter()
         try:
             op()
-        except Exception as exc:  # a benchmark reports
+        except Exception as exc:  # noqa: BLE001 (reported in the results, with the other operations')
             error = f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - started
         problems = [error] if error else []
@@ -143,7 +144,7 @@ def bench_scale(agents: int, ls_rounds: int = 5) -> dict[str, object]:
             started = time.perf_counter()
             try:
                 fleet.spawn(name, command=f"echo ready {i}; sleep 3600")
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 (reported in the results)
                 failures.append(f"spawn {name}: {type(exc).__name__}: {exc}")
             spawn.append(time.perf_counter() - started)
         for name in names:

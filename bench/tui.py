@@ -12,8 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import bench_fleet, summary, wait_until
+from bench.common import bench_fleet, summary
 from cockpit.core.fleet import Fleet
+from devsupport.polling import wait_until
 
 PROJECT = Path(__file__).resolve().parent.parent
 LOG_LINE = re.compile(rb"L (\d+) (\d+\.\d+)")
@@ -70,7 +71,8 @@ def bench_latency(counts: list[int], seconds: float) -> dict[str, object]:
         results[str(n)] = {"agents": n, "lines": len(lat), "never_shown": missing,
                            "latency_ms": summary([x * 1000 for x in lat], 1), "off_screen_tiles": child["off_screen"],
                            "cockpit_cpu_percent": round(child["cpu_percent"], 1),
-                           "stages_ms": stages, "render_batches": child["render_batches"], "render_busy_s": round(child["render_busy_s"], 2)}
+                           "stages_ms": stages, "render_batches": child["render_batches"],
+                           "render_busy_s": round(child["render_busy_s"], 2)}
     return results
 
 
@@ -143,7 +145,7 @@ def bench_big_log(rounds: int, size: int = 1 << 30) -> dict[str, object]:
         big_size = big.layout.session_log("log").stat().st_size
     return {"log_bytes": big_size, "first_paint_s": {k: summary(v, 3) for k, v in paint.items()},
             "rss_growth_mb": {k: summary(v, 1) for k, v in growth.items()},
-            "extra_growth_mb": summary([b - s for b, s in zip(growth["big"], growth["small"])], 1),
+            "extra_growth_mb": summary([b - s for b, s in zip(growth["big"], growth["small"], strict=True)], 1),
             "memory_method": "VmRSS from /proc/self/status in the child, before make_app and at first paint"}
 
 

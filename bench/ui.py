@@ -54,7 +54,7 @@ class RenderLog:
         self.lines = lines
         self._focus_waiters: list[tuple[str, asyncio.Future]] = []
 
-    def next_focused_paint(self, name: str) -> "asyncio.Future[float]":
+    def next_focused_paint(self, name: str) -> asyncio.Future[float]:
         """A future set to the time of ``name``'s next paint while it has focus (call before
         the key that moves focus there is posted)."""
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
@@ -171,8 +171,8 @@ async def paint(root: str, socket: str, agents: int) -> dict[str, object]:
         await _first_full_frame(app, pilot, log, agents, timeout=60)
         frame = time.time()
         rss_after = rss_mb()
-    return {"in_app_s": frame - started, "tile_paint_s": log.tile_paint(), "frame_at": frame, "rss_before_mb": rss_before,
-            "rss_after_mb": rss_after}
+    return {"in_app_s": frame - started, "tile_paint_s": log.tile_paint(), "frame_at": frame,
+            "rss_before_mb": rss_before, "rss_after_mb": rss_after}
 
 
 async def idle(root: str, socket: str, agents: int, seconds: float) -> dict[str, object]:
@@ -243,6 +243,7 @@ async def _press_focus_keys(app, grid, log: RenderLog, seconds: float,  # type: 
     posting to the focus change (the key handled; ``Screen.focused`` watched) and the number of
     keys never painted."""
     from textual import events
+
     from cockpit.ui.tiles import AgentTile
     latencies: list[float] = []
     handled: list[float] = []
@@ -266,7 +267,7 @@ async def _press_focus_keys(app, grid, log: RenderLog, seconds: float,  # type: 
         app.post_message(event)
         try:
             latencies.append(await asyncio.wait_for(painted, 2.0) - sent)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             never += 1
         moved = [at for name, at in focus_changed if name == target.agent.name and at >= sent]
         if moved:

@@ -1,5 +1,13 @@
 """Shared fixtures: a real git repository in a temp dir and a real tmux server on a private
-socket per test. Never the user's tmux server, never their repository."""
+socket per test. Never the user's tmux server, never their repository.
+
+Tests import the helpers below as ``from conftest import ...``: the very module pytest loaded
+(``tests/`` is on ``sys.path``). Importing it as ``tests.conftest`` would make a second copy of
+it, so that is refused.
+
+The markers mean what they say, and this file checks them: a test that starts a tmux server must
+be marked ``tmux``, one that logs in over ssh ``ssh``, one that compares a screenshot ``snapshot``
+(``make test-unit`` runs ``-m "not tmux and not ssh"`` and must pass without tmux)."""
 
 from __future__ import annotations
 
@@ -7,17 +15,21 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from cockpit.core.fleet import Fleet
+from devsupport.polling import wait_until  # the tests take it from here; shared with the benchmarks
 
 if TYPE_CHECKING:
     from hosts_support import Lab
+
+if __name__ != "conftest":
+    raise ImportError(f"import the test helpers as `from conftest import ...`, not as {__name__}: "
+                      "that would be a second copy of tests/conftest.py")
 
 PY = sys.executable
 GIT_ENV = {
@@ -26,33 +38,47 @@ GIT_ENV = {
 }
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05,
-               message: str = "condition") -> object:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
-
-
 def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
                           env={**os.environ, **GIT_ENV}).stdout.strip()
 
 
+MARKED_BY_FIXTURE = {"sshd": "ssh", "hosts": "ssh", "host_lab": "ssh", "snap_compare": "snapshot"}
+"""A test that uses one of these fixtures must carry the marker (checked at collection)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run a test whose fixtures need a marker it does not carry: ``-m`` would select
+    it wrongly (``make test-unit`` would log in over ssh, a run without snapshots would compare one)."""
+    unmarked = [f"{item.nodeid} uses the {fixture} fixture but is not marked {marker}"
+                for item in items for fixture, marker in MARKED_BY_FIXTURE.items()
+                if fixture in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None]
+    if unmarked:
+        raise pytest.UsageError("\n".join(unmarked))
+
+
+def require_marker(request: pytest.FixtureRequest, marker: str, what: str) -> None:
+    """Fail the test now if it is not marked ``marker`` (for fixtures a test may request late,
+    through ``request.getfixturevalue``, which collection cannot see)."""
+    if request.node.get_closest_marker(marker) is None:
+        pytest.fail(f"{request.node.nodeid} {what} but is not marked {marker}: add @pytest.mark.{marker} "
+                    f"(or pytest.param(..., marks=pytest.mark.{marker}))", pytrace=False)
+
+
 @pytest.fixture(autouse=True)
-def _private_tmux(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _private_tmux(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Every test's fleets are private by construction: a fleet's tmux socket is derived from its
     repository's path (``/tmp/cockpit-UID/<hash>``, recorded in ``.cockpit/fleet.json``), and
     every test's repositories live in its own ``tmp_path``. After the test, every fleet server
-    started under ``tmp_path`` is killed and its socket removed."""
+    started under ``tmp_path`` is killed and its socket removed; a test that started one without
+    being marked ``tmux`` fails (it would break ``make test-unit`` on a machine without tmux)."""
     monkeypatch.delenv("TMUX", raising=False)
     yield
-    stop_fleets_under(tmp_path)
+    started = stop_fleets_under(tmp_path)
+    if started and request.node.get_closest_marker("tmux") is None:
+        pytest.fail(f"{request.node.nodeid} started a tmux server ({', '.join(sorted(started))}) but is not "
+                    "marked tmux: add @pytest.mark.tmux (or pytestmark = pytest.mark.tmux), so that "
+                    "`make test-unit` leaves it out", pytrace=False)
 
 
 def fleet_socket(root: Path) -> str:
@@ -65,27 +91,41 @@ def tmux(root: Path, *args: str, check: bool = False) -> subprocess.CompletedPro
     return subprocess.run(["tmux", "-S", fleet_socket(root), *args], capture_output=True, text=True, check=check)
 
 
-def stop_fleets_under(path: Path) -> None:
-    """Kill the tmux server of every fleet whose repository is under ``path`` (two levels deep)
-    and remove its socket file (tmux leaves it behind: do not litter /tmp)."""
+def stop_fleets_under(path: Path) -> set[str]:
+    """Kill the tmux server of every fleet whose repository is under ``path`` (up to three levels
+    deep) and remove its socket file (tmux leaves it behind: do not litter /tmp). Returns the
+    fleets that had been started: those with a ``.cockpit/fleet.json`` (written only when a
+    fleet's server starts) and those whose socket file exists (a server started by hand)."""
     import json
+
     from cockpit.core.server import default_socket
     sockets: set[str] = set()
+    started: set[str] = set()
     for depth in ("*", "*/*", "*/*/*"):
         for record in path.glob(f"{depth}/.cockpit/fleet.json"):
+            started.add(str(record.parent.parent))
             try:
                 sockets.add(json.loads(record.read_text())["socket"])
             except (OSError, ValueError, KeyError):
                 pass
         for dot_git in path.glob(f"{depth}/.git"):  # a server started by hand, never recorded
-            sockets.add(str(default_socket(dot_git.parent)))
+            socket = default_socket(dot_git.parent)
+            if socket.exists():
+                started.add(str(dot_git.parent))
+            sockets.add(str(socket))
     for socket in sockets:
         kill_tmux_server(socket)
+    return started
 
 
 def kill_tmux_server(socket: str) -> None:
     """Kill the tmux server at ``socket`` (an absolute path, or a name under tmux's default
-    directory for the plain test servers some tests start) and remove its socket file."""
+    directory for the plain test servers some tests start) and remove its socket file. Without
+    tmux installed there is no server to kill: only the file goes."""
+    if shutil.which("tmux") is None:
+        if os.path.isabs(socket):
+            Path(socket).unlink(missing_ok=True)
+        return
     if os.path.isabs(socket):
         subprocess.run(["tmux", "-S", socket, "kill-server"], capture_output=True)
         Path(socket).unlink(missing_ok=True)
@@ -126,7 +166,8 @@ def fleet(repo: Path) -> Fleet:
 
 def sleeper(tag: str = "alive") -> str:
     """An agent command that prints a line every 0.1 s forever."""
-    return f"{PY} -u -c \"import time,itertools\nfor i in itertools.count(): print('{tag}', i, flush=True); time.sleep(0.1)\""
+    return (f"{PY} -u -c \"import time,itertools\n"
+            f"for i in itertools.count(): print('{tag}', i, flush=True); time.sleep(0.1)\"")
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
@@ -140,10 +181,6 @@ def tree_hashes(root: Path) -> dict[str, str]:
         if path.is_file() and not path.is_symlink():
             hashes[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
     return hashes
-
-
-def has_tmux() -> bool:
-    return shutil.which("tmux") is not None
 
 
 # -- a real sshd on a loopback port --------------------------------------------------------------
@@ -207,8 +244,9 @@ class SSHServer:
 
 
 @pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[SSHServer]:
+def sshd(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SSHServer]:
     """A real sshd on a loopback port for this test (``make`` installs openssh-server)."""
+    require_marker(request, "ssh", "logs in over ssh (the sshd fixture)")
     if SSHD is None:
         pytest.skip("sshd is not installed (apt-get install -y openssh-server; 'make test' does)")
     server = SSHServer(tmp_path / "sshd")

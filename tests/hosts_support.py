@@ -38,10 +38,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Sequence
+from typing import IO
 
 PROJECT = Path(__file__).resolve().parents[1]
 STATE = Path("/tmp/cockpit-hosts")
@@ -424,7 +425,8 @@ class Host:
             raise RuntimeError(f"tar of {house} failed")
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in NO_NETWORK.items())
         pip = f"{wheels}/{wheel_named(house, 'pip')}/pip"  # pip runs from its wheel
-        self.run(f"rm -rf {shlex.quote(venv)} && {shlex.quote(self.python())} -m venv --without-pip {shlex.quote(venv)} && "
+        self.run(f"rm -rf {shlex.quote(venv)} && "
+                 f"{shlex.quote(self.python())} -m venv --without-pip {shlex.quote(venv)} && "
                  f"env {env} {shlex.quote(venv)}/bin/python {shlex.quote(pip)} install --quiet --no-index "
                  f"--find-links {shlex.quote(wheels)} {shlex.quote(wheels + '/' + wheel_named(house, 'cockpit'))} && "
                  f"echo {house.name} > {shlex.quote(stamp)} && rm -rf {shlex.quote(wheels)}",
@@ -504,12 +506,13 @@ class Lab:
             raise ValueError(f"ask for 1 to {HOSTS_PER_SLOT} hosts")
         users = {self.user_name(i + 1) for i in range(HOSTS_PER_SLOT)}
         for i, alias in enumerate(aliases):
-            if not ALIAS.match(alias) or aliases.count(alias) > 1 or (alias in users and alias != self.user_name(i + 1)):
+            taken = alias in users and alias != self.user_name(i + 1)  # another slot's user name
+            if not ALIAS.match(alias) or aliases.count(alias) > 1 or taken:
                 raise ValueError(f"bad host alias: {alias!r}")
         while len(self.hosts) < len(aliases):
             self.hosts.append(Host(self, self.user_name(len(self.hosts) + 1)))
         chosen = self.hosts[:len(aliases)]
-        for host, alias in zip(chosen, aliases):
+        for host, alias in zip(chosen, aliases, strict=True):
             host.alias = alias
             if host.user not in self._fresh:
                 host.reset_home()

@@ -13,7 +13,7 @@ import pytest
 from cockpit.core.activity import classify, next_needing_attention, probe
 from cockpit.core.agent import Agent
 from cockpit.core.fleet import Fleet
-from tests.conftest import PY, sleeper, wait_until
+from conftest import PY, sleeper, wait_until
 
 pytestmark = pytest.mark.tmux
 

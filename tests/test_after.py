@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cockpit.core.fleet import Fleet
-from tests.conftest import git, sleeper, wait_until
+from conftest import git, sleeper, wait_until
 
 pytestmark = pytest.mark.tmux
 
@@ -47,7 +47,8 @@ def toml(*agents: dict) -> str:
     return "\n".join(lines)
 
 
-def test_a_dependent_waits_then_starts_by_itself_from_a_merge_of_base_and_its_upstream(repo: Path, tmp_path: Path) -> None:
+def test_a_dependent_waits_then_starts_by_itself_from_a_merge_of_base_and_its_upstream(
+        repo: Path, tmp_path: Path) -> None:
     flag = tmp_path / "lib-done"
     (repo / "cockpit.toml").write_text(toml(
         {"name": "lib", "command": finisher(flag, "lib/lib.txt", "the library"), "scope": ["lib/**"]},
@@ -183,7 +184,8 @@ def test_after_is_refused_with_the_reason_on_git_older_than_2_38(repo: Path, tmp
     bindir = tmp_path / "bin"
     bindir.mkdir()
     fake = bindir / "git"
-    fake.write_text(f'#!/bin/sh\nif [ "$1" = "--version" ]; then echo "git version 2.37.1"; exit 0; fi\nexec {real} "$@"\n')
+    fake.write_text('#!/bin/sh\nif [ "$1" = "--version" ]; then echo "git version 2.37.1"; exit 0; fi\n'
+                    f'exec {real} "$@"\n')
     fake.chmod(0o755)
     (repo / "cockpit.toml").write_text(toml({"name": "lib", "command": "true"},
                                             {"name": "api", "command": "true", "after": ["lib"]}))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cockpit.demo import create_demo
-from tests.conftest import kill_tmux_server, wait_until
+from conftest import kill_tmux_server, wait_until
 
 pytestmark = pytest.mark.tmux
 
@@ -54,7 +54,8 @@ def test_demo_fleet_behaves_as_described(tmp_path: Path) -> None:
     builder_log = Path(fleet.agent("builder").log)
     wait_until(lambda: builder_log.stat().st_size > 200, message="builder chats")
     fleet.respawn("tester")
-    wait_until(lambda: b"passed" in Path(fleet.agent("tester").log).read_bytes(), timeout=60, message="attempt 2 passes")
+    wait_until(lambda: b"passed" in Path(fleet.agent("tester").log).read_bytes(), timeout=60,
+               message="attempt 2 passes")
     assert fleet.agent("tester").state == "running" and fleet.agent("tester").attempt == 2
 
 
@@ -74,8 +75,8 @@ def test_demo_cli_without_tui(tmp_path: Path) -> None:
 def test_attach_inside_the_users_tmux_detaches_the_agent_not_the_user(repo: Path) -> None:
     """cockpit run inside the user's own tmux: the agent opens in a popup of it, its title and
     status line say C-b d, and C-b d detaches the agent's client — the user's stays attached."""
-    subprocess.run([sys.executable, "-m", "cockpit", "spawn", "docs", "--command", "while :; do echo tick; sleep 0.3; done"],
-                   cwd=repo, check=True)
+    subprocess.run([sys.executable, "-m", "cockpit", "spawn", "docs",
+                    "--command", "while :; do echo tick; sleep 0.3; done"], cwd=repo, check=True)
     fleet_socket = json.loads((repo / ".cockpit" / "fleet.json").read_text())["socket"]
     user = f"/tmp/cockpit-test-user-{uuid.uuid4().hex[:8]}"  # the user's own tmux server
     terminal = user + "-term"  # the terminal emulator the user's tmux client runs in
@@ -90,8 +91,8 @@ def test_attach_inside_the_users_tmux_detaches_the_agent_not_the_user(repo: Path
                               capture_output=True, text=True).stdout
 
     try:
-        subprocess.run(["tmux", "-S", user, "-f", "/dev/null", "new-session", "-d", "-s", "work", "-c", str(repo), "sh"],
-                       check=True, env=env)
+        subprocess.run(["tmux", "-S", user, "-f", "/dev/null", "new-session", "-d", "-s", "work",
+                        "-c", str(repo), "sh"], check=True, env=env)
         subprocess.run(["tmux", "-S", terminal, "-f", "/dev/null", "new-session", "-d", "-s", "term", "-x", "110",
                         "-y", "30", f"tmux -S {user} attach -t =work"], check=True, env=env)
         wait_until(lambda: clients(user) == ["work"], message="the user's client")

@@ -22,8 +22,10 @@ def test_the_bench_harness_runs_in_smoke_mode(tmp_path: Path) -> None:
                             capture_output=True, text=True, env=env, timeout=60, cwd=PROJECT)
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(out.read_text())
-    assert {"machine", "spawn_discard", "latency", "startup", "big_log", "idle", "flood", "scale", "total_s"} <= set(data)
-    assert {"spawn_ratio", "discard_ratio", "archive_share_of_discard", "seconds", "cli_spawn"} <= set(data["spawn_discard"])
+    assert {"machine", "spawn_discard", "latency", "startup", "big_log", "idle", "flood", "scale",
+            "total_s"} <= set(data)
+    assert {"spawn_ratio", "discard_ratio", "archive_share_of_discard", "seconds",
+            "cli_spawn"} <= set(data["spawn_discard"])
     assert {"ratio", "seconds"} <= set(data["spawn_discard"]["cli_spawn"])
     assert {"latency_ms", "lines", "never_shown"} <= set(data["latency"]["1"])
     assert {"process_to_frame_s", "app_to_frame_s"} <= set(data["startup"]["1"])

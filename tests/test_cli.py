@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import fleet_socket, git, sleeper, tmux, wait_until
+from conftest import fleet_socket, git, sleeper, tmux, wait_until
 
 pytestmark = pytest.mark.tmux
 
@@ -32,7 +32,8 @@ def assert_clean_error(result: subprocess.CompletedProcess, code: int, text: str
 
 def snapshot_state(repo: Path) -> tuple:
     sessions = tmux(repo, "list-sessions", "-F", "#{session_name}").stdout.split()
-    worktrees = sorted(p.name for p in (repo / ".cockpit" / "worktrees").glob("*")) if (repo / ".cockpit").exists() else []
+    worktrees = (sorted(p.name for p in (repo / ".cockpit" / "worktrees").glob("*"))
+                 if (repo / ".cockpit").exists() else [])
     return (git(repo, "branch", "--list"), git(repo, "worktree", "list"), sorted(sessions), worktrees,
             git(repo, "status", "--porcelain"))
 
@@ -118,7 +119,8 @@ def test_dash_name_is_a_usage_error(repo: Path) -> None:
 
 def test_task_is_never_interpreted_by_a_shell(repo: Path) -> None:
     task = "it's \"quoted\" $(touch pwned) `touch pwned2`\nline two"
-    result = cockpit(repo, "spawn", "t", "--command", "printf '%s' \"$COCKPIT_TASK\" > task.out; sleep 60", "--task", task)
+    result = cockpit(repo, "spawn", "t", "--command", "printf '%s' \"$COCKPIT_TASK\" > task.out; sleep 60",
+                     "--task", task)
     assert result.returncode == 0, result.stderr
     out = repo / ".cockpit" / "worktrees" / "t" / "task.out"
     wait_until(lambda: out.exists() and out.read_text(), message="task written")  # (open, then written)
@@ -141,7 +143,8 @@ def test_repository_without_commits(tmp_path: Path) -> None:
 
 def test_base_that_does_not_exist(repo: Path) -> None:
     before = snapshot_state(repo)
-    assert_clean_error(cockpit(repo, "spawn", "a", "--command", "true", "--base", "nope"), 1, "base 'nope' does not exist")
+    assert_clean_error(cockpit(repo, "spawn", "a", "--command", "true", "--base", "nope"), 1,
+                       "base 'nope' does not exist")
     assert_clean_error(cockpit(repo, "spawn", "a", "--command", "true", "--base=--all"), 1, "does not exist")
     assert snapshot_state(repo) == before
 
@@ -187,7 +190,8 @@ def test_spawn_failure_midway_leaves_nothing(repo: Path, tmp_path: Path) -> None
     # worktree was made; everything must be rolled back.
     socket = Path(fleet_socket(repo))
     socket.parent.mkdir(mode=0o700, exist_ok=True)
-    subprocess.run(["tmux", "-S", str(socket), "-f", "/dev/null", "new-session", "-d", "-s", "clash", "sleep 60"], check=True)
+    subprocess.run(["tmux", "-S", str(socket), "-f", "/dev/null", "new-session", "-d", "-s", "clash", "sleep 60"],
+                   check=True)
     result = cockpit(repo, "spawn", "clash", "--command", "true")
     assert_clean_error(result, 1, "already exists")
     after = snapshot_state(repo)
@@ -203,7 +207,8 @@ def test_two_processes_discarding_the_same_agent(repo: Path) -> None:
     codes = sorted(code for code, _ in results)
     assert codes == [0, 1], results
     assert any("no agent named 'd'" in err for _, err in results), results
-    assert [line.split()[0] for line in cockpit(repo, "archives", "d").stdout.splitlines()] == ["refs/cockpit/archive/d/1"]
+    archives = cockpit(repo, "archives", "d").stdout.splitlines()
+    assert [line.split()[0] for line in archives] == ["refs/cockpit/archive/d/1"]
 
 
 def test_logs_follow_survives_deletion_truncation_and_binary(repo: Path) -> None:

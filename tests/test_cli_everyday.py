@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import git, wait_until
+import pytest
+
+from conftest import git, wait_until
 
 LIT = "'''"
 
@@ -24,6 +26,7 @@ def ls(repo: Path) -> dict[str, dict]:
     return {a["name"]: a for a in json.loads(cockpit(repo, "ls", "--json").stdout)}
 
 
+@pytest.mark.tmux
 def test_a_halted_dependent_says_which_agent_failed(repo: Path) -> None:
     (repo / "cockpit.toml").write_text(
         '[cockpit]\nmax_failures = 1\n'
@@ -55,9 +58,11 @@ def assert_usage_error(result: subprocess.CompletedProcess, text: str) -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.tmux
 def test_bad_numbers_and_directories_are_usage_errors(repo: Path, tmp_path: Path) -> None:
     assert cockpit(repo, "spawn", "a", "--command", "echo one; echo two; sleep 600").returncode == 0
-    assert_usage_error(cockpit(repo, "logs", "a", "-n", "-5"), "argument -n/--lines: expected a whole number, 0 or more")
+    assert_usage_error(cockpit(repo, "logs", "a", "-n", "-5"),
+                       "argument -n/--lines: expected a whole number, 0 or more")
     assert_usage_error(cockpit(repo, "logs", "a", "-n", "x"), "got 'x'")
     for bad in ("-1", "nan", "inf", "soon"):
         assert_usage_error(cockpit(repo, "wait", "a", "--for", "idle", "--timeout", bad),
@@ -77,6 +82,7 @@ def test_bad_numbers_and_directories_are_usage_errors(repo: Path, tmp_path: Path
     assert waited.returncode == 1 and "Traceback" not in waited.stderr  # (a timeout, not a usage error)
 
 
+@pytest.mark.tmux
 def test_archives_of_an_unknown_name_is_refused(repo: Path) -> None:
     refused = cockpit(repo, "archives", "nosuch")
     assert refused.returncode == 1 and refused.stdout == ""
@@ -89,6 +95,7 @@ def test_archives_of_an_unknown_name_is_refused(repo: Path) -> None:
     assert listed.returncode == 0 and listed.stdout.startswith("refs/cockpit/archive/a/1  ")
 
 
+@pytest.mark.tmux
 def test_base_resolves_to_a_branch_or_is_refused_at_spawn(repo: Path) -> None:
     git(repo, "tag", "v1")
     main = git(repo, "rev-parse", "main")
@@ -113,6 +120,7 @@ def test_base_resolves_to_a_branch_or_is_refused_at_spawn(repo: Path) -> None:
     assert git(repo, "show", "main:work.txt") == "work"
 
 
+@pytest.mark.tmux
 def test_a_base_in_cockpit_toml_is_held_to_the_same_rule(repo: Path) -> None:
     git(repo, "tag", "v1")
     (repo / "cockpit.toml").write_text('[cockpit]\nbase = "v1"\n[[agent]]\nname = "a"\ncommand = "sleep 600"\n')
@@ -123,6 +131,7 @@ def test_a_base_in_cockpit_toml_is_held_to_the_same_rule(repo: Path) -> None:
     assert ls(repo)["a"]["base"] == "main"
 
 
+@pytest.mark.tmux
 def test_demo_says_how_to_come_back_with_a_command_that_works(tmp_path: Path) -> None:
     """`make demo` runs .venv/bin/cockpit, which is not on the user's PATH: the hint must work
     from their shell as printed, and say plain `cockpit` only when that is this cockpit."""
@@ -153,12 +162,13 @@ def test_demo_says_how_to_come_back_with_a_command_that_works(tmp_path: Path) ->
     assert f"come back later with: cockpit -C {tmp_path / 'demo2'}   " in on_path.stdout
 
 
-def test_readme_names_every_field_of_ls_json_once() -> None:
+def test_the_commands_page_names_every_field_of_ls_json_once() -> None:
     import dataclasses
     import re
+
     from cockpit.core.agent import Agent
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("### `cockpit ls --json`", 1)[1].split("\n\n", 2)[1]  # its first paragraph
+    page = (Path(__file__).resolve().parents[1] / "docs" / "commands.md").read_text()
+    section = page.split("### `cockpit ls --json`", 1)[1].split("\n\n", 2)[1]  # its first paragraph
     assert section.startswith("One object per agent:")
     fields_only = re.sub(r"\([^()]*\)", "", section.replace("\n", " "))  # not the words in parentheses
     named = [name for span in re.findall(r"`([^`]*)`", fields_only) for name in re.findall(r"\b[a-z_]+\b", span)]

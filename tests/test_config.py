@@ -91,9 +91,28 @@ def test_valid_names(name: str) -> None:
     assert validate_name(name) == name
 
 
-def test_readme_config_example_is_valid(tmp_path: Path) -> None:
-    """The README's cockpit.toml example must load: users copy it."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    block = readme[readme.index("```toml\n[cockpit]") + len("```toml\n"):]
-    config = load_config(write(tmp_path, block[:block.index("```")]))
-    assert "auth" in config.agents and config.agents["auth"].pass_env == ("ANTHROPIC_API_KEY",)
+DOCUMENTED = [Path(__file__).resolve().parent.parent / "README.md",
+              *sorted((Path(__file__).resolve().parent.parent / "docs").glob("*.md"))]
+
+
+def toml_blocks(path: Path) -> list[str]:
+    """Every fenced ```toml block of a Markdown file."""
+    import re
+    return re.findall(r"^```toml\n(.*?)^```", path.read_text(), re.S | re.M)
+
+
+@pytest.mark.parametrize("page", DOCUMENTED, ids=lambda p: p.name)
+def test_every_cockpit_toml_example_in_the_docs_loads(tmp_path: Path, page: Path) -> None:
+    """Users copy these: each must load as a cockpit.toml."""
+    for block in toml_blocks(page):
+        load_config(write(tmp_path, block))
+
+
+def test_the_readme_and_the_reference_show_a_working_agent(tmp_path: Path) -> None:
+    """The first example of the README and of docs/configuration.md is a whole cockpit.toml."""
+    readme = DOCUMENTED[0]
+    for page in (readme, readme.parent / "docs" / "configuration.md"):
+        block = toml_blocks(page)[0]
+        assert block.startswith("[cockpit]"), page
+        config = load_config(write(tmp_path, block))
+        assert "auth" in config.agents and config.agents["auth"].pass_env == ("ANTHROPIC_API_KEY",)

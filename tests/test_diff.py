@@ -13,7 +13,7 @@ import pytest
 
 from cockpit.core.diff import agent_diff, base_moved, totals
 from cockpit.core.fleet import Fleet
-from tests.conftest import git, tree_hashes, wait_until
+from conftest import git, tree_hashes, wait_until
 
 pytestmark = pytest.mark.tmux
 
@@ -125,8 +125,11 @@ def test_a_thousand_file_change_lists_fast_and_patches_incrementally(fleet: Flee
 
 def test_cli_diff_and_stat_plain_when_not_a_tty(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
     spawn_script(fleet, tmp_path, "c", "printf 'c\\n' > c.txt\ngit add c.txt\ngit commit -qm c\nprintf 'u\\n' > u.txt")
-    run = lambda *args: subprocess.run([sys.executable, "-m", "cockpit", *args], cwd=repo, capture_output=True,
-                                       env=os.environ, timeout=60)
+
+    def run(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run([sys.executable, "-m", "cockpit", *args], cwd=repo, capture_output=True,
+                              env=os.environ, timeout=60)
+
     stat = run("diff", "c", "--stat")
     assert stat.returncode == 0, stat.stderr
     out = stat.stdout.decode()
@@ -159,6 +162,6 @@ def test_worktree_changes_give_the_paths_and_the_summary_in_two_git_calls(repo: 
     assert found.paths == name_only | {"tab\tname.txt"}
     numstat = git(repo, "diff", "--numstat", base).splitlines()
     assert found.files == len(numstat) + 1 == 4  # moved (one rename), app.py, blob.bin + untracked
-    assert found.insertions == sum(int(l.split("\t")[0]) for l in numstat if l[0].isdigit()) + 2
-    assert found.deletions == sum(int(l.split("\t")[1]) for l in numstat if l[0].isdigit())
+    assert found.insertions == sum(int(line.split("\t")[0]) for line in numstat if line[0].isdigit()) + 2
+    assert found.deletions == sum(int(line.split("\t")[1]) for line in numstat if line[0].isdigit())
     assert worktrees.diff_summary(repo, base) == found.summary

@@ -16,16 +16,16 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 import cockpit
 from cockpit.core.fleet import Fleet
 from cockpit.core.server import default_socket, legacy_socket_name
-from tests.conftest import SSHServer, git, wait_until
+from conftest import SSHServer, git, wait_until
 
 pytestmark = pytest.mark.tmux
 PROJECT = Path(cockpit.__file__).resolve().parent.parent
@@ -211,7 +211,8 @@ def exercise(shell: Shell, repo: Path, socket: str, stop: Path, terminals: list[
     assert agents(shell)["docs"]["state"] == "killed"
 
 
-SHELLS = ["profile", "other-tmpdir", "no-tmpdir", "inside-tmux", "cron", "c-locale", "subdirectory", "worktree", "ssh"]
+SHELLS = ["profile", "other-tmpdir", "no-tmpdir", "inside-tmux", "cron", "c-locale", "subdirectory", "worktree",
+          pytest.param("ssh", marks=pytest.mark.ssh)]
 
 
 @pytest.mark.parametrize("where", SHELLS)
@@ -256,7 +257,8 @@ def test_started_from_cron_seen_from_a_profile_and_c_locale(repo: Path, tmp_path
     assert cron.run("spawn", "docs", "--command", LOOP).returncode == 0
     tmpdir = tmp_path / "tmux"
     tmpdir.mkdir()
-    for shell in (Shell("profile", base_env(TMUX_TMPDIR=str(tmpdir)), repo), Shell("C", base_env(LANG="C", LC_ALL="C"), repo)):
+    for shell in (Shell("profile", base_env(TMUX_TMPDIR=str(tmpdir)), repo),
+                  Shell("C", base_env(LANG="C", LC_ALL="C"), repo)):
         assert agents(shell)["docs"]["state"] == "running", shell.name
     down = Shell("C", base_env(LANG="C", LC_ALL="C"), repo).run("down")
     assert down.returncode == 0, down.stderr

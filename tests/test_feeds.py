@@ -4,6 +4,7 @@ often as a tile can show it, a key holds rendering back, and the share of time i
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 from pathlib import Path
 
 from cockpit.ui.feeds import FLOOD_INTERVAL, LogFeed, RenderScheduler
@@ -45,7 +46,7 @@ def test_a_quiet_log_renders_at_once_and_a_flooding_one_at_the_flood_interval(tm
             feed.pump()  # as fast as the loop goes: a flood
         wait_until(lambda: feed.lines and feed.lines[-1].plain == f"flood {n - 1}", 5, message="the last line")
         assert feed.flooding
-        gaps = [b - a for a, b in zip(renders, renders[1:])]
+        gaps = [b - a for a, b in pairwise(renders)]
         assert len(renders) <= 1.0 / FLOOD_INTERVAL + 3, renders
         assert gaps and min(gaps) >= FLOOD_INTERVAL * 0.9
     finally:

@@ -11,7 +11,7 @@ import pytest
 from cockpit.core import processes
 from cockpit.core.errors import CockpitError
 from cockpit.core.fleet import Fleet
-from tests.conftest import PY, git, sleeper, tree_hashes, wait_until
+from conftest import PY, git, sleeper, tree_hashes, wait_until
 
 pytestmark = pytest.mark.tmux
 
@@ -247,7 +247,8 @@ def test_agent_environment_is_scoped(fleet: Fleet, repo: Path, monkeypatch: pyte
 
 
 def test_exit_is_recorded_by_tmux_hook_with_no_cockpit_reading(fleet: Fleet, repo: Path) -> None:
-    (repo / "cockpit.toml").write_text('[cockpit]\nmax_failures = 1\n[[agent]]\nname = "up"\ncommand = "sleep 0.3; exit 4"\n'
+    (repo / "cockpit.toml").write_text('[cockpit]\nmax_failures = 1\n'
+                                       '[[agent]]\nname = "up"\ncommand = "sleep 0.3; exit 4"\n'
                                        '[[agent]]\nname = "down"\ncommand = "sleep 60"\nafter = ["up"]\n')
     fleet.up()
     events = fleet.layout.events

@@ -13,7 +13,7 @@ import pytest
 
 from cockpit.core.fleet import Fleet
 from cockpit.core.scope import in_scope, matches, overlap
-from tests.conftest import git, tmux, wait_until
+from conftest import git, tmux, wait_until
 
 pytestmark = pytest.mark.tmux
 
@@ -77,7 +77,7 @@ def test_checklist_announces_a_verified_batch(repo: Path) -> None:
     assert lines[0] == "All 3 dispatches use isolation: worktree — verified"
     assert any("warning: scopes of one and two overlap" in line for line in lines)
     assert not any("three" in line and "warning" in line for line in lines)
-    events = [json.loads(l) for l in (repo / ".cockpit" / "events.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in (repo / ".cockpit" / "events.jsonl").read_text().splitlines()]
     checklist = [e for e in events if e["type"] == "checklist"]
     assert checklist[0]["data"]["message"] == "All 3 dispatches use isolation: worktree — verified"
 
@@ -220,8 +220,8 @@ def test_guard_answers_the_hook(fleet: Fleet, repo: Path) -> None:
 
     allowed = guard("src/app.py")
     assert allowed.returncode == 0 and allowed.stdout == ""
-    for target, why in (("README.md", "outside agent 'g''s scope"), (str(repo / "src" / "app.py"), "outside agent 'g''s worktree"),
-                        ("../other/x.py", "worktree")):
+    for target, why in (("README.md", "outside agent 'g''s scope"),
+                        (str(repo / "src" / "app.py"), "outside agent 'g''s worktree"), ("../other/x.py", "worktree")):
         answer = guard(target)
         assert answer.returncode == 0
         decision = json.loads(answer.stdout)["hookSpecificOutput"]

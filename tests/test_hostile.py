@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import git, sleeper, tmux, wait_until
+from conftest import git, sleeper, tmux, wait_until
 
 pytestmark = pytest.mark.tmux
 
@@ -29,7 +29,8 @@ def fleet_state(repo: Path) -> tuple:
     sessions = tmux(repo, "list-sessions", "-F", "#{session_name}").stdout
     return (git(repo, "for-each-ref"), git(repo, "worktree", "list"), sessions, git(repo, "status", "--porcelain"),
             sorted(str(p.relative_to(repo)) for p in (repo / ".cockpit").rglob("*")
-                   if "tmp" not in p.parts and p.name not in ("lock", "events.jsonl")) if (repo / ".cockpit").exists() else [])
+                   if "tmp" not in p.parts and p.name not in ("lock", "events.jsonl"))
+            if (repo / ".cockpit").exists() else [])
 
 
 HOSTILE_NAMES = ["..", ".", "a/../../etc", "-", "--help-me", "a\nb", "a\x1b[2Jb", "$(id)", "`id`", "a*", "~root",
@@ -40,7 +41,8 @@ HOSTILE_NAMES = ["..", ".", "a/../../etc", "-", "--help-me", "a\nb", "a\x1b[2Jb"
 def test_hostile_names(repo: Path, name: str) -> None:
     before = fleet_state(repo)
     for args in (["spawn", "--command", "true", "--", name], ["kill", "--", name], ["respawn", "--", name],
-                 ["restore", "--", name], ["logs", "--", name], ["attach", "--", name], ["discard", "--yes", "--", name]):
+                 ["restore", "--", name], ["logs", "--", name], ["attach", "--", name],
+                 ["discard", "--yes", "--", name]):
         result = cockpit(repo, *args)
         no_traceback(result)
         assert result.returncode in (1, 2), (args, result.stderr)

@@ -63,6 +63,7 @@ def test_each_host_is_its_own_user_behind_its_own_sshd_with_a_pinned_key(hosts: 
     assert big.run(["echo", "$HOME; id"]).stdout == "$HOME; id\n"
 
 
+@pytest.mark.tmux  # the hosts' agents and a local fleet run in tmux
 def test_cockpit_installed_offline_runs_agents_as_each_host_user_and_locally_at_once(
         hosts: Lab, repo: Path) -> None:
     big, small = hosts.up("big", "small")
@@ -101,6 +102,7 @@ def test_cockpit_installed_offline_runs_agents_as_each_host_user_and_locally_at_
     assert uids_running(markers[small]) == {small.uid} and uids_running(local) == {os.getuid()}
 
 
+@pytest.mark.tmux  # the host's agent runs in tmux
 def test_a_stopped_sshd_makes_its_host_unreachable_fast_while_its_agents_run_on(hosts: Lab) -> None:
     big, small = hosts.up("big", "small")
     big.install_cockpit()
@@ -152,6 +154,7 @@ def test_a_control_master_shares_one_connection_up_to_max_sessions(hosts: Lab) -
     assert accepted(big.dir, big.user) == before + 2
 
 
+@pytest.mark.tmux  # starts a tmux server as the host user
 def test_clean_leaves_no_process_socket_or_file_of_a_host_behind(hosts: Lab) -> None:
     (big,) = hosts.up("big")
     big.install_cockpit()

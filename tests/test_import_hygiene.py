@@ -1,9 +1,9 @@
 """The engine must not know the UI exists: importing every core module loads no Textual or Rich."""
 
 import pkgutil
-from pathlib import Path
 import subprocess
 import sys
+from pathlib import Path
 
 import cockpit.core
 
@@ -34,7 +34,8 @@ def test_importing_any_module_writes_nothing_and_returns(tmp_path) -> None:
     modules = [m.name for m in pkgutil.walk_packages(cockpit.__path__, prefix="cockpit.")]
     assert "cockpit.core.demo_agents.rogue" in modules and "cockpit.ui.app" in modules
     (tmp_path / "README.md").write_text("mine\n")
-    code = "import importlib\nfor name in %r: importlib.import_module(name)\nprint('imported', len(%r))\n" % (modules, modules)
+    code = (f"import importlib\nfor name in {modules!r}: importlib.import_module(name)\n"
+            f"print('imported', {len(modules)})\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             timeout=60, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr

@@ -52,7 +52,7 @@ def test_reads_match_the_file_whatever_the_window(tmp_path: Path, seed: int) -> 
     check_reads(index, truth(data), rng)
     check_reads(index, truth(data), rng, cap=100)
     offsets = [line.offset for line in index.read(0, len(truth(data)))]
-    assert offsets == [sum(len(l) + 1 for l in truth(data)[:i]) for i in range(len(truth(data)))]
+    assert offsets == [sum(len(line) + 1 for line in truth(data)[:i]) for i in range(len(truth(data)))]
 
 
 def test_opens_on_the_tail_then_indexes_the_head_and_renumbers(tmp_path: Path) -> None:
@@ -65,7 +65,7 @@ def test_opens_on_the_tail_then_indexes_the_head_and_renumbers(tmp_path: Path) -
     expected = truth(data)
     assert not index.complete and 0 < index.lines < len(expected)
     tail_lines = index.lines
-    assert [l.data for l in index.read(0, tail_lines)] == expected[-tail_lines:]
+    assert [line.data for line in index.read(0, tail_lines)] == expected[-tail_lines:]
     numbering = index.numbering
     shift = index.scan_head()
     assert index.complete and index.numbering > numbering
@@ -79,20 +79,20 @@ def test_follows_appends_and_starts_over_when_truncated_or_replaced(tmp_path: Pa
     assert not index.open() and index.lines == 0
     log.write_bytes(b"one\ntw")
     assert index.extend() and index.lines == 2 and index.finished_lines == 1
-    assert [l.data for l in index.read(0, 5)] == [b"one", b"tw"]  # the live line is readable
+    assert [row.data for row in index.read(0, 5)] == [b"one", b"tw"]  # the live line is readable
     with open(log, "ab") as handle:
         handle.write(b"o\nthree\n" + b"".join(b"more %d\n" % i for i in range(100)))
     assert index.extend()
     assert not index.extend()  # nothing new
-    assert [l.data for l in index.read(0, 3)] == [b"one", b"two", b"three"]
+    assert [line.data for line in index.read(0, 3)] == [b"one", b"two", b"three"]
     assert index.lines == 103 == index.finished_lines
     generation = index.generation
     log.write_bytes(b"fresh\n")  # truncated and rewritten
     assert index.extend() and index.generation > generation
-    assert [l.data for l in index.read(0, 5)] == [b"fresh"]
+    assert [line.data for line in index.read(0, 5)] == [b"fresh"]
     os.rename(log, tmp_path / "old.log")
     log.write_bytes(b"a\nb\nc\nd\ne\nf\ng\n")  # re-created: a new inode, bigger than before
-    assert index.extend() and [l.data for l in index.read(5, 5)] == [b"f", b"g"]
+    assert index.extend() and [line.data for line in index.read(5, 5)] == [b"f", b"g"]
 
 
 def test_a_tail_that_is_one_long_line_still_opens(tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ def make_log(rng: random.Random, lines: int) -> bytes:
         kind = rng.randrange(5)
         words = rng.sample(WORDS, 3)
         if kind == 0:  # Claude-like: words placed at columns, coloured
-            line = b"".join(b"\x1b[38;5;%dm\x1b[%dG%s" % (rng.randrange(256), 1 + 10 * j, w) for j, w in enumerate(words))
+            line = b"".join(b"\x1b[38;5;%dm\x1b[%dG%s" % (rng.randrange(256), 1 + 10 * j, w)
+                            for j, w in enumerate(words))
         elif kind == 1:  # a progress line redrawn with \r
             line = b"\r".join(b"%d%% %s" % (p, words[0]) for p in (10, 50, 100))
         elif kind == 2:  # a colour change inside a word

@@ -19,7 +19,7 @@ from cockpit.core.errors import ConfigError
 from cockpit.core.fleet import Fleet
 from cockpit.core.queue import MergeQueue, Outcome, enqueue, pending
 from cockpit.core.spec import load_config
-from tests.conftest import git, tree_hashes, wait_until
+from conftest import git, tree_hashes, wait_until
 
 pytestmark = pytest.mark.tmux
 
@@ -349,7 +349,8 @@ def test_gate_timeout_kills_the_gate_group_and_rejects(fleet: Fleet, repo: Path,
     assert outcome.state == "rejected" and outcome.reason == "timeout"
     assert main_sha(repo) == before
     for pid in map(int, pids.read_text().split()):
-        wait_until(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3],
+        wait_until(lambda: not Path(f"/proc/{pid}").exists()
+                   or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[-1][:3],
                    timeout=10, message=f"gate process {pid} gone")
 
 

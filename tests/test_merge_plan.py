@@ -14,7 +14,7 @@ from cockpit.core.agent import Agent
 from cockpit.core.fleet import Fleet
 from cockpit.core.merge_plan import plan_merge
 from cockpit.core.queue import MergeQueue, enqueue
-from tests.conftest import PY, git, wait_until
+from conftest import PY, git, wait_until
 
 pytestmark = pytest.mark.tmux
 

@@ -107,7 +107,8 @@ def test_config_keys(tmp_path: Path) -> None:
     path.write_text("[cockpit]\nidle_after = 1\nstall_after = 2.5\nnotify_command = 'cat'\nnotify_interval = 0.5\n"
                     "[[agent]]\nname = 'a'\ncommand = 'x'\npreset = 'claude-code'\n")
     config = load_config(path)
-    assert (config.idle_after, config.stall_after, config.notify_command, config.notify_interval) == (1.0, 2.5, "cat", 0.5)
+    assert (config.idle_after, config.stall_after, config.notify_command, config.notify_interval) == (
+        1.0, 2.5, "cat", 0.5)
     assert config.agents["a"].preset == "claude-code"
     defaults = load_config(tmp_path / "missing.toml")
     assert (defaults.idle_after, defaults.stall_after, defaults.notify_command, defaults.notify_interval) == (

@@ -13,7 +13,7 @@ import pytest
 
 from cockpit.core.server import default_socket
 from cockpit.core.watch import SESSION as WATCHER
-from tests.conftest import git, tmux, wait_until
+from conftest import git, tmux, wait_until
 
 pytestmark = pytest.mark.tmux
 

@@ -18,7 +18,7 @@ from cockpit.core import sandbox
 from cockpit.core.errors import ConfigError
 from cockpit.core.fleet import Fleet
 from cockpit.core.spec import load_config
-from tests.conftest import fleet_socket, git, sleeper, tmux, tree_hashes, wait_until
+from conftest import fleet_socket, git, sleeper, tmux, tree_hashes, wait_until
 
 pytestmark = pytest.mark.tmux
 
@@ -75,7 +75,7 @@ OWN = {
 
 
 def _script(results: Path) -> str:
-    lines = [f'while [ ! -e "$TMPDIR/go" ]; do sleep 0.05; done']
+    lines = ['while [ ! -e "$TMPDIR/go" ]; do sleep 0.05; done']
     for label, command in {**OWN, **ATTACKS}.items():
         quoted = command.replace("'", "'\\''")
         lines.append(f"sh -c '{quoted}' >/dev/null 2>&1; echo \"{label} $?\" >> \"$TMPDIR/results.txt\"")
@@ -133,7 +133,7 @@ def test_adversarial_agent_changes_nothing_outside_its_worktree(fleet: Fleet, re
     wait_until(lambda: "done" in jail_config.read_text() if jail_config.exists() else False,
                message="adversary finished", timeout=60)
     results = _results(jail_config)
-    assert {label: results[label] for label in OWN} == {label: 0 for label in OWN}, results
+    assert {label: results[label] for label in OWN} == dict.fromkeys(OWN, 0), results
     succeeded = [label for label in ATTACKS if results[label] == 0]
     assert succeeded == [], f"attacks that succeeded: {succeeded}"
 
@@ -268,7 +268,8 @@ def test_bwrap_that_cannot_run_reports_its_error(fleet: Fleet, repo: Path, tmp_p
 
 
 @pytest.mark.parametrize("text, where", [
-    ('[[agent]]\nname = "a"\ncommand = "x"\nsandbox = "docker"\n', ":4: agent[0] ('a').sandbox: unknown sandbox 'docker'"),
+    ('[[agent]]\nname = "a"\ncommand = "x"\nsandbox = "docker"\n',
+     ":4: agent[0] ('a').sandbox: unknown sandbox 'docker'"),
     ('[cockpit]\nsandbox = "firejail"\n', ":2: cockpit.sandbox: unknown sandbox 'firejail'"),
     ('[[agent]]\nname = "a"\ncommand = "x"\nsandbox = true\n', ":4: agent[0] ('a').sandbox: expected str"),
 ])

@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -26,8 +25,7 @@ from cockpit.core.session_log import (
     last_lines,
     read_tail,
 )
-
-from tests.conftest import wait_until
+from conftest import wait_until
 
 GiB = 1024**3
 
@@ -328,7 +326,7 @@ class Follower:
             for chunk in follow(path, lines=lines, poll=0.02, stop=self.stop):
                 with self._lock:
                     self._chunks.append(chunk)
-        except BaseException as exc:  # surfaced by the test through .error
+        except BaseException as exc:  # noqa: BLE001 (surfaced by the test through .error)
             self.error = exc
 
     @property

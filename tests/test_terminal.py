@@ -10,8 +10,8 @@ import pyte
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rich.color import ColorType
 from pyte.screens import StaticDefaultDict
+from rich.color import ColorType
 from rich.style import Style
 from rich.text import Text
 
@@ -317,7 +317,7 @@ def test_history_is_bounded():
     lines = plain(renderer.lines())
     assert len(lines) == 100 + 10 - 1  # history + screen rows, less the empty cursor row
     assert lines[-1] == "line 999"
-    assert lines[0] == "line %d" % (1000 - len(lines))
+    assert lines[0] == f"line {1000 - len(lines)}"
     renderer.feed(b"x" * (3 * RETAIN_BYTES))
     assert len(renderer._raw) <= RETAIN_BYTES
 

@@ -22,7 +22,7 @@ from cockpit.core import processes
 from cockpit.core.errors import CockpitError
 from cockpit.core.fleet import Fleet
 from cockpit.core.spec import NAME_RE
-from tests.conftest import git, kill_tmux_server, tree_hashes
+from conftest import git, kill_tmux_server, tree_hashes
 
 pytestmark = pytest.mark.tmux
 

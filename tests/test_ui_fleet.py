@@ -61,7 +61,7 @@ async def test_thirty_agents_at_80x24_with_a_count_off_screen(fleet: Fleet, tmp_
         await wait_for(pilot, lambda: grid.scroll_y > 0 and grid.off_screen < 30, message="scrolled")
         focused = app.focused
         assert focused.region.y >= grid.region.y and focused.region.bottom <= grid.region.bottom
-        await wait_for(pilot, lambda: f"I am {focused.agent.name}" in "\n".join(l.plain for l in focused.feed.lines))
+        await wait_for(pilot, lambda: any(f"I am {focused.agent.name}" in line.plain for line in focused.feed.lines))
 
 
 @pytest.mark.slow

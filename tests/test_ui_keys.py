@@ -226,7 +226,7 @@ async def test_zoom_search_and_screen_view(fleet: Fleet, tmp_path: Path) -> None
     app = app_for(fleet, tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         tile = await focus(pilot, app, "talker")
-        await wait_for(pilot, lambda: any("SCREEN-ONLY" in l.plain for l in tile.feed.lines))
+        await wait_for(pilot, lambda: any("SCREEN-ONLY" in line.plain for line in tile.feed.lines))
         await pilot.press("z")
         zoom = await wait_for(pilot, lambda: isinstance(app.screen, ZoomScreen) and app.screen)
         await wait_for(pilot, lambda: any("needle 3" in line for line in zoom.view.visible_lines()), message="the log")
@@ -241,7 +241,7 @@ async def test_zoom_search_and_screen_view(fleet: Fleet, tmp_path: Path) -> None
         await wait_for(pilot, lambda: not isinstance(app.screen, ZoomScreen))
         await pilot.press("s")
         assert tile.view == "screen"
-        await wait_for(pilot, lambda: tile.feed.screen and any("SCREEN-ONLY" in l.plain for l in tile.feed.screen),
+        await wait_for(pilot, lambda: tile.feed.screen and any("SCREEN-ONLY" in row.plain for row in tile.feed.screen),
                        message="captured screen")
         await pilot.press("s")
         assert tile.view == "log"
@@ -256,7 +256,7 @@ async def test_the_screen_view_of_a_blank_pane_says_it_is_blank(fleet: Fleet, tm
         await pilot.press("s")
         await wait_for(pilot, lambda: tile.feed.screen is not None, message="the pane captured")
         assert tile.feed.screen == []
-        await wait_for(pilot, lambda: [l.plain for l in tile.shown_lines()] == ["(the screen is blank)"],
+        await wait_for(pilot, lambda: [line.plain for line in tile.shown_lines()] == ["(the screen is blank)"],
                        message="blank, not capturing")
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -83,7 +83,8 @@ def test_keys_typed_fast_act_on_the_tile_just_focused(fleet: Fleet, repo: Path, 
 
 @pytest.mark.parametrize("term, colorterm, extra", [
     ("xterm-256color", None, []), ("xterm-256color", "truecolor", ["--no-mouse"]),
-    ("screen-256color", None, []), ("tmux-256color", "truecolor", []), ("tmux-256color", None, ["--theme", "cockpit-light"]),
+    ("screen-256color", None, []), ("tmux-256color", "truecolor", []),
+    ("tmux-256color", None, ["--theme", "cockpit-light"]),
 ])
 def test_runs_under_common_terminals(fleet: Fleet, repo: Path, terminal: str, term: str, colorterm: str | None,
                                      extra: list[str]) -> None:
@@ -113,7 +114,7 @@ def test_demo_opens_the_cockpit_with_the_checklist_shown(tmp_path: Path, termina
     subprocess.run(["tmux", "-L", terminal, "new-session", "-d", "-s", "tui", "-x", "160", "-y", "40", command],
                    check=True, env=env)
     try:
-        wait_until(lambda: "verified" in screen(terminal) and "builder" in screen(terminal) and "rogue" in screen(terminal),
+        wait_until(lambda: all(word in screen(terminal) for word in ("verified", "builder", "rogue")),
                    timeout=60, message="the demo grid with the checklist notice")
         assert "All 4 dispatches use isolation" in screen(terminal).replace("\n", " ") or "All 4" in screen(terminal)
         keys(terminal, "q")

@@ -9,10 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cockpit.core.fleet import Fleet
 from cockpit.core.queue import MergeQueue, enqueue
-from tests.conftest import git, tmux, wait_until
+from conftest import git, tmux, wait_until
 
+pytestmark = pytest.mark.tmux
 LIT = "'''"  # TOML literal strings: commands keep their quotes
 
 

@@ -8,14 +8,15 @@ import subprocess
 import sys
 import time
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from cockpit.core.fleet import Fleet
 from cockpit.core.watch import SESSION
-from tests.conftest import PY, sleeper, tmux, wait_until
-from tests.test_cli import cockpit
+from conftest import PY, sleeper, tmux, wait_until
+from test_cli import cockpit
 
 pytestmark = pytest.mark.tmux
 
@@ -98,7 +99,8 @@ def test_notify_command_gets_one_json_event_per_change_with_no_tui(repo: Path, t
     assert cockpit(repo, "spawn", "ask", "--command", command).returncode == 0
     wait_until(lambda: notes(out), timeout=15, message="waiting notification")
     first = notes(out)[0]
-    assert {k: first[k] for k in ("type", "agent", "activity")} == {"type": "activity", "agent": "ask", "activity": "waiting"}
+    assert {k: first[k] for k in ("type", "agent", "activity")} == {
+        "type": "activity", "agent": "ask", "activity": "waiting"}
     assert first["previous"] in (None, "working")  # None: it asked before the watcher's first look
     datetime.fromisoformat(first["ts"])
     tmux(repo, "send-keys", "-t", "=ask:", "y", "Enter", check=True)
@@ -134,7 +136,7 @@ def test_flapping_agent_is_rate_limited(fleet: Fleet, repo: Path, tmp_path: Path
     assert 1 < len(sent) < rounds
     assert any(e.data["note"].get("merged") for e in sent)
     times = [datetime.fromisoformat(e.ts).timestamp() for e in sent]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in pairwise(times)]
     assert all(gap >= interval - 0.05 for gap in gaps), gaps
     assert notes(out) == [e.data["note"] for e in sent]
 

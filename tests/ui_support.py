@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from textual.pilot import Pilot
 
@@ -38,7 +38,7 @@ def screen_rows(app: CockpitApp) -> list[str]:
     import re
     svg = app.export_screenshot()
     rows: dict[int, dict[int, str]] = {}
-    for x, y, length, text in re.findall(
+    for x, y, _length, text in re.findall(
             r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)" textLength="([\d.]+)"[^>]*>(.*?)</text>', svg, re.S):
         row = rows.setdefault(round((float(y) - 20) / 24.4), {})
         column = round(float(x) / 12.2)
