@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from textual import events, work
-from textual.app import App, ComposeResult, SuspendNotSupported
+from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.reactive import Reactive
 from textual.screen import Screen
@@ -142,9 +142,9 @@ class CockpitApp(App[int]):
         self.feeds_by_path: dict[Path, LogFeed] = {}
         self.agents: list[Agent] = []
         self.queue: list[str] = []
+        """The merge queue in order, shown in the header."""
         self.notices: list[str] = []
         """Shown when the app starts (the checklist of the batch that opened it)."""
-        """The merge queue in order, shown in the header."""
         self.screen_views: set[str] = set()
         self.reported: list[str] = []
         """Every error shown to the user, oldest first (tests read it)."""
@@ -561,4 +561,4 @@ def run_app(fleet: Fleet, theme: str | None = None, mouse: bool = True, notices:
     return app.return_code or 0
 
 
-__all__ = ["CockpitApp", "make_app", "run_app", "run_attached", "SuspendNotSupported"]
+__all__ = ["CockpitApp", "make_app", "run_app", "run_attached"]
