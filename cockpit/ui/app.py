@@ -24,9 +24,7 @@ from typing import Callable
 from textual import events, work
 from textual.app import App, ComposeResult
 from textual.message import Message
-from textual.reactive import Reactive
 from textual.screen import Screen
-from textual.widget import Widget
 from textual.widgets import Static
 
 from cockpit.core import notify
@@ -37,7 +35,8 @@ from cockpit.ui import actions
 from cockpit.ui.collector import CollectorTuning
 from cockpit.ui.commands import AGENT_VERBS, CockpitCommands, PaletteCommand
 from cockpit.ui.feeds import FLOOD_INTERVAL, LogFeed, RenderScheduler
-from cockpit.ui.footer import KeyFooter
+from cockpit.ui.footer import key_footer
+from cockpit.ui.internals import DEFAULT_SCREEN_ID, QuietFocusScreen, stock_widgets
 from cockpit.ui.keys import APP_KEYS, bindings
 from cockpit.ui.sync import FleetSync, Snapshot, describe
 from cockpit.ui.themes import DEFAULT_THEME, CockpitTheme, fallback_variables, load_themes, register_themes
@@ -95,14 +94,9 @@ class FleetHeader(Static):
     _shown = ""
 
 
-class GridScreen(Screen):
-    """The app's main screen (the grid of tiles).
-
-    Textual repaints a whole screen when its focus moves; here only the two tiles involved
-    repaint (their ``:focus`` style). Under a flood of log output that full-screen frame was
-    most of what an arrow key cost before it showed."""
-
-    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
+class GridScreen(QuietFocusScreen):
+    """The app's main screen (the grid of tiles): a focus move repaints only the two tiles
+    involved (see :class:`~cockpit.ui.internals.QuietFocusScreen`)."""
 
 
 class LogsChanged(Message):
@@ -132,6 +126,8 @@ class CockpitApp(App[int]):
         self.problems = list(problems or [])
         self.clock = clock
         self.attach_runner = attach_runner
+        self.stock = stock_widgets()
+        """Textual's stock widgets and behaviour only (``COCKPIT_STOCK_WIDGETS=1``)."""
         self.alert_terminal = True
         """Send notifications to the terminal too (bell, OSC 9 / OSC 777)."""
         self.renders = RenderScheduler()
@@ -185,7 +181,9 @@ class CockpitApp(App[int]):
         self.renders.hold(INPUT_PRIORITY_S)
 
     def get_default_screen(self) -> Screen:
-        return GridScreen(id="_default")
+        if self.stock:
+            return super().get_default_screen()
+        return GridScreen(id=DEFAULT_SCREEN_ID)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return fallback_variables(self.cockpit_themes)
@@ -193,7 +191,7 @@ class CockpitApp(App[int]):
     def compose(self) -> ComposeResult:
         yield FleetHeader(id="header")
         yield TileGrid()
-        yield KeyFooter()
+        yield key_footer()
 
     def on_mount(self) -> None:
         self.set_keymap(self.keymap)
@@ -260,7 +258,9 @@ class CockpitApp(App[int]):
             self.queue = snapshot.queue
         if snapshot.agents is not None:
             self._reconcile(snapshot.agents, snapshot.diffs, snapshot.base_moved)
-            if not self.collector.applied:  # the grid is up: what lives now, lives long
+            if not self.collector.applied and not self.stock:  # the grid is up: what lives now, lives long
+                # (not with stock widgets: their rows are cyclic garbage, which CPython's own
+                # full collections must keep freeing)
                 self.call_after_refresh(self.collector.apply)
         if self._force_poll or self.polls == 1:  # (the first poll left the diffs for now)
             self.request_poll(force=self.polls == 1)

@@ -21,7 +21,7 @@ from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from cockpit.ui.footer import KeyFooter
+from cockpit.ui.footer import key_footer
 from cockpit.ui.keys import DIFF_KEYS, bindings
 from cockpit.ui.sync import describe
 
@@ -116,7 +116,7 @@ class DiffScreen(Screen[None]):
             yield OptionList(id="diff-files")
             with VerticalScroll(id="diff-scroll"):
                 yield Static("", id="diff-patch")
-        yield KeyFooter()
+        yield key_footer()
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()

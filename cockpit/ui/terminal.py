@@ -52,10 +52,11 @@ from typing import Any
 import pyte
 from pyte import charsets, modes
 from pyte.screens import Char, Margins, StaticDefaultDict
-from pyte.screens import wcwidth as _wcwidth  # the same cached width function pyte draws with
 from rich.color import Color
 from rich.style import Style
 from rich.text import Span, Text
+
+from cockpit.ui.internals import PYTE_BRIGHT_MAGENTA, between_sequences, pyte_wcwidth
 
 __all__ = [
     "TerminalRenderer", "LineRenderer", "render", "render_capture", "RETAIN_BYTES", "FULL_RENDER_BYTES",
@@ -216,7 +217,7 @@ def _drawable(text: str) -> tuple[str, bool]:
     kept = []
     narrow = True
     for char in text:
-        width = _wcwidth(char)
+        width = pyte_wcwidth(char)  # the same cached width function pyte draws with
         if width > 0 or unicodedata.combining(char):
             kept.append(char)
             narrow = narrow and width == 1
@@ -508,7 +509,7 @@ class _FastStream(pyte.Stream):
             if start > pos:
                 self._parse(data[pos:start])
             pos = match.end()
-            if self._taking_plain_text:
+            if between_sequences(self):
                 self._dispatch(*match.groups())
             else:  # pyte is in the middle of another sequence: let it decide
                 self._parse(match.group())
@@ -605,7 +606,7 @@ def _color(name: str) -> Color | None:
     truecolor arrive from pyte as "rrggbb"; "default" (and anything malformed) is None."""
     if name == "default":
         return None
-    if name == "bfightmagenta":  # sic: pyte 0.8.2's name for SGR 105
+    if name == PYTE_BRIGHT_MAGENTA:  # sic: pyte's name for SGR 105
         name = "brightmagenta"
     bright = name.startswith("bright")
     base = _ANSI_NAMES.get(name[6:] if bright else name)

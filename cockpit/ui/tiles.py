@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime, timezone
-from typing import Callable, Iterable, Sequence
+from typing import Callable
 
 from rich.segment import Segment
 from rich.style import Style
@@ -28,6 +28,7 @@ from textual.widget import Widget
 
 from cockpit.core.agent import Agent
 from cockpit.ui.feeds import LogFeed
+from cockpit.ui.internals import CycleFreeStrip, stock_widgets
 from cockpit.ui.keys import GRID_KEYS, bindings
 
 MIN_TILE_WIDTH = 38
@@ -194,6 +195,8 @@ class AgentTile(Widget, can_focus=True):
         """When the app last repainted the body for new lines (monotonic)."""
         self._frame: _Frame | None = None
         """The border and padding as last rendered (None: render again)."""
+        self.stock = stock_widgets()
+        """Paint the way Textual paints any widget (``COCKPIT_STOCK_WIDGETS=1``): no frame cache."""
 
     def update_agent(self, agent: Agent, diff: tuple[int, int, int] | None | bool = False,
                      base_moved: int | None = None) -> None:
@@ -264,8 +267,11 @@ class AgentTile(Widget, can_focus=True):
         Textual's per-row styling costs several times a cached row. So the frame (the border
         rows, and border and padding around a body row) comes from Textual's own renderer
         only when the tile was refreshed as a whole; a body row is that frame around a strip
-        cached per log line."""
+        cached per log line. (That relies on when Textual refreshes a widget: see
+        :mod:`cockpit.ui.internals`; stock widgets paint every row through :meth:`render_line`.)"""
         self._shown = self.shown_lines()  # one snapshot per paint: the feed changes in a thread
+        if self.stock:
+            return super().render_lines(crop)
         width, height = self.outer_size
         gutter = self.styles.gutter
         top, bottom = gutter.top, height - gutter.bottom
@@ -279,7 +285,7 @@ class AgentTile(Widget, can_focus=True):
             rows = [*super().render_lines(Region(0, 0, width, top + 1)),
                     *([None] * (bottom - top - 1)),
                     *super().render_lines(Region(0, bottom, width, height - bottom))]
-            rows = [None if row is None else _Row.join([row]) for row in rows]
+            rows = [None if row is None else CycleFreeStrip.join([row]) for row in rows]
             old, frame = frame, _Frame.of(self, rows)
             if old is None or old.body != frame.body:  # e.g. focus: not a new subtitle
                 self._strips.clear()
@@ -301,8 +307,10 @@ class AgentTile(Widget, can_focus=True):
         return strips
 
     def render_line(self, y: int) -> Strip:
-        # Only Textual's own renderer calls this, for the frame (see render_lines).
-        return Strip.blank(self.content_size.width, self.rich_style)
+        line = self._shown[y] if self.stock and y < len(self._shown) else None
+        if line is None:  # (Textual's own renderer calls this for the frame only: see render_lines)
+            return Strip.blank(self.content_size.width, self.rich_style)
+        return Strip(Segment.apply_style(line.render(self.app.console), self.rich_style))
 
     def _body_row(self, index: int, frame: _Frame, width: int, painted: dict[object, Strip]) -> Strip:
         line = self._shown[index] if index < len(self._shown) else None
@@ -317,28 +325,10 @@ class AgentTile(Widget, can_focus=True):
                     list(Segment.apply_style(line.render(self.app.console), style)), width, style)
             for line_filter in frame.filters:
                 body = line_filter.apply(body, frame.background)
-            row = _Row([*frame.prefix, *body, *frame.suffix], frame.size[0])
+            row = CycleFreeStrip([*frame.prefix, *body, *frame.suffix], frame.size[0])
             self._strips[key] = row
         painted[key] = row
         return row
-
-
-class _Row(Strip):
-    """A painted row of a tile.
-
-    Textual's ``Strip.divide`` answers a cut at the strip's own end with ``[self]`` and caches
-    that list in the strip: a reference cycle, which only a full garbage collection frees.
-    The compositor makes that cut on every row of every tile, and tiles make and drop rows
-    many times a second: about 7,000 objects a second became cyclic garbage (16 agents at
-    100 lines/s). A row answers that cut without the cache."""
-
-    __slots__ = ()
-
-    def divide(self, cuts: Iterable[int]) -> Sequence[Strip]:
-        cuts = [cut for cut in cuts if cut <= self.cell_length]
-        if cuts == [self.cell_length]:
-            return [self]
-        return super().divide(cuts)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from textual.worker import get_current_worker
 
 from cockpit.core.log_index import LINE_CAP
 from cockpit.core.log_search import candidates
-from cockpit.ui.footer import KeyFooter
+from cockpit.ui.footer import key_footer
 from cockpit.ui.keys import ZOOM_KEYS, bindings
 from cockpit.ui.logview import LogView, Match, MatchList
 from cockpit.ui.terminal import LineRenderer
@@ -116,7 +116,7 @@ class ZoomScreen(Screen[None]):
             yield Static("", id="zoom-body")
         yield Label("", id="search-status")
         yield Input(placeholder="search the log (enter: find, esc: close)", id="search")
-        yield KeyFooter()
+        yield key_footer()
 
     @property
     def view(self) -> LogView:
