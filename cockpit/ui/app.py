@@ -1,8 +1,10 @@
 """The cockpit TUI: a grid of agent tiles over one :class:`~cockpit.core.fleet.Fleet`.
 
 The app is a view and controller: every engine call (git, tmux) runs in a worker thread
-(:mod:`cockpit.ui.sync` for polling, :meth:`CockpitApp.run_op` for operations), results come back
-with ``call_from_thread``, and errors become notifications. Log tiles are fed by one
+(:mod:`cockpit.ui.sync` for polling, :meth:`~cockpit.ui.actions.AgentActions.run_op` for
+operations), results come back as messages (:mod:`cockpit.ui.messages`), and errors become
+notifications. The keys' actions are a mixin (:class:`~cockpit.ui.actions.AgentActions`); screens
+get what they need when they open and never import the app. Log tiles are fed by one
 :class:`~cockpit.core.session_log.LogWatcher` and repainted at most once per frame.
 
 :func:`make_app` is the one factory used by the CLI, the tests and the screenshot script.
@@ -19,7 +21,6 @@ from collections import Counter
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 from textual import events, work
 from textual.app import App, ComposeResult
@@ -31,16 +32,19 @@ from cockpit.core import notify
 from cockpit.core.agent import Agent
 from cockpit.core.fleet import Fleet
 from cockpit.core.session_log import LogWatcher
-from cockpit.ui import actions
+from cockpit.ui.actions import AgentActions, AttachRunner
 from cockpit.ui.collector import CollectorTuning
-from cockpit.ui.commands import AGENT_VERBS, CockpitCommands, PaletteCommand
+from cockpit.ui.commands import CockpitCommands, PaletteCommand
+from cockpit.ui.diffview import DiffScreen
 from cockpit.ui.feeds import FLOOD_INTERVAL, LogFeed, RenderScheduler
 from cockpit.ui.footer import key_footer
 from cockpit.ui.internals import DEFAULT_SCREEN_ID, QuietFocusScreen, stock_widgets
 from cockpit.ui.keys import APP_KEYS, bindings
-from cockpit.ui.sync import FleetSync, Snapshot, describe
+from cockpit.ui.messages import Failure, LogsChanged, Polled, deliver, describe
+from cockpit.ui.sync import FleetSync, Snapshot
 from cockpit.ui.themes import DEFAULT_THEME, CockpitTheme, fallback_variables, load_themes, register_themes
 from cockpit.ui.tiles import AgentTile, Clock, TileGrid
+from cockpit.ui.verbs import AGENT_VERBS, unavailable
 from cockpit.ui.zoom import ZoomScreen
 
 INPUT_PRIORITY_S = 0.06
@@ -53,9 +57,6 @@ HEADER_INTERVAL = 1 / 4
 FLOOD_MEMORY_S = 3.0
 """The fleet poll runs slowly (see ``FleetSync.poll``) until this long after a log last flooded."""
 STATE_ORDER = ("pending", "running", "paused", "unknown", "exited", "failed", "killed", "halted", "missing")
-
-AttachRunner = Callable[[list[str], dict[str, str]], int]
-
 
 def run_attached(argv: list[str], env: dict[str, str]) -> int:
     """Run the attach command in the real terminal (the app is suspended meanwhile)."""
@@ -99,11 +100,7 @@ class GridScreen(QuietFocusScreen):
     involved (see :class:`~cockpit.ui.internals.QuietFocusScreen`)."""
 
 
-class LogsChanged(Message):
-    """Posted (from any thread) when a feed has new lines: the app repaints dirty tiles."""
-
-
-class CockpitApp(App[int]):
+class CockpitApp(AgentActions, App[int]):
     """One fleet's agents as tiles. Quitting leaves every agent running."""
 
     TITLE = "cockpit"
@@ -148,7 +145,7 @@ class CockpitApp(App[int]):
         self._polling = False
         self._force_poll = False
         self._flooded_at = -FLOOD_MEMORY_S
-        self._focus_next: str | None = None
+        self.focus_next: str | None = None
         self.queue_stop = threading.Event()
         """Set on quit: a running merge queue stops after (or abandons) its candidate."""
         self._wake_posted = False
@@ -232,16 +229,10 @@ class CockpitApp(App[int]):
             snapshot = self.sync.poll(screens, force, slow=flooding)
         except Exception as exc:  # noqa: BLE001 - FleetSync reports errors itself; this is a bug
             snapshot = Snapshot(errors=[describe(exc)])
-        self._ui(self._apply, snapshot)
+        deliver(self, Polled(snapshot))
 
-    def _ui(self, callback: Callable[..., object], *args: object) -> None:
-        """Run ``callback`` on the UI thread; a no-op once the app has stopped."""
-        try:
-            self.call_from_thread(callback, *args)
-        except RuntimeError:  # the app is shutting down: nothing left to update
-            pass
-
-    def _apply(self, snapshot: Snapshot) -> None:
+    def on_polled(self, message: Polled) -> None:
+        snapshot = message.snapshot
         self._polling = False
         self.polls += 1
         for message in snapshot.errors:
@@ -314,9 +305,9 @@ class CockpitApp(App[int]):
         self._tiles = {name: tile for name, tile in tiles.items() if name in wanted}
         if changed or len(tiles) != len(wanted):
             self.call_after_refresh(grid.layout_tiles)
-        if self._focus_next and self._focus_next in tiles:
-            tiles[self._focus_next].focus()
-            self._focus_next = None
+        if self.focus_next and self.focus_next in tiles:
+            tiles[self.focus_next].focus()
+            self.focus_next = None
         elif isinstance(self.focused, TileGrid) and agents:
             self.call_after_refresh(self._focus_first)
         self.update_header()
@@ -324,7 +315,6 @@ class CockpitApp(App[int]):
     def _close_views_of(self, name: str) -> None:
         """The agent is gone (discarded, maybe from another terminal): close its zoom and diff
         view, and whatever was opened over them, rather than show a stale state."""
-        from cockpit.ui.diffview import DiffScreen
 
         def about(screen: Screen) -> bool:
             return ((isinstance(screen, ZoomScreen) and screen.tile.agent.name == name)
@@ -382,7 +372,7 @@ class CockpitApp(App[int]):
                 feed.pump()
 
     def _watcher_error(self, exc: BaseException) -> None:
-        self._ui(self.report_error, f"log watcher: {describe(exc)}")
+        deliver(self, Failure(f"log watcher: {describe(exc)}"))
 
     def _wake(self) -> None:
         """A feed changed (any thread): ask the UI thread to repaint, once per batch."""
@@ -443,6 +433,9 @@ class CockpitApp(App[int]):
         self.reported.append(message)
         self.notify(message, severity="error", timeout=8)
 
+    def on_failure(self, message: Failure) -> None:
+        self.report_error(message.message)
+
     def tile(self, name: str | None = None) -> AgentTile | None:
         """The tile named ``name``, else the focused one (or the one under a zoom)."""
         grid = self.query_one_optional(TileGrid)
@@ -471,7 +464,7 @@ class CockpitApp(App[int]):
         commands = []
         for agent in self.agents:
             for words, action, help_text in AGENT_VERBS:
-                if actions.unavailable(agent, "pause_only" if action == "pause" else action):
+                if unavailable(agent, "pause_only" if action == "pause" else action):
                     continue  # not offered: it cannot apply to the agent now (the key says why)
                 commands.append(PaletteCommand(f"{words} {agent.name}", help_text,
                                                partial(self.agent_action, action, agent.name)))
@@ -491,27 +484,6 @@ class CockpitApp(App[int]):
             return
         tile.focus()
         getattr(self, f"action_{action}")(name)
-
-    # actions live in cockpit.ui.actions to keep this module small
-    action_move = actions.action_move
-    action_focus_tile = actions.action_focus_tile
-    action_pause = actions.action_pause
-    action_resume = actions.action_resume
-    action_kill = actions.action_kill
-    action_next_attention = actions.action_next_attention
-    action_mark_failed = actions.action_mark_failed
-    action_discard = actions.action_discard
-    action_respawn = actions.action_respawn
-    action_attach = actions.action_attach
-    action_new_agent = actions.action_new_agent
-    action_toggle_screen = actions.action_toggle_screen
-    action_zoom = actions.action_zoom
-    action_help = actions.action_help
-    action_diff = actions.action_diff
-    action_merge = actions.action_merge
-    run_queue = actions.run_queue
-    run_op = actions.run_op
-    attach_now = actions.attach_now
 
 
 def make_app(fleet: Fleet, theme: str | None = None, *, clock: Clock | None | bool = True,

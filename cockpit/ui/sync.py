@@ -19,6 +19,7 @@ from cockpit.core.agent import Agent
 from cockpit.core.errors import CockpitError
 from cockpit.core.events import Event
 from cockpit.core.fleet import Fleet
+from cockpit.ui.messages import describe
 
 
 SLOW_FACTOR = 5
@@ -43,13 +44,6 @@ class Snapshot:
     screens: dict[str, list[str]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-
-
-def describe(exc: BaseException) -> str:
-    """A one-line message for an error from the engine (or, if it comes to that, a bug in it)."""
-    if isinstance(exc, CockpitError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
 
 
 class FleetSync:

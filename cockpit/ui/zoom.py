@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import ScrollableContainer
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 from textual.worker import get_current_worker
@@ -33,8 +36,10 @@ from cockpit.core.log_search import candidates
 from cockpit.ui.footer import key_footer
 from cockpit.ui.keys import ZOOM_KEYS, bindings
 from cockpit.ui.logview import LogView, Match, MatchList
+from cockpit.ui.messages import deliver
 from cockpit.ui.terminal import LineRenderer
 from cockpit.ui.tiles import AgentTile
+from cockpit.ui.verbs import unavailable
 
 MAX_MATCHES = 100_000
 """Matches kept per search: the newest ones (a search for "e" in a GiB log would fill memory)."""
@@ -79,7 +84,8 @@ class _Search:
 
 
 class ZoomScreen(Screen[None]):
-    """One tile full-screen. Dismisses back to the grid."""
+    """One tile full-screen. Dismisses back to the grid. ``toggle_view`` switches the tile
+    between its log and its tmux screen (the app keeps track of the screens it captures)."""
 
     BINDINGS = bindings(ZOOM_KEYS)
     DEFAULT_CSS = """
@@ -93,9 +99,44 @@ class ZoomScreen(Screen[None]):
     ZoomScreen #search-status { height: 1; color: $foreground-muted; padding: 0 1; }
     """
 
-    def __init__(self, tile: AgentTile) -> None:
+    # -- what its workers report (to this screen) ---------------------------------------------------
+    class Synced(Message, bubble=False):
+        """The index was opened or extended: show what it has."""
+
+    @dataclass
+    class Indexing(Message, bubble=False):
+        """How much of the log's start is indexed so far."""
+
+        fraction: float
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, ZoomScreen.Indexing)
+
+    @dataclass
+    class HeadIndexed(Message, bubble=False):
+        """The start of the log is indexed: every line number grew by ``shift`` (None: stopped,
+        or the file changed meanwhile)."""
+
+        shift: int | None
+
+    @dataclass
+    class Extended(Message, bubble=False):
+        """What was appended is indexed; ``changed`` when the log grew or was replaced."""
+
+        changed: bool
+
+    @dataclass
+    class Found(Message, bubble=False):
+        """A batch of matches of ``search``: ``older`` ones from the backward scan, else in new lines."""
+
+        search: _Search
+        matches: list[Match]
+        older: bool
+
+    def __init__(self, tile: AgentTile, toggle_view: Callable[[AgentTile], None]) -> None:
         super().__init__()
         self.tile = tile
+        self.toggle_view = toggle_view
         self.index = tile.feed.line_index()
         self.query_text = ""
         self.matches = MatchList()
@@ -154,7 +195,7 @@ class ZoomScreen(Screen[None]):
             index.open()
         else:
             index.extend()
-        self._ui(self._synced)
+        deliver(self, ZoomScreen.Synced())
 
     def need_start(self) -> None:
         """Index the start of the log (in a worker), unless that is done or under way: ``g``,
@@ -172,27 +213,22 @@ class ZoomScreen(Screen[None]):
         def progress(fraction: float) -> None:  # a few times a second: the UI thread has its own work
             if time.monotonic() - reported[0] >= PROGRESS_EVERY_S:
                 reported[0] = time.monotonic()
-                self._ui(self._indexing, fraction)
+                deliver(self, ZoomScreen.Indexing(fraction))
 
         shift = self.index.scan_head(stop=lambda: worker.is_cancelled or not self.is_attached,
                                      progress=progress, share=INDEX_SHARE)
-        self._ui(self._head_indexed, shift)
+        deliver(self, ZoomScreen.HeadIndexed(shift))
 
-    def _synced(self) -> None:
+    def on_zoom_screen_synced(self, _message: ZoomScreen.Synced) -> None:
         if self.is_attached:
             self.view.sync()
 
-    def _ui(self, callback, *args) -> None:  # type: ignore[no-untyped-def]
-        try:
-            self.app.call_from_thread(callback, *args)
-        except RuntimeError:  # the app is shutting down
-            pass
-
-    def _indexing(self, fraction: float) -> None:
-        self.indexing = fraction
+    def on_zoom_screen_indexing(self, message: ZoomScreen.Indexing) -> None:
+        self.indexing = message.fraction
         self.refresh_title()
 
-    def _head_indexed(self, shift: int | None) -> None:
+    def on_zoom_screen_head_indexed(self, message: ZoomScreen.HeadIndexed) -> None:
+        shift = message.shift
         self.indexing = None
         self.refresh_title()
         if not self.is_attached:
@@ -227,12 +263,13 @@ class ZoomScreen(Screen[None]):
     def _extend(self) -> None:
         """Index what was appended, and search the lines finished since."""
         changed = self.index.extend()
-        self._ui(self._extended, changed)
+        deliver(self, ZoomScreen.Extended(changed))
         search = self.search
         if search is not None:
             self._search_new_lines(search)
 
-    def _extended(self, changed: bool) -> None:
+    def on_zoom_screen_extended(self, message: ZoomScreen.Extended) -> None:
+        changed = message.changed
         if not self.is_attached:
             return
         if changed:
@@ -301,12 +338,12 @@ class ZoomScreen(Screen[None]):
                 search.capped = True
                 break
             if time.monotonic() - posted >= POST_EVERY_S and batch:
-                self._ui(self._found, search, batch, True)
+                deliver(self, ZoomScreen.Found(search, batch, True))
                 batch, posted = [], time.monotonic()
         if worker.is_cancelled or self.search is not search:
             return
         search.done = True
-        self._ui(self._found, search, batch, True)
+        deliver(self, ZoomScreen.Found(search, batch, True))
 
     def _search_new_lines(self, search: _Search) -> None:
         """Search the lines finished since the last look (in the extend worker)."""
@@ -320,10 +357,11 @@ class ZoomScreen(Screen[None]):
             for offset, raw in candidates(self.index.path, search.query, start, end):
                 found.extend(_matches_in(renderer, offset, raw, search.query))
         if found:
-            self._ui(self._found, search, found, False)
+            deliver(self, ZoomScreen.Found(search, found, False))
 
-    def _found(self, search: _Search, matches: list[Match], older: bool) -> None:
-        """A batch from a search (UI thread): add, pick the newest as current, show."""
+    def on_zoom_screen_found(self, message: ZoomScreen.Found) -> None:
+        """A batch from a search: add, pick the newest as current, show."""
+        search, matches, older = message.search, message.matches, message.older
         if search is not self.search:
             return
         if older:
@@ -392,12 +430,11 @@ class ZoomScreen(Screen[None]):
         self.scroll_to_match(self.match)
 
     def action_toggle_screen(self) -> None:
-        from cockpit.ui.actions import unavailable
         why = unavailable(self.tile.agent, "toggle_screen") if self.tile.view == "log" else None
         if why:
             self.notify(why, severity="warning")
             return
-        self.app.toggle_view(self.tile)  # type: ignore[attr-defined]
+        self.toggle_view(self.tile)
         self.set_class(self.tile.view == "screen", "screen-view")
         self.refresh_title()
         self.show_screen()
