@@ -486,6 +486,25 @@ def test_fast_paths_match_pyte(pieces, width):
                                                                  reference.cursor.attrs)
 
 
+@pytest.mark.parametrize("text", [
+    "\x1b[K\x1b[48;2;1;2;3m\x1b[2J",  # a line erased, then the screen cleared in a colour
+    "\x1b[2B\x1b[K\x1b[2;3H\x1b[48;2;1;2;3m\x1b[J",
+    "ab\x1b[K\x1b[1;4m\x1b[2J\x1b[5Gx",  # cleared in bold underline, then drawn on
+    "abc\x1b[1G\x1b[K\x1b[41m\x1b[2P\x1b[2@\x1b[2J",  # (what is remembered follows deleted, inserted cells)
+])
+def test_the_line_erase_shortcut_matches_pyte_when_the_screen_is_cleared_later(text):
+    """The shortcut drops a line's erased cells where pyte keeps blank ones; clearing the display
+    restyles the cells a row has (found by test_fast_paths_match_pyte with another seed)."""
+    for width in (1, 4, 12):
+        fast = terminal._LogScreen(width, 4)
+        terminal._FastStream(fast).feed(text)
+        reference = _ReferenceScreen(width, 4)
+        pyte.Stream(reference).feed(text)
+        for y in range(4):
+            assert snapshot([terminal._row_text(fast.buffer.get(y), width)]) == snapshot(
+                [terminal._row_text(reference.buffer.get(y), width)]), (width, y)
+
+
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(chunks=st.lists(st.lists(_TEXT_ATOMS, max_size=20).map("".join), min_size=1, max_size=10),
        count=st.integers(1, 6))

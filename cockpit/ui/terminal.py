@@ -411,6 +411,13 @@ class _LogScreen(pyte.Screen):
             for row in rows:  # copies: pyte erases these rows in place next
                 self._on_scroll(_Row(row, row.default) if row else row)
         if how in (0, 1, 2):
+            if self.cursor.attrs != self.default_char:  # (pyte restyles the cells a row has)
+                rows = range(self.cursor.y + 1, self.lines) if how == 0 else range(self.cursor.y) if how == 1 \
+                    else range(self.lines)
+                for y in rows:
+                    row = self.buffer.get(y)
+                    if row is not None:
+                        _restore_erased(row)
             super().erase_in_display(how)
 
     def erase_in_line(self, how: int = 0, private: bool = False) -> None:
@@ -422,11 +429,22 @@ class _LogScreen(pyte.Screen):
             return
         # Erasing to the row's blank: dropping the cells reads back the same and keeps the row
         # sparse, so it converts faster (agents send ESC[2K / ESC[K for every line they draw).
+        # Where pyte would have kept blank cells is remembered (see _restore_erased).
         start = self.cursor.x if how == 0 else 0
         stop = self.cursor.x + 1 if how == 1 else self.columns
         for x in [x for x in line if start <= x < stop]:
             del line[x]
+        if stop > start:
+            line.erased = getattr(line, "erased", 0) | (((1 << (stop - start)) - 1) << start)  # type: ignore[attr-defined]
         self.dirty.add(self.cursor.y)
+
+    def insert_characters(self, count: int | None = None) -> None:
+        _restore_erased(self.buffer[self.cursor.y])
+        super().insert_characters(count)
+
+    def delete_characters(self, count: int | None = None) -> None:
+        _restore_erased(self.buffer[self.cursor.y])
+        super().delete_characters(count)
 
     def cursor_to_line(self, line: int | None = None) -> None:
         if modes.DECOM in self.mode and self.margins is None:  # pyte asserts margins exist
@@ -458,6 +476,21 @@ class _LogScreen(pyte.Screen):
                 self.dirty.update(range(self.lines))
             modes_ = tuple(m for m in modes_ if m not in _IGNORED_PRIVATE_MODES)
         super().reset_mode(*modes_, **kwargs)
+
+
+def _restore_erased(row: Any) -> None:
+    """Give a row back the blank cells :meth:`_LogScreen.erase_in_line` dropped and pyte would
+    have kept. Most of pyte reads a missing cell as a blank one, but erasing the display restyles
+    only the cells a row has, and inserting or deleting characters moves them: before those, the
+    row must have the cells pyte's would have."""
+    erased = row.__dict__.pop("erased", 0)
+    blank = row.default
+    x = 0
+    while erased:
+        if erased & 1 and x not in row:
+            row[x] = blank
+        erased >>= 1
+        x += 1
 
 
 _SIMPLE_CSI = re.compile(r"\x1b\[([0-9;?]*)([\x40-\x7e])")
