@@ -158,7 +158,7 @@ async def test_a_redeclared_focused_still_refreshes_bindings_without_a_repaint()
             assert app.screen.focused is app.query_one("#one")
     assert published["quiet"] > 0, f"the focused watcher no longer runs on a redeclared focused: {UPGRADE}"
     assert counts["quiet"].whole == 0, UPGRADE
-    assert counts["stock"].whole > 0, f"Textual no longer repaints a screen on a focus move: QuietFocusScreen may go"
+    assert counts["stock"].whole > 0, "Textual no longer repaints a screen on a focus move: QuietFocusScreen may go"
 
 
 async def test_textual_refreshes_a_widget_whole_when_its_frame_changes() -> None:

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from cockpit.core.fleet import Fleet
 from cockpit.ui.app import make_app
-from cockpit.ui.tiles import SUBTITLE_SEPARATOR, _plain_markup, fit_subtitle
+from cockpit.ui.subtitle import SUBTITLE_SEPARATOR, _plain_markup, fit_subtitle
 from ui_support import focus, screen_rows, tiles, wait_for
 
 pytestmark = pytest.mark.tmux

@@ -55,6 +55,12 @@ def test_library_internals_are_touched_in_one_module_only() -> None:
         assert not PRIVATE.search(path.read_text()), f"{path.name} touches {PRIVATE.search(path.read_text())[0]}"
 
 
+def test_no_ui_module_is_over_500_lines_and_most_are_under_400() -> None:
+    lengths = {path.relative_to(UI).as_posix(): len(path.read_text().splitlines()) for path in MODULES}
+    assert max(lengths.values()) <= 500, lengths
+    assert sum(n < 400 for n in lengths.values()) > 3 * len(lengths) // 4, lengths
+
+
 async def test_a_screen_reports_its_failure_to_whichever_app_hosts_it() -> None:
     """The diff view gets the function that computes a diff; its error goes up as a message."""
     failures: list[str] = []

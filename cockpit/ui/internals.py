@@ -92,7 +92,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "Textual refreshes a widget as a whole (refresh() without regions) when its border title or "
         "subtitle change, and refreshes it so or calls notify_style_update() when its styles change "
         "(focus, theme); the compositor paints a widget through Widget.render_lines(crop)",
-        "AgentTile paints its border and padding from a cached frame, rebuilt only then",
+        "a tile paints its border and padding from a cached frame (cockpit.ui.tile_rows), rebuilt only then",
         "tests/test_internals.py::test_textual_refreshes_a_widget_whole_when_its_frame_changes"),
     Assumption(
         "pyte-parser-state", PYTE,
