@@ -104,12 +104,14 @@ class AgentTile(Widget, can_focus=True):
         self.feed.rows = self.content_size.height or 1
 
     def body_lines(self) -> list[Text]:
-        if self.view == "screen":
-            screen = self.feed.screen
-            if screen is None:  # not captured yet
-                return [Text("(capturing the tmux screen…)", style="dim")]
-            return screen or [Text("(the screen is blank)", style="dim italic")]
-        return self.feed.lines
+        return self.screen_lines() if self.view == "screen" else self.feed.lines
+
+    def screen_lines(self) -> list[Text]:
+        """The agent's tmux screen as last captured, or a line saying why there is none."""
+        screen = self.feed.screen
+        if screen is None:  # not captured yet
+            return [Text("(capturing the tmux screen…)", style="dim")]
+        return screen or [Text("(the screen is blank)", style="dim italic")]
 
     def shown_lines(self) -> list[Text]:
         """The lines the body shows now, top to bottom (a message when there are none)."""

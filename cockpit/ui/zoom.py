@@ -245,13 +245,7 @@ class ZoomScreen(Screen[None]):
         """The screen view's content: the tile's last tmux capture."""
         if self.tile.view != "screen":
             return
-        screen = self.tile.feed.screen
-        if screen is None:
-            text = Text("(capturing the tmux screen…)", style="dim")
-        elif not screen:
-            text = Text("(the screen is blank)", style="dim italic")
-        else:
-            text = Text("\n").join(screen)
+        text = Text("\n").join(self.tile.screen_lines())
         text.no_wrap = True
         self.query_one("#zoom-body", Static).update(text)
 

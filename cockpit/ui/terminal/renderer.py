@@ -251,7 +251,7 @@ def render(data: bytes, width: int = 200, count: int | None = None) -> list[Text
     """One-shot convenience over :class:`TerminalRenderer`: the last ``count`` lines of ``data``.
 
     Only the tail of ``data`` that can produce those lines is parsed (see the module
-    docstring for the bounds and the measured cost).
+    docstring for the bounds; bench/ui-figures.md for the measured cost).
     """
     history = 2000 if count is None else max(count, 0)
     renderer = TerminalRenderer(width, history)
