@@ -261,7 +261,8 @@ class LogFeed:
             return self._index
 
     def all_lines(self) -> list[Text]:
-        """Every line of scrollback (for the zoomed view). Call from a worker thread."""
+        """Every line of scrollback the renderer keeps (the zoomed view reads the file instead;
+        tests read this to check the bound). Call from a worker thread."""
         with self._lock:
             return self._renderer.lines()
 

@@ -97,7 +97,7 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
     Assumption(
         "pyte-parser-state", PYTE,
         "Stream._taking_plain_text (private) is true exactly when the parser is between sequences",
-        "the terminal emulation's CSI shortcut (_FastStream) parses a sequence itself only then",
+        "the CSI shortcut (cockpit.ui.terminal.stream.FastStream) parses a sequence itself only then",
         "tests/test_internals.py::test_pyte_parser_state_says_when_it_is_between_sequences"),
     Assumption(
         "pyte-wcwidth", PYTE,
@@ -115,6 +115,12 @@ ASSUMPTIONS: tuple[Assumption, ...] = (
         "are pyte.screens.StaticDefaultDict with a .default cell",
         "the log screen scrolls its buffer in O(1) instead of moving every row",
         "tests/test_terminal.py::test_fast_paths_match_pyte"),
+    Assumption(
+        "pyte-missing-cells", PYTE,
+        "pyte reads a missing cell as the row's blank, except where it walks a row's cells: erasing "
+        "the display restyles only the cells a row has, inserting and deleting characters move them",
+        "the line-erase shortcut drops erased cells and gives them back before those operations",
+        "tests/test_terminal.py::test_the_line_erase_shortcut_matches_pyte_when_the_screen_is_cleared_later"),
 )
 """Everything above, one entry each; ``tests/test_internals.py`` checks each names a canary."""
 
