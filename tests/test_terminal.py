@@ -17,6 +17,9 @@ from rich.text import Text
 
 from cockpit.ui import terminal
 from cockpit.ui.terminal import MAX_LINE_BYTES, RETAIN_BYTES, TerminalRenderer, render, render_capture
+from cockpit.ui.terminal.screen import LogScreen, drawable
+from cockpit.ui.terminal.stream import FastStream
+from cockpit.ui.terminal.to_rich import row_text
 
 ESC = b"\x1b"
 
@@ -441,7 +444,7 @@ def test_render_capture_wide_rows_are_not_wrapped():
 # --------------------------------------------------------------------------- fast paths
 
 
-class _ReferenceScreen(terminal._LogScreen):
+class _ReferenceScreen(LogScreen):
     """The module's screen, but drawing through pyte's own per-character loop and scrolling
     pyte's way, row by row, in pyte's own buffer."""
 
@@ -453,7 +456,7 @@ class _ReferenceScreen(terminal._LogScreen):
         pyte.Screen.index(self)
 
     def draw(self, data: str) -> None:
-        pyte.Screen.draw(self, terminal._drawable(data)[0])
+        pyte.Screen.draw(self, drawable(data)[0])
 
     def erase_in_line(self, how: int = 0, private: bool = False) -> None:
         pyte.Screen.erase_in_line(self, how, private)
@@ -475,15 +478,34 @@ _TEXT_ATOMS = st.sampled_from([
 def test_fast_paths_match_pyte(pieces, width):
     """The CSI and ASCII-drawing shortcuts give exactly pyte's screen."""
     text = "".join(pieces)
-    fast = terminal._LogScreen(width, 4)
-    terminal._FastStream(fast).feed(text)
+    fast = LogScreen(width, 4)
+    FastStream(fast).feed(text)
     reference = _ReferenceScreen(width, 4)
     pyte.Stream(reference).feed(text)
     for y in range(4):
-        assert snapshot([terminal._row_text(fast.buffer.get(y), width)]) == snapshot(
-            [terminal._row_text(reference.buffer.get(y), width)])
+        assert snapshot([row_text(fast.buffer.get(y), width)]) == snapshot(
+            [row_text(reference.buffer.get(y), width)])
     assert (fast.cursor.x, fast.cursor.y, fast.cursor.attrs) == (reference.cursor.x, reference.cursor.y,
                                                                  reference.cursor.attrs)
+
+
+@pytest.mark.parametrize("text", [
+    "\x1b[K\x1b[48;2;1;2;3m\x1b[2J",  # a line erased, then the screen cleared in a colour
+    "\x1b[2B\x1b[K\x1b[2;3H\x1b[48;2;1;2;3m\x1b[J",
+    "ab\x1b[K\x1b[1;4m\x1b[2J\x1b[5Gx",  # cleared in bold underline, then drawn on
+    "abc\x1b[1G\x1b[K\x1b[41m\x1b[2P\x1b[2@\x1b[2J",  # (what is remembered follows deleted, inserted cells)
+])
+def test_the_line_erase_shortcut_matches_pyte_when_the_screen_is_cleared_later(text):
+    """The shortcut drops a line's erased cells where pyte keeps blank ones; clearing the display
+    restyles the cells a row has (found by test_fast_paths_match_pyte with another seed)."""
+    for width in (1, 4, 12):
+        fast = LogScreen(width, 4)
+        FastStream(fast).feed(text)
+        reference = _ReferenceScreen(width, 4)
+        pyte.Stream(reference).feed(text)
+        for y in range(4):
+            assert snapshot([row_text(fast.buffer.get(y), width)]) == snapshot(
+                [row_text(reference.buffer.get(y), width)]), (width, y)
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)

@@ -16,7 +16,7 @@ from cockpit.ui.app import make_app
 from cockpit.ui.dialogs import ConfirmDialog
 from cockpit.ui.diffview import DiffScreen, colour_patch
 from cockpit.ui.help import HelpScreen
-from cockpit.ui.tiles import subtitle_parts
+from cockpit.ui.subtitle import subtitle_parts
 from cockpit.ui.zoom import ZoomScreen
 from conftest import PY, git, sleeper
 from ui_support import focus, tiles, wait_for

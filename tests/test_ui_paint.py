@@ -13,7 +13,7 @@ from rich.text import Text
 
 from cockpit.core.fleet import Fleet
 from cockpit.ui.app import make_app
-from cockpit.ui.tiles import SUBTITLE_SEPARATOR, _plain_markup, fit_subtitle
+from cockpit.ui.subtitle import SUBTITLE_SEPARATOR, _plain_markup, fit_subtitle
 from ui_support import focus, screen_rows, tiles, wait_for
 
 pytestmark = pytest.mark.tmux
@@ -75,7 +75,7 @@ def test_painted_rows_leave_no_cyclic_garbage() -> None:
     from rich.segment import Segment
     from textual.strip import Strip
 
-    from cockpit.ui.tiles import _Row
+    from cockpit.ui.internals import CycleFreeStrip
 
     def garbage_after(make) -> int:  # type: ignore[no-untyped-def]
         gc.collect()
@@ -90,8 +90,8 @@ def test_painted_rows_leave_no_cyclic_garbage() -> None:
         finally:
             gc.enable()
 
-    assert garbage_after(lambda: Strip([Segment("abc")], 3)) > 0, "Textual no longer makes the cycle: drop _Row"
-    assert garbage_after(lambda: _Row.join([Strip([Segment("abc")], 3)])) == 0
+    assert garbage_after(lambda: Strip([Segment("abc")], 3)) > 0, "Textual no longer makes the cycle: drop CycleFreeStrip"
+    assert garbage_after(lambda: CycleFreeStrip.join([Strip([Segment("abc")], 3)])) == 0
 
 
 WORDS = st.text(alphabet="ab 9:/-+界⚠●…", min_size=0, max_size=12)

@@ -3,9 +3,8 @@
 A tile grid keeps tens of thousands of long-lived objects (widgets, rendered rows, terminal
 state) and, while logs stream in, makes rendered rows that live for a second or less. With
 CPython's default thresholds the short-lived rows reached the oldest generation and triggered
-full collections over everything every few seconds: measured with 16 agents writing 100
-lines/s each, pauses of up to 140 ms in which no key and no log line reached the screen, the
-worst latencies of the whole app.
+full collections over everything every few seconds: pauses in which no key and no log line
+reached the screen, the worst latencies of the whole app (figures: ``bench/ui-figures.md``).
 
 So, once the grid is up: what is alive then is frozen (no collection visits it again); the
 young generations are collected a little less often (rows die in them, by reference count,

@@ -5,29 +5,32 @@ Left, the changed files with their +/- counts (binary files marked ``bin``); rig
 diff of the highlighted file, coloured. Everything git-related runs in worker threads through
 :meth:`Fleet.diff <cockpit.core.fleet.Fleet.diff>`: first both ends of the change and the file
 list (one git call each), then each file's patch only when it is highlighted, cached. So a
-1,000-file change shows its list quickly and the UI never waits on git.
+1,000-file change shows its list quickly and the UI never waits on git. The screen is given the
+function that computes a diff (``Fleet.diff``); an error goes to the app as a
+:class:`~cockpit.ui.messages.Failure`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from cockpit.ui.footer import KeyFooter
+from cockpit.ui.footer import key_footer
 from cockpit.ui.keys import DIFF_KEYS, bindings
-from cockpit.ui.sync import describe
+from cockpit.ui.messages import Failure, deliver, describe
 
 if TYPE_CHECKING:
     from cockpit.core.diff import AgentDiff, FileChange
-    from cockpit.ui.app import CockpitApp
 
 MAX_PATCH_LINES = 5000
 """A longer patch is cut here (the CLI's ``cockpit diff NAME`` shows it whole)."""
@@ -96,9 +99,29 @@ class DiffScreen(Screen[None]):
     DiffScreen #diff-patch { width: auto; padding: 0 1; }
     """
 
-    def __init__(self, name: str) -> None:
+    # -- what its workers report (to this screen) ---------------------------------------------------
+    @dataclass
+    class FilesLoaded(Message, bubble=False):
+        diff: AgentDiff
+        files: list[FileChange]
+
+    @dataclass
+    class PatchLoaded(Message, bubble=False):
+        path: str
+        text: Text
+
+    @dataclass
+    class LoadFailed(Message, bubble=False):
+        """Computing the diff (``path`` None) or one file's patch failed."""
+
+        message: str
+        path: str | None = None
+
+    def __init__(self, name: str, load_diff: Callable[[str], AgentDiff]) -> None:
         super().__init__()
         self.agent_name = name
+        self.load_diff = load_diff
+        """Fixes both ends of an agent's change (``Fleet.diff``); called in a worker."""
         self.diff: AgentDiff | None = None
         self.files: list[FileChange] = []
         self.patches: dict[str, Text] = {}
@@ -106,17 +129,13 @@ class DiffScreen(Screen[None]):
         """The path whose patch is on screen (None until one is)."""
         self.error: str | None = None
 
-    @property
-    def cockpit(self) -> "CockpitApp":
-        return self.app  # type: ignore[return-value]
-
     def compose(self) -> ComposeResult:
         yield Label(f"[b]{self.agent_name}[/] · computing the diff…", id="diff-title")
         with Horizontal(id="diff-body"):
             yield OptionList(id="diff-files")
             with VerticalScroll(id="diff-scroll"):
                 yield Static("", id="diff-patch")
-        yield KeyFooter()
+        yield key_footer()
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()
@@ -127,12 +146,12 @@ class DiffScreen(Screen[None]):
     def _load_files(self) -> None:
         """Fix both ends of the change and list the files (worker)."""
         try:
-            diff = self.cockpit.fleet.diff(self.agent_name)
+            diff = self.load_diff(self.agent_name)
             files = diff.files()
         except Exception as exc:  # noqa: BLE001 - reaches the user as a notification
-            self.cockpit._ui(self._failed, describe(exc))
+            deliver(self, DiffScreen.LoadFailed(describe(exc)))
             return
-        self.cockpit._ui(self._show_files, diff, files)
+        deliver(self, DiffScreen.FilesLoaded(diff, files))
 
     @work(thread=True, exit_on_error=False, group="diff-patch", exclusive=True)
     def _load_patch(self, path: str) -> None:
@@ -143,21 +162,23 @@ class DiffScreen(Screen[None]):
         try:
             text = colour_patch(diff.patch(path))
         except Exception as exc:  # noqa: BLE001
-            self.cockpit._ui(self._failed, describe(exc), path)
+            deliver(self, DiffScreen.LoadFailed(describe(exc), path))
             return
         if not get_current_worker().is_cancelled:
-            self.cockpit._ui(self._show_patch, path, text)
+            deliver(self, DiffScreen.PatchLoaded(path, text))
 
     # -- UI thread -----------------------------------------------------------------------------
-    def _failed(self, message: str, path: str | None = None) -> None:
+    def on_diff_screen_load_failed(self, failed: DiffScreen.LoadFailed) -> None:
+        message, path = failed.message, failed.path
         self.error = message
-        self.cockpit.report_error(f"diff {self.agent_name}: {message}")
+        self.post_message(Failure(f"diff {self.agent_name}: {message}"))
         if path is None:
             self._title(f"[$error]{message}[/]")
         elif self.is_mounted:
             self.query_one("#diff-patch", Static).update(Text(message, style="italic"))
 
-    def _show_files(self, diff: "AgentDiff", files: list["FileChange"]) -> None:
+    def on_diff_screen_files_loaded(self, loaded: DiffScreen.FilesLoaded) -> None:
+        diff, files = loaded.diff, loaded.files
         if not self.is_mounted:
             return
         self.diff, self.files = diff, files
@@ -190,6 +211,9 @@ class DiffScreen(Screen[None]):
             return
         self.query_one("#diff-patch", Static).update(Text(f"computing {clean(path)}…", style="dim italic"))
         self._load_patch(path)
+
+    def on_diff_screen_patch_loaded(self, loaded: DiffScreen.PatchLoaded) -> None:
+        self._show_patch(loaded.path, loaded.text)
 
     def _show_patch(self, path: str, text: Text) -> None:
         if not self.is_mounted:

@@ -41,8 +41,8 @@ MAX_TILE_LINES = 200
 WIDTH = 200
 """Emulated terminal width; tiles crop, the zoomed view shows it all."""
 RENDER_SHARE = 0.5
-"""The most of a core that rendering logs may take, all feeds together (0.3 measured worse at
-16 agents: batches waited on the rest more than the UI gained). Rendering holds the
+"""The most of a core that rendering logs may take, all feeds together (less was worse: batches
+waited on the rest more than the UI gained). Rendering holds the
 GIL the UI thread needs to answer keys: under a flood of output from many agents, tiles then
 repaint less often (each render covers everything that arrived meanwhile), and keys still
 reach the screen."""
@@ -261,7 +261,8 @@ class LogFeed:
             return self._index
 
     def all_lines(self) -> list[Text]:
-        """Every line of scrollback (for the zoomed view). Call from a worker thread."""
+        """Every line of scrollback the renderer keeps (the zoomed view reads the file instead;
+        tests read this to check the bound). Call from a worker thread."""
         with self._lock:
             return self._renderer.lines()
 

@@ -12,7 +12,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-from cockpit.ui.keys import ALL_KEYS, KeySpec, effective_keys
+from cockpit.ui.keys import ALL_KEYS, effective_keys
 
 
 LEGEND = (
@@ -78,10 +78,3 @@ class HelpScreen(ModalScreen[None]):
     def action_close(self) -> None:
         self.dismiss(None)
 
-
-def key_spec(binding_id: str) -> KeySpec:
-    """The binding with this id (KeyError if there is none)."""
-    for spec in ALL_KEYS:
-        if spec.id == binding_id:
-            return spec
-    raise KeyError(binding_id)

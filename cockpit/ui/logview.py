@@ -14,16 +14,19 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Callable
 
 from rich.text import Text
 from textual import work
 from textual.geometry import Size
+from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
 
 from cockpit.core.log_index import LineIndex
+from cockpit.ui.messages import deliver
 from cockpit.ui.terminal import LineRenderer
 
 MATCH_STYLE = "black on yellow"
@@ -89,6 +92,15 @@ class LogView(ScrollView, can_focus=True):
     DEFAULT_CSS = """
     LogView { height: 1fr; padding: 0 1; background: $surface; }
     """
+
+    @dataclass
+    class Rendered(Message, bubble=False):
+        """Lines ``first`` .. ``first + count`` of ``numbering``, rendered (by this view's worker)."""
+
+        numbering: int
+        first: int
+        count: int
+        rendered: dict[int, tuple[int, Text]]
 
     def __init__(self, index: LineIndex, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -238,12 +250,10 @@ class LogView(ScrollView, can_focus=True):
                     self._cache.move_to_end(key)
                 rendered[number] = (line.offset, text)
         if self.index.numbering == numbering:
-            try:
-                self.app.call_from_thread(self._rendered, numbering, first, count, rendered)
-            except RuntimeError:  # the app is shutting down
-                pass
+            deliver(self, LogView.Rendered(numbering, first, count, rendered))
 
-    def _rendered(self, numbering: int, first: int, count: int, rendered: dict[int, tuple[int, Text]]) -> None:
+    def on_log_view_rendered(self, message: LogView.Rendered) -> None:
+        numbering, first, count, rendered = message.numbering, message.first, message.count, message.rendered
         if numbering != self.numbering or not self.is_attached:
             return
         if self._wanted == (numbering, first, first + count):

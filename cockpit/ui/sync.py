@@ -19,12 +19,12 @@ from cockpit.core.agent import Agent
 from cockpit.core.errors import CockpitError
 from cockpit.core.events import Event
 from cockpit.core.fleet import Fleet
+from cockpit.ui.messages import describe
 
 
 SLOW_FACTOR = 5
 """While a log floods, the agents are re-read and the worktrees diffed this many times less
-often: under a 16-agent flood those rounds were what kept keys from the screen (p99 186 ms
-with them, 68-95 ms without)."""
+often: under a flood those rounds were what kept keys from the screen (``bench/ui-figures.md``)."""
 NO_DIFF_CHANGE = frozenset({"activity", "notification", "paused", "resumed"})
 """Events that cannot change a worktree or a branch: they do not make the diffs due at once
 (the watcher records activity changes many times a minute)."""
@@ -45,13 +45,6 @@ class Snapshot:
     errors: list[str] = field(default_factory=list)
 
 
-def describe(exc: BaseException) -> str:
-    """A one-line message for an error from the engine (or, if it comes to that, a bug in it)."""
-    if isinstance(exc, CockpitError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
 class FleetSync:
     """Polling state. :meth:`poll` must run in a worker thread, one at a time."""
 
@@ -60,7 +53,7 @@ class FleetSync:
         self.fleet = fleet
         self.yield_to_input = yield_to_input
         """Called before each agent's git calls: blocks while the user's key is answered (a
-        round of git processes for 16 agents under a log flood took seconds of contention)."""
+        round of git processes for every agent contends with the UI thread under a log flood)."""
         fleet.ownership_tracker.pause = yield_to_input
         self.poll_interval = poll_interval
         self.diff_interval = diff_interval

@@ -1,8 +1,8 @@
 """The grid of agent tiles: one :class:`AgentTile` per agent inside a :class:`TileGrid`.
 
-A tile shows its agent's name as border title, a status line as border subtitle (state badge in
-the theme's state colour, attempt, time in state, last activity, diff summary, branch) and the
-newest lines of its log (or its tmux screen) as body. Tiles never read files or call the engine:
+A tile shows its agent's name as border title, a status line as border subtitle
+(:mod:`cockpit.ui.subtitle`) and the newest lines of its log (or its tmux screen) as body,
+painted from a cache (:mod:`cockpit.ui.tile_rows`). Tiles never read files or call the engine:
 the app hands them an :class:`~cockpit.core.agent.Agent` snapshot and a
 :class:`~cockpit.ui.feeds.LogFeed` that worker threads keep up to date.
 """
@@ -10,17 +10,12 @@ the app hands them an :class:`~cockpit.core.agent.Agent` snapshot and a
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
-from functools import lru_cache
-from datetime import datetime, timezone
-from typing import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Callable
 
 from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
 from textual.containers import ScrollableContainer
-from textual.color import Color
 from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
@@ -28,7 +23,10 @@ from textual.widget import Widget
 
 from cockpit.core.agent import Agent
 from cockpit.ui.feeds import LogFeed
+from cockpit.ui.internals import stock_widgets
 from cockpit.ui.keys import GRID_KEYS, bindings
+from cockpit.ui.subtitle import fit_subtitle, subtitle_parts
+from cockpit.ui.tile_rows import RowCache
 
 MIN_TILE_WIDTH = 38
 MIN_TILE_HEIGHT = 8
@@ -36,121 +34,6 @@ TARGET_ASPECT = 3.5
 """Preferred tile width / height in cells (a cell is about twice as tall as wide)."""
 
 Clock = Callable[[], datetime]
-
-
-def age(since: str | None, now: datetime) -> str | None:
-    """``12s``, ``5m``, ``3h``, ``2d`` between an ISO timestamp and ``now``; None if unknown."""
-    if not since:
-        return None
-    try:
-        then = datetime.fromisoformat(since)
-    except ValueError:
-        return None
-    if then.tzinfo is None:
-        then = then.replace(tzinfo=timezone.utc)
-    seconds = max(0, int((now - then).total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def diff_text(diff: tuple[int, int, int] | None) -> str | None:
-    """``3 files +40 −7`` (None when unknown)."""
-    if diff is None:
-        return None
-    files, added, removed = diff
-    return f"{files} file{'s' if files != 1 else ''} +{added} −{removed}"
-
-
-MERGE_STATES = ("queued", "blocked", "merged", "conflict", "rejected")
-
-
-def merge_detail(agent: Agent) -> str | None:
-    """Why a merge ended as it did, in a few words: ``a.txt`` for a conflict, the gate and its
-    reason for a rejection, the reason of a block. None when there is nothing to add."""
-    if agent.state not in MERGE_STATES or not agent.merge or agent.state in ("queued", "merged"):
-        return None
-    merge = agent.merge
-    if agent.state == "conflict" and merge.get("paths"):
-        paths = [str(p) for p in merge["paths"]]
-        return ", ".join(paths[:3]) + (f" +{len(paths) - 3}" if len(paths) > 3 else "")
-    if agent.state == "rejected" and merge.get("gate"):
-        reason = f" ({merge['reason']})" if merge.get("reason") else ""
-        return f"{merge['gate']}{reason}"
-    return str(merge["reason"]) if merge.get("reason") else None
-
-
-def _escape(text: str) -> str:
-    return text.replace("[", "\\[")
-
-
-def subtitle_parts(agent: Agent, diff: tuple[int, int, int] | None, now: datetime | None,
-                   pending: str | None = None, base_moved: int = 0) -> list[str]:
-    """The pieces of a tile's subtitle as Textual markup, most important first.
-    ``now=None`` leaves out the time-dependent pieces (for deterministic screenshots)."""
-    detail = merge_detail(agent)
-    label = f"{agent.state}: {_escape(detail)}" if detail else agent.state
-    state = f"[bold $state-{agent.state}]● {label}[/]"
-    if agent.process not in (agent.state, "running"):  # a merge state shown: the process's word beside it
-        state += f" [$state-{agent.process}]{agent.process}[/]"
-    if pending:
-        state += f" [italic]{pending}…[/]"
-    if agent.activity and agent.activity != agent.process and now is not None:  # time-dependent
-        state += f" [$state-{agent.activity}]{agent.activity}[/]"
-    parts = [state]
-    if agent.state == "pending" and agent.blocked_by:
-        parts.append(f"[$state-pending]waits for {_escape(agent.blocked_by)}[/]")
-    elif agent.state == "unknown" and agent.reason:
-        parts.append(f"[$state-unknown]{_escape(agent.reason)}[/]")
-    parts.append(f"try {agent.tries}")  # explained in help (TRIES_LEGEND)
-    if agent.out_of_scope:
-        parts.append(f"[bold $error]⚠ {len(agent.out_of_scope)} out of scope[/]")
-    if agent.collisions:
-        others = sorted({o for c in agent.collisions for o in c["agents"]})
-        parts.append(f"[bold $warning]⚠ collides with {', '.join(others)}[/]")
-    if base_moved > 0:
-        parts.append(f"[$warning]base +{base_moved}[/]")
-    in_state = age(agent.state_since, now) if now is not None else None
-    active = age(agent.last_activity, now) if now is not None else None
-    if active:
-        parts.append(f"{active} ago")
-    text = diff_text(diff)
-    if text:
-        parts.append(text)
-    if in_state:
-        parts.append(f"for {in_state}")
-    if agent.branch:
-        parts.append(agent.branch)
-    return parts
-
-
-SUBTITLE_SEPARATOR = " · "
-
-
-def fit_subtitle(parts: list[str], width: int) -> str:
-    """Join as many leading parts as fit in ``width`` cells."""
-    shown: list[str] = []
-    used = 0
-    for part in parts:
-        cells = markup_cells(part) + (len(SUBTITLE_SEPARATOR) if shown else 0)
-        if shown and used + cells > width:
-            break
-        shown.append(part)
-        used += cells
-    return SUBTITLE_SEPARATOR.join(shown)
-
-
-@lru_cache(maxsize=4096)
-def markup_cells(markup: str) -> int:
-    """The width in cells of one subtitle part (its tags are balanced, so widths add up).
-    Parsing markup costs ~0.2 ms a part, and every poll measures every tile's parts."""
-    return Text.from_markup(_plain_markup(markup)).cell_len
-
-
-def _plain_markup(markup: str) -> str:
-    """Textual markup with ``$variable`` styles replaced, so Rich can measure it."""
-    return re.sub(r"\[[^\]]*\$[^\]]*\]", "[b]", markup)
 
 
 class AgentTile(Widget, can_focus=True):
@@ -185,15 +68,15 @@ class AgentTile(Widget, can_focus=True):
         self.pending: str | None = None
         self.base_moved = 0
         """Commits base gained since the agent was cut (computed by the sync worker)."""
-        self.border_title = agent.name
         self._subtitle: str | None = None
         self._shown: list[Text] = []
-        self._strips: dict[object, Strip] = {}
-        """Body rows as last painted, by their line's content (what the next paint reuses)."""
+        self.row_cache = RowCache()
+        """The frame and the body rows as last painted."""
+        self.border_title = agent.name  # (refreshes the tile: after row_cache)
         self.painted_at = 0.0
         """When the app last repainted the body for new lines (monotonic)."""
-        self._frame: _Frame | None = None
-        """The border and padding as last rendered (None: render again)."""
+        self.stock = stock_widgets()
+        """Paint the way Textual paints any widget (``COCKPIT_STOCK_WIDGETS=1``): no frame cache."""
 
     def update_agent(self, agent: Agent, diff: tuple[int, int, int] | None | bool = False,
                      base_moved: int | None = None) -> None:
@@ -221,12 +104,14 @@ class AgentTile(Widget, can_focus=True):
         self.feed.rows = self.content_size.height or 1
 
     def body_lines(self) -> list[Text]:
-        if self.view == "screen":
-            screen = self.feed.screen
-            if screen is None:  # not captured yet
-                return [Text("(capturing the tmux screen…)", style="dim")]
-            return screen or [Text("(the screen is blank)", style="dim italic")]
-        return self.feed.lines
+        return self.screen_lines() if self.view == "screen" else self.feed.lines
+
+    def screen_lines(self) -> list[Text]:
+        """The agent's tmux screen as last captured, or a line saying why there is none."""
+        screen = self.feed.screen
+        if screen is None:  # not captured yet
+            return [Text("(capturing the tmux screen…)", style="dim")]
+        return screen or [Text("(the screen is blank)", style="dim italic")]
 
     def shown_lines(self) -> list[Text]:
         """The lines the body shows now, top to bottom (a message when there are none)."""
@@ -250,126 +135,26 @@ class AgentTile(Widget, can_focus=True):
         # Textual refreshes a widget whenever its title, subtitle, styles (focus, theme) or
         # size change; all of those may change the frame.
         if not regions or layout or recompose:
-            self._frame = None
+            self.row_cache.invalidate()
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self._frame = None
+        self.row_cache.invalidate()
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        """Paint the rows in ``crop``.
-
-        A log tile repaints many times a second with all its body rows moved up by one, and
-        Textual's per-row styling costs several times a cached row. So the frame (the border
-        rows, and border and padding around a body row) comes from Textual's own renderer
-        only when the tile was refreshed as a whole; a body row is that frame around a strip
-        cached per log line."""
+        """Paint the rows in ``crop``: from :attr:`row_cache` (stock widgets: every row through
+        :meth:`render_line`, as Textual paints any widget)."""
         self._shown = self.shown_lines()  # one snapshot per paint: the feed changes in a thread
-        width, height = self.outer_size
-        gutter = self.styles.gutter
-        top, bottom = gutter.top, height - gutter.bottom
-        content_width = width - gutter.left - gutter.right
-        if bottom <= top or content_width <= 0:
+        if self.stock:
             return super().render_lines(crop)
-        frame = self._frame
-        if frame is None or frame.size != (width, height):
-            # The border rows above, one (empty) body row, the border rows below: Textual
-            # styles each row it draws, so the body rows between are not asked for.
-            rows = [*super().render_lines(Region(0, 0, width, top + 1)),
-                    *([None] * (bottom - top - 1)),
-                    *super().render_lines(Region(0, bottom, width, height - bottom))]
-            rows = [None if row is None else _Row.join([row]) for row in rows]
-            old, frame = frame, _Frame.of(self, rows)
-            if old is None or old.body != frame.body:  # e.g. focus: not a new subtitle
-                self._strips.clear()
-            self._frame = frame
-        strips = []
-        painted: dict[object, Strip] = {}
-        for y in crop.line_range:
-            if top <= y < bottom:
-                strips.append(self._body_row(y - top, frame, content_width, painted))
-            else:
-                strips.append(frame.rows[y])  # type: ignore[arg-type]  # a border row
-        if crop.line_range == range(0, height):
-            # Keep only the rows painted now: the next paint shows most of them again, one or
-            # two rows up; older rows would only keep strips (each with caches of its own)
-            # alive for the garbage collector to walk through.
-            self._strips = painted
-        if crop.column_span != (0, width):
-            strips = [strip.crop(crop.x, crop.right) for strip in strips]
-        return strips
+        return self.row_cache.paint(self, crop, self._shown, self.app.console, super().render_lines)
 
     def render_line(self, y: int) -> Strip:
-        # Only Textual's own renderer calls this, for the frame (see render_lines).
-        return Strip.blank(self.content_size.width, self.rich_style)
-
-    def _body_row(self, index: int, frame: _Frame, width: int, painted: dict[object, Strip]) -> Strip:
-        line = self._shown[index] if index < len(self._shown) else None
-        key = None if line is None else (line.plain, tuple(line.spans), line.style)
-        row = self._strips.get(key)
-        if row is None:  # built from segments: under a flood every row of every tile is new
-            style = frame.style
-            if line is None:
-                body = [Segment(" " * width, style)]
-            else:
-                body = Segment.adjust_line_length(
-                    list(Segment.apply_style(line.render(self.app.console), style)), width, style)
-            for line_filter in frame.filters:
-                body = line_filter.apply(body, frame.background)
-            row = _Row([*frame.prefix, *body, *frame.suffix], frame.size[0])
-            self._strips[key] = row
-        painted[key] = row
-        return row
-
-
-class _Row(Strip):
-    """A painted row of a tile.
-
-    Textual's ``Strip.divide`` answers a cut at the strip's own end with ``[self]`` and caches
-    that list in the strip: a reference cycle, which only a full garbage collection frees.
-    The compositor makes that cut on every row of every tile, and tiles make and drop rows
-    many times a second: about 7,000 objects a second became cyclic garbage (16 agents at
-    100 lines/s). A row answers that cut without the cache."""
-
-    __slots__ = ()
-
-    def divide(self, cuts: Iterable[int]) -> Sequence[Strip]:
-        cuts = [cut for cut in cuts if cut <= self.cell_length]
-        if cuts == [self.cell_length]:
-            return [self]
-        return super().divide(cuts)
-
-
-@dataclass(frozen=True)
-class _Frame:
-    """A tile's frame as Textual rendered it: every row (border rows as they are), and the
-    border and padding on either side of a body row, with what body rows are styled with."""
-
-    size: tuple[int, int]
-    rows: list[Strip | None]
-    """Every row of the tile; body rows other than the first are None (never drawn by Textual)."""
-    prefix: Strip
-    suffix: Strip
-    style: Style
-    background: Color
-    filters: tuple[object, ...]
-
-    @property
-    def body(self) -> tuple[object, ...]:
-        """What a body row's look depends on: when it is unchanged, cached rows stay valid."""
-        return (self.size[0], tuple(self.prefix), tuple(self.suffix), self.style, self.background,
-                self.filters)
-
-    @classmethod
-    def of(cls, tile: AgentTile, rows: list[Strip | None]) -> _Frame:
-        width, height = tile.outer_size
-        gutter = tile.styles.gutter
-        empty_body_row = rows[gutter.top]  # render_line draws every body row blank
-        assert empty_body_row is not None
-        return cls((width, height), rows, empty_body_row.crop(0, gutter.left),
-                   empty_body_row.crop(width - gutter.right, width), tile.rich_style,
-                   tile.background_colors[1], tuple(tile.get_line_filters()))
+        line = self._shown[y] if self.stock and y < len(self._shown) else None
+        if line is None:  # (Textual's own renderer calls this for the frame only: see render_lines)
+            return Strip.blank(self.content_size.width, self.rich_style)
+        return Strip(Segment.apply_style(line.render(self.app.console), self.rich_style))
 
 
 class TileGrid(ScrollableContainer, can_focus=True):

@@ -4,82 +4,45 @@ The log is read from the file on demand (:class:`~cockpit.ui.logview.LogView` ov
 :class:`~cockpit.core.log_index.LineIndex`): the view opens on the end of the log at once; the
 start of a big log is indexed in a worker when the view gets near it (``g``, scrolling up, a
 match up there), so ``g`` reaches line 1 of a log of any size and nothing of it is held in
-memory. While scrolled to the end the view follows new
-output; scrolled up it stays put.
+memory. While scrolled to the end the view follows new output; scrolled up it stays put.
 
-Search runs in a worker over the whole file, newest lines first (:mod:`cockpit.core.log_search`
-finds candidate lines in the raw bytes, each is rendered as the view renders it and matched
-case-insensitively on its text), then over each line as it is finished. It looks at finished
-lines only — the live line a program keeps redrawing (a progress bar) is searched once it ends —
-so the count only grows while the log does. Every match is highlighted, the current one more
-strongly; ``n``/``N`` move between them. The screen view (``s``) shows the tmux screen instead.
+Search (:mod:`cockpit.ui.search`) runs in workers over the whole file, newest lines first, then
+over each line as it is finished. Every match is highlighted, the current one more strongly;
+``n``/``N`` move between them. The screen view (``s``) shows the tmux screen instead.
 """
 
 from __future__ import annotations
 
-import threading
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import ScrollableContainer
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Input, Label, Static
 from textual.worker import get_current_worker
 
-from cockpit.core.log_index import LINE_CAP
-from cockpit.core.log_search import candidates
-from cockpit.ui.footer import KeyFooter
+from cockpit.ui.footer import key_footer
 from cockpit.ui.keys import ZOOM_KEYS, bindings
 from cockpit.ui.logview import LogView, Match, MatchList
-from cockpit.ui.terminal import LineRenderer
+from cockpit.ui.messages import deliver
+from cockpit.ui.search import LogSearch
 from cockpit.ui.tiles import AgentTile
+from cockpit.ui.verbs import unavailable
 
-MAX_MATCHES = 100_000
-"""Matches kept per search: the newest ones (a search for "e" in a GiB log would fill memory)."""
-POST_EVERY_S = 0.1
-"""How often a running search reports what it found."""
 PROGRESS_EVERY_S = 0.25
 """How often the indexing of a log's start reports how far it got."""
 INDEX_SHARE = 0.5
 """The most of a core indexing a log's start may take (a GiB of it takes seconds)."""
 
 
-def find_matches(lines: list[Text], query: str) -> list[tuple[int, int, int]]:
-    """``(line, start, end)`` of every case-insensitive occurrence of ``query``."""
-    if not query:
-        return []
-    needle = query.lower()
-    found = []
-    for number, line in enumerate(lines):
-        haystack = line.plain.lower()
-        start = haystack.find(needle)
-        while start != -1:
-            found.append((number, start, start + len(needle)))
-            start = haystack.find(needle, start + max(1, len(needle)))
-    return found
-
-
-class _Search:
-    """One query's progress: where the backward scan is, and how far new lines were searched."""
-
-    def __init__(self, query: str, end: int, generation: int) -> None:
-        self.query = query
-        self.origin = end
-        """The backward scan covers the finished lines before this offset..."""
-        self.end = end
-        """...and the forward one those from ``origin`` to here, as lines are finished."""
-        self.generation = generation
-        """The log's generation it searches (a truncated or replaced log is searched again)."""
-        self.done = False
-        self.capped = False
-        self.fraction = 0.0
-        self.lock = threading.Lock()
-
-
 class ZoomScreen(Screen[None]):
-    """One tile full-screen. Dismisses back to the grid."""
+    """One tile full-screen. Dismisses back to the grid. ``toggle_view`` switches the tile
+    between its log and its tmux screen (the app keeps track of the screens it captures)."""
 
     BINDINGS = bindings(ZOOM_KEYS)
     DEFAULT_CSS = """
@@ -93,15 +56,50 @@ class ZoomScreen(Screen[None]):
     ZoomScreen #search-status { height: 1; color: $foreground-muted; padding: 0 1; }
     """
 
-    def __init__(self, tile: AgentTile) -> None:
+    # -- what its workers report (to this screen) ---------------------------------------------------
+    class Synced(Message, bubble=False):
+        """The index was opened or extended: show what it has."""
+
+    @dataclass
+    class Indexing(Message, bubble=False):
+        """How much of the log's start is indexed so far."""
+
+        fraction: float
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, ZoomScreen.Indexing)
+
+    @dataclass
+    class HeadIndexed(Message, bubble=False):
+        """The start of the log is indexed: every line number grew by ``shift`` (None: stopped,
+        or the file changed meanwhile)."""
+
+        shift: int | None
+
+    @dataclass
+    class Extended(Message, bubble=False):
+        """What was appended is indexed; ``changed`` when the log grew or was replaced."""
+
+        changed: bool
+
+    @dataclass
+    class Found(Message, bubble=False):
+        """A batch of matches of ``search``: ``older`` ones from the backward scan, else in new lines."""
+
+        search: LogSearch
+        matches: list[Match]
+        older: bool
+
+    def __init__(self, tile: AgentTile, toggle_view: Callable[[AgentTile], None]) -> None:
         super().__init__()
         self.tile = tile
+        self.toggle_view = toggle_view
         self.index = tile.feed.line_index()
         self.query_text = ""
         self.matches = MatchList()
         self.match: Match | None = None
         """The current match."""
-        self.search: _Search | None = None
+        self.search: LogSearch | None = None
         self.seen_version = -1
         self.indexing: float | None = None
         """How much of the log's start is indexed (0..1) while that runs, else None."""
@@ -116,7 +114,7 @@ class ZoomScreen(Screen[None]):
             yield Static("", id="zoom-body")
         yield Label("", id="search-status")
         yield Input(placeholder="search the log (enter: find, esc: close)", id="search")
-        yield KeyFooter()
+        yield key_footer()
 
     @property
     def view(self) -> LogView:
@@ -154,7 +152,7 @@ class ZoomScreen(Screen[None]):
             index.open()
         else:
             index.extend()
-        self._ui(self._synced)
+        deliver(self, ZoomScreen.Synced())
 
     def need_start(self) -> None:
         """Index the start of the log (in a worker), unless that is done or under way: ``g``,
@@ -172,27 +170,22 @@ class ZoomScreen(Screen[None]):
         def progress(fraction: float) -> None:  # a few times a second: the UI thread has its own work
             if time.monotonic() - reported[0] >= PROGRESS_EVERY_S:
                 reported[0] = time.monotonic()
-                self._ui(self._indexing, fraction)
+                deliver(self, ZoomScreen.Indexing(fraction))
 
         shift = self.index.scan_head(stop=lambda: worker.is_cancelled or not self.is_attached,
                                      progress=progress, share=INDEX_SHARE)
-        self._ui(self._head_indexed, shift)
+        deliver(self, ZoomScreen.HeadIndexed(shift))
 
-    def _synced(self) -> None:
+    def on_zoom_screen_synced(self, _message: ZoomScreen.Synced) -> None:
         if self.is_attached:
             self.view.sync()
 
-    def _ui(self, callback, *args) -> None:  # type: ignore[no-untyped-def]
-        try:
-            self.app.call_from_thread(callback, *args)
-        except RuntimeError:  # the app is shutting down
-            pass
-
-    def _indexing(self, fraction: float) -> None:
-        self.indexing = fraction
+    def on_zoom_screen_indexing(self, message: ZoomScreen.Indexing) -> None:
+        self.indexing = message.fraction
         self.refresh_title()
 
-    def _head_indexed(self, shift: int | None) -> None:
+    def on_zoom_screen_head_indexed(self, message: ZoomScreen.HeadIndexed) -> None:
+        shift = message.shift
         self.indexing = None
         self.refresh_title()
         if not self.is_attached:
@@ -227,12 +220,15 @@ class ZoomScreen(Screen[None]):
     def _extend(self) -> None:
         """Index what was appended, and search the lines finished since."""
         changed = self.index.extend()
-        self._ui(self._extended, changed)
+        deliver(self, ZoomScreen.Extended(changed))
         search = self.search
-        if search is not None:
-            self._search_new_lines(search)
+        if search is not None:  # the lines finished since the last look
+            found = search.new_lines(self.index)
+            if found:
+                deliver(self, ZoomScreen.Found(search, found, False))
 
-    def _extended(self, changed: bool) -> None:
+    def on_zoom_screen_extended(self, message: ZoomScreen.Extended) -> None:
+        changed = message.changed
         if not self.is_attached:
             return
         if changed:
@@ -249,13 +245,7 @@ class ZoomScreen(Screen[None]):
         """The screen view's content: the tile's last tmux capture."""
         if self.tile.view != "screen":
             return
-        screen = self.tile.feed.screen
-        if screen is None:
-            text = Text("(capturing the tmux screen…)", style="dim")
-        elif not screen:
-            text = Text("(the screen is blank)", style="dim italic")
-        else:
-            text = Text("\n").join(screen)
+        text = Text("\n").join(self.tile.screen_lines())
         text.no_wrap = True
         self.query_one("#zoom-body", Static).update(text)
 
@@ -272,58 +262,22 @@ class ZoomScreen(Screen[None]):
         self.matches = MatchList()
         self.match = None
         self._goto_pending = None
-        self.search = _Search(query, self.index.finished_end, self.index.generation) if query else None
+        self.search = LogSearch(query, self.index.finished_end, self.index.generation) if query else None
         self.view.show_matches(self.matches, None)
         self.refresh_status()
         if self.search is not None:
             self._search_backwards(self.search)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="zoom-search")
-    def _search_backwards(self, search: _Search) -> None:
-        """Every finished line before ``search.end``, newest first; reports in batches."""
+    def _search_backwards(self, search: LogSearch) -> None:
+        """Every finished line before where ``search`` began, newest first, in batches."""
         worker = get_current_worker()
-        renderer = LineRenderer()
-        batch: list[Match] = []
-        found = 0
-        posted = time.monotonic()
-        end = search.origin
+        search.scan_backwards(self.index.path, stop=lambda: worker.is_cancelled or self.search is not search,
+                              report=lambda batch: deliver(self, ZoomScreen.Found(search, batch, True)))
 
-        def progress(done: int) -> None:
-            search.fraction = done / end if end else 1.0
-
-        for offset, raw in candidates(self.index.path, search.query, 0, end, backwards=True,
-                                      stop=lambda: worker.is_cancelled or self.search is not search,
-                                      progress=progress):
-            matches = _matches_in(renderer, offset, raw, search.query)
-            batch.extend(reversed(matches))  # newest first
-            found += len(matches)
-            if found >= MAX_MATCHES:
-                search.capped = True
-                break
-            if time.monotonic() - posted >= POST_EVERY_S and batch:
-                self._ui(self._found, search, batch, True)
-                batch, posted = [], time.monotonic()
-        if worker.is_cancelled or self.search is not search:
-            return
-        search.done = True
-        self._ui(self._found, search, batch, True)
-
-    def _search_new_lines(self, search: _Search) -> None:
-        """Search the lines finished since the last look (in the extend worker)."""
-        with search.lock:
-            start, end = search.end, self.index.finished_end
-            if end <= start or search.generation != self.index.generation:
-                return
-            search.end = end
-            renderer = LineRenderer()
-            found: list[Match] = []
-            for offset, raw in candidates(self.index.path, search.query, start, end):
-                found.extend(_matches_in(renderer, offset, raw, search.query))
-        if found:
-            self._ui(self._found, search, found, False)
-
-    def _found(self, search: _Search, matches: list[Match], older: bool) -> None:
-        """A batch from a search (UI thread): add, pick the newest as current, show."""
+    def on_zoom_screen_found(self, message: ZoomScreen.Found) -> None:
+        """A batch from a search: add, pick the newest as current, show."""
+        search, matches, older = message.search, message.matches, message.older
         if search is not self.search:
             return
         if older:
@@ -392,12 +346,11 @@ class ZoomScreen(Screen[None]):
         self.scroll_to_match(self.match)
 
     def action_toggle_screen(self) -> None:
-        from cockpit.ui.actions import unavailable
         why = unavailable(self.tile.agent, "toggle_screen") if self.tile.view == "log" else None
         if why:
             self.notify(why, severity="warning")
             return
-        self.app.toggle_view(self.tile)  # type: ignore[attr-defined]
+        self.toggle_view(self.tile)
         self.set_class(self.tile.view == "screen", "screen-view")
         self.refresh_title()
         self.show_screen()
@@ -414,9 +367,3 @@ class ZoomScreen(Screen[None]):
         else:
             self.view.action_scroll_end()
 
-
-def _matches_in(renderer: LineRenderer, offset: int, raw: bytes, query: str) -> list[Match]:
-    """The matches of ``query`` in the line at ``offset``, rendered as the view renders it."""
-    data, cut = (raw[-LINE_CAP:], True) if len(raw) > LINE_CAP else (raw, False)
-    text = renderer.render(data, cut)
-    return [(offset, start, end) for _, start, end in find_matches([text], query)]
