@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/cockpit demo
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # No `setup`: it would install tmux. Tests that start tmux are marked `tmux`, those that log in over

@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's cockpit, not an installed one
 
-from cockpit.demo import create_demo  # noqa: E402
 from cockpit.core.fleet import Fleet  # noqa: E402
+from cockpit.demo import create_demo  # noqa: E402
 from cockpit.ui.app import CockpitApp, make_app  # noqa: E402
 from cockpit.ui.dialogs import DiscardDialog  # noqa: E402
 from cockpit.ui.tiles import TileGrid  # noqa: E402

@@ -13,8 +13,8 @@ from cockpit.ui.app import make_app
 from cockpit.ui.dialogs import ConfirmDialog, DiscardDialog
 from cockpit.ui.help import HelpScreen
 from cockpit.ui.keys import ALL_KEYS, check_keymap, markdown_table, refuse_conflicts
-from cockpit.ui.tiles import TileGrid, choose_layout
 from cockpit.ui.search import find_matches
+from cockpit.ui.tiles import TileGrid, choose_layout
 from cockpit.ui.zoom import ZoomScreen
 from conftest import sleeper
 from ui_support import agent_state, focus, tiles, wait_for

@@ -90,7 +90,8 @@ def test_painted_rows_leave_no_cyclic_garbage() -> None:
         finally:
             gc.enable()
 
-    assert garbage_after(lambda: Strip([Segment("abc")], 3)) > 0, "Textual no longer makes the cycle: drop CycleFreeStrip"
+    assert garbage_after(lambda: Strip([Segment("abc")], 3)) > 0, \
+        "Textual no longer makes the cycle: drop CycleFreeStrip"
     assert garbage_after(lambda: CycleFreeStrip.join([Strip([Segment("abc")], 3)])) == 0
 
 

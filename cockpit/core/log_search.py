@@ -30,7 +30,7 @@ _SEQUENCE = re.compile(
     rb"|[\]PX^_][^\x07\x1b\n]*(?:\x07|\x1b\\)?"  # OSC, DCS, SOS, PM, APC strings
     rb"|[\x20-\x2f]*[\x30-\x7e])?"  # other escapes (or a lone ESC)
 )
-_CONTROLS = bytes(range(0x00, 0x09)) + bytes(range(0x0B, 0x20)) + b"\x7f"  # all but \t and \n
+_CONTROLS = bytes(range(0x09)) + bytes(range(0x0B, 0x20)) + b"\x7f"  # all but \t and \n
 
 
 def key_word(query: str) -> str:

@@ -217,7 +217,7 @@ class LogWatcher:
     def _emit(self, paths: set[Path]) -> None:
         try:
             self._on_change(paths)
-        except Exception as exc:  # a broken callback must not kill the watcher
+        except Exception as exc:  # noqa: BLE001 - a broken callback must not kill the watcher: reported
             self._report(exc)
 
     def _report(self, exc: BaseException) -> None:
@@ -227,7 +227,7 @@ class LogWatcher:
             return
         try:
             self._on_error(exc)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the report itself failed: logged
             _log.exception("log watcher: on_error failed while reporting %r", exc)
 
     def _roots(self) -> set[Path]:
@@ -252,7 +252,7 @@ class LogWatcher:
                 # A watched directory vanished between listing and watching it: not an error,
                 # the next round watches its nearest existing ancestor instead.
                 self._stop.wait(self._step / 1000)
-            except Exception as exc:  # report, pause, retry: the thread must not die
+            except Exception as exc:  # noqa: BLE001 - report, pause, retry: the thread must not die
                 self._report(exc)
                 self._stop.wait(min(self._fallback, 1.0))
 

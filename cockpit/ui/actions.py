@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import shlex
 import threading
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from textual import work
@@ -25,13 +26,35 @@ from cockpit.core.errors import CockpitError
 from cockpit.core.merge_plan import plan_merge
 from cockpit.core.queue import MergeQueue, QueueBusy, enqueue, pending
 from cockpit.core.sessions import AttachPlan
-from cockpit.ui.dialogs import ConfirmDialog, DiscardDialog, NewAgentDialog, NewAgentRequest, RespawnDialog, \
-    RespawnRequest
+from cockpit.ui.dialogs import (
+    ConfirmDialog,
+    DiscardDialog,
+    NewAgentDialog,
+    NewAgentRequest,
+    RespawnDialog,
+    RespawnRequest,
+)
 from cockpit.ui.diffview import DiffScreen
 from cockpit.ui.help import HelpScreen
-from cockpit.ui.messages import (AttachPlanned, ConfigRead, Discarded, DiscardPreviewed, Done, Failure, MergePlanned,
-                                 Notice, OperationEnded, OperationStarted, Queued, QueueReported, Respawned,
-                                 Spawned, SpawnRefused, deliver, describe)
+from cockpit.ui.messages import (
+    AttachPlanned,
+    ConfigRead,
+    Discarded,
+    DiscardPreviewed,
+    Done,
+    Failure,
+    MergePlanned,
+    Notice,
+    OperationEnded,
+    OperationStarted,
+    Queued,
+    QueueReported,
+    Respawned,
+    Spawned,
+    SpawnRefused,
+    deliver,
+    describe,
+)
 from cockpit.ui.tiles import AgentTile, TileGrid
 from cockpit.ui.verbs import unavailable
 from cockpit.ui.zoom import ZoomScreen
@@ -384,7 +407,8 @@ class AgentActions(_App):
         was queued: say so, unless ``quiet`` (the resume at start-up)."""
         if quiet and not pending(self.fleet):
             return
-        queue = MergeQueue(self.fleet, report=lambda outcome: deliver(self, QueueReported(outcome)), stop=self.queue_stop)
+        queue = MergeQueue(self.fleet, report=lambda outcome: deliver(self, QueueReported(outcome)),
+                           stop=self.queue_stop)
         try:
             queue.run()
         except QueueBusy as busy:

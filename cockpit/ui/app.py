@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -392,7 +392,7 @@ def make_app(fleet: Fleet, theme: str | None = None, *, clock: Clock | None | bo
     config are shown as notifications.
     """
     chosen = resolve_preferences(fleet, theme, user_config, include_user_themes)
-    real_clock: Clock | None = (lambda: datetime.now(timezone.utc)) if clock is True else (clock or None)
+    real_clock: Clock | None = (lambda: datetime.now(UTC)) if clock is True else (clock or None)
     return CockpitApp(fleet, chosen.themes, chosen.theme, chosen.keymap, chosen.problems, real_clock, poll_interval,
                       diffs, attach_runner)
 

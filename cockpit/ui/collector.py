@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Callable
+from collections.abc import Callable
 
 THRESHOLDS = (2000, 10, 1_000_000_000)
 """gen0 after this many allocations (CPython's default is 700), gen1 every 10 gen0; no

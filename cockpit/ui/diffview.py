@@ -12,8 +12,9 @@ function that computes a diff (``Fleet.diff``); an error goes to the app as a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -73,7 +74,7 @@ def colour_patch(patch: str, max_lines: int = MAX_PATCH_LINES) -> Text:
     return text
 
 
-def file_label(change: "FileChange", width: int) -> Text:
+def file_label(change: FileChange, width: int) -> Text:
     """``  +12   -3 M path`` for the file list; ``bin`` instead of counts for a binary file."""
     label = Text(no_wrap=True, overflow="ellipsis")
     if change.binary:

@@ -3,7 +3,7 @@ remaps applied, so it can never drift from what the keys really do."""
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from rich.table import Table
 from textual.app import ComposeResult
@@ -13,7 +13,6 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from cockpit.ui.keys import ALL_KEYS, effective_keys
-
 
 LEGEND = (
     "[b]On a tile[/]: ● state · activity · [b]try 2 (1/2 fail)[/]: attempt 2, 1 failure counted of the 2 "

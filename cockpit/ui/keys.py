@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import tomllib
 import unicodedata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from textual.binding import Binding
 from textual.keys import KEY_NAME_REPLACEMENTS
@@ -61,14 +61,16 @@ GRID_KEYS: tuple[KeySpec, ...] = (
     KeySpec("respawn", "r", "app.respawn", "Respawn: start the next attempt", "Agent", short="respawn"),
     KeySpec("fail", "F", "app.mark_failed", "Mark failed (counts towards the 2-failure rule; asks first)", "Agent",
             show=False),
-    KeySpec("attach", "enter,a", "app.attach", "Attach to the agent's terminal", "Agent", key_display="⏎/a", short="attach"),
+    KeySpec("attach", "enter,a", "app.attach", "Attach to the agent's terminal", "Agent", key_display="⏎/a",
+            short="attach"),
     KeySpec("new", "n", "app.new_agent", "New agent", "Fleet", short="new"),
     KeySpec("attention", "w", "app.next_attention", "Focus the next agent needing you (waiting, stalled, failed)",
             "Fleet", short="next waiting"),
     KeySpec("screen", "s", "app.toggle_screen", "Log / screen view", "View", short="log/screen"),
     KeySpec("zoom", "z", "app.zoom", "Zoom: one tile full-screen", "View", short="zoom"),
     KeySpec("diff", "v", "app.diff", "Diff: what the agent changed against base", "Review", short="diff"),
-    KeySpec("merge", "m", "app.merge", "Merge: queue the agent and run the merge queue (asks first)", "Review", short="merge"),
+    KeySpec("merge", "m", "app.merge", "Merge: queue the agent and run the merge queue (asks first)", "Review",
+            short="merge"),
 )
 """Bindings of the grid of tiles (they act on the focused agent)."""
 

@@ -48,7 +48,7 @@ def resolve_preferences(fleet: Fleet, theme: str | None = None, user_config: Pat
     personal_source, repo_source = str(user_config or user_config_file()), str(fleet.layout.config)
     keymap, bad = check_keymap(personal, personal_source)
     repo_map, bad_repo = check_keymap(repo_keys, repo_source)
-    sources = {**{key: personal_source for key in keymap}, **{key: repo_source for key in repo_map}}
+    sources = {**dict.fromkeys(keymap, personal_source), **dict.fromkeys(repo_map, repo_source)}
     keymap.update(repo_map)
     keymap, conflicts = refuse_conflicts(keymap, sources)
     problems += bad + bad_repo + conflicts

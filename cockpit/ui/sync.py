@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from cockpit.core import queue as merge_queue
 from cockpit.core.agent import Agent
@@ -20,7 +20,6 @@ from cockpit.core.errors import CockpitError
 from cockpit.core.events import Event
 from cockpit.core.fleet import Fleet
 from cockpit.ui.messages import describe
-
 
 SLOW_FACTOR = 5
 """While a log floods, the agents are re-read and the worktrees diffed this many times less

@@ -9,8 +9,8 @@ on when Textual refreshes a widget: see :mod:`cockpit.ui.internals`.)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from rich.console import Console
 from rich.segment import Segment
@@ -97,7 +97,7 @@ class RowCache:
                 strips.append(self._body_row(shown, y - top, frame, content_width, painted, console))
             else:
                 strips.append(frame.rows[y])  # type: ignore[arg-type]  # a border row
-        if crop.line_range == range(0, height):
+        if crop.line_range == range(height):
             # Keep only the rows painted now: the next paint shows most of them again, one or
             # two rows up; older rows would only keep strips (each with caches of its own)
             # alive for the garbage collector to walk through.

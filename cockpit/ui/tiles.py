@@ -10,8 +10,8 @@ the app hands them an :class:`~cockpit.core.agent.Agent` snapshot and a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from rich.segment import Segment
 from rich.text import Text

@@ -30,7 +30,8 @@ def unavailable(agent: Agent, action: str) -> str | None:
     name, process = agent.name, agent.process
     alive = process in ("running", "paused")
     if action in ("pause", "kill") and not alive:
-        return f"{name} is not running ({process}): nothing to {action}" + ("; r respawns it" if action == "pause" else "")
+        hint = "; r respawns it" if action == "pause" else ""
+        return f"{name} is not running ({process}): nothing to {action}{hint}"
     if action == "resume" and process != "paused":
         return f"{name} is not paused ({process})"
     if action == "pause_only" and process != "running":

@@ -14,8 +14,8 @@ over each line as it is finished. Every match is highlighted, the current one mo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from rich.text import Text
 from textual import on, work

@@ -36,8 +36,16 @@ not to garble the log, but a log is not a screen: cockpit shows those programs w
 ``tmux capture-pane`` instead, through :func:`render_capture`.
 """
 
-from cockpit.ui.terminal.renderer import (FULL_RENDER_BYTES, LINE_COLUMNS, MAX_LINE_BYTES, RETAIN_BYTES, LineRenderer,
-                                          TerminalRenderer, render, render_capture)
+from cockpit.ui.terminal.renderer import (
+                                          FULL_RENDER_BYTES,
+                                          LINE_COLUMNS,
+                                          MAX_LINE_BYTES,
+                                          RETAIN_BYTES,
+                                          LineRenderer,
+                                          TerminalRenderer,
+                                          render,
+                                          render_capture,
+)
 
 __all__ = [
     "TerminalRenderer", "LineRenderer", "render", "render_capture", "RETAIN_BYTES", "FULL_RENDER_BYTES",

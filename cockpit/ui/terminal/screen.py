@@ -187,7 +187,7 @@ class LogScreen(pyte.Screen):
                     cursor.x -= 1  # without autowrap, the last column is overwritten
             take = min(len(data) - i, columns - cursor.x)
             x = cursor.x
-            self.buffer[cursor.y].update(zip(range(x, x + take), map(cells.__getitem__, data[i:i + take])))
+            self.buffer[cursor.y].update(zip(range(x, x + take), map(cells.__getitem__, data[i:i + take]), strict=True))
             cursor.x = x + take
             i += take
         self.dirty.add(cursor.y)

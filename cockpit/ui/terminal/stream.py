@@ -7,7 +7,7 @@ import codecs
 import inspect
 import logging
 import re
-from functools import lru_cache
+from functools import cache
 
 import pyte
 from pyte import modes
@@ -23,7 +23,7 @@ log = logging.getLogger(__package__)  # the terminal emulation's one logger
 _SIMPLE_CSI = re.compile(r"\x1b\[([0-9;?]*)([\x40-\x7e])")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _handler_shape(screen_type: type, name: str) -> tuple[int | None, bool]:
     """(how many parameters a screen handler takes, None for any; whether it takes private=)."""
     params = [p for p in inspect.signature(getattr(screen_type, name)).parameters.values()
