@@ -73,6 +73,28 @@ def test_a_pattern_out_of_the_repository_refuses_the_spawn_and_creates_nothing(p
     assert not fleet.tmux.has_session("web") and fleet.agents() == []
 
 
+def test_the_pre_spawn_checklist_lists_included_files_and_ports(project: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from cockpit.core.checklist import run_checklist
+    from cockpit.core.spec import AgentSpec
+    configure(project, "[worktree]\nports = 2\n")
+    fleet = Fleet(project)
+    (project / ".worktreeinclude").write_text(".env\n.env.production\n")
+    specs = [AgentSpec(name="a", command="x"), AgentSpec(name="b", command="x")]
+    checklist = run_checklist(fleet, specs)
+    items = {item.check: item for item in checklist.items if item.agent == "*"}
+    assert checklist.passed
+    assert items[".worktreeinclude"].detail == "1 ignored file(s) copied into each new worktree"
+    assert items["free TCP ports"].detail == "2 block(s) of 2 port(s)"
+    assert checklist.warnings == [".worktreeinclude:2: '.env.production' matches no ignored file of the main checkout"]
+    (project / ".worktreeinclude").write_text("/etc/passwd\n")
+    monkeypatch.setattr(ports, "PORT_RANGE", (1, 1))
+    checklist = run_checklist(fleet, specs)
+    failed = {item.check: item.detail for item in checklist.failures}
+    assert "looks like an absolute path" in failed[".worktreeinclude"]
+    assert failed["free TCP ports"].startswith("2 block(s) of 2 port(s): not enough free in 1-1")
+
+
 # -- setup -----------------------------------------------------------------------------------------------
 def test_setup_runs_in_the_pane_before_the_agent_with_its_environment(project: Path, tmp_path: Path) -> None:
     go = tmp_path / "go"

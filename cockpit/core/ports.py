@@ -162,14 +162,15 @@ def release(root: Path, name: str) -> list[int]:
         return [p for b in mine for p in b["ports"]]
 
 
-def available(count: int, agents: int) -> bool:
-    """Whether ``agents`` new blocks of ``count`` ports could be allocated now (for the pre-spawn
-    checklist; nothing is held)."""
-    if count <= 0 or agents <= 0:
+def available(counts: list[int]) -> bool:
+    """Whether new blocks of each of ``counts`` ports could be allocated now, all at once (for the
+    pre-spawn checklist; nothing is held)."""
+    wanted = [count for count in counts if count > 0]
+    if not wanted:
         return True
     with _registry() as blocks:
         taken = {p for b in blocks for p in b["ports"]}
-        for _ in range(agents):
+        for count in wanted:
             found = _find(count, taken, ())
             if found is None:
                 return False
