@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -505,3 +506,35 @@ setup = ["exit 4"]
     assert look() == before
     assert (tree_hashes(project), git(project, "rev-parse", "main")) == main_before
     assert os.path.exists(project / ".env")
+
+
+# -- the CLI, as a new user types it ----------------------------------------------------------------------
+def cockpit(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "-m", "cockpit", *args], cwd=cwd, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=120)
+
+
+def test_the_cli_shows_ports_and_included_files_and_warns_of_a_failed_teardown(project: Path) -> None:
+    configure(project, """
+[worktree]
+ports = 2
+teardown = ["exit 9"]
+
+[[agent]]
+name = "web"
+command = "sleep 60"
+""")
+    spawned = cockpit(project, "spawn", "web")
+    assert spawned.returncode == 0, spawned.stderr
+    block = Fleet(project).agent("web").ports
+    assert f"1 file(s) from .worktreeinclude; ports {block[0]}-{block[1]} ($COCKPIT_PORT={block[0]})" in spawned.stdout
+    listing = json.loads(cockpit(project, "ls", "--json").stdout)[0]
+    assert listing["ports"] == block and listing["included"] == 1
+    table = cockpit(project, "ls").stdout.splitlines()
+    assert "PORTS" in table[0] and f"{block[0]}-{block[1]}" in table[1]
+    refused = cockpit(project, "respawn", "web", "--setup")
+    assert refused.returncode == 1 and "--setup goes with --keep" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    discarded = cockpit(project, "discard", "web", "--yes")
+    assert discarded.returncode == 0 and "archived at refs/cockpit/archive/web/1" in discarded.stdout
+    assert "warning: web: teardown: exit 9 exited 9 (output in its session.log)" in discarded.stderr
