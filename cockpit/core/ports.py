@@ -74,9 +74,11 @@ def _registry() -> Iterator[list[dict[str, Any]]]:
     ensure_private_dir(directory)
     with repo_lock(directory / LOCK, timeout=30):
         path = directory / REGISTRY
-        blocks = [b for b in _load(path) if (Path(b["repo"]) / ".cockpit").is_dir()]
+        loaded = _load(path)
+        blocks = [b for b in loaded if (Path(b["repo"]) / ".cockpit").is_dir()]
         yield blocks
-        _save(path, blocks)
+        if blocks != loaded:
+            _save(path, blocks)
 
 
 def _key(root: Path) -> str:

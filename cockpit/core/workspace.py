@@ -76,6 +76,9 @@ def variables(repo: Repository, spec: AgentSpec, attempt: int, branch: str, base
 def open_ports(repo: Repository, name: str, count: int, prefer: list[int] | None = None) -> list[int]:
     """The agent's block of ``count`` ports (the one it holds when the size is right), recorded
     as ``ports.allocated`` when it is new. Raises :class:`~cockpit.core.ports.PortsExhausted`."""
+    record = repo.history().records.get(name)
+    if count <= 0 and not (record is not None and not record.discarded and record.ports):
+        return []  # no block wanted, none held: the machine-wide registry is not touched
     before = ports.held(repo.root, name)
     block = ports.allocate(repo.root, name, count, prefer or before)
     if block != before:
