@@ -164,6 +164,15 @@ def release(root: Path, name: str) -> list[int]:
         return [p for b in mine for p in b["ports"]]
 
 
+def release_repository(root: Path) -> list[int]:
+    """Give back every block of the repository at ``root`` (its fleet is gone for good)."""
+    key = _key(root)
+    with _registry() as blocks:
+        mine = [b for b in blocks if b["repo"] == key]
+        blocks[:] = [b for b in blocks if b["repo"] != key]
+        return [p for b in mine for p in b["ports"]]
+
+
 def available(counts: list[int]) -> bool:
     """Whether new blocks of each of ``counts`` ports could be allocated now, all at once (for the
     pre-spawn checklist; nothing is held)."""
