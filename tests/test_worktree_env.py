@@ -538,3 +538,39 @@ command = "sleep 60"
     discarded = cockpit(project, "discard", "web", "--yes")
     assert discarded.returncode == 0 and "archived at refs/cockpit/archive/web/1" in discarded.stdout
     assert "warning: web: teardown: exit 9 exited 9 (output in its session.log)" in discarded.stderr
+
+
+# -- the tile ---------------------------------------------------------------------------------------------
+async def test_a_tile_shows_setup_its_port_and_why_a_setup_failed(project: Path, tmp_path: Path) -> None:
+    from cockpit.ui.app import make_app
+    from ui_support import tile_subtitle, tile_text, wait_for
+    go = tmp_path / "go"
+    configure(project, f"""
+[[agent]]
+name = "web"
+command = "echo serving; sleep 60"
+[agent.worktree]
+setup = ["echo installing deps", "while [ ! -e {go} ]; do sleep 0.05; done"]
+ports = 2
+
+[[agent]]
+name = "bad"
+command = "sleep 60"
+[agent.worktree]
+setup = ["exit 3"]
+""")
+    fleet = Fleet(project)
+    fleet.up()
+    first = fleet.agent("web").ports[0]
+    app = make_app(fleet, include_user_themes=False, user_config=tmp_path / "none.toml")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_for(pilot, lambda: " setup " in tile_subtitle(app, "web") + " ",
+                       message="activity setup on the tile")
+        assert f"port {first} (+1)" in tile_subtitle(app, "web")
+        await wait_for(pilot, lambda: "[cockpit] setup 1/2: echo installing deps" in tile_text(app, "web"),
+                       message="the setup's output on the tile")
+        await wait_for(pilot, lambda: "setup: exit 3 exited 3" in tile_subtitle(app, "bad"),
+                       message="the failed setup's reason on the tile")
+        go.touch()
+        await wait_for(pilot, lambda: "serving" in tile_text(app, "web"), message="the agent after setup")
+        await wait_for(pilot, lambda: " setup " not in tile_subtitle(app, "web") + " ", message="setup over")
