@@ -96,6 +96,24 @@ def test_the_pre_spawn_checklist_lists_included_files_and_ports(project: Path,
     assert failed["free TCP ports"].startswith("2 block(s) of 2 port(s): not enough free in 1-1")
 
 
+def test_a_fresh_respawn_that_could_not_set_up_refuses_before_it_touches_the_worktree(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet = Fleet(project)
+    wt = Path(fleet.spawn("web", command="echo work > work.txt; sleep 60").worktree)
+    wait_until(lambda: (wt / "work.txt").exists(), message="at work")
+    (project / ".worktreeinclude").write_text("../elsewhere/.env\n")
+    with pytest.raises(CockpitError, match="escapes the repository"):
+        fleet.respawn("web")
+    (project / ".worktreeinclude").write_text(".env\n")
+    configure(project, "[worktree]\nports = 2\n")
+    monkeypatch.setattr(ports, "PORT_RANGE", (1, 1))
+    with pytest.raises(CockpitError, match="no block of 2 free TCP port"):
+        fleet.respawn("web")
+    agent = fleet.agent("web")  # untouched: same attempt, worktree, branch, process
+    assert agent.state == "running" and agent.attempt == 1 and (wt / "work.txt").exists() and agent.archives == []
+    assert not [e for e in events(fleet, "web") if e.type.startswith("respawn")]
+
+
 # -- setup -----------------------------------------------------------------------------------------------
 def test_setup_runs_in_the_pane_before_the_agent_with_its_environment(project: Path, tmp_path: Path) -> None:
     go = tmp_path / "go"

@@ -369,6 +369,7 @@ class Fleet(Repository):
                 lifecycle.restart(self, spec, attempt, record, extra, setup=setup)
             else:
                 base_ref, base_sha = self.resolve_base(None)
+                workspace.check_ready(self, spec)  # before the old worktree is archived and removed
                 new_branch = branch_for(name, attempt)
                 if worktrees.branch_exists(self.root, new_branch):
                     raise CockpitError(f"branch {new_branch!r} already exists: refusing to touch it")

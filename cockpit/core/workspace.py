@@ -72,6 +72,21 @@ def variables(repo: Repository, spec: AgentSpec, attempt: int, branch: str, base
     return env
 
 
+def check_ready(repo: Repository, spec: AgentSpec) -> None:
+    """Refuse now, before an operation archives or removes anything, what would make the launch
+    of a new worktree for ``spec`` fail: a ``.worktreeinclude`` pattern out of the repository,
+    or no free block of ports of the size it needs (when it does not hold one already)."""
+    include.patterns(repo.root)
+    count = settings(repo, spec).ports
+    record = repo.history().records.get(spec.name)
+    holds = len(record.ports) if record is not None and not record.discarded else 0
+    if count and count != holds and not ports.available([count]):
+        first, last = ports.PORT_RANGE
+        raise ports.PortsExhausted(f"no block of {count} free TCP port(s) left in {first}-{last} for agent "
+                                   f"{spec.name!r} (see {ports.registry_path()}): lower [worktree] ports in "
+                                   "cockpit.toml, or discard agents you no longer need; nothing was changed")
+
+
 # -- ports ------------------------------------------------------------------------------------------
 def open_ports(repo: Repository, name: str, count: int, prefer: list[int] | None = None) -> list[int]:
     """The agent's block of ``count`` ports (the one it holds when the size is right), recorded
