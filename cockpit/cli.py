@@ -135,6 +135,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--task", help="a new task text (a replan: allowed for a halted agent)")
     p.add_argument("--command", help="a new command (a replan: allowed for a halted agent)")
     p.add_argument("--force", action="store_true", help="respawn a halted agent without a replan")
+    p.add_argument("--setup", action="store_true",
+                   help="with --keep: set the worktree up again (copy missing included files, run [worktree] setup)")
 
     p = add("check", "report files changed outside an agent's scope and files two agents changed (exit 1 if any)")
     p.add_argument("--agent", metavar="NAME", help="only this agent's findings")
@@ -184,10 +186,13 @@ def _ago(iso: str | None) -> str:
 
 
 def _print_table(agents) -> None:
+    from cockpit.core.ports import describe
     if not agents:
         print("no agents (start some with 'cockpit up' or 'cockpit spawn NAME --command CMD')")
         return
-    rows = [("NAME", "STATE", "ACTIVITY", "TRY", "BRANCH", "OUTPUT", "FLAGS", "TASK")]
+    with_ports = any(a.ports for a in agents)
+    rows = [("NAME", "STATE", "ACTIVITY", "TRY", "BRANCH", *(("PORTS",) if with_ports else ()), "OUTPUT", "FLAGS",
+             "TASK")]
     for a in agents:
         state = a.state + (f" ({a.exit_code})" if a.state == "failed" and a.exit_code is not None else "")
         if a.blocked_by:
@@ -195,11 +200,41 @@ def _print_table(agents) -> None:
         task = a.task.splitlines()[0] if a.task else ""
         flags = ", ".join(filter(None, [f"{len(a.out_of_scope)} out of scope" if a.out_of_scope else "",
                                         f"{len(a.collisions)} collision(s)" if a.collisions else ""])) or "-"
-        rows.append((a.name, state, a.activity or "-", a.tries, a.branch or "-",
+        ports = (describe(a.ports) or "-",) if with_ports else ()
+        rows.append((a.name, state, a.activity or "-", a.tries, a.branch or "-", *ports,
                      _ago(a.last_activity), flags, task[:50]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+
+
+def _print_environment(agent) -> None:
+    """What made the agent's worktree a working environment (.worktreeinclude, its ports)."""
+    from cockpit.core.ports import describe
+    parts = []
+    if agent.included:
+        parts.append(f"{agent.included} file(s) from .worktreeinclude")
+    if agent.ports:
+        parts.append(f"ports {describe(agent.ports)} ($COCKPIT_PORT={agent.ports[0]})")
+    if parts:
+        print("  " + "; ".join(parts))
+
+
+def _log_end(fleet) -> int:
+    try:
+        return fleet.layout.events.stat().st_size
+    except OSError:
+        return 0
+
+
+def _warn_from_events(fleet, since: int) -> None:
+    """Say on stderr what went wrong, without stopping the command, since byte ``since`` of the log."""
+    for event in fleet.read_events(since)[0]:
+        if event.type in ("teardown.failed", "stop.failed"):
+            print(f"warning: {event.agent}: {event.data.get('reason')} (output in its session.log)", file=sys.stderr)
+        elif event.type == "include.skipped":
+            print(f"warning: {event.agent}: {event.data.get('count')} included file(s) not copied: "
+                  + "; ".join(event.data.get("paths") or []), file=sys.stderr)
 
 
 def _confirm(question: str) -> bool:
@@ -277,10 +312,13 @@ def run(argv: list[str] | None = None) -> int:
     if command in cli_merge.COMMANDS:
         return cli_merge.run(command, fleet, args)
     if command == "spawn":
+        since = _log_end(fleet)
         agent = fleet.spawn(args.name, command=args.command, task=args.task, scope=args.scope, base=args.base)
         print("\n".join(Checklist(n=1).lines()))  # (a spawn is a batch of one)
         print(f"spawned {agent.name}: branch {agent.branch}, worktree {agent.worktree}")
         print(f"  log: {agent.log}   attach: cockpit attach {agent.name}")
+        _print_environment(agent)
+        _warn_from_events(fleet, since)
     elif command == "up":
         try:
             checklist, outcomes = fleet.up(args.names or None)
@@ -316,15 +354,19 @@ def run(argv: list[str] | None = None) -> int:
         fleet.resume(args.name)
         print(f"resumed {args.name}")
     elif command == "down":
+        since = _log_end(fleet)
         stopped = fleet.down()
+        _warn_from_events(fleet, since)
         for name in stopped:
             print(f"killed {name}")
         print(f"{len(stopped)} agent(s) stopped; worktrees, branches and logs kept" if stopped
               else "no agent was running")
         print(f"the fleet's tmux server is stopped ({fleet.tmux.socket} removed)")
     elif command == "kill":
+        since = _log_end(fleet)
         fleet.kill(args.name)
         print(f"killed {args.name} (worktree, branch and log kept)")
+        _warn_from_events(fleet, since)
     elif command == "fail":
         fleet.mark_failed(args.name)
         agent = fleet.agent(args.name)
@@ -340,13 +382,18 @@ def run(argv: list[str] | None = None) -> int:
             if not _confirm(question):
                 print("not discarded")
                 return 1
+        since = _log_end(fleet)
         ref = fleet.discard(args.name)
         print(f"discarded {args.name}; archived at {ref} (undo: cockpit restore {args.name})" if ref
               else f"discarded {args.name}; nothing to archive")
+        _warn_from_events(fleet, since)
     elif command == "restore":
+        since = _log_end(fleet)
         agent = fleet.restore(args.name, args.archive)
         print(f"restored {agent.name} at {agent.worktree} on branch {agent.branch} "
               f"(run it again: cockpit respawn {agent.name} --keep)")
+        _print_environment(agent)
+        _warn_from_events(fleet, since)
     elif command == "archives":
         refs = fleet.archives(args.name)
         if not refs and args.name not in fleet.history().records:
@@ -356,8 +403,13 @@ def run(argv: list[str] | None = None) -> int:
         for ref, sha in refs:
             print(f"{ref}  {sha[:12]}")
     elif command == "respawn":
-        agent = fleet.respawn(args.name, keep=args.keep, task=args.task, force=args.force, command=args.command)
+        if args.setup and not args.keep:
+            raise CockpitError("--setup goes with --keep (a respawn without --keep sets a new worktree up anyway)")
+        since = _log_end(fleet)
+        agent = fleet.respawn(args.name, keep=args.keep, task=args.task, force=args.force, command=args.command,
+                              setup=args.setup)
         print(f"respawned {agent.name}: attempt {agent.attempt}, branch {agent.branch}")
+        _warn_from_events(fleet, since)
     elif command == "logs":
         return _logs(fleet, args)
     elif command == "wait":

@@ -1,4 +1,5 @@
-"""``cockpit demo``: a throw-away repository with four scripted agents, spawned and running.
+"""``cockpit demo``: a throw-away repository with four scripted agents, spawned and running; the
+builder's worktree is set up first (a ``.env`` copied by ``.worktreeinclude``, a setup step, a port).
 
 Needs nothing but git, tmux and Python. The agents are small stdlib scripts shipped in
 ``cockpit/core/demo_agents`` and committed into the demo repository. It drives the engine
@@ -26,12 +27,19 @@ AGENTS = {
 }
 
 
+SET_UP = "builder"
+"""The agent whose worktree is set up: a copied .env (.worktreeinclude), a setup step, a port."""
+
+
 def _config(python: str) -> str:
     lines = ["# cockpit demo fleet: four scripted agents.", "[cockpit]", 'base = "main"', "max_failures = 2", ""]
     for name, (script, task, scope) in AGENTS.items():
         command = f"{shlex.quote(python)} -u demo_agents/{script}"
         lines += ["[[agent]]", f'name = "{name}"', f"command = {_toml_str(command)}", f"task = {_toml_str(task)}",
                   "scope = [" + ", ".join(_toml_str(s) for s in scope) + "]", ""]
+        if name == SET_UP:  # see docs/worktree-environment.md
+            setup = f"{shlex.quote(python)} -u demo_agents/setup_env.py"
+            lines += ["[agent.worktree]", f"setup = [{_toml_str(setup)}]", "ports = 1", ""]
     return "\n".join(lines)
 
 
@@ -51,14 +59,17 @@ def create_demo(directory: Path | None = None, spawn: bool = True) -> Fleet:
     agents_dir = root / "demo_agents"
     agents_dir.mkdir()
     package = resources.files("cockpit.core.demo_agents")
-    for script in [*(script for script, _, _ in AGENTS.values()), "_guard.py"]:
+    for script in [*(script for script, _, _ in AGENTS.values()), "_guard.py", "setup_env.py"]:
         (agents_dir / script).write_text(package.joinpath(script).read_text())
     (root / "README.md").write_text("# demo\n\nA throw-away repository made by 'cockpit demo'.\n")
     (root / "src" / "app").mkdir(parents=True)
     (root / "src" / "app" / "config.py").write_text("DEBUG = False\n")
     (root / "cockpit.toml").write_text(_config(sys.executable))
+    (root / ".gitignore").write_text(".env\n.demo-deps/\n")
+    (root / ".worktreeinclude").write_text("# ignored files every new worktree gets from the main checkout\n.env\n")
     worktrees.run(root, "add", "--all")
     worktrees.run(root, "commit", "--quiet", "-m", "demo: initial commit")
+    (root / ".env").write_text("DEMO_API_URL=http://localhost:8080\nDEMO_TOKEN=not-a-real-secret\n")  # ignored
     fleet = Fleet(root)
     if spawn:
         fleet.up()

@@ -115,7 +115,19 @@ def stop_fleets_under(path: Path) -> set[str]:
             sockets.add(str(socket))
     for socket in sockets:
         kill_tmux_server(socket)
+    _release_ports_under(path)
     return started
+
+
+def _release_ports_under(path: Path) -> None:
+    """Give back the TCP port blocks of every repository under ``path`` (the registry is the
+    machine's: a test must not keep ports from the next run until pytest deletes its tmp dir)."""
+    from cockpit.core import ports
+    if not ports.registry_path().exists():
+        return
+    for depth in ("*", "*/*", "*/*/*"):
+        for home in path.glob(f"{depth}/.cockpit"):
+            ports.release_repository(home.parent)
 
 
 def kill_tmux_server(socket: str) -> None:

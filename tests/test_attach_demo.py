@@ -53,6 +53,14 @@ def test_demo_fleet_behaves_as_described(tmp_path: Path) -> None:
     wait_until(lambda: b"applying" in asker_log.read_bytes(), timeout=60, message="asker answered")
     builder_log = Path(fleet.agent("builder").log)
     wait_until(lambda: builder_log.stat().st_size > 200, message="builder chats")
+    # the builder's worktree was set up: a .env copied by .worktreeinclude, a setup step, a port
+    builder = fleet.agent("builder")
+    assert (Path(builder.worktree) / ".env").is_file() and builder.included == 1 and len(builder.ports) == 1
+    wait_until(lambda: b"preview on port" in builder_log.read_bytes(), timeout=30, message="builder after setup")
+    log = builder_log.read_bytes()
+    assert b"[cockpit] setup 1/1" in log and b".env copied from the main checkout" in log
+    assert log.index(b"setup done") < log.index(b"preview on port")
+    assert fleet.agent("asker").included == 1 and fleet.agent("asker").ports == []  # .env for all; setup, port: builder
     fleet.respawn("tester")
     wait_until(lambda: b"passed" in Path(fleet.agent("tester").log).read_bytes(), timeout=60,
                message="attempt 2 passes")

@@ -69,6 +69,19 @@ def test_starter_file_is_valid(tmp_path: Path) -> None:
          "dependency cycle"),
         ('[[agent]]\nname = "a"\ncommand = "x"\nenv = { X = 1 }\n', "environment values must be strings"),
         ('agents = []\n', "agents: unknown key"),
+        ('[worktree]\nsetpu = ["x"]\n', ":2: worktree.setpu: unknown key"),
+        ('[worktree]\nsetup = "uv sync"\n', ":2: worktree.setup: expected list"),
+        ('[worktree]\nsetup = ["uv sync", ""]\n', "worktree.setup: expected a list of non-empty strings"),
+        ('[worktree]\nsetup_timeout = 0\n', "worktree.setup_timeout: must be more than 0 seconds"),
+        ('[worktree]\nteardown_timeout = -1\n', "worktree.teardown_timeout: must be more than 0 seconds"),
+        ('[worktree]\nports = 100000\n', ":2: worktree.ports: must be 0 to 100"),
+        ('[worktree]\nports = -1\n', "worktree.ports: must be 0 to 100"),
+        ('[worktree]\nports = 2.5\n', "worktree.ports: expected int"),
+        ('[[agent]]\nname = "a"\ncommand = "x"\n\n[agent.worktree]\nport = 2\n',
+         ":6: agent[0] ('a').worktree.port: unknown key"),
+        ('[[agent]]\nname = "a"\ncommand = "x"\nworktree = "uv sync"\n', "agent[0] ('a').worktree: expected dict"),
+        ('[[agent]]\nname = "a"\ncommand = "x"\n[[agent]]\nname = "b"\ncommand = "x"\n[agent.worktree]\n'
+         'stop = [1]\n', ":8: agent[1] ('b').worktree.stop: expected a list of non-empty strings"),
     ],
 )
 def test_bad_config(tmp_path: Path, text: str, expected: str) -> None:
@@ -116,3 +129,48 @@ def test_the_readme_and_the_reference_show_a_working_agent(tmp_path: Path) -> No
         assert block.startswith("[cockpit]"), page
         config = load_config(write(tmp_path, block))
         assert "auth" in config.agents and config.agents["auth"].pass_env == ("ANTHROPIC_API_KEY",)
+
+
+WORKTREE = """\
+[worktree]
+setup = ["uv sync", "cp config/dev.example.toml config/dev.toml"]
+setup_timeout = 600
+teardown = ["docker compose down -v"]
+stop = ["docker compose stop"]
+ports = 3
+
+[[agent]]
+name = "web"
+command = "claude"
+
+[agent.worktree]
+setup = []
+ports = 1
+
+[[agent]]
+name = "api"
+command = "claude"
+"""
+
+
+def test_worktree_table_and_an_agent_s_own_values(tmp_path: Path) -> None:
+    """[worktree] is the fleet's; a key of [agent.worktree] (TOML's sub-table of the [[agent]]
+    above it) replaces the fleet's value for that agent only, an empty list included."""
+    config = load_config(write(tmp_path, WORKTREE))
+    fleet = config.worktree
+    assert fleet.setup == ("uv sync", "cp config/dev.example.toml config/dev.toml") and fleet.ports == 3
+    assert fleet.teardown == ("docker compose down -v",) and fleet.stop == ("docker compose stop",)
+    assert (fleet.setup_timeout, fleet.teardown_timeout, fleet.stop_timeout) == (600, 120, 60)
+    web = config.worktree_for(config.agents["web"])
+    assert web.setup == () and web.ports == 1 and web.teardown == fleet.teardown  # not set: the fleet's
+    assert config.worktree_for(config.agents["api"]) == fleet
+    # The spec carries its overrides through the event log (a respawn from the record).
+    from cockpit.core.spec import AgentSpec
+    again = AgentSpec.from_toml(config.agents["web"].to_toml())
+    assert config.worktree_for(again) == web
+
+
+def test_no_worktree_table_means_nothing_is_set_up(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[[agent]]\nname = "a"\ncommand = "x"\n'))
+    settings = config.worktree_for(config.agents["a"])
+    assert settings.setup == () and settings.teardown == () and settings.stop == () and settings.ports == 0

@@ -47,7 +47,7 @@ def test_importing_any_module_writes_nothing_and_returns(tmp_path) -> None:
 def test_a_demo_agent_run_by_hand_refuses_outside_its_worktree(tmp_path) -> None:
     import cockpit.core.demo_agents as agents
     (tmp_path / "README.md").write_text("mine\n")
-    for script in ("rogue.py", "builder.py", "asker.py", "tester.py"):
+    for script in ("rogue.py", "builder.py", "asker.py", "tester.py", "setup_env.py"):
         for env in ({}, {"COCKPIT_WORKTREE": "/somewhere/else"}):
             result = subprocess.run([sys.executable, str(Path(agents.__file__).parent / script)], cwd=tmp_path,
                                     capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,

@@ -1,5 +1,6 @@
 """What a running agent is doing right now: ``waiting`` for the user, ``working``, ``idle`` or
-``stalled`` — known from the kernel, not guessed from the screen.
+``stalled`` — known from the kernel, not guessed from the screen — or, before it starts, ``setup``
+(its pane runs the worktree's setup commands: :mod:`cockpit.core.provision`).
 
 ``waiting``: a process of the pane's foreground process group (``tpgid``, field 8 of
 ``/proc/<pane_pid>/stat``) sleeps in a read of the pane's terminal: its ``wchan`` is
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from cockpit.core import processes
+from cockpit.core import processes, provision
 from cockpit.core.agent import Agent, name_order
 from cockpit.core.errors import CockpitError
 from cockpit.core.presets import screen_shows_prompt
@@ -39,7 +40,7 @@ from cockpit.core.sessions import PaneState
 from cockpit.core.spec import FleetConfig
 from cockpit.core.state import Record
 
-ACTIVITIES = ("waiting", "working", "idle", "stalled", "paused")
+ACTIVITIES = ("setup", "waiting", "working", "idle", "stalled", "paused")
 
 # Kernel functions a process sleeps in while it reads a terminal (n_tty_read sleeps in wait_woken).
 TTY_READ_WCHANS = frozenset({"wait_woken", "n_tty_read"})
@@ -231,6 +232,8 @@ def of_agent(repo: Repository, record: Record, pane: PaneState | None, state: st
         state = "paused" if view.stopped else "running"
     if state == "paused":
         return "paused"
+    if provision.running(repo.layout, record.name):  # its pane runs the setup, not the agent yet
+        return "setup"
     config = settings(repo)
     waiting = view.reading_tty
     if not waiting and record.spec.preset:

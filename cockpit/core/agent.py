@@ -46,8 +46,10 @@ class Agent:
     merge: dict | None = None  # the merge queue's last outcome: {reason, paths, gate, tail, commit}
     process_state: str = ""    # what the process does (running .. missing) while ``state`` shows a merge state
     sandbox: str | None = None  # "bwrap" when the agent runs under the write sandbox
-    # waiting, working, idle, stalled, paused; None when not running (cockpit.core.activity)
+    # setup, waiting, working, idle, stalled, paused; None when not running (cockpit.core.activity)
     activity: str | None = None
+    ports: list[int] = field(default_factory=list)  # its block of TCP ports ([worktree] ports)
+    included: int | None = None  # files .worktreeinclude copied into its worktree (None: not recorded)
 
     @property
     def tries(self) -> str:

@@ -5,9 +5,10 @@ agent for its own new worktree path and branch, a killed agent restarted in plac
 --keep``) for its own existing worktree and its branch checked out nowhere else; each for its
 own tmux session, a write sandbox that runs (when it asks for one) and a writable log directory
 outside every worktree. Then a base that exists (when an agent is cut from it), a writable event
-log and a failure limit; overlapping scopes are warnings. All pass: the exact announcement
-``All N dispatches use isolation: worktree — verified`` is printed and logged; otherwise nothing
-of the batch starts.
+log and a failure limit, a usable ``.worktreeinclude`` and a free block of ports for each agent
+that needs one; overlapping scopes and include patterns that match nothing are warnings. All
+pass: the exact announcement ``All N dispatches use isolation: worktree — verified`` is printed
+and logged; otherwise nothing of the batch starts.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cockpit.core import sandbox, worktrees
+from cockpit.core import include, ports, sandbox, worktrees
 from cockpit.core.errors import CockpitError
 from cockpit.core.layout import branch_for
 from cockpit.core.repository import Repository
@@ -191,6 +192,7 @@ def run_checklist(repo: Repository, specs: list[AgentSpec], base: str | None = N
         result.items.append(Item("*", "max_failures set", limit >= 1, f"max_failures = {limit}"))
     except CockpitError as exc:
         result.items.append(Item("*", "max_failures set", False, str(exc)))
+    _environment_items(repo, specs, kept, result)
     tracked = worktrees.run(repo.root, "ls-files").splitlines()
     for i, a in enumerate(specs):
         for b in specs[i + 1:]:
@@ -198,3 +200,31 @@ def run_checklist(repo: Repository, specs: list[AgentSpec], base: str | None = N
             if shared:
                 result.warnings.append(f"scopes of {a.name} and {b.name} overlap: {'; '.join(shared)}")
     return result
+
+
+def _environment_items(repo: Repository, specs: list[AgentSpec], kept: Mapping[str, Record], result: Checklist) -> None:
+    """What makes each new worktree a working environment: ``.worktreeinclude`` usable (a
+    pattern that matches nothing is a warning) and a free block of ports for every agent that
+    does not hold one of its size yet."""
+    if (repo.root / include.INCLUDE_FILE).exists():
+        try:
+            files = include.matching(repo.root)
+            result.items.append(Item("*", include.INCLUDE_FILE, True,
+                                     f"{len(files)} ignored file(s) copied into each new worktree"))
+            for pattern in include.unmatched(repo.root):
+                result.warnings.append(f"{include.INCLUDE_FILE}:{pattern.line}: {pattern.text!r} matches no ignored "
+                                       "file of the main checkout")
+        except CockpitError as exc:
+            result.items.append(Item("*", include.INCLUDE_FILE, False, str(exc)))
+    try:
+        wanted = {spec.name: repo.config.worktree_for(spec).ports for spec in specs}
+    except CockpitError:  # reported as the max_failures item
+        return
+    new = [count for name, count in wanted.items()
+           if count and not (name in kept and len(kept[name].ports) == count)]
+    if new:
+        free = ports.available(new)
+        result.items.append(Item("*", "free TCP ports", free,
+                                 f"{len(new)} block(s) of {'/'.join(sorted({str(n) for n in new}))} port(s)"
+                                 + ("" if free else f": not enough free in {ports.PORT_RANGE[0]}-{ports.PORT_RANGE[1]} "
+                                                    f"(see {ports.registry_path()})")))

@@ -22,7 +22,19 @@ from dataclasses import replace
 from pathlib import Path
 
 from cockpit.core import archive as archiving
-from cockpit.core import lifecycle, pending, processes, recovery, roster, sandbox, watch, worktrees
+from cockpit.core import (
+    include,
+    lifecycle,
+    pending,
+    processes,
+    provision,
+    recovery,
+    roster,
+    sandbox,
+    watch,
+    workspace,
+    worktrees,
+)
 from cockpit.core.agent import Agent, halt_reason
 from cockpit.core.archive import DiscardPreview
 from cockpit.core.attach import AttachPlan
@@ -192,6 +204,7 @@ class Fleet(Repository):
             self._live_pane(name)
             lifecycle.end_session(self, name)
             self.events.append("killed", name, reason="killed by the user")
+            workspace.stop(self, name)  # its services ([worktree] stop): a failure is recorded, never raised
 
     def down(self) -> list[str]:
         """Stop the whole fleet and leave nothing running: every live agent is ended (recorded
@@ -218,6 +231,9 @@ class Fleet(Repository):
                 if name != watch.SESSION:
                     lifecycle.end_session(self, name)
             self.tmux.stop_server()
+            for agent in agents:  # every worktree's services ([worktree] stop), the exited agents' too
+                if agent.worktree is not None:
+                    workspace.stop(self, agent.name)
             return stopped
 
     def mark_failed(self, name: str) -> None:
@@ -250,6 +266,7 @@ class Fleet(Repository):
             crash_point("discard", "after-archive")
             lifecycle.teardown(self, name, record.branch)
             pending.release_environment(self, name)
+            workspace.close_ports(self, name)
             crash_point("discard", "after-teardown")
             self.events.append("discarded", name, ref=ref)
             return ref
@@ -283,25 +300,33 @@ class Fleet(Repository):
             base_sha = contents.base_sha or (record.base_sha if record else "")
             attempt = record.attempt if record else 1
             lifecycle.check_free(self, name, branch)
+            spec = record.spec if record else AgentSpec(name=name, command="")
+            settings = workspace.settings(self, self.config.agents.get(name) or spec)
+            include.patterns(self.root)  # refused before anything is made
             self.layout.agent_dir(name).mkdir(parents=True, exist_ok=True)
             self.ensure_excluded()
+            held = workspace.open_ports(self, name, settings.ports, record.released_ports if record else None)
             self.events.append("restore.started", name, ref=ref, branch=branch)
             try:
                 archiving.restore(self, name, sha, branch, contents)
+                included = workspace.copy_included(self, name)  # ignored files are not archived
+                provision.mark(self.layout, name, None)  # its first start runs the setup
             except BaseException as exc:
                 lifecycle.rollback(self, name, branch, True, False)
+                workspace.close_ports(self, name)
                 self.events.append("restore.failed", name, error=str(exc))
                 raise
-            spec = record.spec if record else AgentSpec(name=name, command="")
             self.events.append("restored", name, ref=ref, branch=branch, base=record.base if record else "",
-                               base_sha=base_sha, attempt=attempt, spec=spec.to_toml())
+                               base_sha=base_sha, attempt=attempt, spec=spec.to_toml(), ports=held,
+                               included=len(included.copied))
         return self.agent(name)
 
     # -- respawn ----------------------------------------------------------------------------------
     def respawn(self, name: str, keep: bool = False, task: str | None = None, force: bool = False,
-                command: str | None = None) -> Agent:
+                command: str | None = None, setup: bool = False) -> Agent:
         """Start attempt N+1. Default: archive and remove the old worktree, re-cut a fresh branch
-        from base. ``keep``: restart the process in the same worktree and branch.
+        from base. ``keep``: restart the process in the same worktree and branch, running its
+        setup again only if ``setup`` or its last setup did not succeed.
 
         A halted agent is refused unless its task or command changed (a replan) or ``force``.
         """
@@ -341,9 +366,10 @@ class Fleet(Repository):
                 if not worktree.is_dir():
                     raise CockpitError(f"agent {name!r} has no worktree ({worktree} is missing): "
                                        "respawn without --keep, or restore it first")
-                lifecycle.restart(self, spec, attempt, record, extra)
+                lifecycle.restart(self, spec, attempt, record, extra, setup=setup)
             else:
                 base_ref, base_sha = self.resolve_base(None)
+                workspace.check_ready(self, spec)  # before the old worktree is archived and removed
                 new_branch = branch_for(name, attempt)
                 if worktrees.branch_exists(self.root, new_branch):
                     raise CockpitError(f"branch {new_branch!r} already exists: refusing to touch it")

@@ -19,7 +19,7 @@ from typing import Any
 
 import tomli_w
 
-from cockpit.core import processes, sandbox, worktrees
+from cockpit.core import include, processes, provision, sandbox, workspace, worktrees
 from cockpit.core.crash import crash_point
 from cockpit.core.errors import CockpitError, one_line
 from cockpit.core.layout import branch_for
@@ -85,26 +85,16 @@ def check_free(repo: Repository, name: str, branch: str) -> None:
 
 
 def environment(repo: Repository, spec: AgentSpec, attempt: int, branch: str, base_ref: str,
-                pass_values: dict[str, str] | None = None) -> dict[str, str]:
-    """The agent's environment. ``pass_values``: the values of its ``pass_env`` when they
-    do not come from this process's environment (a pending agent started by the watcher)."""
+                pass_values: dict[str, str] | None = None, held: list[int] | None = None) -> dict[str, str]:
+    """The agent's environment (:func:`cockpit.core.workspace.variables`, ``held``: its ports)
+    and its wrapper's variables. ``pass_values``: the values of its ``pass_env`` when they do
+    not come from this process's environment (a pending agent started by the watcher)."""
     layout = repo.layout
-    env = dict(pass_values) if pass_values is not None else \
-        {key: os.environ[key] for key in spec.pass_env if key in os.environ}
-    env.update(spec.env)
+    env = workspace.variables(repo, spec, attempt, branch, base_ref, held or [], pass_values)
     env.update({
-        "COCKPIT_AGENT": spec.name,
-        "COCKPIT_TASK": spec.task,
         "COCKPIT_COMMAND": prepare_command(repo, spec),
-        "COCKPIT_ATTEMPT": str(attempt),
-        "COCKPIT_BRANCH": branch,
-        "COCKPIT_BASE": base_ref,
-        "COCKPIT_WORKTREE": str(layout.worktree(spec.name)),
-        "COCKPIT_LOG": str(layout.session_log(spec.name)),
-        "COCKPIT_REPO": str(repo.root),
         "COCKPIT_EXIT_FILE": str(layout.exit_file(spec.name)),
         "COCKPIT_HOOK_LOG": str(layout.home / "hook.log"),
-        "TMPDIR": str(layout.tmp_dir(spec.name)),
     })
     layout.exit_file(spec.name).unlink(missing_ok=True)
     return env
@@ -137,23 +127,27 @@ def exit_hook(repo: Repository) -> str | None:
 
 
 def _start_session(repo: Repository, spec: AgentSpec, env: dict[str, str],
-                   prefix: list[str] | None) -> dict[str, PaneState]:
+                   prefix: list[str] | None, setup: list[str] | None = None) -> dict[str, PaneState]:
     layout = repo.layout
     return repo.tmux.start(spec.name, layout.worktree(spec.name), env, layout.session_log(spec.name),
                            hook=exit_hook(repo), prefix=prefix, nice=repo.config.tmux_nice,
-                           on_exit=repo.cockpit_command("_observe", "--agent", spec.name))
+                           on_exit=repo.cockpit_command("_observe", "--agent", spec.name),
+                           setup=setup, setup_status=provision.status_file(layout, spec.name))
 
 
 # -- launch, restart ------------------------------------------------------------------------------------
 def launch(repo: Repository, spec: AgentSpec, attempt: int, base_ref: str, base_sha: str, op: str,
            event_type: str = "spawned", extra: dict[str, Any] | None = None, announce: bool = True,
            pass_values: dict[str, str] | None = None) -> dict[str, PaneState]:
-    """Create branch, worktree, agent dir, session; roll every step back on failure.
-    Returns tmux's panes as they were right after the session started. ``announce``: record
-    ``<op>.started`` (False when the caller already did)."""
+    """Create branch, worktree (with its included files and its ports), agent dir, session — whose
+    pane runs the setup before the agent; roll every step back on failure. Returns tmux's panes
+    as they were right after the session started. ``announce``: record ``<op>.started`` (False
+    when the caller already did)."""
     name = spec.name
     branch = branch_for(name, attempt)
     check_free(repo, name, branch)
+    wanted = workspace.settings(repo, spec)
+    include.patterns(repo.root)  # a pattern that leaves the repository is refused before anything is made
     layout = repo.layout
     repo.ensure_excluded()
     layout.home.mkdir(exist_ok=True)
@@ -162,39 +156,58 @@ def launch(repo: Repository, spec: AgentSpec, attempt: int, base_ref: str, base_
         repo.events.append(f"{op}.started", name, attempt=attempt, branch=branch, base=base_ref, base_sha=base_sha)
     created_branch = created_worktree = False
     try:
+        held = workspace.open_ports(repo, name, wanted.ports)
         crash_point(op, "before-worktree")
         worktrees.add_worktree(repo.root, layout.worktree(name), branch, base_sha)
         created_branch = created_worktree = True
         crash_point(op, "after-worktree")
+        included = workspace.copy_included(repo, name)
         layout.tmp_dir(name).mkdir(parents=True, exist_ok=True)
         write_spec(repo, spec, attempt, branch, base_ref, base_sha)
-        env = environment(repo, spec, attempt, branch, base_ref, pass_values)
+        env = environment(repo, spec, attempt, branch, base_ref, pass_values, held)
         prefix = sandbox.launch_prefix(repo, spec, branch)
-        panes = _start_session(repo, spec, env, prefix)
+        setup = provision.prepare(layout, name, wanted.setup, wanted.setup_timeout)
+        panes = _start_session(repo, spec, env, prefix, setup)
         crash_point(op, "after-session")
     except BaseException as exc:
         rollback(repo, name, branch if created_branch else None, created_worktree, not agent_dir_existed)
+        workspace.close_ports(repo, name)
         repo.events.append(f"{op}.failed", name, error=one_line(exc), removed_agent=True)
         raise
     repo.events.append(event_type, name, attempt=attempt, branch=branch, base=base_ref, base_sha=base_sha,
-                       spec=spec.to_toml(), **(extra or {}))
+                       spec=spec.to_toml(), ports=held, included=len(included.copied), setup=bool(setup),
+                       **(extra or {}))
     return panes
 
 
-def restart(repo: Repository, spec: AgentSpec, attempt: int, record: Record, extra: dict[str, Any]) -> None:
+def restart(repo: Repository, spec: AgentSpec, attempt: int, record: Record, extra: dict[str, Any],
+            setup: bool = False) -> None:
     """Run ``spec`` again in the agent's existing worktree and branch (``respawn --keep``): the
     old session ends, a new one starts. A new session rather than respawn-pane: it sets the log
-    pipe and remain-on-exit before the agent's first byte, which a dead pane cannot take."""
+    pipe and remain-on-exit before the agent's first byte, which a dead pane cannot take.
+
+    The worktree is set up again (missing included files copied, setup run) when ``setup`` asks
+    for it or its last setup did not succeed (it failed, was interrupted, or the worktree was
+    restored); its ports are the ones it holds."""
     name = spec.name
+    layout = repo.layout
+    wanted = workspace.settings(repo, spec)
+    again = bool(wanted.setup) and (setup or provision.status(layout, name).state != provision.OK)
+    if again or setup:
+        include.patterns(repo.root)
     prefix = sandbox.launch_prefix(repo, spec, record.branch)  # may refuse: before anything stops
+    held = workspace.open_ports(repo, name, wanted.ports, record.ports)  # (may refuse, too)
     repo.events.append("respawn.started", name, attempt=attempt, keep=True)
-    env = environment(repo, spec, attempt, record.branch, record.base)
-    repo.layout.tmp_dir(name).mkdir(parents=True, exist_ok=True)
+    env = environment(repo, spec, attempt, record.branch, record.base, held=held)
+    layout.tmp_dir(name).mkdir(parents=True, exist_ok=True)
     end_session(repo, name)
-    _start_session(repo, spec, env, prefix)
+    included = workspace.copy_included(repo, name) if again or setup else None
+    plan = provision.prepare(layout, name, wanted.setup, wanted.setup_timeout) if again or not wanted.setup else None
+    _start_session(repo, spec, env, prefix, plan)
     write_spec(repo, spec, attempt, record.branch, record.base, record.base_sha)
+    more = {"included": len(included.copied)} if included is not None else {}
     repo.events.append("respawned", name, attempt=attempt, branch=record.branch, base=record.base,
-                       base_sha=record.base_sha, spec=spec.to_toml(), **extra)
+                       base_sha=record.base_sha, spec=spec.to_toml(), ports=held, setup=bool(plan), **more, **extra)
 
 
 # -- undoing ------------------------------------------------------------------------------------------
@@ -217,8 +230,10 @@ def rollback(repo: Repository, name: str, branch: str | None, worktree: bool, ag
 
 
 def teardown(repo: Repository, name: str, branch: str) -> None:
-    """Stop the session, remove the worktree and the branch (after archiving)."""
+    """Stop the session, run the agent's teardown commands (whose failure is recorded, never
+    raised), remove the worktree and the branch (after archiving)."""
     end_session(repo, name)
+    workspace.teardown(repo, name)
     worktrees.remove_worktree(repo.root, repo.layout.worktree(name))
     sandbox.after_teardown(repo, name)
     if branch and worktrees.branch_exists(repo.root, branch):

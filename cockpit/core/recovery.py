@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cockpit.core import archive, lifecycle, pending, sandbox, worktrees
+from cockpit.core import archive, lifecycle, pending, provision, sandbox, workspace, worktrees
 from cockpit.core.agent import halt_reason
 from cockpit.core.errors import CockpitError, LockBusy
 from cockpit.core.repository import Repository
@@ -53,7 +53,12 @@ def observe(repo: Repository, panes: dict[str, PaneState], wait: float = 0) -> b
                                        reason="tmux session ended while cockpit was not watching")
                 elif pane.dead:
                     code = repo.exit_status(record.name, pane)
-                    repo.events.append("exited", record.name, exit_code=code)
+                    setup = provision.failure(repo.layout, record.name, code)
+                    if setup is not None:  # its setup failed: the agent never started
+                        code = code or 1
+                        repo.events.append("exited", record.name, exit_code=code, reason=setup, setup="failed")
+                    else:
+                        repo.events.append("exited", record.name, exit_code=code)
                     if code != 0:
                         apply_failure_rule(repo, record.name)
             return True
@@ -116,6 +121,7 @@ def _recover(repo: Repository, name: str, kind: str, data: dict[str, Any]) -> No
                 if not _archived_since_start(repo, name):
                     archive.write(repo, name, record, "discard")
                 lifecycle.teardown(repo, name, record.branch)
+                workspace.close_ports(repo, name)
             repo.events.append("discarded", name, recovered=True)
         elif kind in ("spawn.started", "respawn.started", "restore.started"):
             new_branch = data.get("branch")
@@ -138,6 +144,7 @@ def _recover(repo: Repository, name: str, kind: str, data: dict[str, Any]) -> No
                 repo.events.append("respawn.failed", name, error="interrupted", removed_agent=False)
                 repo.events.append("killed", name, reason="respawn was interrupted")
             else:
+                workspace.close_ports(repo, name)
                 repo.events.append(kind.replace(".started", ".failed"), name, error="interrupted", removed_agent=True)
         else:
             repo.events.append(kind.replace(".started", ".failed"), name, error="interrupted")

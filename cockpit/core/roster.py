@@ -111,4 +111,6 @@ def snapshot(repo: Repository, record: Record, pane: PaneState | None, tree: dic
         sandbox=record.spec.sandbox if sandbox.enabled(record.spec) else None,
         # from the process, never the merge state: a queued or blocked agent still waits, works...
         activity=activity.of_agent(repo, record, pane, process_state),
+        ports=list(record.ports),
+        included=record.included if cut else None,
     )

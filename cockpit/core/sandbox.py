@@ -435,6 +435,24 @@ def launch_prefix(repo: Repository, spec: AgentSpec, branch: str) -> list[str] |
     return None
 
 
+def command_prefix(repo: Repository, spec: AgentSpec) -> list[str] | None:
+    """The bwrap prefix for a command cockpit itself runs in a sandboxed agent's worktree (its
+    teardown and stop commands), or None when the agent runs unsandboxed. Raises
+    :class:`SandboxError` rather than run such a command outside the sandbox."""
+    if not enabled(spec):
+        return None
+    p = paths(repo.root, repo.layout, spec.name)
+    if p is None:
+        raise SandboxError(f"agent {spec.name!r}: {repo.layout.worktree(spec.name)} is not a worktree of {repo.root}")
+    (p.objects / "info").mkdir(parents=True, exist_ok=True)  # (a restored worktree that never ran has none)
+    p.tmp.mkdir(parents=True, exist_ok=True)
+    (p.admin / "config.worktree").touch()
+    for directory in _tmux_socket_dirs():
+        ensure_private_dir(directory)
+    _add_alternate(p.common, p.objects)
+    return argv(require(), p)
+
+
 def on_read(repo: Repository, records: Iterable[Record]) -> None:
     """Every read of the fleet: move sandboxed agents' branches to their HEADs. Only when the
     lock is free at once — an operation holding it syncs what it needs itself."""

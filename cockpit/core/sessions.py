@@ -250,14 +250,16 @@ class Tmux:
     def start(self, name: str, cwd: Path, env: dict[str, str], log: Path,
               width: int = 200, height: int = 50, hook: str | None = None,
               prefix: list[str] | None = None, nice: int = 0,
-              on_exit: list[str] | None = None) -> dict[str, PaneState]:
+              on_exit: list[str] | None = None, setup: list[str] | None = None,
+              setup_status: Path | None = None) -> dict[str, PaneState]:
         """Create the session running the agent, keep it on exit, and pipe it to ``log``.
 
         One tmux invocation: the pipe is in place before the agent's first byte, and
         remain-on-exit before it can exit. It ends by listing the panes, as :meth:`panes`
         does, and returns them (what the caller would otherwise ask tmux for next). ``nice``
         > 0 lowers the server's priority (:func:`lower_priority`); ``hook`` is the server's
-        ``pane-died`` hook and ``on_exit`` what the pane runs after the agent (:func:`wrapper`).
+        ``pane-died`` hook, ``on_exit`` what the pane runs after the agent and ``setup`` what it
+        runs before, reporting to ``setup_status`` (:func:`wrapper`).
         """
         address = self.address
         self._prepare_start(address)
@@ -265,7 +267,7 @@ class Tmux:
                                              "-x", str(width), "-y", str(height)]
         for key, value in env.items():
             argv += ["-e", _literal(f"{key}={value}")]
-        argv += ["/bin/sh", "-c", wrapper(on_exit)]
+        argv += ["/bin/sh", "-c", wrapper(on_exit, setup, str(setup_status) if setup_status else None)]
         if prefix:
             argv += ["cockpit-agent", *prefix]  # $0, then "$@" in the wrapper
         target = f"={name}:"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,20 @@ AGENT_KEYS = {
     "pass_env": list,
     "sandbox": str,
     "preset": str,  # a known agent program (cockpit.core.presets): how its prompts look
+    "worktree": dict,  # [agent.worktree]: this agent's own values of [worktree] keys
 }
-TOP_KEYS = {"cockpit", "agent", "keys"}
+WORKTREE_KEYS = {
+    "setup": list,              # shell commands run in a new worktree before the agent, in order
+    "setup_timeout": float,     # seconds for all setup commands together
+    "teardown": list,           # shell commands run before the worktree is removed (after the archive)
+    "teardown_timeout": float,  # seconds for all teardown commands together
+    "stop": list,               # shell commands run when the agent is killed or the fleet goes down
+    "stop_timeout": float,      # seconds for all stop commands together
+    "ports": int,               # a block of this many free TCP ports per agent
+}
+MAX_PORTS = 100
+"""The most ports one agent may ask for: a block, not a range of the machine."""
+TOP_KEYS = {"cockpit", "agent", "keys", "worktree"}
 SANDBOXES = ("bwrap", "none")  # "none": opt out of a fleet-wide [cockpit] sandbox
 
 
@@ -64,6 +77,33 @@ def validate_name(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class WorktreeSettings:
+    """What makes a new worktree a working environment (``[worktree]``, overridable per agent by
+    ``[agent.worktree]``): setup, teardown and stop commands and a block of ports."""
+
+    setup: tuple[str, ...] = ()
+    setup_timeout: float = 600.0
+    teardown: tuple[str, ...] = ()
+    teardown_timeout: float = 120.0
+    stop: tuple[str, ...] = ()
+    stop_timeout: float = 60.0
+    ports: int = 0
+
+    def merged(self, overrides: Mapping[str, Any]) -> WorktreeSettings:
+        """These settings with an agent's own values (``[agent.worktree]``) in place: a key it
+        sets replaces the fleet's value, a list included (``setup = []`` runs no setup)."""
+        known: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if WORKTREE_KEYS.get(key) is list:
+                known[key] = tuple(value)
+            elif WORKTREE_KEYS.get(key) is float:
+                known[key] = float(value)
+            elif key in WORKTREE_KEYS:
+                known[key] = value
+        return replace(self, **known)
+
+
+@dataclass(frozen=True)
 class AgentSpec:
     """What to run for one agent. ``command`` is run by ``/bin/sh -c`` in the agent's worktree."""
 
@@ -77,6 +117,7 @@ class AgentSpec:
     sandbox: str | None = None  # "bwrap": run under the write sandbox (cockpit.core.sandbox)
     preset: str = ""                 # a known agent program (cockpit.core.presets); "claude-code" also
                                      # gets permission settings and guard hooks (cockpit.core.permissions)
+    worktree: dict[str, Any] = field(default_factory=dict)  # [agent.worktree]: overrides of [worktree]
 
     def to_toml(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -92,6 +133,9 @@ class AgentSpec:
             data["preset"] = self.preset
         if self.sandbox is not None:
             data["sandbox"] = self.sandbox
+        if self.worktree:
+            data["worktree"] = {key: list(value) if isinstance(value, tuple) else value
+                                for key, value in self.worktree.items()}
         return data
 
     @classmethod
@@ -106,6 +150,7 @@ class AgentSpec:
             pass_env=tuple(data.get("pass_env", ())),
             sandbox=data.get("sandbox"),
             preset=data.get("preset", ""),
+            worktree=dict(data.get("worktree") or {}),
         )
 
 
@@ -128,6 +173,12 @@ class FleetConfig:
     tmux_nice: int = 5
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    worktree: WorktreeSettings = field(default_factory=WorktreeSettings)
+
+    def worktree_for(self, spec: AgentSpec) -> WorktreeSettings:
+        """The worktree settings of ``spec``: the fleet's ``[worktree]`` with its own
+        ``[agent.worktree]`` values in place."""
+        return self.worktree.merged(spec.worktree)
 
 
 def _line_of(text: str, key: str, after_line: int = 0) -> int | None:
@@ -222,6 +273,10 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
     if stall_after < idle_after:
         raise reader.fail("cockpit.stall_after", f"must not be less than idle_after ({idle_after:g})", fleet_line)
 
+    worktree_table = data.get("worktree", {})
+    reader.typed("worktree", worktree_table, dict, 0)
+    worktree = _worktree_settings(reader, "worktree", worktree_table, (_table_lines(text, "[worktree]") or [0])[0])
+
     keys = data.get("keys", {})
     reader.typed("keys", keys, dict, 0)
     for key, value in keys.items():
@@ -276,6 +331,9 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
                               f"{', '.join(repr(s) for s in SANDBOXES)})", start)
         if not entry["command"].strip():
             raise reader.fail(f"{label}.command", "must not be empty", start)
+        if "worktree" in entry:
+            sub = [n for n in _table_lines(text, "[agent.worktree]") if n > start]
+            _worktree_settings(reader, f"{label}.worktree", entry["worktree"], sub[0] if sub else start)
         agents[name] = AgentSpec.from_toml(entry)
 
     for spec in agents.values():
@@ -304,7 +362,26 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         tmux_nice=fleet.get("tmux_nice", 5),
         agents=agents,
         keys=dict(keys),
+        worktree=worktree,
     )
+
+
+def _worktree_settings(reader: _Reader, label: str, table: dict[str, Any], line: int) -> WorktreeSettings:
+    """Validate a ``[worktree]`` (or ``[agent.worktree]``) table; the settings it gives on top of
+    the defaults."""
+    for key, value in table.items():
+        if key not in WORKTREE_KEYS:
+            raise reader.fail(f"{label}.{key}", "unknown key "
+                              f"(expected one of: {', '.join(sorted(WORKTREE_KEYS))})", line)
+        reader.typed(f"{label}.{key}", value, WORKTREE_KEYS[key], line)
+        if WORKTREE_KEYS[key] is list and not all(isinstance(c, str) and c.strip() for c in value):
+            raise reader.fail(f"{label}.{key}", "expected a list of non-empty strings (shell commands)", line)
+        if key.endswith("_timeout") and value <= 0:
+            raise reader.fail(f"{label}.{key}", "must be more than 0 seconds", line)
+    if not 0 <= table.get("ports", 0) <= MAX_PORTS:
+        raise reader.fail(f"{label}.ports", f"must be 0 to {MAX_PORTS} (the size of the block of free TCP ports "
+                          "each agent gets)", line)
+    return WorktreeSettings().merged(table)
 
 
 def order_agents(agents: dict[str, AgentSpec], names: list[str] | None = None) -> list[str]:
@@ -344,6 +421,11 @@ max_failures = 2         # an agent that fails this many times is halted
 # stall_after = 900      # ... and as stalled (you get a notification)
 # notify_command = "cat >> ~/cockpit-notifications.jsonl"   # run per notification, JSON on stdin
 # tmux_nice = 5          # the agents' tmux server yields the CPU to you (0: same priority)
+
+# [worktree]             # make each new worktree a working environment (see docs/worktree-environment.md)
+# setup = ["uv sync"]    # run in the new worktree before the agent, in order (sh -e; output in session.log)
+# teardown = []          # run before a worktree is removed (after its archive)
+# ports = 2              # a block of free TCP ports per agent: $COCKPIT_PORT (the first), $COCKPIT_PORTS
 
 # [keys]                 # remap TUI keys: binding id = "key"
 # discard = "D"

@@ -50,6 +50,9 @@ class Record:
     queued_seq: int = 0              # queue order: the seq of its merge.queued event
     merging: dict | None = None      # the candidate a queue runner is building, gating or landing
     upstreams: dict[str, str] = field(default_factory=dict)  # ``after`` agents' tips its base_sha merged
+    ports: list[int] = field(default_factory=list)  # its block of TCP ports ([worktree] ports), held until discard
+    released_ports: list[int] = field(default_factory=list)  # the block a discard gave back (restore prefers it)
+    included: int | None = None  # files .worktreeinclude copied into its current worktree
 
 
 
@@ -95,9 +98,11 @@ def apply(history: History, event: Event) -> None:
     if kind in ("spawned", "restored", "respawned"):
         spec = _spec(data, record.spec if record else None, name)
         if kind == "spawned" or record is None:
-            # A spawn starts a fresh life for the name; only its archives carry over.
+            # A spawn starts a fresh life for the name; only its archives (and the ports a
+            # discard gave back, which a later block prefers) carry over.
             archives = list(record.archives) if record else []
-            record = Record(name=name, spec=spec, archives=archives)
+            released = list(record.released_ports) if record else []
+            record = Record(name=name, spec=spec, archives=archives, released_ports=released)
             records[name] = record
         assert record is not None
         record.spec = spec
@@ -111,6 +116,11 @@ def apply(history: History, event: Event) -> None:
         record.base_sha = data.get("base_sha", record.base_sha)
         if not data.get("keep"):
             record.upstreams = dict(data.get("upstreams") or {})
+        if "ports" in data:
+            record.ports = [p for p in data.get("ports") or [] if isinstance(p, int)]
+        if "included" in data:
+            count = int(data.get("included") or 0)
+            record.included = (record.included or 0) + count if data.get("keep") else count
         if data.get("reset_failures"):
             record.failures = 0
         record.state = "killed" if kind == "restored" else "running"
@@ -123,6 +133,8 @@ def apply(history: History, event: Event) -> None:
     if kind == "pending":  # (re)planned: waits for its upstreams; a fresh life, like a spawn
         archives = list(record.archives) if record else []
         record = Record(name=name, spec=_spec(data, record.spec if record else None, name), archives=archives,
+                        ports=list(record.ports) if record else [],
+                        released_ports=list(record.released_ports) if record else [],
                         attempt=int(data.get("attempt", 1)), state=PENDING, base=data.get("base", ""),
                         blocked_by=data.get("blocked_by"), reason=data.get("reason"), state_since=event.ts,
                         failures=int(data.get("failures", 0)))
@@ -148,6 +160,7 @@ def apply(history: History, event: Event) -> None:
     if kind == "exited":
         code = data.get("exit_code")
         record.exit_code = code
+        record.reason = data.get("reason")  # a failed setup says which command, and how
         record.state = "exited" if code == 0 else "failed"
         if code != 0:
             record.failures += 1
@@ -183,6 +196,11 @@ def apply(history: History, event: Event) -> None:
     elif kind == "discarded":
         record.discarded = True
         record.state_since = event.ts
+    elif kind == "ports.allocated":
+        record.ports = [p for p in data.get("ports") or [] if isinstance(p, int)]
+    elif kind == "ports.released":
+        record.released_ports = list(record.ports) or [p for p in data.get("ports") or [] if isinstance(p, int)]
+        record.ports = []
 
 
 def _apply_merge(record: Record, event: Event) -> None:

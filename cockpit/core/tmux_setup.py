@@ -17,7 +17,7 @@ from cockpit.core.errors import CockpitError
 MIN_TMUX = (3, 2)
 
 
-def wrapper(on_exit: list[str] | None) -> str:
+def wrapper(on_exit: list[str] | None, setup: list[str] | None = None, setup_status: str | None = None) -> str:
     """The pane's own process, a ``/bin/sh -c`` script. It never execs, so pane_pid is this
     shell and the agent is its child: tmux re-continues a stopped direct child
     (server_child_stopped), so pause signals only the descendants. Its exit status is the
@@ -26,14 +26,28 @@ def wrapper(on_exit: list[str] | None) -> str:
     child, with pane_dead_status still empty. Its arguments, if any, are a prefix for the
     agent's command (the write sandbox's bwrap argv), so the wrapper itself stays outside it.
 
+    ``setup`` (an argv: :mod:`cockpit.core.setup_runner` on the agent's plan) runs first, under
+    the same prefix and with stdin ``/dev/null``; the wrapper writes ``running`` to
+    ``setup_status`` and gives the runner that file as fd 3 for its outcome (the sandbox cannot
+    write it). A failed setup ends the pane with its status, and the agent never starts.
+
     ``on_exit`` (an argv, quoted here for the shell) runs when the agent ends, to tell cockpit at
     once (the 2-failure rule must not wait for the next command), detached from the pane's
     hang-up, which follows as soon as this shell exits, and with ``COCKPIT_AGENT`` emptied
     (``cockpit down`` ends every process that carries an agent's name)."""
-    script = ('"$@" /bin/sh -c "$COCKPIT_COMMAND"\n'
-              "code=$?\n"
-              'printf "%s\\n" "$code" > "$COCKPIT_EXIT_FILE" 2>/dev/null\n'
-              "printf '\\n[cockpit] agent %s exited with status %s\\n' \"$COCKPIT_AGENT\" \"$code\"\n")
+    script = ""
+    if setup and setup_status:
+        status = shlex.quote(setup_status)
+        script += (f"printf 'running\\n' > {status}\n"
+                   f'"$@" {shlex.join(setup)} 3>>{status} </dev/null\n'
+                   "code=$?\n"
+                   'if [ "$code" -eq 0 ]; then\n')
+    script += ('"$@" /bin/sh -c "$COCKPIT_COMMAND"\n'
+               "code=$?\n")
+    if setup and setup_status:
+        script += "fi\n"
+    script += ('printf "%s\\n" "$code" > "$COCKPIT_EXIT_FILE" 2>/dev/null\n'
+               "printf '\\n[cockpit] agent %s exited with status %s\\n' \"$COCKPIT_AGENT\" \"$code\"\n")
     if on_exit:
         script += ("trap '' HUP\n"
                    f'COCKPIT_AGENT= {shlex.join(on_exit)} >>"$COCKPIT_HOOK_LOG" 2>&1 </dev/null &\n')

@@ -77,7 +77,11 @@ def subtitle_parts(agent: Agent, diff: tuple[int, int, int] | None, now: datetim
         parts.append(f"[$state-pending]waits for {_escape(agent.blocked_by)}[/]")
     elif agent.state == "unknown" and agent.reason:
         parts.append(f"[$state-unknown]{_escape(agent.reason)}[/]")
+    elif agent.process in ("failed", "halted", "missing") and (agent.reason or "").startswith("setup: "):
+        parts.append(f"[$state-failed]{_escape(agent.reason or '')}[/]")  # its setup failed: the agent never ran
     parts.append(f"try {agent.tries}")  # explained in help (TRIES_LEGEND)
+    if agent.ports:
+        parts.append(f"port {agent.ports[0]}" + (f" (+{len(agent.ports) - 1})" if len(agent.ports) > 1 else ""))
     if agent.out_of_scope:
         parts.append(f"[bold $error]⚠ {len(agent.out_of_scope)} out of scope[/]")
     if agent.collisions:

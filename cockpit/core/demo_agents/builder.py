@@ -14,6 +14,9 @@ def main() -> int:
     if not inside_own_worktree():
         return 2
     print(f"{BOLD}builder{RESET}: task = {os.environ.get('COCKPIT_TASK', '')}", flush=True)
+    if os.environ.get("COCKPIT_PORT"):
+        print(f"{DIM}preview on port {os.environ['COCKPIT_PORT']} (its own: $COCKPIT_PORT), "
+              f"settings from .env: {pathlib.Path('.env').is_file()}{RESET}", flush=True)
     for round_ in itertools.count(1):
         for step in STEPS:
             for pct in range(0, 101, 20):
