@@ -151,7 +151,8 @@ class Radar:
         self.merge_trees = 0  # merge-trees run by this instance (tests and the bench count them)
         self.next_round = 0.0
         self._round: Iterator[Round | None] | None = None
-        self._refs: dict[str, str] = {}  # snapshot refs this instance set
+        self._refs = {ref.removeprefix(_SNAPSHOT_PREFIX): sha  # where the snapshot refs point now
+                      for ref, sha in worktrees.list_refs(repo.root, _SNAPSHOT_PREFIX)}
         self._load()
 
     def _load(self) -> None:
