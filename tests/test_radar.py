@@ -299,6 +299,19 @@ def test_the_watcher_predicts_records_and_notifies(repo: Path) -> None:
     assert note["agent"] == "web" and note["data"]["with"] == "api"
 
 
+def test_the_watcher_predicts_once_more_before_it_ends(quiet: Fleet) -> None:
+    """Agents that finish before any round (the first comes an hour in, here) are still
+    predicted: the watcher runs one last round when no agent is live, then ends."""
+    from cockpit.core import watch
+    fleet = quiet
+    for name in ("one", "two"):
+        fleet.spawn(name, command=f"{edit_line(17, name)}; git commit -qam {name}")
+    wait_until(lambda: not watch.running(fleet), timeout=60, message="the watcher ended")
+    agents = by_name(fleet)
+    assert [a.state for a in agents.values()] == ["exited", "exited"]
+    assert withs(agents["one"].conflicts) == {"two": ["src/app.py"]}
+
+
 # -- the merge queue ---------------------------------------------------------------------------------
 def test_merge_says_predicted_conflicts_first_and_reorder_puts_clean_ones_first(quiet: Fleet) -> None:
     fleet = quiet
