@@ -110,6 +110,7 @@ def test_same_lines_conflict_same_file_elsewhere_overlaps_other_files_nothing(qu
     # one event per new conflicting pair, naming both sides
     events = [e for e in fleet.events.all() if e.type == "conflict.predicted"]
     assert [(e.agent, e.data["with"], e.data["paths"]) for e in events] == [("api", "web", ["src/app.py"])]
+    assert done.new == [{"agent": "api", "with": "web", "paths": ["src/app.py"]}]
 
 
 def test_untracked_and_uncommitted_work_counts(quiet: Fleet) -> None:

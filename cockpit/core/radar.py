@@ -301,7 +301,8 @@ class Radar:
             tmp.write_text(json.dumps(data, indent=1) + "\n")
             os.replace(tmp, repo.layout.radar)
             for event in new:
-                repo.events.append("conflict.predicted", event.pop("agent"), **event)
+                data = {k: v for k, v in event.items() if k != "agent"}
+                repo.events.append("conflict.predicted", event["agent"], **data)
             if self.unsupported and not previous.get("unsupported"):
                 repo.events.append("radar.unsupported", None, reason=self.unsupported)
         return Round(agents, self.unsupported, merge_trees, taken, new)
