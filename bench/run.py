@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this tree's c
 
 from bench.flood import bench_flood
 from bench.ops import bench_spawn_discard
+from bench.radar import bench_radar
 from bench.scale import bench_scale
 from bench.tui import bench_big_log, bench_idle, bench_latency, bench_startup
 
@@ -28,17 +29,17 @@ PROFILES: dict[str, dict[str, object]] = {
     "full": {"rounds": 20, "latency_agents": [1, 8, 16, 32], "latency_s": 10.0, "startup_agents": [0, 8, 32, 64],
              "startup_rounds": 5, "big_rounds": 5, "idle_agents": 64, "idle_s": 60.0,
              "flood_agents": 16, "flood_s": 10.0, "flood_baseline_s": 2.0, "flood_rounds": 3,
-             "scale_agents": 64, "ls_rounds": 5},
+             "scale_agents": 64, "ls_rounds": 5, "radar_agents": 16, "radar_rounds": 5},
     "quick": {"rounds": 6, "latency_agents": [1, 8, 16], "latency_s": 4.0, "startup_agents": [0, 8, 32],
               "startup_rounds": 2, "big_rounds": 2, "idle_agents": 16, "idle_s": 10.0,
               "flood_agents": 8, "flood_s": 4.0, "flood_baseline_s": 1.0, "flood_rounds": 1,
-              "scale_agents": 16, "ls_rounds": 3},
+              "scale_agents": 16, "ls_rounds": 3, "radar_agents": 16, "radar_rounds": 2},
     "smoke": {"rounds": 1, "latency_agents": [1], "latency_s": 1.0, "startup_agents": [1],
               "startup_rounds": 1, "big_rounds": 1, "idle_agents": 1, "idle_s": 1.0,
               "flood_agents": 2, "flood_s": 1.0, "flood_baseline_s": 0.5, "flood_rounds": 1,
-              "scale_agents": 2, "ls_rounds": 1},
+              "scale_agents": 2, "ls_rounds": 1, "radar_agents": 2, "radar_rounds": 1},
 }
-FIGURES = ("spawn_discard", "latency", "startup", "big_log", "idle", "flood", "scale")
+FIGURES = ("spawn_discard", "latency", "startup", "big_log", "idle", "flood", "scale", "radar")
 
 
 def machine() -> dict[str, object]:
@@ -63,6 +64,7 @@ def run(profile: str, only: list[str]) -> dict[str, object]:
         "flood": lambda: bench_flood(int(p["flood_agents"]), float(p["flood_s"]),  # type: ignore[arg-type]
                                      float(p["flood_baseline_s"]), int(p["flood_rounds"])),  # type: ignore[arg-type]
         "scale": lambda: bench_scale(int(p["scale_agents"]), int(p["ls_rounds"])),  # type: ignore[arg-type]
+        "radar": lambda: bench_radar(int(p["radar_agents"]), int(p["radar_rounds"])),  # type: ignore[arg-type]
     }
     for name in FIGURES:
         if only and name not in only:
@@ -133,7 +135,33 @@ def table(r: dict) -> str:
         rows += flood_rows(r["flood"])
     if "scale" in r:
         rows += scale_rows(r["scale"])
+    if "radar" in r:
+        rows += radar_rows(r["radar"])
     return "\n".join(rows)
+
+
+def radar_rows(r: dict) -> list[str]:
+    n, counts, stepped = r["agents"], r["counts"], r["stepped_round"]
+
+    def ms(key: str) -> str:
+        s = r[key]
+        return f"{s['p50'] * 1000:.0f} ms (min {s['min'] * 1000:.0f}, max {s['max'] * 1000:.0f})"
+
+    def ran(key: str) -> str:
+        return f"{counts[key]['merge_trees']} merge-tree, {counts[key]['snapshots']} snapshot(s)"
+
+    return [
+        f"| conflict radar: a full round, {n} agents ({r['pairs']} pairs + {n} against base), nothing cached | "
+        f"{ms('full_round_s')}; {ran('full')}; {r['agents_with_conflicts']} agents with a predicted conflict "
+        f"| reported | |",
+        f"| conflict radar: an incremental round after one agent edited one file, {n} agents | "
+        f"{ms('incremental_round_s')}; {ran('incremental')} | reported | |",
+        f"| conflict radar: a round in which nothing changed, {n} agents | {ms('unchanged_round_s')}; "
+        f"{ran('unchanged')} | reported | |",
+        f"| conflict radar: the full round as the watcher runs it ({r['budget_s']} s budget per 1 s tick) | "
+        f"{stepped['steps']} ticks, longest step {stepped['longest_step_s'] * 1000:.0f} ms, "
+        f"{stepped['total_s'] * 1000:.0f} ms of work in all | reported | |",
+    ]
 
 
 def scale_rows(s: dict) -> list[str]:

@@ -138,7 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--setup", action="store_true",
                    help="with --keep: set the worktree up again (copy missing included files, run [worktree] setup)")
 
-    p = add("check", "report files changed outside an agent's scope and files two agents changed (exit 1 if any)")
+    p = add("check", "report files changed outside an agent's scope, files two agents changed, and merge conflicts "
+                     "predicted between agents or with base (exit 1 if any)")
     p.add_argument("--agent", metavar="NAME", help="only this agent's findings")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -199,7 +200,8 @@ def _print_table(agents) -> None:
             state += f" (waits for {a.blocked_by})" if a.state == "pending" else f" ({a.blocked_by} failed)"
         task = a.task.splitlines()[0] if a.task else ""
         flags = ", ".join(filter(None, [f"{len(a.out_of_scope)} out of scope" if a.out_of_scope else "",
-                                        f"{len(a.collisions)} collision(s)" if a.collisions else ""])) or "-"
+                                        f"{len(a.collisions)} collision(s)" if a.collisions else "",
+                                        f"{len(a.conflicts)} conflict(s)" if a.conflicts else ""])) or "-"
         ports = (describe(a.ports) or "-",) if with_ports else ()
         rows.append((a.name, state, a.activity or "-", a.tries, a.branch or "-", *ports,
                      _ago(a.last_activity), flags, task[:50]))
@@ -436,6 +438,7 @@ def _attach(fleet, name: str) -> int:
 
 
 def _check(fleet, args: argparse.Namespace) -> int:
+    from cockpit.core import radar
     if args.agent:
         from cockpit.core.spec import validate_name
         validate_name(args.agent)
@@ -443,21 +446,41 @@ def _check(fleet, args: argparse.Namespace) -> int:
     if args.agent and args.agent not in {a.name for a in agents}:
         raise CockpitError(f"no agent named {args.agent!r} (see 'cockpit ls')")
     chosen = [a for a in agents if not args.agent or a.name == args.agent]
-    findings = [a for a in chosen if a.out_of_scope or a.collisions]
+    findings = [a for a in chosen if a.out_of_scope or a.collisions or a.conflicts]
     if args.json:
-        print(json.dumps([{"name": a.name, "out_of_scope": a.out_of_scope, "collisions": a.collisions}
-                          for a in chosen], indent=2))
+        print(json.dumps([{"name": a.name, "out_of_scope": a.out_of_scope, "collisions": a.collisions,
+                           "conflicts": a.conflicts} for a in chosen], indent=2))
     else:
         for a in findings:
             for path in a.out_of_scope or []:
                 print(f"{a.name}: out of scope: {path} (scope: {', '.join(a.scope) or '-'})")
             for collision in a.collisions or []:
                 print(f"{a.name}: collision: {collision['path']} also changed by {', '.join(collision['agents'])}")
+            for conflict in a.conflicts or []:
+                print(f"{a.name}: {describe_conflict(conflict, a.base)}")
         if not findings:
-            print(f"ok: {len(chosen)} agent(s), no out-of-scope edits, no collisions")
+            print(f"ok: {len(chosen)} agent(s), no out-of-scope edits, no collisions, no predicted conflicts")
+    unknown = [a.name for a in chosen
+               if a.conflicts is None and a.worktree is not None and a.state not in ("merged", "missing")]
+    if unknown:
+        why = radar.unsupported_reason(radar.read(fleet)) or (
+            "not predicted yet (the watcher predicts while agents run; the merge queue after each landing)")
+        print(f"cockpit: merge conflicts of {', '.join(unknown)}: unknown: {why}", file=sys.stderr)
     if findings:
-        print(f"cockpit: {len(findings)} agent(s) with out-of-scope edits or collisions", file=sys.stderr)
+        print(f"cockpit: {len(findings)} agent(s) with out-of-scope edits, collisions or predicted conflicts",
+              file=sys.stderr)
     return 1 if findings else 0
+
+
+def describe_conflict(conflict: dict, base: str) -> str:
+    """``conflict with api: src/auth.py (lines 3-5)``: one predicted conflict of an agent."""
+    other = f"base {base}" if conflict.get("with") == ":base" else str(conflict.get("with"))
+    lines = conflict.get("lines") or {}
+    paths = []
+    for path in conflict.get("paths") or []:
+        ranges = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in lines.get(path) or [])
+        paths.append(f"{path} (lines {ranges})" if ranges else path)
+    return f"conflict with {other}: {', '.join(paths)}"
 
 
 def _guard(fleet, args: argparse.Namespace) -> int:

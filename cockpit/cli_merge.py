@@ -20,8 +20,11 @@ def add_parsers(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     p.add_argument("name")
     p.add_argument("--stat", action="store_true", help="only the file list with +/- counts")
 
-    p = add("merge", "queue agents for merging into base (in this order) and run the queue")
+    p = add("merge", "queue agents for merging into base (in this order) and run the queue; says first which "
+                     "candidates git predicts to conflict with base, and again after each landing")
     p.add_argument("names", nargs="*", metavar="NAME", help="agents to queue; none: resume the queue")
+    p.add_argument("--reorder", action="store_true",
+                   help="merge the candidates not predicted to conflict with base first (default: the order given)")
 
     p = add("queue", "list the merge queue")
     p.add_argument("--json", action="store_true", help="a JSON array: position, name, state, queued_at")
@@ -65,8 +68,13 @@ def _diff(fleet, args: argparse.Namespace) -> int:
 
 
 def _merge(fleet, args: argparse.Namespace) -> int:
+    from cockpit.core import prediction, worktrees
     from cockpit.core.queue import MergeQueue, QueueBusy, enqueue
     names: list[str] = list(dict.fromkeys(args.names))
+    too_old = prediction.unsupported(worktrees.git_version())
+    if too_old:
+        print(f"cockpit: {too_old}: candidates are not checked before building"
+              + ("; --reorder keeps the order given" if args.reorder else ""), file=sys.stderr)
     for name, position, added in enqueue(fleet, names):
         print(f"{name}: {'queued' if added else 'already queued'} (position {position})", flush=True)
 
@@ -75,7 +83,8 @@ def _merge(fleet, args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        outcomes = MergeQueue(fleet, report=lambda outcome: print(outcome.message, flush=True)).run()
+        outcomes = MergeQueue(fleet, report=lambda outcome: print(outcome.message, flush=True),
+                              reorder=args.reorder).run()
     except QueueBusy as busy:
         print(f"{busy}: it will merge what was queued ('cockpit queue' shows progress)")
         return 1 if names else 0

@@ -139,11 +139,12 @@ def test_the_queue_reports_outcome_objects_not_lines(fleet: Fleet, repo: Path, t
     enqueue(fleet, ["first", "second"])
     reports: list[Outcome] = []
     outcomes = MergeQueue(fleet, report=reports.append).run()
-    assert reports == outcomes
+    assert [o for o in reports if o.final] == outcomes
     assert [(o.name, o.state, o.final, o.succeeded) for o in reports] == [
-        ("first", "merged", True, True), ("second", "conflict", True, False)]
+        ("first", "merged", True, True), ("second", "predicted", False, False), ("second", "conflict", True, False)]
     assert reports[0].message == f"first: merged into main at {main_sha(repo)[:12]} (rebase)"
-    assert reports[1].message == "second: conflict in README.md; base unchanged"
+    assert reports[1].message == "second: predicted to conflict with main in README.md (after first landed)"
+    assert reports[2].message == "second: conflict in README.md; base unchanged"
     assert not Outcome("x", "blocked", reason="y: merged into main at 0123").succeeded
     news = Outcome("x", "rebuilding", reason="main moved to 0123 while gating", base="main")
     assert not news.final and not news.succeeded

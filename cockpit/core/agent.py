@@ -43,6 +43,9 @@ class Agent:
     archives: list[str] = field(default_factory=list)
     out_of_scope: list[str] | None = None  # None: not computed for this snapshot
     collisions: list[dict] | None = None   # [{"path": ..., "agents": [...]}]
+    # predicted merge conflicts [{"with": agent or ":base", "paths": [...], "lines": {...}}] from the
+    # conflict radar's last round (cockpit.core.radar); None: unknown (not computed, or git < 2.38)
+    conflicts: list[dict] | None = None
     merge: dict | None = None  # the merge queue's last outcome: {reason, paths, gate, tail, commit}
     process_state: str = ""    # what the process does (running .. missing) while ``state`` shows a merge state
     sandbox: str | None = None  # "bwrap" when the agent runs under the write sandbox

@@ -28,6 +28,7 @@ from cockpit.core import (
     pending,
     processes,
     provision,
+    radar,
     recovery,
     roster,
     sandbox,
@@ -75,14 +76,19 @@ class Fleet(Repository):
         recorded (and the 2-failure rule applied) and interrupted operations are recovered;
         ``wait`` is how long to wait for the lock to do so. With ``ownership``, each agent's
         ``out_of_scope`` and ``collisions`` are filled in (from :attr:`ownership_tracker`'s cache
-        where fresh) and new findings are recorded as events."""
+        where fresh) and new findings are recorded as events, and ``conflicts`` comes from the
+        conflict radar's last round (read, never computed here: :mod:`cockpit.core.radar`)."""
         agents = roster.agents(self, observe, wait)
         if not ownership:
             return agents
         found = self.ownership_tracker.compute(agents)
         record_new(self, found)
-        return [replace(a, out_of_scope=found[a.name].out_of_scope, collisions=found[a.name].collisions)
-                if a.name in found else a for a in agents]
+        last_round = radar.read(self)
+        records = self.history().records
+        candidates = [name for name, record in records.items() if radar.covered(self, record)]
+        return [replace(a, out_of_scope=found[a.name].out_of_scope if a.name in found else a.out_of_scope,
+                        collisions=found[a.name].collisions if a.name in found else a.collisions,
+                        conflicts=radar.conflicts_of(last_round, a.name, a.branch, candidates)) for a in agents]
 
     def agent(self, name: str) -> Agent:
         validate_name(name)

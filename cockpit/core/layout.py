@@ -55,6 +55,11 @@ class Layout:
         return self.agent_dir(name) / "tmp"
 
     @property
+    def radar(self) -> Path:
+        """The conflict radar's last round (:mod:`cockpit.core.radar`)."""
+        return self.home / "radar.json"
+
+    @property
     def fleet_file(self) -> Path:
         """Where the fleet's tmux socket, server and cockpit command are recorded
         (:mod:`cockpit.core.server`)."""
@@ -68,3 +73,8 @@ def branch_for(name: str, attempt: int) -> str:
 
 def archive_ref(name: str, n: int) -> str:
     return f"refs/cockpit/archive/{name}/{n}"
+
+
+def snapshot_ref(name: str) -> str:
+    """Where the conflict radar keeps the snapshot of an agent's current work."""
+    return f"refs/cockpit/snapshot/{name}"

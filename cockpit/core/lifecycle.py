@@ -22,7 +22,7 @@ import tomli_w
 from cockpit.core import include, processes, provision, sandbox, workspace, worktrees
 from cockpit.core.crash import crash_point
 from cockpit.core.errors import CockpitError, one_line
-from cockpit.core.layout import branch_for
+from cockpit.core.layout import branch_for, snapshot_ref
 from cockpit.core.permissions import prepare_command
 from cockpit.core.repository import Repository
 from cockpit.core.sessions import PaneState
@@ -231,10 +231,12 @@ def rollback(repo: Repository, name: str, branch: str | None, worktree: bool, ag
 
 def teardown(repo: Repository, name: str, branch: str) -> None:
     """Stop the session, run the agent's teardown commands (whose failure is recorded, never
-    raised), remove the worktree and the branch (after archiving)."""
+    raised), remove the worktree, the conflict radar's snapshot and the branch (after archiving:
+    the archive is the record of what the worktree held)."""
     end_session(repo, name)
     workspace.teardown(repo, name)
     worktrees.remove_worktree(repo.root, repo.layout.worktree(name))
+    worktrees.delete_ref(repo.root, snapshot_ref(name))
     sandbox.after_teardown(repo, name)
     if branch and worktrees.branch_exists(repo.root, branch):
         at = worktrees.branch_checked_out_at(repo.root, branch)

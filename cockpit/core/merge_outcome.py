@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 ENDINGS = ("merged", "blocked", "conflict", "rejected")
 """How a candidate ends (its ``merge.*`` event); the agent then leaves the queue."""
-NEWS = ("rebuilding", "recovered", "abandoned")
+NEWS = ("rebuilding", "recovered", "abandoned", "predicted")
 """What the queue says on the way, the agent staying queued: base (or its branch) moved under
 a candidate, which is built again; a dead runner's merge had landed and is being finished; a
-dead runner's attempt was dropped."""
+dead runner's attempt was dropped; merge-tree predicts the candidate to conflict with base
+(``paths``), or no longer (no paths)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,11 @@ class Outcome:
         if self.state == "recovered":
             return (f"{self.name}: the merge {self.reason} had landed: finished it "
                     f"({self.base} at {self.commit[:12] if self.commit else '?'})")
+        if self.state == "predicted":
+            when = f" ({self.reason})" if self.reason else ""
+            if not self.paths:
+                return f"{self.name}: no longer predicted to conflict with {self.base or 'base'}{when}"
+            return f"{self.name}: predicted to conflict with {self.base or 'base'} in {', '.join(self.paths)}{when}"
         if self.state == "abandoned":
             return f"{self.name}: the merge {self.reason} was abandoned ({self.base} unchanged); it stays queued"
         return f"{self.name}: blocked: {self.reason}"

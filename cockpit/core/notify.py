@@ -4,7 +4,8 @@ Pure parts (no I/O), shared by the watcher and any view:
 
 - :func:`notification` turns an event into a notification (or None): a change into ``waiting``
   or ``stalled``; a state change to ``failed`` or ``halted``; an out-of-scope edit; a merge
-  queue outcome (``merged``, ``conflict``, ``rejected``).
+  queue outcome (``merged``, ``conflict``, ``rejected``); a merge conflict the conflict radar
+  predicts (``conflict.predicted``).
 - :class:`RateLimiter`: at most one notification per agent per interval (10 s by default);
   what arrives inside the window is merged into one trailing notification; ``failed`` and
   ``halted`` are never held back.
@@ -36,7 +37,7 @@ DEFAULT_INTERVAL = 10.0
 NOTIFY_ACTIVITIES = ("waiting", "stalled")
 NOTIFY_STATES = ("failed", "halted")  # never suppressed by the rate limit
 # Event types other engines may record that always deserve a notification.
-NOTIFY_EVENT_TYPES = ("out_of_scope", "scope.violation", "merged", "conflict", "rejected")
+NOTIFY_EVENT_TYPES = ("out_of_scope", "scope.violation", "merged", "conflict", "rejected", "conflict.predicted")
 
 Note = dict[str, Any]
 
@@ -141,6 +142,12 @@ def describe(note: Note) -> tuple[str, str]:
             body += f": {note['reason']}"
     elif kind in ("out_of_scope", "scope.violation"):
         body = "edited files outside its scope"
+    elif kind == "conflict.predicted":
+        data = note.get("data") or {}
+        other = data.get("with")
+        paths = ", ".join(data.get("paths") or []) or "?"
+        body = (f"would conflict with {data.get('base') or 'base'} in {paths}" if other == ":base"
+                else f"would conflict with {other} in {paths}")
     else:
         body = str(kind)
     if note.get("merged", 1) > 1:

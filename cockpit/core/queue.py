@@ -17,6 +17,12 @@ gate runs. For each candidate, in queue order:
    meanwhile, the candidate is rebuilt on the new tip and gated again;
 4. the scratch worktree is removed, whatever happened.
 
+Before building, the queue says which candidates ``git merge-tree`` predicts to conflict with
+base (news ``predicted``), and says it again for those whose prediction changed after each
+landing (:class:`cockpit.core.radar.CandidateCheck`). It keeps the order given; ``reorder`` takes
+the first candidate not predicted to conflict instead. A run that landed something ends with a
+conflict-radar round, so every agent's prediction against the new base is current.
+
 Crash safety: ``merge.candidate`` is recorded before a build and ``merge.landing`` (old, new)
 before the ref moves; the ref move itself is one atomic git operation. So after a SIGKILL at any
 point base is either unchanged or holds the whole candidate, and the next process to take the
@@ -36,7 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cockpit.core import candidate, gates, lock, worktrees
+from cockpit.core import candidate, gates, lock, prediction, radar, worktrees
 from cockpit.core.crash import crash_point
 from cockpit.core.errors import CockpitError
 from cockpit.core.merge_outcome import Outcome
@@ -172,10 +178,12 @@ Report = Callable[[Outcome], None]
 class MergeQueue:
     """Runs the queue until it is empty (or ``stop`` is set). One instance per run."""
 
-    def __init__(self, repo: Repository, report: Report | None = None, stop: threading.Event | None = None) -> None:
+    def __init__(self, repo: Repository, report: Report | None = None, stop: threading.Event | None = None,
+                 reorder: bool = False) -> None:
         self.repo = repo
         self.report: Report = report or (lambda outcome: None)
         self.stop = stop or threading.Event()
+        self.reorder = reorder  # conflict-free candidates first (predicted by merge-tree)
 
     def run(self) -> list[Outcome]:
         """Process every queued candidate, including any queued while this runs. Raises
@@ -187,6 +195,7 @@ class MergeQueue:
         if not held.acquire():
             raise QueueBusy(runner_pid(repo))
         outcomes: list[Outcome] = []
+        check, landed, any_landed = prediction.CandidateCheck(repo.root), None, False
         try:
             for outcome in self._recover():
                 outcomes.append(outcome)
@@ -199,16 +208,33 @@ class MergeQueue:
                         # the queue lock free and runs the queue itself; nothing is stranded.
                         held.release()
                         break
+                check.refresh()
+                for news in check.news(queue, landed):  # before building: what merge-tree predicts
+                    self.report(news)
+                landed = None
                 try:
-                    ended = self._process(queue[0].name)
+                    ended = self._process(check.pick(queue).name if self.reorder else queue[0].name)
                 except Stopped:
                     break
                 if ended is not None:
                     outcomes.append(ended)
                     self.report(ended)
+                    if ended.succeeded:
+                        landed, any_landed = ended.name, True
         finally:
             held.release()
+        if any_landed:
+            self._refresh_radar()
         return outcomes
+
+    def _refresh_radar(self) -> None:
+        """A conflict-radar round on the new base (the watcher may not run: no agent live)."""
+        try:
+            interval = self.repo.config.radar_interval
+            if interval > 0:
+                radar.Radar(self.repo, interval=interval).run_round()
+        except (CockpitError, OSError):
+            pass  # a prediction is a hint: the merges stand, the watcher's next round tries again
 
     # -- one candidate --------------------------------------------------------------------------
     def _log(self, name: str, text: str) -> None:

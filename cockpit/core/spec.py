@@ -7,6 +7,7 @@ be found) and the key. cockpit never rewrites the file.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ FLEET_KEYS = {
     "notify_command": str,     # run once per notification, the event as JSON on stdin
     "notify_interval": float,  # at most one notification per agent per this many seconds
     "tmux_nice": int,          # the agents' tmux server's scheduling priority (0-19)
+    "radar_interval": float,   # seconds between conflict-radar rounds (0: no prediction)
 }
 MERGE_MODES = ("rebase", "merge", "squash")
 AGENT_KEYS = {
@@ -171,6 +173,7 @@ class FleetConfig:
     notify_command: str | None = None
     notify_interval: float = 10.0
     tmux_nice: int = 5
+    radar_interval: float = 3.0
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     worktree: WorktreeSettings = field(default_factory=WorktreeSettings)
@@ -266,6 +269,8 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
     for key in ("idle_after", "stall_after", "notify_interval"):
         if key in fleet and fleet[key] <= 0:
             raise reader.fail(f"cockpit.{key}", "must be more than 0 seconds", fleet_line)
+    if not 0 <= fleet.get("radar_interval", 3.0) < math.inf:
+        raise reader.fail("cockpit.radar_interval", "must be 0 (no conflict prediction) or more seconds", fleet_line)
     if not 0 <= fleet.get("tmux_nice", 5) <= 19:
         raise reader.fail("cockpit.tmux_nice", "must be 0 to 19 (0: the same priority as cockpit)", fleet_line)
     idle_after = float(fleet.get("idle_after", 30.0))
@@ -360,6 +365,7 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         notify_command=fleet.get("notify_command"),
         notify_interval=float(fleet.get("notify_interval", 10.0)),
         tmux_nice=fleet.get("tmux_nice", 5),
+        radar_interval=float(fleet.get("radar_interval", 3.0)),
         agents=agents,
         keys=dict(keys),
         worktree=worktree,
@@ -421,6 +427,7 @@ max_failures = 2         # an agent that fails this many times is halted
 # stall_after = 900      # ... and as stalled (you get a notification)
 # notify_command = "cat >> ~/cockpit-notifications.jsonl"   # run per notification, JSON on stdin
 # tmux_nice = 5          # the agents' tmux server yields the CPU to you (0: same priority)
+# radar_interval = 3     # seconds between conflict predictions (0: none; needs git >= 2.38)
 
 # [worktree]             # make each new worktree a working environment (see docs/worktree-environment.md)
 # setup = ["uv sync"]    # run in the new worktree before the agent, in order (sh -e; output in session.log)

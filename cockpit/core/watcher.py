@@ -11,9 +11,13 @@ starts and stops it). Each tick (one second) it:
    operations a crash interrupted: the next cockpit command does, as before;
 3. starts pending agents whose upstreams have all finished (:func:`cockpit.core.pending.advance`);
 4. computes every agent's activity (:mod:`cockpit.core.activity`) and records each change as an
-   ``activity`` event ``{activity, previous}``.
+   ``activity`` event ``{activity, previous}``;
+5. advances the conflict radar's round (:mod:`cockpit.core.radar`) by at most
+   :data:`cockpit.core.radar.BUDGET_S` of work, a round at most every ``radar_interval`` seconds.
 
-It ends itself, under the repository lock, once no agent is live.
+It ends itself, under the repository lock, once no agent is live, after one last radar round (so
+the work of agents that ended is predicted against each other and base). Its process and the git
+processes it starts yield the CPU like the agents' tmux server does (``tmux_nice``).
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ import time
 import traceback
 from collections.abc import Callable
 
-from cockpit.core import activity, notify, pending, recovery
+from cockpit.core import activity, notify, pending, radar, recovery
 from cockpit.core.errors import CockpitError, LockBusy
 from cockpit.core.events import Event
 from cockpit.core.repository import Repository
 from cockpit.core.state import LIVE, PENDING, History, apply
+from cockpit.core.tmux_setup import lower_priority
 from cockpit.core.watch import SESSION, log_path
 
 INTERVAL = 1.0
@@ -46,6 +51,12 @@ class Watcher:
         self.runner = notify.CommandRunner(config.notify_command, repo.root) if config.notify_command else None
         self.states = History()  # the log replayed here, for each event's "previous" state
         self.activity: dict[str, str | None] = {}
+        self.radar = radar.Radar(repo, interval=config.radar_interval) if config.radar_interval > 0 else None
+        if self.radar is None:  # turned off: what an old round predicted must not be shown as current
+            repo.layout.radar.unlink(missing_ok=True)
+        else:
+            self.radar.next_round = clock() + config.radar_interval  # the first round one interval in
+        self._last_round_done = False  # the round after the last agent ended
         everything, _ = repo.read_events(0)
         fresh, self.offset = repo.read_events(offset)
         fresh_seqs = {e.seq for e in fresh}
@@ -101,6 +112,11 @@ class Watcher:
             if current != previous and not (current is None and name not in self.activity):
                 repo.record_event("activity", name, activity=current, previous=previous)
                 self.activity[name] = current
+        if self.radar is not None:
+            try:
+                self.radar.step(radar.BUDGET_S, self.clock())
+            except (CockpitError, OSError) as exc:  # the next round tries again; the rest of the tick goes on
+                print(f"{time.strftime('%H:%M:%S')} watcher: conflict radar: {exc}", file=sys.stderr, flush=True)
         self._follow()
         for note in self.limiter.due(self.clock()):
             self._send(note)
@@ -117,7 +133,15 @@ class Watcher:
         """End if no agent is live: under the lock (so a spawn cannot slip in between the check
         and the end), send what is held, and remove the session. True when finished."""
         if self.live():
+            self._last_round_done = False
             return False
+        if self.radar is not None and not self._last_round_done:
+            self._last_round_done = True
+            try:
+                self.radar.run_round()  # (outside the lock: it only reads the agents' work)
+            except (CockpitError, OSError) as exc:
+                print(f"{time.strftime('%H:%M:%S')} watcher: conflict radar: {exc}", file=sys.stderr, flush=True)
+            self._follow()
         try:
             with self.repo.locked(timeout=0):
                 if self.live():
@@ -154,6 +178,13 @@ def main(repo: Repository, offset: int) -> int:
     os.dup2(fd, 2)
     os.close(fd)
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} watcher {os.getpid()} started", flush=True)
+    nice = activity.settings(repo).tmux_nice
+    if nice > 0:  # background work, like the tmux server: the TUI and the agents come first
+        lower_priority(os.getpid(), nice)  # the session's autogroup, where Linux schedules by it
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, max(nice, os.getpriority(os.PRIO_PROCESS, 0)))
+        except OSError:
+            pass
     try:
         Watcher(repo, offset).run()
     except BaseException:

@@ -207,6 +207,13 @@ def snapshot(worktree: Path, message: str) -> str:
     return run(worktree, "commit-tree", tree, "-p", head, "-m", message, env=_IDENTITY)
 
 
+def fixed_commit(root: Path, tree: str, parent: str, message: str) -> str:
+    """A commit of ``tree`` on top of ``parent`` with cockpit's identity and a fixed date, so the
+    same tree on the same parent is always the same commit (the conflict radar's snapshots)."""
+    return run(root, "commit-tree", tree, "-p", parent, "-m", message,
+               env={**_IDENTITY, "GIT_AUTHOR_DATE": "@0 +0000", "GIT_COMMITTER_DATE": "@0 +0000"})
+
+
 def worktree_tree(worktree: Path) -> str:
     """The tree of the worktree's whole state — what :func:`snapshot` would commit — without
     touching the worktree, its index or its branch.
@@ -255,6 +262,12 @@ def is_ancestor(root: Path, ancestor: str, descendant: str) -> bool:
 
 def update_ref(root: Path, ref: str, sha: str) -> None:
     run(root, "update-ref", ref, sha)
+
+
+def delete_ref(root: Path, ref: str) -> None:
+    """Remove ``ref`` if it exists."""
+    if ref_sha(root, ref) is not None:
+        run(root, "update-ref", "-d", ref)
 
 
 def list_refs(root: Path, prefix: str) -> list[tuple[str, str]]:
@@ -393,31 +406,63 @@ class MergeConflict(CockpitError):
         self.paths = paths
 
 
+@dataclass(frozen=True)
+class MergeTree:
+    """What ``git merge-tree --write-tree`` made of two commits: the merged ``tree`` (conflict
+    markers included in the files that conflict) and, per conflicting path, the blob of each
+    stage git recorded (1: the merge base, 2: the first commit, 3: the second)."""
+
+    tree: str
+    clean: bool
+    stages: dict[str, dict[int, str]]
+
+    @property
+    def conflicts(self) -> list[str]:
+        """The conflicting paths, in git's order (empty when the merge is clean)."""
+        return list(self.stages)
+
+
+def merge_tree(root: Path, ours: str, theirs: str) -> MergeTree:
+    """Merge two commits with no worktree and no index (git >= 2.38; the merge base is git's
+    choice). Conflicts are the answer, not an error: :class:`GitError` only when git cannot merge
+    them at all (an unknown commit, unrelated histories). Text conflicts are written in the
+    plain ``merge`` style whatever the user's ``merge.conflictStyle``."""
+    status, out, err = git.Git(str(root)).execute(
+        ["git", *SAFE_CONFIG, "-c", "merge.conflictStyle=merge", "merge-tree", "--write-tree", "--no-messages",
+         "-z", ours, theirs],
+        with_extended_output=True, with_exceptions=False, strip_newline_in_stdout=False)
+    fields = out.split("\0")
+    tree = fields[0].strip()
+    if status not in (0, 1) or len(tree) < 40 or not all(c in "0123456789abcdef" for c in tree):
+        last = (err or "").strip().splitlines()
+        raise GitError(f"git merge-tree failed: {last[-1] if last else f'exit {status}'}")
+    stages: dict[str, dict[int, str]] = {}
+    if status == 1:  # "<mode> <blob> <stage>\t<path>" per conflicting stage, until an empty field
+        for entry in fields[1:]:
+            if not entry:
+                break
+            info, _, path = entry.partition("\t")
+            parts = info.split(" ")
+            if len(parts) == 3 and parts[2].isdigit():
+                stages.setdefault(path, {})[int(parts[2])] = parts[1]
+    return MergeTree(tree, status == 0, stages)
+
+
 def merge_commit(root: Path, parents: list[str], message: str) -> str:
     """A commit whose tree merges ``parents`` and whose parents are exactly those commits (an
-    octopus for more than two), made without a worktree or an index (``merge-tree --write-tree``,
-    one pair at a time). Duplicates are merged once; a single distinct parent is returned as is.
+    octopus for more than two), made without a worktree or an index (:func:`merge_tree`, one
+    pair at a time). Duplicates are merged once; a single distinct parent is returned as is.
     Raises :class:`MergeConflict` naming the conflicting paths."""
     unique = list(dict.fromkeys(parents))
     if len(unique) == 1:
         return unique[0]
     current, tree = unique[0], ""
     for i, tip in enumerate(unique[1:], start=1):
-        status, out, err = git.Git(str(root)).execute(
-            ["git", *SAFE_CONFIG, "merge-tree", "--write-tree", "--name-only", "-z", current, tip],
-            with_extended_output=True, with_exceptions=False, strip_newline_in_stdout=False)
-        fields = out.split("\0")
-        if status == 1:
-            paths = []
-            for field in fields[1:]:
-                if not field:
-                    break
-                paths.append(field)
+        merged = merge_tree(root, current, tip)
+        if not merged.clean:
+            paths = merged.conflicts
             raise MergeConflict(f"conflicts in {', '.join(paths) or 'files git could not name'}", paths)
-        if status != 0 or not fields[0]:
-            last = (err or "").strip().splitlines()
-            raise GitError(f"git merge-tree failed: {last[-1] if last else f'exit {status}'}")
-        tree = fields[0].strip()
+        tree = merged.tree
         if i < len(unique) - 1:  # an intermediate commit, for the next pair's merge
             current = run(root, "commit-tree", tree, "-p", current, "-p", tip, "-m", message, env=_IDENTITY)
     argv = ["commit-tree", tree]

@@ -369,7 +369,7 @@ class AgentActions(_App):
         """Show what the agent changed (the screen computes it in workers)."""
         tile = self._target(name)
         if tile is not None and not isinstance(self.screen, DiffScreen):
-            self.push_screen(DiffScreen(tile.agent.name, self.fleet.diff))
+            self.push_screen(DiffScreen(tile.agent.name, self.fleet.diff, tile.agent.conflicts, tile.agent.base))
 
     # -- merging -------------------------------------------------------------------------------------
     def action_merge(self, name: str | None = None) -> None:

@@ -191,6 +191,9 @@ class CockpitApp(AgentActions, App[int]):
             if (event.type == "notification" and isinstance(event.data.get("note"), dict)
                     and self.clock is not None):
                 self.alert(event.data["note"])
+            elif event.type == "radar.unsupported" and self.clock is not None:  # recorded once per fleet
+                self.notify(str(event.data.get("reason")), title="cockpit: conflict radar", severity="warning",
+                            timeout=10)
         for name, lines in snapshot.screens.items():
             if name in self.live.feeds:
                 self.live.feeds[name].set_screen(lines)

@@ -29,6 +29,7 @@ from textual.worker import get_current_worker
 from cockpit.ui.footer import key_footer
 from cockpit.ui.keys import DIFF_KEYS, bindings
 from cockpit.ui.messages import Failure, deliver, describe
+from cockpit.ui.subtitle import conflict_label
 
 if TYPE_CHECKING:
     from cockpit.core.diff import AgentDiff, FileChange
@@ -74,8 +75,22 @@ def colour_patch(patch: str, max_lines: int = MAX_PATCH_LINES) -> Text:
     return text
 
 
-def file_label(change: FileChange, width: int) -> Text:
-    """``  +12   -3 M path`` for the file list; ``bin`` instead of counts for a binary file."""
+def clashes(conflicts: list[dict] | None, base: str) -> dict[str, list[str]]:
+    """Per path the conflict radar predicts to conflict, what with and where: ``api (lines 3-5)``,
+    ``main (base)``."""
+    found: dict[str, list[str]] = {}
+    for conflict in conflicts or []:
+        other = conflict_label(str(conflict.get("with")), base)
+        lines = conflict.get("lines") or {}
+        for path in conflict.get("paths") or []:
+            ranges = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in lines.get(path) or [])
+            found.setdefault(str(path), []).append(f"{other} (lines {ranges})" if ranges else other)
+    return found
+
+
+def file_label(change: FileChange, width: int, clash: bool = False) -> Text:
+    """``  +12   -3 M path`` for the file list; ``bin`` instead of counts for a binary file;
+    ``⚔`` before the path of a file predicted to conflict (``clash``)."""
     label = Text(no_wrap=True, overflow="ellipsis")
     if change.binary:
         label.append("bin".rjust(2 * width + 3), style="yellow")
@@ -84,6 +99,8 @@ def file_label(change: FileChange, width: int) -> Text:
         label.append(" ")
         label.append(f"-{change.removed}".rjust(width + 1), style="red")
     label.append(f" {change.status} ", style="bold")
+    if clash:
+        label.append("⚔ ", style="bold red")
     label.append(clean(change.path))
     return label
 
@@ -118,11 +135,14 @@ class DiffScreen(Screen[None]):
         message: str
         path: str | None = None
 
-    def __init__(self, name: str, load_diff: Callable[[str], AgentDiff]) -> None:
+    def __init__(self, name: str, load_diff: Callable[[str], AgentDiff], conflicts: list[dict] | None = None,
+                 base: str = "") -> None:
         super().__init__()
         self.agent_name = name
         self.load_diff = load_diff
         """Fixes both ends of an agent's change (``Fleet.diff``); called in a worker."""
+        self.clashes = clashes(conflicts, base)
+        """The files the conflict radar predicted to conflict (``Agent.conflicts``), marked ⚔."""
         self.diff: AgentDiff | None = None
         self.files: list[FileChange] = []
         self.patches: dict[str, Text] = {}
@@ -185,11 +205,14 @@ class DiffScreen(Screen[None]):
         self.diff, self.files = diff, files
         added = sum(f.added or 0 for f in files)
         removed = sum(f.removed or 0 for f in files)
+        marked = sum(1 for f in files if f.path in self.clashes)
+        clash = f" · [bold $error]⚔ {marked} predicted to conflict[/]" if marked else ""
         self._title(f"{len(files)} file{'s' if len(files) != 1 else ''} +{added} −{removed} "
-                    f"against {diff.merge_base[:12]} (merge-base with {diff.base or 'base'})")
+                    f"against {diff.merge_base[:12]} (merge-base with {diff.base or 'base'}){clash}")
         width = max((len(str(max(f.added or 0, f.removed or 0))) for f in files), default=1)
         options = self.query_one(OptionList)
-        options.add_options([Option(file_label(f, width), id=str(i)) for i, f in enumerate(files)])
+        options.add_options([Option(file_label(f, width, f.path in self.clashes), id=str(i))
+                             for i, f in enumerate(files)])
         if files:
             options.highlighted = 0
         else:
@@ -224,6 +247,9 @@ class DiffScreen(Screen[None]):
         if current is None or not 0 <= current < len(self.files) or self.files[current].path != path:
             return  # the user moved on; it stays cached
         self.shown = path
+        if path in self.clashes:
+            header = Text(f"⚔ predicted to conflict with {', '.join(self.clashes[path])}\n", style="bold red")
+            text = Text.assemble(header, text, no_wrap=True, overflow="crop")
         self.query_one("#diff-patch", Static).update(text)
         self.query_one("#diff-scroll", VerticalScroll).scroll_home(animate=False)
 

@@ -17,7 +17,8 @@ from cockpit.ui.keys import ALL_KEYS, effective_keys
 LEGEND = (
     "[b]On a tile[/]: ● state · activity · [b]try 2 (1/2 fail)[/]: attempt 2, 1 failure counted of the 2 "
     "(max_failures) that halt the agent and its dependents — cockpit ls shows the same in its TRY column · "
-    "[b]base +3[/]: base has 3 commits the branch lacks · [b]⚠[/]: edits out of scope, or collisions"
+    "[b]base +3[/]: base has 3 commits the branch lacks · [b]⚠[/]: edits out of scope, or collisions · "
+    "[b]⚔ api: a.py[/]: merging it with api (or base) is predicted to conflict in a.py"
 )
 """What the tiles' status line says (the notation ``cockpit ls`` shares)."""
 

@@ -55,6 +55,24 @@ def merge_detail(agent: Agent) -> str | None:
     return str(merge["reason"]) if merge.get("reason") else None
 
 
+def conflict_label(other: str, base: str) -> str:
+    """Who a predicted conflict is with: the agent's name, or ``main (base)`` for its base
+    branch (``":base"`` in the data: an agent may be named ``base``)."""
+    return f"{base or 'base'} (base)" if other == ":base" else other
+
+
+def conflict_badge(agent: Agent) -> str | None:
+    """``⚔ api: src/auth.py``: the first merge conflict the conflict radar predicts for the
+    agent, ``+2`` for the other files (with it or with others); None when it predicts none (or
+    does not know)."""
+    pairs = [(str(c.get("with")), str(path)) for c in agent.conflicts or [] for path in c.get("paths") or []]
+    if not pairs:
+        return None
+    other, path = pairs[0]
+    more = f" +{len(pairs) - 1}" if len(pairs) > 1 else ""
+    return f"⚔ {conflict_label(other, agent.base)}: {path}{more}"
+
+
 def _escape(text: str) -> str:
     return text.replace("[", "\\[")
 
@@ -79,14 +97,20 @@ def subtitle_parts(agent: Agent, diff: tuple[int, int, int] | None, now: datetim
         parts.append(f"[$state-unknown]{_escape(agent.reason)}[/]")
     elif agent.process in ("failed", "halted", "missing") and (agent.reason or "").startswith("setup: "):
         parts.append(f"[$state-failed]{_escape(agent.reason or '')}[/]")  # its setup failed: the agent never ran
+    badge = conflict_badge(agent)
+    if badge:  # before the rest: on a narrow tile this is what should still show
+        parts.append(f"[bold $error]{_escape(badge)}[/]")
     parts.append(f"try {agent.tries}")  # explained in help (TRIES_LEGEND)
     if agent.ports:
         parts.append(f"port {agent.ports[0]}" + (f" (+{len(agent.ports) - 1})" if len(agent.ports) > 1 else ""))
     if agent.out_of_scope:
         parts.append(f"[bold $error]⚠ {len(agent.out_of_scope)} out of scope[/]")
     if agent.collisions:
-        others = sorted({o for c in agent.collisions for o in c["agents"]})
-        parts.append(f"[bold $warning]⚠ collides with {', '.join(others)}[/]")
+        # (an agent it is predicted to conflict with is named by the ⚔ badge already)
+        clashing = {c.get("with") for c in agent.conflicts or []}
+        others = sorted({o for c in agent.collisions for o in c["agents"]} - clashing)
+        if others:
+            parts.append(f"[bold $warning]⚠ collides with {', '.join(others)}[/]")
     if base_moved > 0:
         parts.append(f"[$warning]base +{base_moved}[/]")
     in_state = age(agent.state_since, now) if now is not None else None

@@ -24,9 +24,11 @@ from cockpit.ui.messages import describe
 SLOW_FACTOR = 5
 """While a log floods, the agents are re-read and the worktrees diffed this many times less
 often: under a flood those rounds were what kept keys from the screen (``bench/ui-figures.md``)."""
-NO_DIFF_CHANGE = frozenset({"activity", "notification", "paused", "resumed"})
+NO_DIFF_CHANGE = frozenset({"activity", "notification", "paused", "resumed", "conflict.predicted",
+                            "radar.unsupported"})
 """Events that cannot change a worktree or a branch: they do not make the diffs due at once
-(the watcher records activity changes many times a minute)."""
+(the watcher records activity changes many times a minute, and the conflict radar's findings
+come from worktrees that were read already)."""
 
 
 @dataclass
