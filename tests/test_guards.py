@@ -182,6 +182,20 @@ def test_pass_env_lets_named_variables_through(fleet: Fleet, repo: Path, monkeyp
     assert "hidden-secret" not in text
 
 
+def test_an_agents_own_path_reaches_it(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    """tmux gives a new session the PATH of the client that creates it, not the one of ``-e``."""
+    bindir = tmp_path / "mybin"
+    bindir.mkdir()
+    (bindir / "mytool").write_text("#!/bin/sh\necho found-my-tool\n")
+    (bindir / "mytool").chmod(0o755)
+    (repo / "cockpit.toml").write_text(f'[[agent]]\nname = "p"\ncommand = "mytool > out.txt; sleep 60"\n'
+                                       f'env = {{ PATH = "{bindir}:/usr/bin:/bin" }}\n')
+    fleet.spawn("p")
+    out = repo / ".cockpit" / "worktrees" / "p" / "out.txt"
+    wait_until(lambda: out.exists() and out.read_text(), message="the tool ran")
+    assert out.read_text() == "found-my-tool\n"
+
+
 def test_claude_code_preset_writes_settings_outside_the_worktree(fleet: Fleet, repo: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     bindir = tmp_path / "bin"
