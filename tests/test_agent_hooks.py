@@ -141,7 +141,8 @@ def test_bad_arguments_exit_0_and_print_nothing_on_stdout(agent_dir: Path) -> No
 
 def test_the_recorder_imports_only_the_standard_library_without_site_packages() -> None:
     code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); import cockpit.core.hook_record; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] not in sys.stdlib_module_names and m != '__main__')); "
+            "print(sorted(m for m in sys.modules\n"
+            "             if m.split('.')[0] not in sys.stdlib_module_names and m != '__main__')); "
             "print('site' in sys.modules)")
     result = subprocess.run([sys.executable, "-I", "-S", "-c", code, PACKAGE_PARENT], capture_output=True,
                             text=True, timeout=60)
@@ -197,7 +198,8 @@ def test_questions_usage_limits_errors_and_compaction() -> None:
 def test_the_status_file_corrects_silent_hooks_only_when_newer() -> None:
     asking = after("UserPromptSubmit", "PreToolUse", "PermissionRequest")  # then "No": no hook fires
     assert reconcile(asking, ClaudeStatus("idle", None, asking.at + 5)) == ("waiting", "done")
-    assert reconcile(asking, ClaudeStatus("idle", None, asking.at + 0.5)) == asking_pair(asking)  # not newer
+    assert reconcile(asking, ClaudeStatus("idle", None, asking.at + 0.1)) == ("waiting", "done")  # a quick Esc
+    assert reconcile(asking, ClaudeStatus("idle", None, asking.at - 0.5)) == asking_pair(asking)  # older
     done = after("UserPromptSubmit", "Stop")  # then a slash command or a queued message: busy, no hook
     assert reconcile(done, ClaudeStatus("busy", None, done.at + 5)) == ("working", None)
     working = after("UserPromptSubmit", "PreToolUse")

@@ -39,9 +39,11 @@ from cockpit.core.hook_record import HOOKS_FILE
 from cockpit.core.presets import rate_limit_reset
 
 TAIL = 64 * 1024
-STATUS_MARGIN = 1.0
-"""Seconds by which Claude's status file must be newer than the last hook event to win (the two
-are written by different processes at nearly the same moment)."""
+STATUS_MARGIN = 0.0
+"""Seconds by which Claude's status file must be newer than the last hook event to win. The two
+agree at every transition a hook reports (the status changes as the hook fires), so only a status
+changed after the last hook, with no hook of its own, says more: a refusal can come a tenth of a
+second after the permission prompt (checked with the real CLI)."""
 
 WORKING, WAITING, COMPACTING, RATE_LIMITED, ERROR, ENDED = (
     "working", "waiting", "compacting", "rate-limited", "error", "ended")
@@ -224,7 +226,7 @@ def claude_status(state: HookState) -> ClaudeStatus | None:
 
 def reconcile(state: HookState, status: ClaudeStatus | None) -> tuple[str | None, str | None]:
     """The activity and reason, from the hooks corrected by Claude's status file where the status
-    changed after the last hook event (by more than :data:`STATUS_MARGIN`): idle after a refused
+    changed after the last hook event: idle after a refused
     permission or Esc (no hook fires), busy on a queued message or a slash command, waiting on a
     dialog no hook announced."""
     activity, reason = state.activity, state.reason

@@ -71,7 +71,8 @@ PRESETS: dict[str, Preset] = {
                   r"Esc to cancel · Tab to amend")
                + _p("question", r"Enter to select · ↑/↓ to navigate",
                     r"Do you want to use this API key\?")
-               + _p("trust", r"Yes, I trust this folder", r"Do you trust the files in this folder"),
+               + _p("trust", r"Yes, I trust this folder", r"Do you trust the files in this folder")
+               + _p("sign-in", r"Not logged in · (?:Please )?run /login"),
                _limits(r"You(?:'|’)ve hit your (?:\w+ )?limit\b", r"Claude (?:AI )?usage limit reached",
                        r"Stop and wait for limit to reset"),
                hooks=True),
@@ -89,7 +90,9 @@ PRESETS: dict[str, Preset] = {
                + _p("sign-in", r"How would you like to authenticate"),
                _limits(r"You have exhausted your daily quota", r"Please wait and try again later\. To increase "
                                                                r"your limits")),
-        Preset("aider", "aider: yes/no questions", _p("question", r"\(Y\)es/\(N\)o")),
+        Preset("aider", "aider: its yes/no questions and its input prompt on screen",
+               _p("question", r"\(Y\)es/\(N\)o(?: \[\w+\])?: ?\Z")  # unanswered: the last thing on screen
+               + _p("done", r"─{20,}\n(?:\w+)?> ?(?:\S.*)?\Z")),
     )
 }
 
