@@ -108,8 +108,9 @@ while True:  # fire the hook events the test appends to the script, each through
 
 def install_fake_claude(bindir: Path) -> Path:
     """A ``claude`` on ``bindir`` that records its arguments (``claude-args.json`` in its cwd, one
-    JSON list per start) and fires the hook events appended to ``$FAKE_CLAUDE_SCRIPT`` (one JSON
-    payload per line; ``exit`` ends it) through the recorder commands of its ``--settings`` file."""
+    JSON list per start) and fires the hook events in ``$FAKE_CLAUDE_SCRIPT`` (one JSON payload per
+    line, from its first line, then each line appended; ``exit`` ends it) through the recorder
+    commands of its ``--settings`` file."""
     bindir.mkdir(parents=True, exist_ok=True)
     script = bindir / "fake_claude.py"
     script.write_text(FAKE_CLAUDE)

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from cockpit.core import archive as archiving
-from cockpit.core import lifecycle, pending, processes, recovery, roster, sandbox, watch, worktrees
+from cockpit.core import lifecycle, pending, permissions, processes, recovery, roster, sandbox, watch, worktrees
 from cockpit.core.agent import Agent, halt_reason
 from cockpit.core.archive import DiscardPreview
 from cockpit.core.attach import AttachPlan
@@ -299,9 +299,11 @@ class Fleet(Repository):
 
     # -- respawn ----------------------------------------------------------------------------------
     def respawn(self, name: str, keep: bool = False, task: str | None = None, force: bool = False,
-                command: str | None = None) -> Agent:
+                command: str | None = None, fresh: bool = False) -> Agent:
         """Start attempt N+1. Default: archive and remove the old worktree, re-cut a fresh branch
-        from base. ``keep``: restart the process in the same worktree and branch.
+        from base. ``keep``: restart the process in the same worktree and branch; a ``claude-code``
+        agent continues its conversation (``claude --resume``) unless ``fresh`` or a replan
+        (a new task or command) asks for a new one.
 
         A halted agent is refused unless its task or command changed (a replan) or ``force``.
         """
@@ -335,13 +337,16 @@ class Fleet(Repository):
                     "change its task (--task) or command, or use --force")
             reset = halted and (replan or force)
             attempt = record.attempt + 1
-            extra = {"reset_failures": reset, "keep": keep, "previous_attempt": record.attempt}
+            extra: dict[str, object] = {"reset_failures": reset, "keep": keep, "previous_attempt": record.attempt}
             if keep:
                 worktree = self.layout.worktree(name)
                 if not worktree.is_dir():
                     raise CockpitError(f"agent {name!r} has no worktree ({worktree} is missing): "
                                        "respawn without --keep, or restore it first")
-                lifecycle.restart(self, spec, attempt, record, extra)
+                resume = None if fresh or replan else permissions.resumable(self, spec)
+                if resume:
+                    extra["resumed_session"] = resume
+                lifecycle.restart(self, spec, attempt, record, extra, resume=resume)
             else:
                 base_ref, base_sha = self.resolve_base(None)
                 new_branch = branch_for(name, attempt)

@@ -19,7 +19,7 @@ from typing import Any
 
 import tomli_w
 
-from cockpit.core import processes, sandbox, worktrees
+from cockpit.core import hook_state, processes, sandbox, usage, worktrees
 from cockpit.core.crash import crash_point
 from cockpit.core.errors import CockpitError, one_line
 from cockpit.core.layout import branch_for
@@ -85,9 +85,10 @@ def check_free(repo: Repository, name: str, branch: str) -> None:
 
 
 def environment(repo: Repository, spec: AgentSpec, attempt: int, branch: str, base_ref: str,
-                pass_values: dict[str, str] | None = None) -> dict[str, str]:
+                pass_values: dict[str, str] | None = None, resume: str | None = None) -> dict[str, str]:
     """The agent's environment. ``pass_values``: the values of its ``pass_env`` when they
-    do not come from this process's environment (a pending agent started by the watcher)."""
+    do not come from this process's environment (a pending agent started by the watcher);
+    ``resume``: the conversation its program continues (:func:`permissions.prepare_command`)."""
     layout = repo.layout
     env = dict(pass_values) if pass_values is not None else \
         {key: os.environ[key] for key in spec.pass_env if key in os.environ}
@@ -95,7 +96,7 @@ def environment(repo: Repository, spec: AgentSpec, attempt: int, branch: str, ba
     env.update({
         "COCKPIT_AGENT": spec.name,
         "COCKPIT_TASK": spec.task,
-        "COCKPIT_COMMAND": prepare_command(repo, spec),
+        "COCKPIT_COMMAND": prepare_command(repo, spec, resume),
         "COCKPIT_ATTEMPT": str(attempt),
         "COCKPIT_BRANCH": branch,
         "COCKPIT_BASE": base_ref,
@@ -167,6 +168,8 @@ def launch(repo: Repository, spec: AgentSpec, attempt: int, base_ref: str, base_
         created_branch = created_worktree = True
         crash_point(op, "after-worktree")
         layout.tmp_dir(name).mkdir(parents=True, exist_ok=True)
+        if event_type == "spawned":  # a new life for the name: an earlier one's conversations are not its own
+            forget_sessions(repo, name)
         write_spec(repo, spec, attempt, branch, base_ref, base_sha)
         env = environment(repo, spec, attempt, branch, base_ref, pass_values)
         prefix = sandbox.launch_prefix(repo, spec, branch)
@@ -181,20 +184,28 @@ def launch(repo: Repository, spec: AgentSpec, attempt: int, base_ref: str, base_
     return panes
 
 
-def restart(repo: Repository, spec: AgentSpec, attempt: int, record: Record, extra: dict[str, Any]) -> None:
+def restart(repo: Repository, spec: AgentSpec, attempt: int, record: Record, extra: dict[str, Any],
+            resume: str | None = None) -> None:
     """Run ``spec`` again in the agent's existing worktree and branch (``respawn --keep``): the
-    old session ends, a new one starts. A new session rather than respawn-pane: it sets the log
-    pipe and remain-on-exit before the agent's first byte, which a dead pane cannot take."""
+    old session ends, a new one starts, continuing the conversation ``resume`` when given. A new
+    session rather than respawn-pane: it sets the log pipe and remain-on-exit before the agent's
+    first byte, which a dead pane cannot take."""
     name = spec.name
     prefix = sandbox.launch_prefix(repo, spec, record.branch)  # may refuse: before anything stops
     repo.events.append("respawn.started", name, attempt=attempt, keep=True)
-    env = environment(repo, spec, attempt, record.branch, record.base)
+    env = environment(repo, spec, attempt, record.branch, record.base, resume=resume)
     repo.layout.tmp_dir(name).mkdir(parents=True, exist_ok=True)
     end_session(repo, name)
     _start_session(repo, spec, env, prefix)
     write_spec(repo, spec, attempt, record.branch, record.base, record.base_sha)
     repo.events.append("respawned", name, attempt=attempt, branch=record.branch, base=record.base,
                        base_sha=record.base_sha, spec=spec.to_toml(), **extra)
+
+
+def forget_sessions(repo: Repository, name: str) -> None:
+    """Drop what the agent's program reported of its conversations (its hook lines, its usage)."""
+    for path in (hook_state.hooks_file(repo.layout.agent_dir(name)), usage.cache_file(repo, name)):
+        path.unlink(missing_ok=True)
 
 
 # -- undoing ------------------------------------------------------------------------------------------

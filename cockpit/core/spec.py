@@ -31,6 +31,7 @@ FLEET_KEYS = {
     "notify_command": str,     # run once per notification, the event as JSON on stdin
     "notify_interval": float,  # at most one notification per agent per this many seconds
     "tmux_nice": int,          # the agents' tmux server's scheduling priority (0-19)
+    "max_tokens": int,         # the fleet's token budget: all agents together (cockpit.core.usage)
 }
 MERGE_MODES = ("rebase", "merge", "squash")
 AGENT_KEYS = {
@@ -43,6 +44,7 @@ AGENT_KEYS = {
     "pass_env": list,
     "sandbox": str,
     "preset": str,  # a known agent program (cockpit.core.presets): how its prompts look
+    "max_tokens": int,  # this agent's token budget (cockpit.core.usage)
 }
 TOP_KEYS = {"cockpit", "agent", "keys"}
 SANDBOXES = ("bwrap", "none")  # "none": opt out of a fleet-wide [cockpit] sandbox
@@ -77,6 +79,7 @@ class AgentSpec:
     sandbox: str | None = None  # "bwrap": run under the write sandbox (cockpit.core.sandbox)
     preset: str = ""                 # a known agent program (cockpit.core.presets); "claude-code" also
                                      # gets permission settings and guard hooks (cockpit.core.permissions)
+    max_tokens: int | None = None    # pause it past this many tokens (cockpit.core.usage)
 
     def to_toml(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -92,6 +95,8 @@ class AgentSpec:
             data["preset"] = self.preset
         if self.sandbox is not None:
             data["sandbox"] = self.sandbox
+        if self.max_tokens is not None:
+            data["max_tokens"] = self.max_tokens
         return data
 
     @classmethod
@@ -106,6 +111,7 @@ class AgentSpec:
             pass_env=tuple(data.get("pass_env", ())),
             sandbox=data.get("sandbox"),
             preset=data.get("preset", ""),
+            max_tokens=data.get("max_tokens"),
         )
 
 
@@ -126,6 +132,7 @@ class FleetConfig:
     notify_command: str | None = None
     notify_interval: float = 10.0
     tmux_nice: int = 5
+    max_tokens: int | None = None
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
 
@@ -215,6 +222,8 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
     for key in ("idle_after", "stall_after", "notify_interval"):
         if key in fleet and fleet[key] <= 0:
             raise reader.fail(f"cockpit.{key}", "must be more than 0 seconds", fleet_line)
+    if fleet.get("max_tokens", 1) < 1:
+        raise reader.fail("cockpit.max_tokens", "must be 1 or more (tokens)", fleet_line)
     if not 0 <= fleet.get("tmux_nice", 5) <= 19:
         raise reader.fail("cockpit.tmux_nice", "must be 0 to 19 (0: the same priority as cockpit)", fleet_line)
     idle_after = float(fleet.get("idle_after", 30.0))
@@ -274,6 +283,8 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         if entry.get("sandbox", "bwrap") not in SANDBOXES:
             raise reader.fail(f"{label}.sandbox", f"unknown sandbox {entry['sandbox']!r} (expected one of: "
                               f"{', '.join(repr(s) for s in SANDBOXES)})", start)
+        if entry.get("max_tokens", 1) < 1:
+            raise reader.fail(f"{label}.max_tokens", "must be 1 or more (tokens)", start)
         if not entry["command"].strip():
             raise reader.fail(f"{label}.command", "must not be empty", start)
         agents[name] = AgentSpec.from_toml(entry)
@@ -302,6 +313,7 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         notify_command=fleet.get("notify_command"),
         notify_interval=float(fleet.get("notify_interval", 10.0)),
         tmux_nice=fleet.get("tmux_nice", 5),
+        max_tokens=fleet.get("max_tokens"),
         agents=agents,
         keys=dict(keys),
     )
@@ -344,6 +356,7 @@ max_failures = 2         # an agent that fails this many times is halted
 # stall_after = 900      # ... and as stalled (you get a notification)
 # notify_command = "cat >> ~/cockpit-notifications.jsonl"   # run per notification, JSON on stdin
 # tmux_nice = 5          # the agents' tmux server yields the CPU to you (0: same priority)
+# max_tokens = 5000000   # pause agents once all of them together used this many tokens (claude-code)
 
 # [keys]                 # remap TUI keys: binding id = "key"
 # discard = "D"
@@ -356,5 +369,6 @@ scope = ["src/**"]                        # files this agent owns
 after = []                                # agents this one waits for
 env = {}                                  # extra environment, e.g. { LOG_LEVEL = "debug" }
 # sandbox = "bwrap"                       # writes only to its worktree (needs bubblewrap)
-# preset = "claude-code"                  # a known agent program: recognise its prompts on screen
+# preset = "claude-code"                  # a known agent program: its hooks, its prompts on screen
+# max_tokens = 1000000                    # pause this agent past this many tokens (claude-code)
 '''

@@ -50,6 +50,8 @@ class Record:
     queued_seq: int = 0              # queue order: the seq of its merge.queued event
     merging: dict | None = None      # the candidate a queue runner is building, gating or landing
     upstreams: dict[str, str] = field(default_factory=dict)  # ``after`` agents' tips its base_sha merged
+    budget_paused: dict[str, int] = field(default_factory=dict)  # "agent"/"fleet" -> the limit it was paused at
+    resumed_session: str | None = None  # the conversation its last (re)start continued (respawn --keep)
 
 
 
@@ -119,6 +121,7 @@ def apply(history: History, event: Event) -> None:
         record.reason = None
         record.state_since = event.ts
         record.merge_state = record.merge = record.merging = None
+        record.resumed_session = data.get("resumed_session") if isinstance(data.get("resumed_session"), str) else None
         return
     if kind == "pending":  # (re)planned: waits for its upstreams; a fresh life, like a spawn
         archives = list(record.archives) if record else []
@@ -158,9 +161,13 @@ def apply(history: History, event: Event) -> None:
         record.state_since = event.ts
     elif kind == "paused":
         record.state = "paused"
+        record.reason = data.get("reason")  # None when paused by hand; the budget says why
+        if data.get("budget") in ("agent", "fleet") and isinstance(data.get("limit"), int):
+            record.budget_paused[data["budget"]] = data["limit"]
         record.state_since = event.ts
     elif kind == "resumed":
         record.state = "running"
+        record.reason = None
         record.state_since = event.ts
     elif kind == "killed":
         record.state = "killed"
