@@ -221,6 +221,13 @@ def test_claude_code_preset_writes_settings_outside_the_worktree(fleet: Fleet, r
     pre = settings["hooks"]["PreToolUse"][0]
     assert pre["matcher"].startswith("Edit|Write") and "guard --agent cc" in pre["hooks"][0]["command"]
     assert "check --agent cc" in settings["hooks"]["Stop"][0]["hooks"][0]["command"]
+    from cockpit.core.hook_record import EVENTS
+    for event in EVENTS:  # the recorder of the agent's status, on every event, beside the guard and the check
+        recorders = [h["command"] for group in settings["hooks"][event] for h in group["hooks"]
+                     if "hook_record" in h["command"]]
+        assert len(recorders) == 1 and recorders[0].endswith(str(repo / ".cockpit" / "agents" / "cc")), event
+        assert " -I -S -c " in recorders[0]
+    assert "disableAllHooks" not in settings  # the user's choice stands (docs/presets.md)
     assert git(worktree, "status", "--porcelain") == "?? args.out"  # the settings never dirty the worktree
 
 
