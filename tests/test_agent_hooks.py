@@ -255,3 +255,15 @@ def test_reset_times_from_every_known_wording() -> None:
     epoch = rate_limit_reset("Claude AI usage limit reached|1762952400")
     assert epoch is not None and epoch.startswith("resets 2025-11-")
     assert rate_limit_reset("API Error: Request rejected (429) · Please try again later.") is None
+
+
+def test_a_fifo_in_place_of_the_files_the_agent_can_write_blocks_nothing(tmp_path: Path) -> None:
+    """hooks.jsonl and Claude's status file lie where the agent can write: a FIFO there must not
+    hang `cockpit ls` (opening one for reading blocks until a writer comes)."""
+    os.mkfifo(tmp_path / "hooks.jsonl")
+    assert hook_state.read(tmp_path / "hooks.jsonl") == HookState()
+    config = tmp_path / ".claude"
+    (config / "sessions").mkdir(parents=True)
+    os.mkfifo(config / "sessions" / "777.json")
+    state = HookState("working", None, 1.0, pid=777, transcript=str(config / "projects" / "-w" / "s.jsonl"))
+    assert hook_state.claude_status(state) is None

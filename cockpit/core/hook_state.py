@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,21 @@ def hooks_file(agent_dir: Path) -> Path:
     return agent_dir / HOOKS_FILE
 
 
+def read_regular(path: Path | str, start: int = 0, limit: int | None = None) -> tuple[os.stat_result, bytes]:
+    """``(stat, bytes from start on, at most limit)`` of a regular file. These files sit where
+    the agent can write: a FIFO or a device put in their place must not block or flood cockpit
+    (raises OSError for anything but a regular file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        end = info.st_size if limit is None else min(info.st_size, start + limit)
+        return info, os.pread(fd, max(0, end - start), start) if end > start else b""
+    finally:
+        os.close(fd)
+
+
 _cache: dict[str, tuple[tuple[int, int, int], HookState]] = {}
 
 
@@ -174,15 +190,14 @@ def read(path: Path) -> HookState:
     """The state the last :data:`TAIL` bytes of ``path`` give (cached while the file is unchanged).
     A missing or unreadable file says nothing."""
     try:
-        with open(path, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            key = (info.st_ino, info.st_size, info.st_mtime_ns)
-            cached = _cache.get(str(path))
-            if cached is not None and cached[0] == key:
-                return cached[1]
-            start = max(0, info.st_size - TAIL)
-            handle.seek(start)
-            data = handle.read(info.st_size - start)
+        info = os.stat(path)
+        key = (info.st_ino, info.st_size, info.st_mtime_ns)
+        cached = _cache.get(str(path))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        start = max(0, info.st_size - TAIL)
+        info, data = read_regular(path, start, TAIL)
+        key = (info.st_ino, info.st_size, info.st_mtime_ns)
     except OSError:
         return HookState()
     if start > 0:  # the first line is cut: from the next one on
@@ -211,7 +226,7 @@ def claude_status(state: HookState) -> ClaudeStatus | None:
     if config is None or not state.pid:
         return None
     try:
-        raw = json.loads((config / "sessions" / f"{state.pid}.json").read_bytes())
+        raw = json.loads(read_regular(config / "sessions" / f"{state.pid}.json", 0, 1 << 16)[1])
     except (OSError, ValueError):
         return None
     if not isinstance(raw, dict) or raw.get("status") not in ("busy", "waiting", "idle"):

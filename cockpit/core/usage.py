@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cockpit.core.hook_state import hooks_file
+from cockpit.core.hook_state import hooks_file, read_regular
 from cockpit.core.presets import PRESETS
 from cockpit.core.repository import Repository
 from cockpit.core.spec import FleetConfig
@@ -77,7 +77,7 @@ class _Progress:
     @classmethod
     def load(cls, path: Path) -> _Progress:
         try:
-            raw = json.loads(path.read_bytes())
+            raw = json.loads(read_regular(path)[1])
             readers = [Reader.from_json(item) for item in raw.get("transcripts", [])]
             hooks = raw.get("hooks") or {}
             return cls(int(hooks.get("inode", 0)), int(hooks.get("offset", 0)), {r.path: r for r in readers})
@@ -91,14 +91,12 @@ _memo: dict[str, tuple[int, _Progress]] = {}
 def _transcripts_named(progress: _Progress, hooks: Path) -> bool:
     """Add the transcripts hook lines named since the last call. True when it read anything."""
     try:
-        with open(hooks, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if info.st_ino != progress.hooks_inode or info.st_size < progress.hooks_offset:
-                progress.hooks_inode, progress.hooks_offset = info.st_ino, 0
-            if info.st_size == progress.hooks_offset:
-                return False
-            handle.seek(progress.hooks_offset)
-            data = handle.read(info.st_size - progress.hooks_offset)
+        info = os.stat(hooks)
+        if info.st_ino != progress.hooks_inode or info.st_size < progress.hooks_offset:
+            progress.hooks_inode, progress.hooks_offset = info.st_ino, 0
+        if info.st_size == progress.hooks_offset:
+            return False
+        _, data = read_regular(hooks, progress.hooks_offset)
     except OSError:
         return False
     end = data.rfind(b"\n") + 1
