@@ -39,7 +39,7 @@ AGENT_STATES = (
 )
 """Every agent state a theme colours, including those later features introduce."""
 
-ACTIVITIES = ("waiting", "working", "idle", "stalled")
+ACTIVITIES = ("waiting", "working", "compacting", "rate-limited", "error", "idle", "stalled")
 """What a running agent appears to be doing; coloured like states."""
 
 STATE_KEYS = AGENT_STATES + ACTIVITIES
