@@ -13,6 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cockpit.core.fleet import Fleet
+from conftest import wait_until
+
 SID = "419241e6-982b-4839-b9c5-d53f0932a10c"
 
 
@@ -118,6 +121,49 @@ def install_fake_claude(bindir: Path) -> Path:
     claude.write_text(f"#!/bin/sh\nexec {sys.executable} -u {script} \"$@\"\n")
     claude.chmod(0o755)
     return claude
+
+
+class Claude:
+    """One stand-in Claude Code agent ``cc`` of the fleet."""
+
+    def __init__(self, repo: Path, tmp_path: Path, fleet_keys: str = "", agent_keys: str = "") -> None:
+        self.repo = repo
+        self.fleet = Fleet(repo)
+        bindir = tmp_path / "bin"
+        install_fake_claude(bindir)
+        self.script = tmp_path / "script.jsonl"
+        self.script.write_text("")
+        self.transcript = tmp_path / "home" / ".claude" / "projects" / "-w" / f"{SID}.jsonl"
+        self.transcript.parent.mkdir(parents=True)
+        path = f"{bindir}:{os.environ['PATH']}"
+        (repo / "cockpit.toml").write_text(
+            f"[cockpit]\nidle_after = 1\n{fleet_keys}\n"
+            f'[[agent]]\nname = "cc"\npreset = "claude-code"\ntask = "fix it"\n{agent_keys}\n'
+            f'env = {{ PATH = "{path}", FAKE_CLAUDE_SCRIPT = "{self.script}" }}\n')
+        self.worktree = repo / ".cockpit" / "worktrees" / "cc"
+        self.settings = repo / ".cockpit" / "agents" / "cc" / "claude-settings.json"
+        self.hooks = repo / ".cockpit" / "agents" / "cc" / "hooks.jsonl"
+
+    def fire(self, *kinds: str) -> None:
+        """Have the agent's program fire these hook events, and wait until each is recorded."""
+        before = self.recorded()
+        with self.script.open("a") as handle:
+            for kind in kinds:
+                payload = dict(PAYLOADS[kind], transcript_path=str(self.transcript))
+                handle.write(json.dumps(payload) + "\n")
+        wait_until(lambda: self.recorded() >= before + len(kinds), message=f"hooks {kinds} recorded")
+
+    def recorded(self) -> int:
+        return len(self.hooks.read_text().splitlines()) if self.hooks.exists() else 0
+
+    def starts(self) -> list[list[str]]:
+        """The argument lists ``claude`` was started with, oldest first."""
+        path = self.worktree / "claude-args.json"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def activity(self) -> tuple[str | None, str | None]:
+        agent = self.fleet.agent("cc")
+        return agent.activity, agent.activity_reason
 
 
 # -- transcripts in Claude Code's format -------------------------------------------------------------

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from claude_support import PAYLOADS, SID, assistant_line, install_fake_claude, user_line
-from cockpit.core.fleet import Fleet
+from claude_support import SID, Claude, assistant_line, user_line
 from cockpit.core.watcher import Watcher
 from conftest import wait_until
 
@@ -24,49 +23,6 @@ pytestmark = pytest.mark.tmux
 def cockpit(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cockpit", *args], cwd=repo, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=120)
-
-
-class Claude:
-    """One stand-in Claude Code agent ``cc`` of the fleet."""
-
-    def __init__(self, repo: Path, tmp_path: Path, fleet_keys: str = "", agent_keys: str = "") -> None:
-        self.repo = repo
-        self.fleet = Fleet(repo)
-        bindir = tmp_path / "bin"
-        install_fake_claude(bindir)
-        self.script = tmp_path / "script.jsonl"
-        self.script.write_text("")
-        self.transcript = tmp_path / "home" / ".claude" / "projects" / "-w" / f"{SID}.jsonl"
-        self.transcript.parent.mkdir(parents=True)
-        path = f"{bindir}:{os.environ['PATH']}"
-        (repo / "cockpit.toml").write_text(
-            f"[cockpit]\nidle_after = 1\n{fleet_keys}\n"
-            f'[[agent]]\nname = "cc"\npreset = "claude-code"\ntask = "fix it"\n{agent_keys}\n'
-            f'env = {{ PATH = "{path}", FAKE_CLAUDE_SCRIPT = "{self.script}" }}\n')
-        self.worktree = repo / ".cockpit" / "worktrees" / "cc"
-        self.settings = repo / ".cockpit" / "agents" / "cc" / "claude-settings.json"
-        self.hooks = repo / ".cockpit" / "agents" / "cc" / "hooks.jsonl"
-
-    def fire(self, *kinds: str) -> None:
-        """Have the agent's program fire these hook events, and wait until each is recorded."""
-        before = self.recorded()
-        with self.script.open("a") as handle:
-            for kind in kinds:
-                payload = dict(PAYLOADS[kind], transcript_path=str(self.transcript))
-                handle.write(json.dumps(payload) + "\n")
-        wait_until(lambda: self.recorded() >= before + len(kinds), message=f"hooks {kinds} recorded")
-
-    def recorded(self) -> int:
-        return len(self.hooks.read_text().splitlines()) if self.hooks.exists() else 0
-
-    def starts(self) -> list[list[str]]:
-        """The argument lists ``claude`` was started with, oldest first."""
-        path = self.worktree / "claude-args.json"
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-    def activity(self) -> tuple[str | None, str | None]:
-        agent = self.fleet.agent("cc")
-        return agent.activity, agent.activity_reason
 
 
 @pytest.fixture

@@ -220,7 +220,7 @@ def action_respawn(app: "CockpitApp", name: str | None = None) -> None:
     def decided(request: RespawnRequest | None) -> None:
         if request is not None:
             app.run_op(request.name, "respawning", app.fleet.respawn, request.name, keep=request.keep,
-                       task=request.task, force=request.force,
+                       task=request.task, force=request.force, fresh=request.new_conversation,
                        done=lambda a: app.notify(f"respawned {a.name}: attempt {a.attempt}"))
 
     app.push_screen(RespawnDialog(tile.agent), decided)

@@ -97,13 +97,15 @@ def subtitle_parts(agent: Agent, diff: tuple[int, int, int] | None, now: datetim
     if pending:
         state += f" [italic]{pending}…[/]"
     if agent.activity and agent.activity != agent.process and now is not None:  # time-dependent
-        state += f" [$state-{agent.activity}]{agent.activity}[/]"
+        state += f" [$state-{agent.activity}]{_escape(agent.doing(48) or agent.activity)}[/]"  # and why
     parts = [state]
     if agent.state == "pending" and agent.blocked_by:
         parts.append(f"[$state-pending]waits for {_escape(agent.blocked_by)}[/]")
     elif agent.state == "unknown" and agent.reason:
         parts.append(f"[$state-unknown]{_escape(agent.reason)}[/]")
     parts.append(f"try {agent.tries}")  # explained in help (TRIES_LEGEND)
+    if agent.tokens:  # what it costs (claude-code agents: from its transcripts)
+        parts.append(agent.tokens)
     if agent.out_of_scope:
         parts.append(f"[bold $error]⚠ {len(agent.out_of_scope)} out of scope[/]")
     if agent.collisions:
