@@ -30,7 +30,8 @@ def claude(repo: Path, tmp_path: Path) -> Claude:
     return Claude(repo, tmp_path)
 
 
-def test_hooks_say_what_the_agent_does_and_why_it_waits(claude: Claude) -> None:
+def test_hooks_say_what_the_agent_does_and_why_it_waits(repo: Path, tmp_path: Path) -> None:
+    claude = Claude(repo, tmp_path, fleet_keys="notify_interval = 0.001")  # every wait notified, none merged
     fleet = claude.fleet
     fleet.spawn("cc")
     wait_until(lambda: claude.starts() == [["fix it", "--settings", str(claude.settings)]], message="claude started")
