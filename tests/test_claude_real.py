@@ -98,6 +98,24 @@ def test_the_real_claude_code_cli_status_session_usage_and_resume(claude_binary:
     assert fleet.agent("cc").usage["sessions"] == 1  # one conversation, one transcript
 
 
+def prompt(fleet: Fleet, repo: Path, text: str) -> None:
+    """Type ``text`` at Claude Code's prompt and submit it, as a user would: once the text shows
+    (keys typed in one burst read as a paste, where Enter may not submit), then Enter, again if
+    no UserPromptSubmit came."""
+    submitted = events(repo).count("UserPromptSubmit")
+    fleet.tmux.send_keys("cc", text)
+    wait_until(lambda: any(text in line for line in fleet.screen("cc")), message=f"{text!r} typed")
+    for _ in range(3):
+        fleet.tmux.send_keys("cc", "Enter")
+        try:
+            wait_until(lambda: events(repo).count("UserPromptSubmit") > submitted, timeout=10,
+                       message=f"{text!r} submitted")
+            return
+        except TimeoutError:
+            continue
+    raise TimeoutError(f"{text!r} was never submitted")
+
+
 @pytest.fixture
 def fake_api(tmp_path: Path) -> Iterator[str]:
     """tests/fakeapi.py on a free loopback port: the Anthropic API as far as these tests need it."""
@@ -128,7 +146,8 @@ def test_the_real_cli_with_a_model_permission_done_refusal_usage_and_limit(claud
     # a permission prompt: waiting, with the tool and its argument
     wait_until(lambda: doing() == ("waiting", "permission: Bash: touch created_by_agent.txt"), timeout=90,
                message="the permission prompt")
-    assert any("Do you want to proceed?" in line for line in fleet.screen("cc"))
+    # (the hook fires as the dialog opens: wait for it on screen before answering)
+    wait_until(lambda: any("Do you want to proceed?" in line for line in fleet.screen("cc")), message="the dialog")
     fleet.tmux.send_keys("cc", "Enter")  # the test answers (cockpit never sends keys)
     wait_until(lambda: doing() == ("waiting", "done"), timeout=60, message="the turn done (Stop)")
     assert (fleet.layout.worktree("cc") / "created_by_agent.txt").exists()
@@ -143,10 +162,10 @@ def test_the_real_cli_with_a_model_permission_done_refusal_usage_and_limit(claud
     assert usage["context_tokens"] > 2000
 
     # "No" to a permission: no hook fires; Claude's status file says it is idle again
-    fleet.tmux.send_keys("cc", "DENYME: make another file")
-    fleet.tmux.send_keys("cc", "Enter")
+    prompt(fleet, repo, "DENYME: make another file")
     wait_until(lambda: doing() == ("waiting", "permission: Bash: touch denied_file.txt"), timeout=60,
                message="the second permission prompt")
+    wait_until(lambda: any("Do you want to proceed?" in line for line in fleet.screen("cc")), message="the dialog")
     before = len(hook_lines(repo))
     fleet.tmux.send_keys("cc", "Escape")
     wait_until(lambda: doing() == ("waiting", "done"), timeout=30, message="idle after the refusal")
@@ -154,8 +173,7 @@ def test_the_real_cli_with_a_model_permission_done_refusal_usage_and_limit(claud
     assert not (fleet.layout.worktree("cc") / "denied_file.txt").exists()
 
     # the usage limit: rate-limited, with the reset time the message shows
-    fleet.tmux.send_keys("cc", "LIMIT: go")
-    fleet.tmux.send_keys("cc", "Enter")
+    prompt(fleet, repo, "LIMIT: go")
     wait_until(lambda: doing()[0] == "rate-limited", timeout=60, message="the usage limit")
     assert str(doing()[1]).startswith("resets ")
 
