@@ -5,8 +5,10 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+CLAUDE_CODE_VERSION := 2.1.197
+CLAUDE := $(VENV)/npm/node_modules/.bin/claude
 
-.PHONY: setup demo test test-unit lint test-environments test-latest screenshots bench clean
+.PHONY: setup demo test test-unit lint test-environments test-latest screenshots bench clean claude-cli
 
 setup: $(VENV)/.installed
 	@sh scripts/ensure-tools.sh
@@ -21,8 +23,15 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/cockpit demo
 
-test: setup lint
+test: setup lint claude-cli
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# The real Claude Code CLI for tests/test_claude_real.py, from the npm registry into .venv/npm (outside
+# the sources; the tests install it themselves too, and skip only where npm is missing).
+claude-cli: $(VENV)/.installed
+	@if [ -x $(CLAUDE) ]; then :; elif command -v npm >/dev/null 2>&1; then \
+	  npm install --prefix $(VENV)/npm --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION); \
+	else echo "note: npm is not installed: the tests that run the real Claude Code CLI will be skipped"; fi
 
 # No `setup`: it would install tmux. Tests that start tmux are marked `tmux`, those that log in over
 # ssh `ssh` (tests/conftest.py fails a test that starts a tmux server or an sshd without its marker).
@@ -30,7 +39,7 @@ test-unit: $(VENV)/.installed
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not tmux and not ssh" $(PYTEST_ARGS)
 
 # ruff (pyproject [tool.ruff]) on everything; mypy on the engine; the import contracts (the engine
-# imports nothing from the UI). Not yet part of `make test`.
+# imports nothing from the UI). `make test` runs it first.
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy cockpit/core
@@ -39,7 +48,7 @@ lint: $(VENV)/.installed
 # The tests that start tmux, again from environments that differ from the runner's: a private
 # TMUX_TMPDIR (tmux's own socket directory moves), then a C locale (tmux sanitises its output).
 # One fleet must look the same from every environment; .ci/run runs this after `make test`.
-test-environments: setup
+test-environments: setup claude-cli
 	d=$$(mktemp -d) && TMUX_TMPDIR=$$d $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider -m tmux $(PYTEST_ARGS); \
 	  s=$$?; rm -rf $$d; exit $$s
 	LANG=C LC_ALL=C $(BIN)/python -m pytest -n 2 -q -p no:cacheprovider -m tmux $(PYTEST_ARGS)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cockpit import __version__
+from cockpit.core.agent import short_count
 from cockpit.core.checklist import Checklist, ChecklistFailed
 from cockpit.core.errors import CockpitError, NotFound, one_line
 
@@ -131,7 +132,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = add("respawn", "start the next attempt: fresh branch from base (default) or --keep the worktree")
     p.add_argument("name")
-    p.add_argument("--keep", action="store_true", help="restart the process in the same worktree and branch")
+    p.add_argument("--keep", action="store_true", help="restart the process in the same worktree and branch "
+                   "(a claude-code agent continues its conversation: claude --resume)")
+    p.add_argument("--fresh", action="store_true", help="with --keep: start a new conversation, the task given "
+                   "again, instead of resuming the last one")
     p.add_argument("--task", help="a new task text (a replan: allowed for a halted agent)")
     p.add_argument("--command", help="a new command (a replan: allowed for a halted agent)")
     p.add_argument("--force", action="store_true", help="respawn a halted agent without a replan")
@@ -192,8 +196,9 @@ def _print_table(agents) -> None:
         print("no agents (start some with 'cockpit up' or 'cockpit spawn NAME --command CMD')")
         return
     with_ports = any(a.ports for a in agents)
+    costs = any(a.usage for a in agents)
     rows = [("NAME", "STATE", "ACTIVITY", "TRY", "BRANCH", *(("PORTS",) if with_ports else ()), "OUTPUT", "FLAGS",
-             "TASK")]
+             *(("TOKENS",) if costs else ()), "TASK")]
     for a in agents:
         state = a.state + (f" ({a.exit_code})" if a.state == "failed" and a.exit_code is not None else "")
         if a.blocked_by:
@@ -203,8 +208,9 @@ def _print_table(agents) -> None:
                                         f"{len(a.collisions)} collision(s)" if a.collisions else "",
                                         f"{len(a.conflicts)} conflict(s)" if a.conflicts else ""])) or "-"
         ports = (describe(a.ports) or "-",) if with_ports else ()
-        rows.append((a.name, state, a.activity or "-", a.tries, a.branch or "-", *ports,
-                     _ago(a.last_activity), flags, task[:50]))
+        tokens = (short_count(a.usage["counted_tokens"]) if a.usage else "-",) if costs else ()
+        rows.append((a.name, state, a.doing(40) or "-", a.tries, a.branch or "-", *ports,
+                     _ago(a.last_activity), flags, *tokens, task[:50]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
@@ -406,11 +412,16 @@ def run(argv: list[str] | None = None) -> int:
             print(f"{ref}  {sha[:12]}")
     elif command == "respawn":
         if args.setup and not args.keep:
-            raise CockpitError("--setup goes with --keep (a respawn without --keep sets a new worktree up anyway)")
+            _parser().error("--setup goes with --keep (a respawn without --keep sets a new worktree up anyway)")
+        if args.fresh and not args.keep:
+            _parser().error("--fresh goes with --keep (a respawn without --keep always starts a new conversation)")
         since = _log_end(fleet)
         agent = fleet.respawn(args.name, keep=args.keep, task=args.task, force=args.force, command=args.command,
-                              setup=args.setup)
+                              setup=args.setup, fresh=args.fresh)
         print(f"respawned {agent.name}: attempt {agent.attempt}, branch {agent.branch}")
+        resumed = fleet.history().records[agent.name].resumed_session
+        if resumed:
+            print(f"  resumed its conversation {resumed} (--fresh starts a new one)")
         _warn_from_events(fleet, since)
     elif command == "logs":
         return _logs(fleet, args)

@@ -23,7 +23,7 @@ def test_the_bench_harness_runs_in_smoke_mode(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(out.read_text())
     assert {"machine", "spawn_discard", "latency", "startup", "big_log", "idle", "flood", "scale",
-            "radar", "total_s"} <= set(data)
+            "radar", "hook", "total_s"} <= set(data)
     assert {"spawn_ratio", "discard_ratio", "archive_share_of_discard", "seconds",
             "cli_spawn"} <= set(data["spawn_discard"])
     assert {"ratio", "seconds"} <= set(data["spawn_discard"]["cli_spawn"])
@@ -39,6 +39,8 @@ def test_the_bench_harness_runs_in_smoke_mode(tmp_path: Path) -> None:
     assert {"spawn_s", "ls_s", "ops", "ops_ok", "ops_total", "failures"} <= set(scale)
     assert {"ls", "ls --json"} <= set(scale["ls_s"])
     assert {"pause", "resume", "kill", "respawn", "discard", "restore"} <= set(scale["ops"])
+    assert {"hook", "python3_pass", "import_cockpit_cli"} <= set(data["hook"]["seconds"])
+    assert data["hook"]["recorded"] == data["hook"]["rounds"]  # every run of the recorder recorded its event
     assert "| figure |" in result.stdout
     radar = data["radar"]
     assert {"full_round_s", "incremental_round_s", "unchanged_round_s", "counts", "stepped_round"} <= set(radar)

@@ -182,6 +182,20 @@ def test_pass_env_lets_named_variables_through(fleet: Fleet, repo: Path, monkeyp
     assert "hidden-secret" not in text
 
 
+def test_an_agents_own_path_reaches_it(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    """tmux gives a new session the PATH of the client that creates it, not the one of ``-e``."""
+    bindir = tmp_path / "mybin"
+    bindir.mkdir()
+    (bindir / "mytool").write_text("#!/bin/sh\necho found-my-tool\n")
+    (bindir / "mytool").chmod(0o755)
+    (repo / "cockpit.toml").write_text(f'[[agent]]\nname = "p"\ncommand = "mytool > out.txt; sleep 60"\n'
+                                       f'env = {{ PATH = "{bindir}:/usr/bin:/bin" }}\n')
+    fleet.spawn("p")
+    out = repo / ".cockpit" / "worktrees" / "p" / "out.txt"
+    wait_until(lambda: out.exists() and out.read_text(), message="the tool ran")
+    assert out.read_text() == "found-my-tool\n"
+
+
 def test_claude_code_preset_writes_settings_outside_the_worktree(fleet: Fleet, repo: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     bindir = tmp_path / "bin"
@@ -207,6 +221,13 @@ def test_claude_code_preset_writes_settings_outside_the_worktree(fleet: Fleet, r
     pre = settings["hooks"]["PreToolUse"][0]
     assert pre["matcher"].startswith("Edit|Write") and "guard --agent cc" in pre["hooks"][0]["command"]
     assert "check --agent cc" in settings["hooks"]["Stop"][0]["hooks"][0]["command"]
+    from cockpit.core.hook_record import EVENTS
+    for event in EVENTS:  # the recorder of the agent's status, on every event, beside the guard and the check
+        recorders = [h["command"] for group in settings["hooks"][event] for h in group["hooks"]
+                     if "hook_record" in h["command"]]
+        assert len(recorders) == 1 and recorders[0].endswith(str(repo / ".cockpit" / "agents" / "cc")), event
+        assert " -I -S -c " in recorders[0]
+    assert "disableAllHooks" not in settings  # the user's choice stands (docs/presets.md)
     assert git(worktree, "status", "--porcelain") == "?? args.out"  # the settings never dirty the worktree
 
 

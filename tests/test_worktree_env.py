@@ -551,7 +551,7 @@ command = "sleep 60"
     table = cockpit(project, "ls").stdout.splitlines()
     assert "PORTS" in table[0] and f"{block[0]}-{block[1]}" in table[1]
     refused = cockpit(project, "respawn", "web", "--setup")
-    assert refused.returncode == 1 and "--setup goes with --keep" in refused.stderr
+    assert refused.returncode == 2 and "--setup goes with --keep" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     discarded = cockpit(project, "discard", "web", "--yes")
     assert discarded.returncode == 0 and "archived at refs/cockpit/archive/web/1" in discarded.stdout

@@ -1,14 +1,25 @@
-"""What a running agent is doing right now: ``waiting`` for the user, ``working``, ``idle`` or
-``stalled`` — known from the kernel, not guessed from the screen — or, before it starts, ``setup``
-(its pane runs the worktree's setup commands: :mod:`cockpit.core.provision`).
+"""What a running agent is doing right now, and why: ``working`` (with the tool it runs),
+``waiting`` (for a permission, an answer, or its next prompt), ``compacting``, ``rate-limited``,
+``error``, ``idle``, ``stalled`` or ``paused`` — known from the agent's own hooks, the kernel and,
+last, the screen; never guessed from "the screen stopped changing" — or, before it starts,
+``setup`` (its pane runs the worktree's setup commands: :mod:`cockpit.core.provision`).
 
-``waiting``: a process of the pane's foreground process group (``tpgid``, field 8 of
-``/proc/<pane_pid>/stat``) sleeps in a read of the pane's terminal: its ``wchan`` is
-``wait_woken`` or ``n_tty_read`` and the fd of the read it is in (``/proc/<pid>/syscall``; its
-fd 0 when that file cannot be read) is the pane's tty. This holds under shell wrappers (``sh -c``
-does not change the process group) and is what "blocked on ``input()``" looks like to the
-kernel. Programs that watch the terminal with poll/select/epoll look the same thinking or asking;
-for them a preset's prompt patterns (:mod:`cockpit.core.presets`) are matched on the screen.
+In that order:
+
+1. **Hooks** (presets that have them: ``claude-code``). What :mod:`cockpit.core.hook_state`
+   folds from the agent's ``hooks.jsonl``, corrected by Claude Code's own status file, counts
+   only while the process that fired the latest hook is alive in the agent's process tree:
+   stale hook state never wins over a dead or restarted process. ``working`` with no output
+   for ``stall_after`` is ``stalled``.
+2. **The kernel.** ``waiting``: a process of the pane's foreground process group (``tpgid``,
+   field 8 of ``/proc/<pane_pid>/stat``) sleeps in a read of the pane's terminal: its ``wchan``
+   is ``wait_woken`` or ``n_tty_read`` and the fd of the read it is in (``/proc/<pid>/syscall``;
+   its fd 0 when that file cannot be read) is the pane's tty. This holds under shell wrappers
+   (``sh -c`` does not change the process group) and is what "blocked on ``input()``" looks like
+   to the kernel.
+3. **The screen.** Programs that watch the terminal with poll/select/epoll look the same thinking
+   or asking; for them a preset's patterns (:mod:`cockpit.core.presets`) are matched on the
+   screen: a prompt (``waiting`` with its reason) or a usage-limit message (``rate-limited``).
 
 Otherwise the silence clock decides: output (the session.log's mtime) within ``idle_after``
 seconds is ``working``, more is ``idle``, more than ``stall_after`` is ``stalled``. The clock
@@ -16,8 +27,9 @@ starts no earlier than the agent's last (re)start or resume, so a resumed agent 
 by the time it spent frozen. Paused agents are ``paused``; agents not running have no activity.
 
 Cost per agent and call: one ``stat`` per process of its tree, the ``children`` lists of its
-threads, ``wchan`` for the sleeping members of the foreground group, and one capture-pane for
-agents with a preset. No screen hashing, no history.
+threads, ``wchan`` for the sleeping members of the foreground group, the tail of its hooks file
+when it changed, and one capture-pane for agents with a preset whose hooks say nothing.
+No screen hashing, no history.
 """
 
 from __future__ import annotations
@@ -31,16 +43,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from cockpit.core import processes, provision
+from cockpit.core import hook_state, processes, provision
 from cockpit.core.agent import Agent, name_order
 from cockpit.core.errors import CockpitError
-from cockpit.core.presets import screen_shows_prompt
+from cockpit.core.presets import PRESETS, screen_says
 from cockpit.core.repository import Repository
 from cockpit.core.sessions import PaneState
 from cockpit.core.spec import FleetConfig
 from cockpit.core.state import Record
 
-ACTIVITIES = ("setup", "waiting", "working", "idle", "stalled", "paused")
+ACTIVITIES = ("setup", "waiting", "working", "compacting", "rate-limited", "error", "idle", "stalled", "paused")
+NEEDS_USER = ("waiting", "rate-limited", "error")
+"""Activities in which the agent sits at its prompt until someone acts: ``w`` focuses them,
+notifications announce them, ``cockpit wait --for waiting`` returns on them."""
 
 # Kernel functions a process sleeps in while it reads a terminal (n_tty_read sleeps in wait_woken).
 TTY_READ_WCHANS = frozenset({"wait_woken", "n_tty_read"})
@@ -149,6 +164,7 @@ class TreeView:
 
     reading_tty: bool  # a foreground process sleeps in a read of the pane's tty
     stopped: bool  # the pane shell has descendants and every one is stopped (paused)
+    pids: frozenset[int] = frozenset()  # the live descendants of the pane's shell
 
 
 def probe(pane_pid: int) -> TreeView:
@@ -162,7 +178,16 @@ def probe(pane_pid: int) -> TreeView:
     if not stopped and pane.tty_nr and pane.tpgid > 0:
         reading = any(s.pgrp == pane.tpgid and s.state == "S" and reads_tty(s.pid, pane.tty_nr)
                       for s in [pane, *stats])
-    return TreeView(reading, stopped)
+    return TreeView(reading, stopped, frozenset(s.pid for s in stats))
+
+
+@dataclass(frozen=True)
+class Activity:
+    """An activity and, when known, why: ``waiting`` / ``permission: Bash: rm -rf build``,
+    ``working`` / ``Bash: pytest -q``, ``rate-limited`` / ``resets 7:39pm (UTC)``."""
+
+    name: str
+    reason: str | None = None
 
 
 def classify(state: str, waiting: bool, silence: float, idle_after: float, stall_after: float) -> str | None:
@@ -214,34 +239,71 @@ def screen_text(repo: Repository, name: str) -> list[str]:
         return []
 
 
+def hooks_of(repo: Repository, record: Record) -> hook_state.HookState:
+    """What the agent's own hooks said last (nothing for a preset without hooks)."""
+    preset = PRESETS.get(record.spec.preset)
+    if preset is None or not preset.hooks:
+        return hook_state.HookState()
+    return hook_state.read(hook_state.hooks_file(repo.layout.agent_dir(record.name)))
+
+
+def from_hooks(repo: Repository, record: Record, view: TreeView, silence: float,
+               config: FleetConfig) -> Activity | None:
+    """The activity the agent's hooks report, or None when they say nothing that still holds
+    (no hook yet, the session ended, or the process that fired them is gone)."""
+    state = hooks_of(repo, record)
+    if state.activity in (None, hook_state.ENDED) or state.pid is None or state.pid not in view.pids:
+        return None
+    status = hook_state.claude_status(state)
+    name, reason = hook_state.reconcile(state, status)
+    if name is None:
+        return None
+    if name == hook_state.WORKING:
+        if status is None and record.spec.preset:  # no status file to correct silent hooks: the screen
+            seen = screen_says(record.spec.preset, screen_text(repo, record.name))
+            if seen is not None:
+                return Activity(*seen)
+        if silence >= config.stall_after:
+            return Activity("stalled", reason)
+    return Activity(name, reason)
+
+
 def of_agent(repo: Repository, record: Record, pane: PaneState | None, state: str | None = None,
-             now: float | None = None) -> str | None:
-    """The activity of one agent. ``state`` is its reconciled state when the caller knows it
-    (:func:`cockpit.core.roster.snapshot`); otherwise it is derived here from the record and the pane."""
+             now: float | None = None) -> Activity | None:
+    """The activity of one agent, with its reason. ``state`` is its reconciled state when the
+    caller knows it (:func:`cockpit.core.roster.snapshot`); otherwise it is derived here from the
+    record and the pane."""
     if pane is None or not pane.pid or pane.dead or record.discarded:
         return None
     if state is None:
         if record.state not in ("running", "paused") or not repo.layout.worktree(record.name).is_dir():
             return None
     elif state == "paused":
-        return "paused"
+        return Activity("paused", record.reason if record.state == "paused" else None)
     elif state != "running":
         return None
     view = probe(pane.pid)
     if state is None:
         state = "paused" if view.stopped else "running"
     if state == "paused":
-        return "paused"
+        return Activity("paused", record.reason if record.state == "paused" else None)
     if provision.running(repo.layout, record.name):  # its pane runs the setup, not the agent yet
-        return "setup"
+        return Activity("setup")
     config = settings(repo)
-    waiting = view.reading_tty
-    if not waiting and record.spec.preset:
-        waiting = screen_shows_prompt(record.spec.preset, screen_text(repo, record.name))
     if now is None:
         now = time.time()
     silence = now - silence_start(repo.layout.session_log(record.name), record.state_since)
-    return classify(state, waiting, silence, config.idle_after, config.stall_after)
+    reported = from_hooks(repo, record, view, silence, config)
+    if reported is not None:
+        return reported
+    if view.reading_tty:
+        return Activity("waiting")
+    if record.spec.preset:
+        seen = screen_says(record.spec.preset, screen_text(repo, record.name))
+        if seen is not None:
+            return Activity(*seen)
+    found = classify(state, False, silence, config.idle_after, config.stall_after)
+    return Activity(found) if found else None
 
 
 # -- for views: which agent needs the user next ---------------------------------------------------
@@ -249,8 +311,9 @@ ATTENTION_ORDER = ("waiting", "stalled", "failed")
 
 
 def attention_rank(agent: Agent) -> int | None:
-    """0 waiting, 1 stalled, 2 failed or halted; None when the agent needs nobody."""
-    if agent.activity == "waiting":
+    """0 waiting (or rate-limited, or stopped by an error: at its prompt until someone acts),
+    1 stalled, 2 failed or halted; None when the agent needs nobody."""
+    if agent.activity in NEEDS_USER:
         return 0
     if agent.activity == "stalled":
         return 1

@@ -49,8 +49,12 @@ class Agent:
     merge: dict | None = None  # the merge queue's last outcome: {reason, paths, gate, tail, commit}
     process_state: str = ""    # what the process does (running .. missing) while ``state`` shows a merge state
     sandbox: str | None = None  # "bwrap" when the agent runs under the write sandbox
-    # setup, waiting, working, idle, stalled, paused; None when not running (cockpit.core.activity)
+    # setup, waiting, working, compacting, rate-limited, error, idle, stalled, paused; None when
+    # not running (cockpit.core.activity), and why: "permission: Bash: rm -rf build", "done", ...
     activity: str | None = None
+    activity_reason: str | None = None
+    session_id: str | None = None  # the agent program's conversation (claude-code: what respawn --keep resumes)
+    usage: dict | None = None  # tokens from its transcripts (cockpit.core.usage); None when it reports none
     ports: list[int] = field(default_factory=list)  # its block of TCP ports ([worktree] ports)
     included: int | None = None  # files .worktreeinclude copied into its worktree (None: not recorded)
 
@@ -65,6 +69,22 @@ class Agent:
         """What its process does (running .. missing), even while ``state`` shows a merge state."""
         return self.process_state or self.state
 
+    def doing(self, width: int = 60) -> str | None:
+        """``waiting: permission: Bash: rm -rf build``: the activity and its reason, cut to
+        ``width`` characters; None when not running."""
+        if self.activity is None:
+            return None
+        text = f"{self.activity}: {self.activity_reason}" if self.activity_reason else self.activity
+        return text if len(text) <= width else text[:width - 1] + "…"
+
+    @property
+    def tokens(self) -> str | None:
+        """``190k tokens, context 21k``: what it costs, for a view; None when it reports nothing."""
+        if not self.usage:
+            return None
+        return f"{short_count(self.usage.get('counted_tokens', 0))} tokens, " \
+               f"context {short_count(self.usage.get('context_tokens', 0))}"
+
     @property
     def alive(self) -> bool:
         return self.process in ("running", "paused")
@@ -73,6 +93,15 @@ class Agent:
         data = asdict(self)
         data.pop("pid")
         return data
+
+
+def short_count(n: int) -> str:
+    """``950``, ``12.3k``, ``4.1M``: a token count for a narrow column."""
+    if n < 1000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k" if n < 10_000 else f"{n // 1000}k"
+    return f"{n / 1_000_000:.1f}M"
 
 
 def halt_reason(failures: int, max_failures: int, blocked_by: str | None = None) -> str:

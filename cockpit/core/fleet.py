@@ -26,6 +26,7 @@ from cockpit.core import (
     include,
     lifecycle,
     pending,
+    permissions,
     processes,
     provision,
     radar,
@@ -329,10 +330,12 @@ class Fleet(Repository):
 
     # -- respawn ----------------------------------------------------------------------------------
     def respawn(self, name: str, keep: bool = False, task: str | None = None, force: bool = False,
-                command: str | None = None, setup: bool = False) -> Agent:
+                command: str | None = None, setup: bool = False, fresh: bool = False) -> Agent:
         """Start attempt N+1. Default: archive and remove the old worktree, re-cut a fresh branch
         from base. ``keep``: restart the process in the same worktree and branch, running its
-        setup again only if ``setup`` or its last setup did not succeed.
+        setup again only if ``setup`` or its last setup did not succeed; a ``claude-code`` agent
+        continues its conversation (``claude --resume``) unless ``fresh`` or a replan (a new task
+        or command) asks for a new one.
 
         A halted agent is refused unless its task or command changed (a replan) or ``force``.
         """
@@ -366,13 +369,16 @@ class Fleet(Repository):
                     "change its task (--task) or command, or use --force")
             reset = halted and (replan or force)
             attempt = record.attempt + 1
-            extra = {"reset_failures": reset, "keep": keep, "previous_attempt": record.attempt}
+            extra: dict[str, object] = {"reset_failures": reset, "keep": keep, "previous_attempt": record.attempt}
             if keep:
                 worktree = self.layout.worktree(name)
                 if not worktree.is_dir():
                     raise CockpitError(f"agent {name!r} has no worktree ({worktree} is missing): "
                                        "respawn without --keep, or restore it first")
-                lifecycle.restart(self, spec, attempt, record, extra, setup=setup)
+                resume = None if fresh or replan else permissions.resumable(self, spec)
+                if resume:
+                    extra["resumed_session"] = resume
+                lifecycle.restart(self, spec, attempt, record, extra, setup=setup, resume=resume)
             else:
                 base_ref, base_sha = self.resolve_base(None)
                 workspace.check_ready(self, spec)  # before the old worktree is archived and removed

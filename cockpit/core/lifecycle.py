@@ -19,7 +19,7 @@ from typing import Any
 
 import tomli_w
 
-from cockpit.core import include, processes, provision, sandbox, workspace, worktrees
+from cockpit.core import hook_state, include, processes, provision, sandbox, usage, workspace, worktrees
 from cockpit.core.crash import crash_point
 from cockpit.core.errors import CockpitError, one_line
 from cockpit.core.layout import branch_for, snapshot_ref
@@ -85,14 +85,16 @@ def check_free(repo: Repository, name: str, branch: str) -> None:
 
 
 def environment(repo: Repository, spec: AgentSpec, attempt: int, branch: str, base_ref: str,
-                pass_values: dict[str, str] | None = None, held: list[int] | None = None) -> dict[str, str]:
+                pass_values: dict[str, str] | None = None, held: list[int] | None = None,
+                resume: str | None = None) -> dict[str, str]:
     """The agent's environment (:func:`cockpit.core.workspace.variables`, ``held``: its ports)
     and its wrapper's variables. ``pass_values``: the values of its ``pass_env`` when they do
-    not come from this process's environment (a pending agent started by the watcher)."""
+    not come from this process's environment (a pending agent started by the watcher);
+    ``resume``: the conversation its program continues (:func:`permissions.prepare_command`)."""
     layout = repo.layout
     env = workspace.variables(repo, spec, attempt, branch, base_ref, held or [], pass_values)
     env.update({
-        "COCKPIT_COMMAND": prepare_command(repo, spec),
+        "COCKPIT_COMMAND": prepare_command(repo, spec, resume),
         "COCKPIT_EXIT_FILE": str(layout.exit_file(spec.name)),
         "COCKPIT_HOOK_LOG": str(layout.home / "hook.log"),
     })
@@ -163,6 +165,8 @@ def launch(repo: Repository, spec: AgentSpec, attempt: int, base_ref: str, base_
         crash_point(op, "after-worktree")
         included = workspace.copy_included(repo, name)
         layout.tmp_dir(name).mkdir(parents=True, exist_ok=True)
+        if event_type == "spawned":  # a new life for the name: an earlier one's conversations are not its own
+            forget_sessions(repo, name)
         write_spec(repo, spec, attempt, branch, base_ref, base_sha)
         env = environment(repo, spec, attempt, branch, base_ref, pass_values, held)
         prefix = sandbox.launch_prefix(repo, spec, branch)
@@ -181,10 +185,11 @@ def launch(repo: Repository, spec: AgentSpec, attempt: int, base_ref: str, base_
 
 
 def restart(repo: Repository, spec: AgentSpec, attempt: int, record: Record, extra: dict[str, Any],
-            setup: bool = False) -> None:
+            setup: bool = False, resume: str | None = None) -> None:
     """Run ``spec`` again in the agent's existing worktree and branch (``respawn --keep``): the
-    old session ends, a new one starts. A new session rather than respawn-pane: it sets the log
-    pipe and remain-on-exit before the agent's first byte, which a dead pane cannot take.
+    old session ends, a new one starts, continuing the conversation ``resume`` when given. A new
+    session rather than respawn-pane: it sets the log pipe and remain-on-exit before the agent's
+    first byte, which a dead pane cannot take.
 
     The worktree is set up again (missing included files copied, setup run) when ``setup`` asks
     for it or its last setup did not succeed (it failed, was interrupted, or the worktree was
@@ -198,7 +203,7 @@ def restart(repo: Repository, spec: AgentSpec, attempt: int, record: Record, ext
     prefix = sandbox.launch_prefix(repo, spec, record.branch)  # may refuse: before anything stops
     held = workspace.open_ports(repo, name, wanted.ports, record.ports)  # (may refuse, too)
     repo.events.append("respawn.started", name, attempt=attempt, keep=True)
-    env = environment(repo, spec, attempt, record.branch, record.base, held=held)
+    env = environment(repo, spec, attempt, record.branch, record.base, held=held, resume=resume)
     layout.tmp_dir(name).mkdir(parents=True, exist_ok=True)
     end_session(repo, name)
     included = workspace.copy_included(repo, name) if again or setup else None
@@ -208,6 +213,12 @@ def restart(repo: Repository, spec: AgentSpec, attempt: int, record: Record, ext
     more = {"included": len(included.copied)} if included is not None else {}
     repo.events.append("respawned", name, attempt=attempt, branch=record.branch, base=record.base,
                        base_sha=record.base_sha, spec=spec.to_toml(), ports=held, setup=bool(plan), **more, **extra)
+
+
+def forget_sessions(repo: Repository, name: str) -> None:
+    """Drop what the agent's program reported of its conversations (its hook lines, its usage)."""
+    for path in (hook_state.hooks_file(repo.layout.agent_dir(name)), usage.cache_file(repo, name)):
+        path.unlink(missing_ok=True)
 
 
 # -- undoing ------------------------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 Pure parts (no I/O), shared by the watcher and any view:
 
 - :func:`notification` turns an event into a notification (or None): a change into ``waiting``
-  or ``stalled``; a state change to ``failed`` or ``halted``; an out-of-scope edit; a merge
-  queue outcome (``merged``, ``conflict``, ``rejected``); a merge conflict the conflict radar
-  predicts (``conflict.predicted``).
+  (or a new reason to wait: another permission asked), ``stalled``, ``rate-limited`` or
+  ``error``; a state change to ``failed`` or ``halted``; a pause for a token budget; an
+  out-of-scope edit; a merge queue outcome (``merged``, ``conflict``, ``rejected``); a merge
+  conflict the conflict radar predicts (``conflict.predicted``).
 - :class:`RateLimiter`: at most one notification per agent per interval (10 s by default);
   what arrives inside the window is merged into one trailing notification; ``failed`` and
   ``halted`` are never held back.
@@ -34,7 +35,7 @@ from cockpit.core.events import Event
 
 NOTIFY_TIMEOUT = 10.0
 DEFAULT_INTERVAL = 10.0
-NOTIFY_ACTIVITIES = ("waiting", "stalled")
+NOTIFY_ACTIVITIES = ("waiting", "stalled", "rate-limited", "error")
 NOTIFY_STATES = ("failed", "halted")  # never suppressed by the rate limit
 # Event types other engines may record that always deserve a notification.
 NOTIFY_EVENT_TYPES = ("out_of_scope", "scope.violation", "merged", "conflict", "rejected", "conflict.predicted")
@@ -55,11 +56,17 @@ def notification(event: Event, previous_state: str | None = None, state: str | N
     data = event.data
     if event.type == "activity":
         if data.get("activity") in NOTIFY_ACTIVITIES:
-            return {"type": "activity", "agent": event.agent, "activity": data["activity"],
-                    "previous": data.get("previous"), "ts": event.ts}
+            note: Note = {"type": "activity", "agent": event.agent, "activity": data["activity"],
+                          "previous": data.get("previous"), "ts": event.ts}
+            if data.get("reason"):
+                note["reason"] = data["reason"]
+            return note
         return None
+    if event.type == "paused" and data.get("budget"):
+        return {"type": "budget", "agent": event.agent, "reason": data.get("reason"), "ts": event.ts,
+                "tokens": data.get("tokens"), "limit": data.get("limit")}
     if state in NOTIFY_STATES and state != previous_state:
-        note: Note = {"type": "state", "agent": event.agent, "state": state, "previous": previous_state,
+        note = {"type": "state", "agent": event.agent, "state": state, "previous": previous_state,
                       "ts": event.ts}
         for key in ("exit_code", "reason", "blocked_by"):
             if data.get(key) is not None:
@@ -72,7 +79,7 @@ def notification(event: Event, previous_state: str | None = None, state: str | N
 
 def urgent(note: Note) -> bool:
     """Notifications the rate limit never holds back."""
-    return note.get("type") == "state" and note.get("state") in NOTIFY_STATES
+    return (note.get("type") == "state" and note.get("state") in NOTIFY_STATES) or note.get("type") == "budget"
 
 
 class RateLimiter:
@@ -132,8 +139,13 @@ def describe(note: Note) -> tuple[str, str]:
     kind = note.get("type")
     if kind == "activity":
         body = {"waiting": "is waiting for you",
-                "stalled": "has printed nothing for a long time (stalled)"}.get(str(note.get("activity")),
-                                                                                 str(note.get("activity")))
+                "stalled": "has printed nothing for a long time (stalled)",
+                "rate-limited": "hit its usage limit",
+                "error": "stopped on an error"}.get(str(note.get("activity")), str(note.get("activity")))
+        if note.get("reason"):
+            body += f": {note['reason']}"
+    elif kind == "budget":
+        body = f"paused: {note.get('reason') or 'over its token budget'}"
     elif kind == "state":
         body = str(note.get("state"))
         if note.get("exit_code") is not None:

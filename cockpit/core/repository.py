@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cockpit.core import server, worktrees
+from cockpit.core import hook_record, server, worktrees
 from cockpit.core.errors import CockpitError, NotFound
 from cockpit.core.events import Event, EventLog
 from cockpit.core.layout import Layout
@@ -161,6 +161,13 @@ class Repository:
         one can no longer run; never whatever ``cockpit`` a ``$PATH`` or ``$PYTHONPATH`` finds."""
         recorded = self.tmux.address.cockpit
         return [*(recorded if server.runnable(recorded) else server.cockpit_argv()), "-C", str(self.root), *args]
+
+    def recorder_command(self, name: str) -> list[str]:
+        """The argv of the hook recorder of agent ``name`` (:mod:`cockpit.core.hook_record`): the
+        Python and the package of :meth:`cockpit_command`, without site-packages."""
+        recorded = self.tmux.address.cockpit
+        command = recorded if server.runnable(recorded) else server.cockpit_argv()  # [python, -I, -c, BOOT, package]
+        return hook_record.argv(command[0], command[4], str(self.layout.agent_dir(name)))
 
     def exit_status(self, name: str, pane: PaneState) -> int | None:
         """The exit status of a dead pane: tmux's, else the one the wrapper wrote."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from cockpit.core import activity, processes, recovery, sandbox
+from cockpit.core import activity, processes, recovery, sandbox, usage
 from cockpit.core.agent import Agent, halt_reason, name_order
 from cockpit.core.repository import Repository
 from cockpit.core.sessions import PaneState, ServerUnknown
@@ -82,6 +82,9 @@ def snapshot(repo: Repository, record: Record, pane: PaneState | None, tree: dic
     if pane is not None and pane.activity:
         seen.append(pane.activity)
     last = datetime.fromtimestamp(max(seen), UTC).isoformat(timespec="seconds") if seen else None
+    # from the process, never the merge state: a queued or blocked agent still waits, works...
+    doing = activity.of_agent(repo, record, pane, process_state)
+    spent = usage.of_agent(repo, record)
     return Agent(
         name=record.name,
         state=state,
@@ -109,8 +112,10 @@ def snapshot(repo: Repository, record: Record, pane: PaneState | None, tree: dic
         merge=dict(record.merge) if record.merge else None,
         process_state=process_state,
         sandbox=record.spec.sandbox if sandbox.enabled(record.spec) else None,
-        # from the process, never the merge state: a queued or blocked agent still waits, works...
-        activity=activity.of_agent(repo, record, pane, process_state),
+        activity=doing.name if doing else None,
+        activity_reason=doing.reason if doing else None,
+        session_id=activity.hooks_of(repo, record).session_id,
+        usage=spent.to_json() if spent else None,
         ports=list(record.ports),
         included=record.included if cut else None,
     )

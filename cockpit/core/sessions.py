@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import stat
 import subprocess
@@ -281,7 +282,9 @@ class Tmux:
             # tmux single quotes take no escapes; the hook command holds none (Fleet.exit_hook).
             argv += [";", "set-hook", "-g", "pane-died", f"run-shell -b '{hook}'"]
         argv += [";", *_LIST_PANES, ";", "display-message", "-p", "server #{pid}"]
-        result = self._start(argv, name, address)
+        # tmux gives a new session's first pane the PATH of the client that creates it, whatever
+        # -e says: an agent's own PATH (its env table) must be the client's.
+        result = self._start(argv, name, address, path=env.get("PATH"))
         lines = result.stdout.splitlines()
         pid = _server_pid_of(lines)
         if pid is not None:
@@ -291,12 +294,19 @@ class Tmux:
                 lower_priority(pid, nice)
         return _parse_panes(lines)
 
-    def _start(self, argv: list[str], name: str, address: Address) -> subprocess.CompletedProcess[str]:
-        """Run a ``new-session`` command line (which starts the server when none runs)."""
+    def _start(self, argv: list[str], name: str, address: Address,
+               path: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a ``new-session`` command line (which starts the server when none runs), from a
+        client whose PATH is ``path`` when given."""
+        client_env = base_environment()
+        if path is not None:
+            client_env["PATH"] = path
+            if not os.path.isabs(argv[0]):  # found on our PATH, not the agent's
+                argv = [shutil.which(argv[0]) or argv[0], *argv[1:]]
         for attempt in range(5):
             try:
                 result = subprocess.run(argv, capture_output=True, text=True, errors="replace",
-                                        env=base_environment(), stdin=subprocess.DEVNULL, timeout=_REACH_TIMEOUT)
+                                        env=client_env, stdin=subprocess.DEVNULL, timeout=_REACH_TIMEOUT)
             except FileNotFoundError:
                 raise CockpitError("tmux is not installed: cockpit needs tmux >= 3.2 "
                                    "(apt-get install -y tmux)") from None

@@ -34,6 +34,7 @@ FLEET_KEYS = {
     "notify_interval": float,  # at most one notification per agent per this many seconds
     "tmux_nice": int,          # the agents' tmux server's scheduling priority (0-19)
     "radar_interval": float,   # seconds between conflict-radar rounds (0: no prediction)
+    "max_tokens": int,         # the fleet's token budget: all agents together (cockpit.core.usage)
 }
 MERGE_MODES = ("rebase", "merge", "squash")
 AGENT_KEYS = {
@@ -47,6 +48,7 @@ AGENT_KEYS = {
     "sandbox": str,
     "preset": str,  # a known agent program (cockpit.core.presets): how its prompts look
     "worktree": dict,  # [agent.worktree]: this agent's own values of [worktree] keys
+    "max_tokens": int,  # this agent's token budget (cockpit.core.usage)
 }
 WORKTREE_KEYS = {
     "setup": list,              # shell commands run in a new worktree before the agent, in order
@@ -120,6 +122,7 @@ class AgentSpec:
     preset: str = ""                 # a known agent program (cockpit.core.presets); "claude-code" also
                                      # gets permission settings and guard hooks (cockpit.core.permissions)
     worktree: dict[str, Any] = field(default_factory=dict)  # [agent.worktree]: overrides of [worktree]
+    max_tokens: int | None = None    # pause it past this many tokens (cockpit.core.usage)
 
     def to_toml(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -138,6 +141,8 @@ class AgentSpec:
         if self.worktree:
             data["worktree"] = {key: list(value) if isinstance(value, tuple) else value
                                 for key, value in self.worktree.items()}
+        if self.max_tokens is not None:
+            data["max_tokens"] = self.max_tokens
         return data
 
     @classmethod
@@ -153,6 +158,7 @@ class AgentSpec:
             sandbox=data.get("sandbox"),
             preset=data.get("preset", ""),
             worktree=dict(data.get("worktree") or {}),
+            max_tokens=data.get("max_tokens"),
         )
 
 
@@ -174,6 +180,7 @@ class FleetConfig:
     notify_interval: float = 10.0
     tmux_nice: int = 5
     radar_interval: float = 3.0
+    max_tokens: int | None = None
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     worktree: WorktreeSettings = field(default_factory=WorktreeSettings)
@@ -271,6 +278,8 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
             raise reader.fail(f"cockpit.{key}", "must be more than 0 seconds", fleet_line)
     if not 0 <= fleet.get("radar_interval", 3.0) < math.inf:
         raise reader.fail("cockpit.radar_interval", "must be 0 (no conflict prediction) or more seconds", fleet_line)
+    if fleet.get("max_tokens", 1) < 1:
+        raise reader.fail("cockpit.max_tokens", "must be 1 or more (tokens)", fleet_line)
     if not 0 <= fleet.get("tmux_nice", 5) <= 19:
         raise reader.fail("cockpit.tmux_nice", "must be 0 to 19 (0: the same priority as cockpit)", fleet_line)
     idle_after = float(fleet.get("idle_after", 30.0))
@@ -334,6 +343,8 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         if entry.get("sandbox", "bwrap") not in SANDBOXES:
             raise reader.fail(f"{label}.sandbox", f"unknown sandbox {entry['sandbox']!r} (expected one of: "
                               f"{', '.join(repr(s) for s in SANDBOXES)})", start)
+        if entry.get("max_tokens", 1) < 1:
+            raise reader.fail(f"{label}.max_tokens", "must be 1 or more (tokens)", start)
         if not entry["command"].strip():
             raise reader.fail(f"{label}.command", "must not be empty", start)
         if "worktree" in entry:
@@ -366,6 +377,7 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         notify_interval=float(fleet.get("notify_interval", 10.0)),
         tmux_nice=fleet.get("tmux_nice", 5),
         radar_interval=float(fleet.get("radar_interval", 3.0)),
+        max_tokens=fleet.get("max_tokens"),
         agents=agents,
         keys=dict(keys),
         worktree=worktree,
@@ -428,6 +440,7 @@ max_failures = 2         # an agent that fails this many times is halted
 # notify_command = "cat >> ~/cockpit-notifications.jsonl"   # run per notification, JSON on stdin
 # tmux_nice = 5          # the agents' tmux server yields the CPU to you (0: same priority)
 # radar_interval = 3     # seconds between conflict predictions (0: none; needs git >= 2.38)
+# max_tokens = 5000000   # pause agents once all of them together used this many tokens (claude-code)
 
 # [worktree]             # make each new worktree a working environment (see docs/worktree-environment.md)
 # setup = ["uv sync"]    # run in the new worktree before the agent, in order (sh -e; output in session.log)
@@ -445,5 +458,6 @@ scope = ["src/**"]                        # files this agent owns
 after = []                                # agents this one waits for
 env = {}                                  # extra environment, e.g. { LOG_LEVEL = "debug" }
 # sandbox = "bwrap"                       # writes only to its worktree (needs bubblewrap)
-# preset = "claude-code"                  # a known agent program: recognise its prompts on screen
+# preset = "claude-code"                  # a known agent program: its hooks, its prompts on screen
+# max_tokens = 1000000                    # pause this agent past this many tokens (claude-code)
 '''

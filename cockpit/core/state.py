@@ -53,6 +53,8 @@ class Record:
     ports: list[int] = field(default_factory=list)  # its block of TCP ports ([worktree] ports), held until discard
     released_ports: list[int] = field(default_factory=list)  # the block a discard gave back (restore prefers it)
     included: int | None = None  # files .worktreeinclude copied into its current worktree
+    budget_paused: dict[str, int] = field(default_factory=dict)  # "agent"/"fleet" -> the limit it was paused at
+    resumed_session: str | None = None  # the conversation its last (re)start continued (respawn --keep)
 
 
 
@@ -129,6 +131,7 @@ def apply(history: History, event: Event) -> None:
         record.reason = None
         record.state_since = event.ts
         record.merge_state = record.merge = record.merging = None
+        record.resumed_session = data.get("resumed_session") if isinstance(data.get("resumed_session"), str) else None
         return
     if kind == "pending":  # (re)planned: waits for its upstreams; a fresh life, like a spawn
         archives = list(record.archives) if record else []
@@ -171,9 +174,13 @@ def apply(history: History, event: Event) -> None:
         record.state_since = event.ts
     elif kind == "paused":
         record.state = "paused"
+        record.reason = data.get("reason")  # None when paused by hand; the budget says why
+        if data.get("budget") in ("agent", "fleet") and isinstance(data.get("limit"), int):
+            record.budget_paused[data["budget"]] = data["limit"]
         record.state_since = event.ts
     elif kind == "resumed":
         record.state = "running"
+        record.reason = None
         record.state_since = event.ts
     elif kind == "killed":
         record.state = "killed"

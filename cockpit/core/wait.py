@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from cockpit.core import roster
+from cockpit.core.activity import NEEDS_USER
 from cockpit.core.errors import CockpitError, NotFound
 from cockpit.core.repository import Repository
 from cockpit.core.spec import validate_name
@@ -39,7 +40,7 @@ def check(repo: Repository, name: str, target: str) -> bool:
     ended = record.state not in LIVE and record.state != PENDING  # exited, failed, killed or halted, as recorded
     if target == "exited":
         return ended
-    if target == "waiting" and agent.activity == "waiting":
+    if target == "waiting" and agent.activity in NEEDS_USER:  # at its prompt until someone acts
         return True
     if target == "idle" and agent.activity in ("idle", "stalled"):
         return True

@@ -11,8 +11,12 @@ starts and stops it). Each tick (one second) it:
    operations a crash interrupted: the next cockpit command does, as before;
 3. starts pending agents whose upstreams have all finished (:func:`cockpit.core.pending.advance`);
 4. computes every agent's activity (:mod:`cockpit.core.activity`) and records each change as an
-   ``activity`` event ``{activity, previous}``;
-5. advances the conflict radar's round (:mod:`cockpit.core.radar`) by at most
+   ``activity`` event ``{activity, reason, previous}``: a new activity, or a new reason of one
+   that waits for the user (``waiting``, ``rate-limited``, ``error``: another permission asked);
+   a ``working`` agent moving from tool to tool is not recorded (views read that live);
+5. pauses agents over their token budget (:mod:`cockpit.core.usage`): the whole-tree freeze of
+   ``cockpit pause``, recorded as a ``paused`` event with the reason, which notifies;
+6. advances the conflict radar's round (:mod:`cockpit.core.radar`) by at most
    :data:`cockpit.core.radar.BUDGET_S` of work, a round at most every ``radar_interval`` seconds.
 
 It ends itself, under the repository lock, once no agent is live, after one last radar round (so
@@ -29,15 +33,24 @@ import time
 import traceback
 from collections.abc import Callable
 
-from cockpit.core import activity, notify, pending, radar, recovery
+from cockpit.core import activity, notify, pending, processes, radar, recovery, usage
 from cockpit.core.errors import CockpitError, LockBusy
 from cockpit.core.events import Event
 from cockpit.core.repository import Repository
+from cockpit.core.sessions import PaneState
 from cockpit.core.state import LIVE, PENDING, History, apply
 from cockpit.core.tmux_setup import lower_priority
 from cockpit.core.watch import SESSION, log_path
 
 INTERVAL = 1.0
+
+
+def changed(previous: tuple[str | None, str | None] | None, current: tuple[str | None, str | None]) -> bool:
+    """Whether an activity change is worth an event: another activity, or another reason to wait
+    for the user (not the tools a working agent goes through, nor ``done`` turning to ``done``)."""
+    if previous is None or previous[0] != current[0]:
+        return True
+    return current[0] in activity.NEEDS_USER and previous[1] != current[1]
 
 
 class Watcher:
@@ -50,7 +63,7 @@ class Watcher:
         self.limiter = notify.RateLimiter(config.notify_interval)
         self.runner = notify.CommandRunner(config.notify_command, repo.root) if config.notify_command else None
         self.states = History()  # the log replayed here, for each event's "previous" state
-        self.activity: dict[str, str | None] = {}
+        self.activity: dict[str, tuple[str | None, str | None]] = {}
         self.radar = radar.Radar(repo, interval=config.radar_interval) if config.radar_interval > 0 else None
         if self.radar is None:  # turned off: what an old round predicted must not be shown as current
             repo.layout.radar.unlink(missing_ok=True)
@@ -71,7 +84,7 @@ class Watcher:
     def _consume(self, event: Event, notify_user: bool) -> None:
         name = event.agent
         if event.type == "activity" and name:
-            self.activity[name] = event.data.get("activity")
+            self.activity[name] = (event.data.get("activity"), event.data.get("reason"))
         previous = self.states.records[name].state if name in self.states.records else None
         apply(self.states, event)
         state = self.states.records[name].state if name in self.states.records else None
@@ -107,11 +120,16 @@ class Watcher:
         if pending.advance(repo):  # agents whose upstreams have all finished start now
             panes = repo.tmux.panes()
         for name, record in repo.history().records.items():
-            current = activity.of_agent(repo, record, panes.get(name))
+            found = activity.of_agent(repo, record, panes.get(name))
+            current = (found.name, found.reason) if found else (None, None)
             previous = self.activity.get(name)
-            if current != previous and not (current is None and name not in self.activity):
-                repo.record_event("activity", name, activity=current, previous=previous)
+            if changed(previous, current) and not (current[0] is None and name not in self.activity):
+                data: dict[str, object] = {"activity": current[0], "previous": previous[0] if previous else None}
+                if current[1] is not None:
+                    data["reason"] = current[1]
+                repo.record_event("activity", name, **data)
                 self.activity[name] = current
+        self.enforce_budgets(panes)
         if self.radar is not None:
             try:
                 self.radar.step(radar.BUDGET_S, self.clock())
@@ -121,6 +139,39 @@ class Watcher:
         for note in self.limiter.due(self.clock()):
             self._send(note)
         return True
+
+    def enforce_budgets(self, panes: dict[str, PaneState]) -> list[str]:
+        """Pause the running agents over a token budget (each once per limit). Returns their names.
+        Under the lock, not waiting for it: a busy lock means another try next round."""
+        repo = self.repo
+        config = activity.settings(repo)
+        records = {n: r for n, r in repo.history().records.items() if not r.discarded}
+        if config.max_tokens is None and all((config.agents.get(n) or r.spec).max_tokens is None
+                                             for n, r in records.items()):
+            return []
+        spent = {name: u for name, record in records.items() if (u := usage.of_agent(repo, record)) is not None}
+        fleet_total = sum(u.counted for u in spent.values())
+        due = {name: found for name in spent
+               if records[name].state == "running" and (found := usage.breach(records[name], spent[name], config,
+                                                                                   fleet_total)) is not None}
+        paused: list[str] = []
+        if not due:
+            return paused
+        try:
+            with repo.locked(timeout=0):
+                for name, why in due.items():
+                    pane = panes.get(name)
+                    record = repo.history().records.get(name)
+                    if pane is None or pane.dead or not pane.pid or record is None or record.state != "running":
+                        continue
+                    stopped = processes.signal_tree(pane.pid, signal.SIGSTOP)
+                    if stopped:
+                        repo.record_event("paused", name, pids=stopped, reason=why.reason, budget=why.kind,
+                                          limit=why.limit, tokens=why.tokens)
+                        paused.append(name)
+        except LockBusy:
+            pass
+        return paused
 
     def live(self) -> bool:
         """Whether anything needs watching: a live agent, a pending one (the watcher starts it),

@@ -266,7 +266,8 @@ class AgentActions(_App):
     def _respawn_decided(self, request: RespawnRequest | None) -> None:
         if request is not None:
             self.run_op(request.name, "respawning", self.fleet.respawn, request.name, keep=request.keep,
-                        task=request.task, force=request.force, done=Respawned)
+                        task=request.task, force=request.force,
+                        fresh=request.new_conversation, done=Respawned)
 
     def on_respawned(self, message: Respawned) -> None:
         self.notify(f"respawned {message.agent.name}: attempt {message.agent.attempt}")

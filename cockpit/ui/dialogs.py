@@ -140,11 +140,13 @@ class RespawnRequest:
     task: str | None
     keep: bool
     force: bool
+    new_conversation: bool = False  # with keep: start a new conversation (respawn --keep --fresh)
 
 
 class RespawnDialog(Dialog):
-    """Task (editable), fresh or keep worktree, the attempt count. A halted agent is refused
-    unless its task changes or *force* is ticked."""
+    """Task (editable), fresh or keep worktree, the attempt count. An agent with a conversation to
+    resume (a claude-code agent's session) also offers keeping the worktree with a new
+    conversation. A halted agent is refused unless its task changes or *force* is ticked."""
 
     def __init__(self, agent: Agent) -> None:
         super().__init__()
@@ -160,7 +162,12 @@ class RespawnDialog(Dialog):
             yield Input(agent.task, id="task")
             with RadioSet(id="mode"):
                 yield Choice("fresh: archive the worktree, new branch from base", value=True, id="fresh")
-                yield Choice("keep: same worktree and branch, restart the command", id="keep")
+                if agent.session_id:
+                    yield Choice("keep: same worktree and branch, resume the conversation", id="keep")
+                    yield Choice("keep, new conversation: same worktree and branch, the task given again",
+                                 id="keep-new")
+                else:
+                    yield Choice("keep: same worktree and branch, restart the command", id="keep")
             if self.halted:
                 yield Static(f"{agent.name} is {halt_reason(agent.failures, agent.max_failures, agent.blocked_by)}: "
                              "change the task or tick force.", classes="error", id="halted")
@@ -182,8 +189,10 @@ class RespawnDialog(Dialog):
             self.query_one("#problem", Static).update(
                 f"Refused: {self.agent.name} is halted. Change the task, or tick force.")
             return
-        keep = self.query_one("#keep", RadioButton).value
-        self.dismiss(RespawnRequest(self.agent.name, task if task != self.agent.task else None, keep, force))
+        new_conversation = bool(self.agent.session_id) and self.query_one("#keep-new", RadioButton).value
+        keep = self.query_one("#keep", RadioButton).value or new_conversation
+        self.dismiss(RespawnRequest(self.agent.name, task if task != self.agent.task else None, keep, force,
+                                    new_conversation))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections import Counter
 
 from textual.widgets import Static
 
-from cockpit.core.agent import Agent
+from cockpit.core.agent import Agent, short_count
 
 STATE_ORDER = ("pending", "running", "paused", "unknown", "exited", "failed", "killed", "halted", "missing")
 
@@ -29,10 +29,13 @@ class FleetHeader(Static):
         counts = Counter(a.state for a in agents)
         states = sorted(counts, key=lambda s: STATE_ORDER.index(s) if s in STATE_ORDER else 99)
         summary = "  ".join(f"[$state-{s}]●[/] {counts[s]} {s}" for s in states) or "no agents (n: new)"
-        attention = Counter(a.activity for a in agents if a.activity in ("waiting", "stalled"))
-        if attention and activity:  # who needs the user (w focuses them); time-dependent
-            summary += " │ " + "  ".join(f"[b $state-{k}]{attention[k]} {k}[/]" for k in ("waiting", "stalled")
-                                           if attention[k])
+        needs = ("waiting", "rate-limited", "error", "stalled")  # who needs the user (w focuses them)
+        attention = Counter(a.activity for a in agents if a.activity in needs)
+        if attention and activity:  # time-dependent
+            summary += " │ " + "  ".join(f"[b $state-{k}]{attention[k]} {k}[/]" for k in needs if attention[k])
+        spent = [a.usage for a in agents if a.usage]
+        if spent:  # what the fleet costs
+            summary += f" │ Σ {short_count(sum(u.get('counted_tokens', 0) for u in spent))} tokens"
         if queue:  # the merge queue, in order
             summary += " │ merge queue: " + " → ".join(queue[:5]) + (f" +{len(queue) - 5}" if len(queue) > 5 else "")
         above, below = hidden  # tiles scrolled off the top, off the bottom

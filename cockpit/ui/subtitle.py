@@ -89,7 +89,7 @@ def subtitle_parts(agent: Agent, diff: tuple[int, int, int] | None, now: datetim
     if pending:
         state += f" [italic]{pending}…[/]"
     if agent.activity and agent.activity != agent.process and now is not None:  # time-dependent
-        state += f" [$state-{agent.activity}]{agent.activity}[/]"
+        state += f" [$state-{agent.activity}]{_escape(agent.doing(48) or agent.activity)}[/]"  # and why
     parts = [state]
     if agent.state == "pending" and agent.blocked_by:
         parts.append(f"[$state-pending]waits for {_escape(agent.blocked_by)}[/]")
@@ -101,6 +101,8 @@ def subtitle_parts(agent: Agent, diff: tuple[int, int, int] | None, now: datetim
     if badge:  # before the rest: on a narrow tile this is what should still show
         parts.append(f"[bold $error]{_escape(badge)}[/]")
     parts.append(f"try {agent.tries}")  # explained in help (TRIES_LEGEND)
+    if agent.tokens:  # what it costs (claude-code agents: from its transcripts)
+        parts.append(agent.tokens)
     if agent.ports:
         parts.append(f"port {agent.ports[0]}" + (f" (+{len(agent.ports) - 1})" if len(agent.ports) > 1 else ""))
     if agent.out_of_scope:

@@ -40,7 +40,7 @@ AGENT_STATES = (
 )
 """Every agent state a theme colours, including those later features introduce."""
 
-ACTIVITIES = ("setup", "waiting", "working", "idle", "stalled")
+ACTIVITIES = ("setup", "waiting", "working", "compacting", "rate-limited", "error", "idle", "stalled")
 """What a running agent appears to be doing; coloured like states."""
 
 STATE_KEYS = AGENT_STATES + ACTIVITIES
