@@ -412,9 +412,9 @@ def run(argv: list[str] | None = None) -> int:
             print(f"{ref}  {sha[:12]}")
     elif command == "respawn":
         if args.setup and not args.keep:
-            _parser().error("--setup goes with --keep (a respawn without --keep sets a new worktree up anyway)")
+            raise UsageError("--setup goes with --keep (a respawn without --keep sets a new worktree up anyway)")
         if args.fresh and not args.keep:
-            _parser().error("--fresh goes with --keep (a respawn without --keep always starts a new conversation)")
+            raise UsageError("--fresh goes with --keep (a respawn without --keep always starts a new conversation)")
         since = _log_end(fleet)
         agent = fleet.respawn(args.name, keep=args.keep, task=args.task, force=args.force, command=args.command,
                               setup=args.setup, fresh=args.fresh)
@@ -539,9 +539,17 @@ def _logs(fleet, args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(CockpitError):
+    """Options that do not go together: one line, exit status 2 (argparse's own usage errors print
+    the usage block as well; these are found after parsing, where one line says it all)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         return run(argv)
+    except UsageError as exc:
+        print(f"cockpit: {one_line(exc)}", file=sys.stderr)
+        return 2
     except CockpitError as exc:
         print(f"cockpit: {one_line(exc)}", file=sys.stderr)
         return 1
