@@ -207,6 +207,8 @@ def test_the_status_file_corrects_silent_hooks_only_when_newer() -> None:
         "waiting", "permission: Bash: touch created_by_agent.txt")
     assert reconcile(working, ClaudeStatus("waiting", "input needed", working.at + 5)) == (
         "waiting", "question: input needed")
+    limited = after("UserPromptSubmit", "StopFailure-429")  # then Claude's "what do you want to do?" dialog
+    assert reconcile(limited, ClaudeStatus("waiting", "dialog open", limited.at + 5)) == asking_pair(limited)
     error = after("UserPromptSubmit", "StopFailure-auth")
     assert reconcile(error, ClaudeStatus("idle", None, error.at + 5))[0] == "error"  # idle says less
     assert reconcile(error, None) == ("error", error.reason)

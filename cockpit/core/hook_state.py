@@ -251,7 +251,8 @@ def reconcile(state: HookState, status: ClaudeStatus | None) -> tuple[str | None
         return WAITING, DONE
     if status.status == "busy" and activity in (WAITING, ERROR, RATE_LIMITED):
         return WORKING, None
-    if status.status == "waiting" and activity != WAITING:
+    if status.status == "waiting" and activity not in (WAITING, RATE_LIMITED):
+        # (a usage limit opens Claude's own "Stop and wait for limit to reset" dialog: still the limit)
         what = status.waiting_for or "input"
         if "permission" in what:
             return WAITING, f"permission: {state.tool}" if state.tool else "permission"
