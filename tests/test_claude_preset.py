@@ -155,8 +155,9 @@ def test_usage_from_the_transcripts_and_the_budget_pause(repo: Path, tmp_path: P
     assert fleet.agent("cc").state == "running"
     with claude.transcript.open("a") as handle:  # the next response goes over max_tokens = 1000
         handle.write(assistant_line("msg_2", 300, 700, cache_read=2150))
-    wait_until(lambda: fleet.agent("cc").state == "paused", message="the watcher paused it")
-    agent = fleet.agent("cc")
+    # (its processes stop a moment before the watcher records why: wait for the record)
+    agent = wait_until(lambda: (a := fleet.agent("cc")).state == "paused" and a.activity_reason and a,
+                       message="the watcher paused it")
     assert agent.activity == "paused" and "max_tokens = 1,000" in str(agent.activity_reason)
     assert agent.usage is not None and agent.usage["counted_tokens"] == 1190
     events = fleet.events.all()
@@ -180,5 +181,6 @@ def test_the_fleet_budget_counts_every_agent_together(repo: Path, tmp_path: Path
     wait_until(lambda: len(claude.starts()) == 1, message="claude started")
     claude.transcript.write_text(assistant_line("m", 400, 200))
     claude.fire("SessionStart")
-    wait_until(lambda: fleet.agent("cc").state == "paused", message="paused by the fleet's budget")
-    assert "fleet token budget: 600 tokens" in str(fleet.agent("cc").activity_reason)
+    agent = wait_until(lambda: (a := fleet.agent("cc")).state == "paused" and a.activity_reason and a,
+                       message="paused by the fleet's budget")
+    assert "fleet token budget: 600 tokens" in str(agent.activity_reason)
