@@ -29,7 +29,10 @@ async def test_the_tile_and_header_say_why_it_waits_and_what_it_costs(repo: Path
         tile = await wait_for(pilot, lambda: tiles(app).get("cc"), message="the tile")
         await wait_for(pilot, lambda: "waiting: permission: Bash: touch" in str(tile.border_subtitle),
                        message="the reason on the tile")
-        assert "129k tokens, context 155k" in str(tile.border_subtitle)
+        # (the usage comes from the transcript the hooks name, read in a poll of its own: it may follow)
+        await wait_for(pilot, lambda: "129k tokens, context 155k" in str(tile.border_subtitle),
+                       message="the tokens on the tile")
+        assert "waiting: permission: Bash: touch" in str(tile.border_subtitle)
         header = app.query_one(FleetHeader)
         await wait_for(pilot, lambda: "1 waiting" in header._shown and "Σ 129k tokens" in header._shown,
                        message="the header's count and sum")
