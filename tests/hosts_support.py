@@ -38,11 +38,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from devsupport.polling import wait_until
 
 PROJECT = Path(__file__).resolve().parents[1]
 STATE = Path("/tmp/cockpit-hosts")
@@ -71,15 +73,6 @@ def unavailable() -> str | None:
     if SSHD is None:
         return "sshd is not installed (apt-get install -y openssh-server; 'make test' does)"
     return None
-
-
-def wait_until(condition: Callable[[], object], timeout: float, message: str) -> object:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(0.02)
-    return value
 
 
 # -- processes ----------------------------------------------------------------------------------
@@ -126,7 +119,7 @@ def kill_user_processes(uid: int, timeout: float = 10.0) -> None:
             except ProcessLookupError:
                 pass
         return not alive
-    wait_until(gone, timeout, f"every process of uid {uid} to die")
+    wait_until(gone, timeout, message=f"every process of uid {uid} to die")
 
 
 def remove_tmp_files(uid: int) -> None:
@@ -330,7 +323,7 @@ class Host:
             with open(log, "rb") as f:
                 f.seek(offset)
                 return f"Server listening on 127.0.0.1 port {self.port}.".encode() in f.read()
-        wait_until(listening, 10, f"sshd of {self.user} to listen")
+        wait_until(listening, 10, message=f"sshd of {self.user} to listen")
         self.lab.timings.setdefault("start sshd", []).append(time.monotonic() - started)
 
     def stop_sshd(self, drop_connections: bool = True) -> None:
@@ -350,7 +343,7 @@ class Host:
                 except ProcessLookupError:
                     pass
             wait_until(lambda: not any(p.pid in sessions and p.state != "Z" for p in processes()), 10,
-                       f"{self.user}'s ssh connections to end")
+                       message=f"{self.user}'s ssh connections to end")
 
     def sshd_running(self) -> bool:
         return self.sshd is not None and self.sshd.poll() is None
