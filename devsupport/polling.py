@@ -10,7 +10,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], T], timeout: float = 20.0, interval: float = 0.05,
+def wait_until(condition: Callable[[], T], timeout: float = 60.0, interval: float = 0.05,
                message: str = "condition") -> T:
     """Call ``condition`` every ``interval`` seconds until it returns something truthy, and return
     that. Raises :class:`TimeoutError` naming ``message`` once ``timeout`` seconds have passed;

@@ -41,4 +41,4 @@ async def test_waiting_agent_shows_and_w_focuses_it(fleet: Fleet, repo: Path, tm
         await pilot.press("w")
         await wait_for(pilot, lambda: app.focused is tiles(app)["asker"], message="w focuses the waiting agent")
         await wait_for(pilot, lambda: any("asker" in t + m and "waiting" in (t + m).lower() for t, m in shown),
-                       timeout=20, message="the watcher's notification shown")
+                       timeout=60, message="the watcher's notification shown")

@@ -14,7 +14,7 @@ from cockpit.ui.tiles import AgentTile, TileGrid
 from conftest import wait_until
 
 
-async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float = 20.0,
+async def wait_for(pilot: Pilot, condition: Callable[[], object], timeout: float = 60.0,
                    message: str = "condition") -> object:
     """Let the app run until ``condition()`` is truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
