@@ -15,7 +15,7 @@ from cockpit.ui.app import CockpitApp, make_app
 from cockpit.ui.dialogs import ConfirmDialog
 from cockpit.ui.tiles import TileGrid
 from cockpit.ui.zoom import ZoomScreen
-from ui_support import FAILING, WAITING, screen_rows, spawn_many, wait_for
+from ui_support import FAILING, WAITING, many_fleet, many_ready, screen_rows, wait_for
 
 pytestmark = pytest.mark.tmux
 
@@ -23,19 +23,9 @@ pytestmark = pytest.mark.tmux
 @pytest.fixture(scope="module")
 def many(tmp_path_factory: pytest.TempPathFactory):
     """One fleet of 64 agents for the module (spawning them is the slow part)."""
-    from conftest import git, stop_fleets_under
+    from conftest import stop_fleets_under
     base = tmp_path_factory.mktemp("many")
-    root = base / "repo"
-    root.mkdir()
-    git(root, "init", "--quiet", "--initial-branch=main")
-    git(root, "config", "user.name", "test")
-    git(root, "config", "user.email", "test@example.invalid")
-    (root / "README.md").write_text("hello\n")
-    git(root, "add", "-A")
-    git(root, "commit", "--quiet", "-m", "initial")
-    fleet = Fleet(root)
-    spawn_many(fleet)
-    yield fleet
+    yield many_fleet(base)
     stop_fleets_under(base)
 
 
@@ -59,7 +49,7 @@ def visible_rows(app: CockpitApp) -> list[str]:
 
 
 async def list_ready(pilot, app: CockpitApp) -> None:
-    await wait_for(pilot, lambda: len(app.agent_list.agents) == 64 and app.list_diffs, timeout=60,
+    await wait_for(pilot, lambda: many_ready(app) and len(app.agent_list.agents) == 64, timeout=60,
                    message="64 rows")
 
 

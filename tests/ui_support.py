@@ -142,3 +142,27 @@ def spawn_many(fleet: Fleet, count: int = 64) -> list[str]:
 
     wait_until(settled, timeout=60, message="waiting and failing agents settled")
     return names
+
+
+def many_fleet(base: Path, count: int = 64) -> Fleet:
+    """A repository under ``base`` with :func:`spawn_many`'s fleet (for a module-scoped fixture:
+    spawning 64 agents is the slow part; ``conftest.stop_fleets_under(base)`` ends it)."""
+    from conftest import git
+    root = base / "repo"
+    root.mkdir()
+    git(root, "init", "--quiet", "--initial-branch=main")
+    git(root, "config", "user.name", "test")
+    git(root, "config", "user.email", "test@example.invalid")
+    (root / "README.md").write_text("hello\n")
+    git(root, "add", "-A")
+    git(root, "commit", "--quiet", "-m", "initial")
+    fleet = Fleet(root)
+    spawn_many(fleet, count)
+    return fleet
+
+
+def many_ready(app: CockpitApp, count: int = 64) -> bool:
+    """Every agent of :func:`many_fleet` is shown with its diff summary and its log lines."""
+    return (len(app.agents) == count and len(app.list_diffs) == count
+            and all(d is not None for d in app.list_diffs.values())
+            and len(app.live.feeds) == count and all(f.lines for f in app.live.feeds.values()))
