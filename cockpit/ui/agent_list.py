@@ -18,7 +18,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.events import Click
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -32,6 +32,8 @@ from cockpit.ui.tiles import AgentTile, Clock
 
 SEPARATOR = " "
 FLAG_MARKS = {"scope": "⚠scope", "collision": "⚠collides", "conflict": "⚔conflict"}
+FLAG_ORDER = ("conflict", "rejected", "blocked", "queued", "merged", "scope", "collision")
+"""The flags as the list shows them, most important first (a narrow column keeps those)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def columns_for(width: int, name_width: int) -> list[Column]:
     """The columns that fit ``width`` cells, most important first; the last log line takes
     what is left (when at least 12 cells are)."""
     wanted = [Column("pin", "", 1), Column("name", "agent", name_width), Column("state", "state", 10),
-              Column("activity", "activity", 26), Column("flags", "flags", 16), Column("age", "for", 4),
+              Column("activity", "activity", 24), Column("flags", "flags", 20), Column("age", "for", 4),
               Column("try", "try", 8), Column("diff", "diff", 14)]
     chosen: list[Column] = []
     used = 0
@@ -98,6 +100,10 @@ class AgentList(ScrollView, can_focus=True):
         """Some log changed since the rows were painted (the app refreshes the list a few times a second)."""
         self._index: dict[str, int] = {}
         self._colours: tuple[str, dict[str, str]] | None = None
+        self._strips: dict[object, Strip] = {}
+        """Rows as last painted, by what they show."""
+        self._painted: dict[object, Strip] = {}
+        self._version = 0
 
     # -- content ---------------------------------------------------------------------------------
     def show(self, agents: list[Agent], diffs: dict[str, tuple[int, int, int] | None], pinned: set[str]) -> None:
@@ -108,6 +114,7 @@ class AgentList(ScrollView, can_focus=True):
         self.diffs = diffs
         self.pinned = set(pinned)
         self._index = {agent.name: i for i, agent in enumerate(self.agents)}
+        self._version += 1
         highlighted = self.highlighted
         if highlighted not in self._index:
             highlighted = self._neighbour(old, highlighted)
@@ -202,10 +209,27 @@ class AgentList(ScrollView, can_focus=True):
         if row >= len(self.agents):
             return Strip.blank(width, self.rich_style)
         agent = self.agents[row]
-        style = self.rich_style
-        if agent.name == self.highlighted:
-            style = style + self.get_component_rich_style("agent-list--cursor")
-        return self._strip(self.row_text(agent, columns), width, style)
+        cursor = agent.name == self.highlighted
+        line = self.last_line(agent.name)
+        # (what the row shows: its agent and diff are as of the last show(); ages change each second)
+        key = (self._version, agent.name, cursor, self.has_focus, width, self.app.theme,
+               None if line is None else (line.plain, tuple(line.spans), line.style),
+               int(self.clock().timestamp()) if self.clock is not None else None)
+        strip = self._strips.get(key)
+        if strip is None:  # (a row is built anew only when something it shows changed)
+            style = self.rich_style
+            if cursor:
+                style = style + self.get_component_rich_style("agent-list--cursor")
+            strip = self._strips[key] = self._strip(self.row_text(agent, columns), width, style)
+        self._painted[key] = strip
+        return strip
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._painted = {}
+        strips = super().render_lines(crop)
+        if crop.height >= self.size.height:  # a whole paint: keep only the rows shown now
+            self._strips = self._painted
+        return strips
 
     def _strip(self, text: Text, width: int, style: Style) -> Strip:
         segments = list(Segment.apply_style(text.render(self.app.console), style))
@@ -262,7 +286,8 @@ class AgentList(ScrollView, can_focus=True):
             text.append(f" {files}f", style=dim)
             return text
         if key == "flags":
-            marks = [FLAG_MARKS.get(flag, flag) for flag in flags(agent)]
+            found = sorted(flags(agent), key=lambda f: FLAG_ORDER.index(f) if f in FLAG_ORDER else len(FLAG_ORDER))
+            marks = [FLAG_MARKS.get(flag, flag) for flag in found]
             return Text(" ".join(marks), style="bold yellow" if marks else "")
         if key == "last":
             line = self.last_line(agent.name)

@@ -267,7 +267,10 @@ class CockpitApp(Arrangement, AgentActions, App[int]):
         if changed or len(tiles) != len(wanted):
             self.call_after_refresh(grid.layout_tiles)
         if self.focus_next and self.focus_next in tiles:
-            tiles[self.focus_next].focus()
+            if self.layout_mode == "list":
+                self.show_tile(tiles[self.focus_next])
+            else:
+                tiles[self.focus_next].focus()
             self.focus_next = None
         elif isinstance(self.focused, TileGrid) and agents and self.layout_mode == "grid":
             self.call_after_refresh(self._focus_first)
