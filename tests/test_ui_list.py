@@ -170,6 +170,14 @@ async def test_the_grid_is_attention_first_too_and_t_sticks(many: Fleet, tmp_pat
         await wait_for(pilot, lambda: grid.display and grid.size.width, message="the grid")
         assert [t.agent.name for t in grid.tiles][:5] == [*WAITING, *FAILING]
         assert app.focused is grid.tiles[0]
+        chosen = next(t for t in grid.tiles if t.agent.name == "a20")
+        chosen.screen.set_focus(chosen)
+        await pilot.press("o")  # by name: the tiles move, the focus stays on a20
+        await wait_for(pilot, lambda: [t.agent.name for t in grid.tiles][:3] == ["a1", "a2", "a3"], message="by name")
+        assert app.focused is chosen
+        await pilot.press("o", "o")  # recent output, then attention first again
+        await wait_for(pilot, lambda: [t.agent.name for t in grid.tiles][:3] == list(WAITING), message="attention")
+        assert app.focused is chosen
         polls = app.polls
         await wait_for(pilot, lambda: app.polls >= polls + 2, message="two more polls")
         assert app.layout_mode == "grid"
@@ -267,3 +275,37 @@ async def test_removed_last_row_highlights_the_one_before(fleet: Fleet, tmp_path
         fleet.discard("b3")  # as from another terminal
         await wait_for(pilot, lambda: listed(app) == ["b1", "b2"], message="b3's row gone")
         assert app.agent_list.highlighted == "b2"
+
+
+async def test_an_agent_that_starts_waiting_rises_to_the_top_under_a_steady_highlight(fleet: Fleet,
+                                                                                      tmp_path: Path) -> None:
+    from conftest import sleeper
+    (fleet.root / "cockpit.toml").write_text("[cockpit]\nidle_after = 100000\nstall_after = 100000\n")
+    fleet.spawn("c1", command=sleeper("c1"))
+    fleet.spawn("c2", command="echo thinking; sleep 3; printf 'proceed? '; read answer; sleep 3600")
+    fleet.spawn("c3", command=sleeper("c3"))
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: len(app.agents) == 3, message="three agents")
+        await pilot.press("t", "end")
+        assert listed(app) == ["c1", "c2", "c3"] and app.agent_list.highlighted == "c3"
+        await wait_for(pilot, lambda: listed(app)[0] == "c2", timeout=30, message="c2 waits: on top")
+        assert listed(app) == ["c2", "c1", "c3"]
+        assert app.agent_list.highlighted == "c3"  # the rows moved; the highlight did not
+        assert "waiting" in visible_text(app, "c2")
+
+
+def visible_text(app: CockpitApp, name: str) -> str:
+    """The screen row of ``name`` in the list."""
+    region = app.agent_list.region
+    return next((row[region.x:region.right] for row in screen_rows(app)[region.y + 1:region.bottom]
+                 if re.match(rf"[ ◆] {name} ", row[region.x:region.right])), "")
+
+
+def test_the_list_opens_by_itself_only_when_tiles_would_be_under_40x8() -> None:
+    from cockpit.ui.arrange import tiles_too_small
+    assert not tiles_too_small(3, 80, 22)  # two columns of 40x11
+    assert tiles_too_small(12, 80, 22)
+    assert tiles_too_small(64, 200, 58) and tiles_too_small(64, 250, 68)
+    assert not tiles_too_small(32, 200, 68)  # (the benchmark's 32-tile grid stays a grid)
+    assert not tiles_too_small(0, 80, 22)

@@ -408,7 +408,8 @@ def make_app(fleet: Fleet, theme: str | None = None, *, clock: Clock | None | bo
     (:func:`~cockpit.ui.preferences.resolve_preferences`).
 
     ``clock=None`` hides time-dependent fields (ages, activity, the watcher's notifications) for
-    deterministic screenshots; ``True`` uses the real clock. Problems with user themes, keys or
+    deterministic screenshots (the list still shows each agent's activity: it is what orders the
+    rows); ``True`` uses the real clock. Problems with user themes, keys or
     config are shown as notifications.
     """
     chosen = resolve_preferences(fleet, theme, user_config, include_user_themes)

@@ -40,12 +40,14 @@ BESIDE_FROM = 150
 def tiles_too_small(count: int, width: int, height: int) -> bool:
     """Whether every arrangement of ``count`` tiles that shows them all at once in ``width`` x
     ``height`` cells gives tiles smaller than :data:`SMALLEST_TILE`."""
+    if count <= 0:
+        return False
     min_width, min_height = SMALLEST_TILE
-    for columns in range(1, max(1, count) + 1):
+    for columns in range(1, count + 1):
         rows = -(-count // columns)
         if width // columns >= min_width and height // rows >= min_height:
             return False
-    return count > 0
+    return True
 
 
 class ListLayout(Container):
@@ -224,7 +226,11 @@ class Arrangement(_App):
             return
         layout = self.query_one_optional(ListLayout)
         source = self._tiles.get(self.agent_list.highlighted or "")
-        if layout is None or source is None:
+        if layout is None:
+            return
+        if self.preview is not None:  # (nothing highlighted: no agent, or the filter hides them all)
+            self.preview.display = source is not None
+        if source is None:
             return
         if self.preview is None:
             self.preview = PreviewTile(source)
