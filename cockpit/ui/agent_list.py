@@ -103,7 +103,8 @@ class AgentList(ScrollView, can_focus=True):
         self._strips: dict[object, Strip] = {}
         """Rows as last painted, by what they show."""
         self._painted: dict[object, Strip] = {}
-        self._version = 0
+        self._columns: tuple[tuple[int, int], list[Column]] | None = None
+        self._styles: dict[tuple[str, bool], Style] = {}
 
     # -- content ---------------------------------------------------------------------------------
     def show(self, agents: list[Agent], diffs: dict[str, tuple[int, int, int] | None], pinned: set[str]) -> None:
@@ -114,7 +115,6 @@ class AgentList(ScrollView, can_focus=True):
         self.diffs = diffs
         self.pinned = set(pinned)
         self._index = {agent.name: i for i, agent in enumerate(self.agents)}
-        self._version += 1
         highlighted = self.highlighted
         if highlighted not in self._index:
             highlighted = self._neighbour(old, highlighted)
@@ -197,12 +197,31 @@ class AgentList(ScrollView, can_focus=True):
             self._scroll_to_row(self._index[self.highlighted])
 
     # -- painting --------------------------------------------------------------------------------
+    def _layout(self, width: int) -> list[Column]:
+        """The columns for ``width`` (kept until the width or the longest name changes)."""
+        name_width = min(24, max([5, *(len(agent.name) for agent in self.agents)]))
+        if self._columns is None or self._columns[0] != (width, name_width):
+            self._columns = ((width, name_width), columns_for(width, name_width))
+        return self._columns[1]
+
+    def _style(self, component: str) -> Style:
+        """A component's Rich style, kept until the styles change (the theme, the focus)."""
+        key = (component, self.has_focus)
+        style = self._styles.get(key)
+        if style is None:
+            style = self._styles[key] = self.get_component_rich_style(component)
+        return style
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+        self._strips.clear()
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        name_width = max([5, *(len(agent.name) for agent in self.agents)])
-        columns = columns_for(width, min(name_width, 24))
+        columns = self._layout(width)
         if y == 0:
-            header = self.get_component_rich_style("agent-list--header")
+            header = self._style("agent-list--header")
             text = Text(SEPARATOR.join(c.title.ljust(c.width)[:c.width] for c in columns), style=header)
             return self._strip(text, width, header)
         row = int(self.scroll_y) + y - 1
@@ -210,19 +229,24 @@ class AgentList(ScrollView, can_focus=True):
             return Strip.blank(width, self.rich_style)
         agent = self.agents[row]
         cursor = agent.name == self.highlighted
-        line = self.last_line(agent.name)
-        # (what the row shows: its agent and diff are as of the last show(); ages change each second)
-        key = (self._version, agent.name, cursor, self.has_focus, width, self.app.theme,
-               None if line is None else (line.plain, tuple(line.spans), line.style),
-               int(self.clock().timestamp()) if self.clock is not None else None)
+        key = (self.row_signature(agent), cursor, self.has_focus, width, self.app.theme)
         strip = self._strips.get(key)
         if strip is None:  # (a row is built anew only when something it shows changed)
             style = self.rich_style
             if cursor:
-                style = style + self.get_component_rich_style("agent-list--cursor")
+                style = style + self._style("agent-list--cursor")
             strip = self._strips[key] = self._strip(self.row_text(agent, columns), width, style)
         self._painted[key] = strip
         return strip
+
+    def row_signature(self, agent: Agent) -> tuple[object, ...]:
+        """Everything an agent's row shows: equal signatures paint equal rows."""
+        line = self.last_line(agent.name)
+        now = self.clock() if self.clock else None
+        return (agent.name, agent.state, agent.process, agent.doing(80), agent.reason, agent.attempt,
+                agent.failures, agent.max_failures, tuple(flags(agent)), self.diffs.get(agent.name),
+                agent.name in self.pinned, age(agent.state_since, now) if now is not None else None,
+                None if line is None else (line.plain, tuple(line.spans), line.style))
 
     def render_lines(self, crop: Region) -> list[Strip]:
         self._painted = {}
@@ -244,7 +268,7 @@ class AgentList(ScrollView, can_focus=True):
     def row_text(self, agent: Agent, columns: list[Column]) -> Text:
         """One agent's row, cell by cell."""
         text = Text(no_wrap=True, overflow="ellipsis")
-        dim = self.get_component_rich_style("agent-list--dim")
+        dim = self._style("agent-list--dim")
         now = self.clock() if self.clock else None
         for i, column in enumerate(columns):
             if i:
