@@ -94,6 +94,10 @@ async def test_page_home_end_move_the_highlight_and_the_preview_follows(many: Fl
         assert agent_list.highlighted == order[0]
         await wait_for(pilot, lambda: "shall I delete" in " ".join(line.plain for line in app.preview.shown_lines()),
                        message="the preview shows a7's log")
+        await pilot.press("end", "w")  # the next agent needing the user, from the bottom: the first waiting
+        assert agent_list.highlighted == "a7"
+        await pilot.press("w")
+        assert agent_list.highlighted == "a30" and "a30" in visible_rows(app)
 
 
 async def test_order_cycles_and_resorting_keeps_the_highlight_on_its_agent(many: Fleet, tmp_path: Path) -> None:
@@ -113,6 +117,9 @@ async def test_order_cycles_and_resorting_keeps_the_highlight_on_its_agent(many:
         await pilot.press("o")  # attention again
         assert app.order.sort == "attention" and listed(app)[:3] == list(WAITING)
         assert app.agent_list.highlighted == chosen
+        [by_name] = [c for c in app.palette_commands() if c.title == "order: name"]
+        by_name.run()  # the palette offers the orders too
+        assert app.order.sort == "name" and listed(app)[0] == "a1" and app.agent_list.highlighted == chosen
 
 
 async def test_filter_narrows_rows_by_state_flag_or_name_and_escape_clears_it(many: Fleet, tmp_path: Path) -> None:
