@@ -103,8 +103,9 @@ LIST_MOVE_KEYS: tuple[KeySpec, ...] = (
 )
 """Moving in the list layout, and narrowing it."""
 
-LIST_KEYS: tuple[KeySpec, ...] = LIST_MOVE_KEYS + AGENT_KEYS + ARRANGE_KEYS
-"""Bindings of the list layout (they act on the highlighted agent)."""
+LIST_KEYS: tuple[KeySpec, ...] = LIST_MOVE_KEYS + ARRANGE_KEYS + AGENT_KEYS
+"""Bindings of the list layout (they act on the highlighted agent). Its footer shows ``/``, ``t``
+and ``o`` first: a user who finds the list instead of the grid sees at once how to switch."""
 
 ZOOM_KEYS: tuple[KeySpec, ...] = (
     KeySpec("zoom-close", "z,escape", "close", "Back to the grid", "Zoom", key_display="z/esc", short="back"),
