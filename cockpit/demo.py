@@ -65,7 +65,7 @@ def create_demo(directory: Path | None = None, spawn: bool = True) -> Fleet:
     (root / "src" / "app").mkdir(parents=True)
     (root / "src" / "app" / "config.py").write_text("DEBUG = False\n")
     (root / "cockpit.toml").write_text(_config(sys.executable))
-    (root / ".gitignore").write_text(".env\n.demo-deps/\n")
+    (root / ".gitignore").write_text(".env\n.demo-deps/\n__pycache__/\n")  # (the agents import _guard)
     (root / ".worktreeinclude").write_text("# ignored files every new worktree gets from the main checkout\n.env\n")
     worktrees.run(root, "add", "--all")
     worktrees.run(root, "commit", "--quiet", "-m", "demo: initial commit")

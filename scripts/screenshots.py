@@ -4,7 +4,7 @@
 
 Creates a throw-away demo repository (``cockpit.demo``) on a private tmux socket, lets the
 agents run for a few seconds, then drives the app with Pilot through: the grid, a zoomed tile, the
-discard dialog, help, and the light theme. The demo's tmux server is killed afterwards. The app
+discard dialog, the list layout, help, and the light theme. The demo's tmux server is killed afterwards. The app
 comes from :func:`cockpit.ui.app.make_app`, the same factory the CLI uses.
 """
 
@@ -69,6 +69,13 @@ async def _shoot(fleet: Fleet, out: Path, size: tuple[int, int], theme: str | No
                 await pilot.pause(0.2)
                 app.save_screenshot("discard.svg", str(out))
                 await pilot.press("escape")
+            elif shot == "list":
+                await pilot.press("t")
+                await _until(pilot, lambda: app.layout_mode == "list" and app.preview is not None)
+                await pilot.press("w")  # the first agent needing the user
+                await pilot.pause(0.5)
+                app.save_screenshot("list.svg", str(out))
+                await pilot.press("t")
             elif shot == "help":
                 await pilot.press("question_mark")
                 await pilot.pause(0.3)
@@ -93,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             fleet = create_demo(Path(tmp) / "demo", spawn=True)
             time.sleep(6)  # let the scripted agents reach their interesting moments
-            asyncio.run(_shoot(fleet, args.out, (width, height), None, ["grid", "zoom", "discard", "help"]))
+            asyncio.run(_shoot(fleet, args.out, (width, height), None, ["grid", "zoom", "discard", "list", "help"]))
             asyncio.run(_shoot(fleet, args.out, (width, height), "cockpit-light", ["light"]))
         finally:
             if fleet is not None:

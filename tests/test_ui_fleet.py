@@ -51,6 +51,8 @@ async def test_thirty_agents_at_80x24_with_a_count_off_screen(fleet: Fleet, tmp_
     app = app_for(fleet, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: len(tiles(app)) == 30, message="30 tiles")
+        assert app.layout_mode == "list"  # tiles would be under 40x8: it opens in the list
+        await pilot.press("t")  # the grid, as the user asks
         grid = app.query_one(TileGrid)
         await wait_for(pilot, lambda: grid.columns == 2 and f"{30 - 2 * grid.rows_shown} more" in header_text(app),
                        message="two columns and the off-screen count")
@@ -111,6 +113,8 @@ async def test_the_off_screen_count_points_where_the_hidden_tiles_are(fleet: Fle
     app = app_for(fleet, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: len(tiles(app)) == 12, message="12 tiles")
+        assert app.layout_mode == "list"  # tiles would be under 40x8: it opens in the list
+        await pilot.press("t")  # the grid, as the user asks
         grid = app.query_one(TileGrid)
         await wait_for(pilot, lambda: grid.columns == 2 and grid.rows_shown == 2, message="2×2 shown")
         await wait_for(pilot, lambda: "↓ 8 more" in header_text(app), message="8 below")

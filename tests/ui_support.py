@@ -104,3 +104,65 @@ def tile_subtitle(app: CockpitApp, name: str) -> str:
     import re
     tile = tiles(app).get(name)
     return re.sub(r"(?<!\\)\[[^\]]*\]", "", str(tile.border_subtitle or "")) if tile else ""
+
+
+WAITING = ("a7", "a30", "a52")
+"""In a fleet of :func:`spawn_many`: agents that wait for an answer on their terminal."""
+FAILING = ("a12", "a41")
+"""... and agents that fail at once."""
+
+
+def many_command(name: str) -> str:
+    """A deterministic agent of :func:`spawn_many`: one or two lines, then it waits, fails or sleeps."""
+    number = int(name[1:])
+    if name in WAITING:
+        return rf"printf '{name}: \033[1mshall I delete the fixtures?\033[0m [y/N] '; read answer; sleep 3600"
+    if name in FAILING:
+        return rf"printf '{name}: running the tests\n\033[31mFAIL\033[0m test_{number}\n'; exit 1"
+    return rf"printf '{name}: step {number % 5 + 1}/5 \033[36mrefactoring module_{number}\033[0m\n'; sleep 3600"
+
+
+def spawn_many(fleet: Fleet, count: int = 64) -> list[str]:
+    """Spawn ``count`` deterministic agents ``a1`` … (see :func:`many_command`), with activity
+    timings so long that the sleeping ones stay ``working`` for the length of a test; wait until
+    each has written all it will write and the waiting and failing ones got there."""
+    (fleet.root / "cockpit.toml").write_text("[cockpit]\nidle_after = 100000\nstall_after = 100000\n")
+    names = [f"a{i}" for i in range(1, count + 1)]
+    for name in names:
+        fleet.spawn(name, command=many_command(name))
+    for name in names:
+        log = fleet.layout.session_log(name)
+        end = "[y/N]" if name in WAITING else ("FAIL" if name in FAILING else "refactoring")
+        wait_until(lambda: log.exists() and end in log.read_text(errors="replace"), message=f"{name}'s log")
+
+    def settled() -> bool:
+        agents = {a.name: a for a in fleet.agents()}
+        return (all(agents[n].activity == "waiting" for n in WAITING if n in agents)
+                and all(agents[n].state == "failed" for n in FAILING if n in agents))
+
+    wait_until(settled, timeout=60, message="waiting and failing agents settled")
+    return names
+
+
+def many_fleet(base: Path, count: int = 64) -> Fleet:
+    """A repository under ``base`` with :func:`spawn_many`'s fleet (for a module-scoped fixture:
+    spawning 64 agents is the slow part; ``conftest.stop_fleets_under(base)`` ends it)."""
+    from conftest import git
+    root = base / "repo"
+    root.mkdir()
+    git(root, "init", "--quiet", "--initial-branch=main")
+    git(root, "config", "user.name", "test")
+    git(root, "config", "user.email", "test@example.invalid")
+    (root / "README.md").write_text("hello\n")
+    git(root, "add", "-A")
+    git(root, "commit", "--quiet", "-m", "initial")
+    fleet = Fleet(root)
+    spawn_many(fleet, count)
+    return fleet
+
+
+def many_ready(app: CockpitApp, count: int = 64) -> bool:
+    """Every agent of :func:`many_fleet` is shown with its diff summary and its log lines."""
+    return (len(app.agents) == count and len(app.list_diffs) == count
+            and all(d is not None for d in app.list_diffs.values())
+            and len(app.live.feeds) == count and all(f.lines for f in app.live.feeds.values()))

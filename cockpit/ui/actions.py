@@ -89,6 +89,7 @@ class AgentActions(_App):
         def toggle_view(self, tile: AgentTile) -> None: ...
         def request_poll(self, force: bool = False) -> None: ...
         def report_error(self, message: str) -> None: ...
+        def show_tile(self, tile: AgentTile) -> None: ...
 
     # -- running engine calls ----------------------------------------------------------------------
     @work(thread=True, exit_on_error=False, group="ops")
@@ -149,17 +150,17 @@ class AgentActions(_App):
             self.notify(why, severity="warning")
         return why is not None
 
-    @staticmethod
-    def _focus(tile: AgentTile) -> None:
-        """Focus at once. ``Widget.focus()`` defers to the next idle moment, so a key typed right
-        after a move (``j d``) would act on the tile that was focused before: the wrong agent."""
-        tile.screen.set_focus(tile)
+    def _focus(self, tile: AgentTile) -> None:
+        """Focus at once (in the list: highlight its row). ``Widget.focus()`` defers to the next
+        idle moment, so a key typed right after a move (``j d``) would act on the tile that was
+        focused before: the wrong agent."""
+        self.show_tile(tile)
 
     def action_move(self, dx: int, dy: int) -> None:
         """Move focus by grid geometry; down from a full row into a shorter last row lands on its
         last tile."""
         grid = self.query_one(TileGrid)
-        tiles = grid.tiles
+        tiles = grid.shown
         if not tiles:
             return
         current = self.focused
@@ -174,7 +175,7 @@ class AgentActions(_App):
             self._focus(tiles[target])
 
     def action_focus_tile(self, step: int) -> None:
-        tiles = self.query_one(TileGrid).tiles
+        tiles = self.query_one(TileGrid).shown
         if not tiles:
             return
         current = self.focused

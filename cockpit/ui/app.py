@@ -30,6 +30,7 @@ from cockpit.core import notify
 from cockpit.core.agent import Agent
 from cockpit.core.fleet import Fleet
 from cockpit.ui.actions import AgentActions, AttachRunner
+from cockpit.ui.arrange import Arrangement
 from cockpit.ui.collector import CollectorTuning
 from cockpit.ui.commands import CockpitCommands, PaletteCommand
 from cockpit.ui.diffview import DiffScreen
@@ -63,7 +64,7 @@ class GridScreen(QuietFocusScreen):
     involved (see :class:`~cockpit.ui.internals.QuietFocusScreen`)."""
 
 
-class CockpitApp(AgentActions, App[int]):
+class CockpitApp(Arrangement, AgentActions, App[int]):
     """One fleet's agents as tiles. Quitting leaves every agent running."""
 
     TITLE = "cockpit"
@@ -117,6 +118,7 @@ class CockpitApp(AgentActions, App[int]):
         second; querying the DOM each time cost more than the repaint)."""
         self.collector = CollectorTuning()
         """Shorter, rarer garbage collections once the grid is up (see cockpit.ui.collector)."""
+        self.init_arrangement()
 
     def post_message(self, message: Message) -> bool:
         if isinstance(message, events.Key):  # a key comes first: as it arrives (the input thread)
@@ -139,6 +141,7 @@ class CockpitApp(AgentActions, App[int]):
     def compose(self) -> ComposeResult:
         yield FleetHeader(id="header")
         yield TileGrid()
+        yield from self.compose_list()
         yield key_footer()
 
     def on_mount(self) -> None:
@@ -236,10 +239,11 @@ class CockpitApp(AgentActions, App[int]):
                 self.live.drop(name)
                 self.screen_views.discard(name)
                 if tile.screen.focused is tile:  # the next tile takes the focus (else: nothing has it)
-                    survivors = [t for t in grid.tiles if t.agent.name in wanted]
+                    # (the neighbour: the tile after it, or before it when it was the last)
+                    survivors = [t for t in grid.shown if t.agent.name in wanted]
                     later = [t for t in survivors if grid.tiles.index(t) > grid.tiles.index(tile)]
                     if survivors:
-                        tile.screen.set_focus((later or survivors)[0])
+                        tile.screen.set_focus(later[0] if later else survivors[-1])
                 tile.remove()
         changed = False
         for index, agent in enumerate(agents):
@@ -256,12 +260,19 @@ class CockpitApp(AgentActions, App[int]):
             else:
                 tile.update_agent(agent, diff, moved)
         self._tiles = {name: tile for name, tile in tiles.items() if name in wanted}
+        if diffs is not None:
+            self.list_diffs = dict(diffs)
+        self.pinned &= wanted
+        self.arrange()
         if changed or len(tiles) != len(wanted):
             self.call_after_refresh(grid.layout_tiles)
         if self.focus_next and self.focus_next in tiles:
-            tiles[self.focus_next].focus()
+            if self.layout_mode == "list":
+                self.show_tile(tiles[self.focus_next])
+            else:
+                tiles[self.focus_next].focus()
             self.focus_next = None
-        elif isinstance(self.focused, TileGrid) and agents:
+        elif isinstance(self.focused, TileGrid) and agents and self.layout_mode == "grid":
             self.call_after_refresh(self._focus_first)
         self.update_header()
 
@@ -282,7 +293,7 @@ class CockpitApp(AgentActions, App[int]):
         self.notify(f"{name} is gone (discarded): its view was closed", severity="warning")
 
     def _focus_first(self) -> None:
-        tiles = self.query_one(TileGrid).tiles
+        tiles = self.query_one(TileGrid).shown
         # Checked and focused in one step: a deferred ``focus()`` could land after a tile the
         # user (or a test) focused in between, and take the focus from it.
         if tiles and (self.focused is None or isinstance(self.focused, TileGrid)):
@@ -291,7 +302,8 @@ class CockpitApp(AgentActions, App[int]):
     def update_header(self) -> None:
         grid, header = self.query_one_optional(TileGrid), self.query_one_optional(FleetHeader)
         if grid is not None and header is not None:  # both are gone while shutting down
-            header.show(self.fleet.root.name, self.agents, grid.hidden, activity=self.clock is not None,
+            hidden = grid.hidden if self.layout_mode == "grid" else self.agent_list.hidden
+            header.show(self.fleet.root.name, self.agents, hidden, activity=self.clock is not None,
                         queue=self.queue)
 
     # -- logs --------------------------------------------------------------------------------
@@ -311,7 +323,7 @@ class CockpitApp(AgentActions, App[int]):
         stack = self.screen_stack
         if not stack:  # shutting down
             return
-        self.live.repaint(self._tiles.values(), retry=self.repaint)
+        self.live.repaint(self.painted_tiles(), retry=self.repaint)
         if isinstance(stack[-1], ZoomScreen):
             stack[-1].feed_changed()
 
@@ -323,6 +335,7 @@ class CockpitApp(AgentActions, App[int]):
         full garbage collection when one is due and the screen is still."""
         self.repaint()
         self.update_header()
+        self.refresh_list()
         self.collector.tick(self.live.still_for())  # no new line, no key
 
     # -- helpers for actions -----------------------------------------------------------------
@@ -343,6 +356,8 @@ class CockpitApp(AgentActions, App[int]):
             return next((t for t in grid.tiles if t.agent.name == name), None)
         if isinstance(self.screen, ZoomScreen):
             return self.screen.tile
+        if self.layout_mode == "list":
+            return self._tiles.get(self.agent_list.highlighted or "")
         focused = self.focused
         return focused if isinstance(focused, AgentTile) else None
 
@@ -356,6 +371,7 @@ class CockpitApp(AgentActions, App[int]):
             self.screen_views.discard(tile.agent.name)
         tile.refresh_subtitle()
         tile.refresh()
+        self.sync_preview()
 
     def palette_commands(self) -> list[PaletteCommand]:
         """Every palette entry: agent actions by name (those that can apply now), fleet actions, themes."""
@@ -367,6 +383,7 @@ class CockpitApp(AgentActions, App[int]):
                 commands.append(PaletteCommand(f"{words} {agent.name}", help_text,
                                                partial(self.agent_action, action, agent.name)))
         commands.append(PaletteCommand("new agent", "Spawn a new agent", self.action_new_agent))
+        commands.extend(self.arrangement_commands())
         commands.append(PaletteCommand("help", "Show every key", self.action_help))
         commands.append(PaletteCommand("quit", "Quit cockpit (agents keep running)", self.action_quit))
         for name in sorted(self.cockpit_themes):  # the themes --theme and [cockpit] theme accept
@@ -380,7 +397,7 @@ class CockpitApp(AgentActions, App[int]):
         if tile is None:
             self.report_error(f"no agent named {name!r}")
             return
-        tile.focus()
+        self._focus(tile)
         getattr(self, f"action_{action}")(name)
 
 
@@ -391,7 +408,8 @@ def make_app(fleet: Fleet, theme: str | None = None, *, clock: Clock | None | bo
     (:func:`~cockpit.ui.preferences.resolve_preferences`).
 
     ``clock=None`` hides time-dependent fields (ages, activity, the watcher's notifications) for
-    deterministic screenshots; ``True`` uses the real clock. Problems with user themes, keys or
+    deterministic screenshots (the list still shows each agent's activity: it is what orders the
+    rows); ``True`` uses the real clock. Problems with user themes, keys or
     config are shown as notifications.
     """
     chosen = resolve_preferences(fleet, theme, user_config, include_user_themes)

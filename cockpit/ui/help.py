@@ -18,7 +18,10 @@ LEGEND = (
     "[b]On a tile[/]: ● state · activity · [b]try 2 (1/2 fail)[/]: attempt 2, 1 failure counted of the 2 "
     "(max_failures) that halt the agent and its dependents — cockpit ls shows the same in its TRY column · "
     "[b]base +3[/]: base has 3 commits the branch lacks · [b]⚠[/]: edits out of scope, or collisions · "
-    "[b]⚔ api: a.py[/]: merging it with api (or base) is predicted to conflict in a.py"
+    "[b]⚔ api: a.py[/]: merging it with api (or base) is predicted to conflict in a.py\n"
+    "[b]In the list[/] ([b]t[/]): [b]◆[/] pinned · try [b]2 (1/2)[/] as above · flags [b]⚔conflict[/], "
+    "[b]⚠scope[/] (edits out of scope), [b]⚠collides[/] (files another agent changed), the merge state · "
+    "[b]/[/] filters by name, state or flag (waiting, failed, conflict…) · agents needing you come first"
 )
 """What the tiles' status line says (the notation ``cockpit ls`` shares)."""
 

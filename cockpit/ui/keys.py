@@ -48,13 +48,17 @@ APP_KEYS: tuple[KeySpec, ...] = (
 )
 """Bindings that work on every screen."""
 
-GRID_KEYS: tuple[KeySpec, ...] = (
+GRID_MOVE_KEYS: tuple[KeySpec, ...] = (
     KeySpec("focus-left", "left,h", "app.move(-1, 0)", "Focus the tile to the left", "Move", show=False),
     KeySpec("focus-right", "right,l", "app.move(1, 0)", "Focus the tile to the right", "Move", show=False),
     KeySpec("focus-up", "up,k", "app.move(0, -1)", "Focus the tile above", "Move", show=False),
     KeySpec("focus-down", "down,j", "app.move(0, 1)", "Focus the tile below", "Move", show=False),
     KeySpec("focus-next", "tab", "app.focus_tile(1)", "Focus the next tile", "Move", show=False),
     KeySpec("focus-previous", "shift+tab", "app.focus_tile(-1)", "Focus the previous tile", "Move", show=False),
+)
+"""Moving between tiles."""
+
+AGENT_KEYS: tuple[KeySpec, ...] = (
     KeySpec("pause", "p", "app.pause", "Pause / resume the agent", "Agent", short="pause"),
     KeySpec("kill", "x", "app.kill", "Kill the agent (asks first)", "Agent", short="kill"),
     KeySpec("discard", "d", "app.discard", "Discard: archive, remove worktree and branch", "Agent", short="discard"),
@@ -72,7 +76,36 @@ GRID_KEYS: tuple[KeySpec, ...] = (
     KeySpec("merge", "m", "app.merge", "Merge: queue the agent and run the merge queue (asks first)", "Review",
             short="merge"),
 )
+"""Keys that act on the focused tile, or on the highlighted row of the list."""
+
+ARRANGE_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("layout", "t", "app.toggle_layout", "Grid / list layout", "Arrange", short="grid/list"),
+    KeySpec("sort", "o", "app.cycle_sort", "Order: attention first / by name / recent output", "Arrange",
+            short="order"),
+    KeySpec("pin", "space", "app.pin", "Pin / unpin the agent (the grid shows the pinned ones)", "Arrange",
+            key_display="space", show=False),
+)
+"""Keys that arrange the agents, in either layout."""
+
+GRID_KEYS: tuple[KeySpec, ...] = GRID_MOVE_KEYS + AGENT_KEYS + ARRANGE_KEYS
 """Bindings of the grid of tiles (they act on the focused agent)."""
+
+LIST_MOVE_KEYS: tuple[KeySpec, ...] = (
+    KeySpec("list-up", "up,k", "cursor(-1)", "Highlight the row above", "List", show=False),
+    KeySpec("list-down", "down,j", "cursor(1)", "Highlight the row below", "List", show=False),
+    KeySpec("list-page-up", "pageup", "page(-1)", "Highlight a page up", "List", show=False),
+    KeySpec("list-page-down", "pagedown", "page(1)", "Highlight a page down", "List", show=False),
+    KeySpec("list-first", "home", "first", "Highlight the first row", "List", show=False),
+    KeySpec("list-last", "end", "last", "Highlight the last row", "List", show=False),
+    KeySpec("filter", "slash", "app.filter", "Filter the rows by name, state or flag (esc clears)", "List",
+            key_display="/", short="filter"),
+    KeySpec("filter-clear", "escape", "app.clear_filter", "Clear the filter", "List", key_display="esc", show=False),
+)
+"""Moving in the list layout, and narrowing it."""
+
+LIST_KEYS: tuple[KeySpec, ...] = LIST_MOVE_KEYS + ARRANGE_KEYS + AGENT_KEYS
+"""Bindings of the list layout (they act on the highlighted agent). Its footer shows ``/``, ``t``
+and ``o`` first: a user who finds the list instead of the grid sees at once how to switch."""
 
 ZOOM_KEYS: tuple[KeySpec, ...] = (
     KeySpec("zoom-close", "z,escape", "close", "Back to the grid", "Zoom", key_display="z/esc", short="back"),
@@ -91,7 +124,9 @@ DIFF_KEYS: tuple[KeySpec, ...] = (
 )
 """Bindings of the diff view."""
 
-ALL_KEYS: tuple[KeySpec, ...] = APP_KEYS + GRID_KEYS + ZOOM_KEYS + DIFF_KEYS
+ALL_KEYS: tuple[KeySpec, ...] = APP_KEYS + GRID_MOVE_KEYS + LIST_MOVE_KEYS + AGENT_KEYS + ARRANGE_KEYS + ZOOM_KEYS + \
+    DIFF_KEYS
+"""Every binding, each once."""
 
 
 def bindings(specs: Iterable[KeySpec]) -> list[Binding]:
@@ -121,6 +156,7 @@ def check_keymap(keymap: Mapping[str, str], source: str) -> tuple[dict[str, str]
 
 CONTEXTS: dict[str, tuple[KeySpec, ...]] = {
     "grid": APP_KEYS + GRID_KEYS,
+    "list": APP_KEYS + LIST_KEYS,
     "zoomed tile": APP_KEYS + ZOOM_KEYS,
     "diff view": APP_KEYS + DIFF_KEYS,
 }

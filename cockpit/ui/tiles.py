@@ -58,8 +58,8 @@ class AgentTile(Widget, can_focus=True):
     }
     """
 
-    def __init__(self, agent: Agent, feed: LogFeed, clock: Clock | None) -> None:
-        super().__init__(id=f"tile-{agent.name}")
+    def __init__(self, agent: Agent, feed: LogFeed, clock: Clock | None, tile_id: str | None = None) -> None:
+        super().__init__(id=tile_id or f"tile-{agent.name}")
         self.agent = agent
         self.feed = feed
         self.clock = clock
@@ -185,9 +185,14 @@ class TileGrid(ScrollableContainer, can_focus=True):
     def tiles(self) -> list[AgentTile]:
         return list(self.query_children(AgentTile))
 
+    @property
+    def shown(self) -> list[AgentTile]:
+        """The tiles on show (with agents pinned, the pinned ones), in order."""
+        return [tile for tile in self.query_children(AgentTile) if tile.display]
+
     def layout_tiles(self) -> None:
         """Choose columns and tile height for the current size and number of tiles."""
-        tiles = self.tiles
+        tiles = self.shown
         width, height = self.size.width, self.size.height
         if not width or not height:
             return
@@ -221,7 +226,7 @@ class TileGrid(ScrollableContainer, can_focus=True):
     def hidden(self) -> tuple[int, int]:
         """``(above, below)``: how many tiles are (at least partly) scrolled off the top and
         off the bottom of the visible area."""
-        count = len(self.tiles)
+        count = len(self.shown)
         if not count or not self.tile_height:
             return 0, 0
         first_row = math.floor(self.scroll_y / self.tile_height + 0.01)
