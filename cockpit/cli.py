@@ -99,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scope", action="append", metavar="GLOB", type=_glob, help="files the agent owns (repeatable)")
     p.add_argument("--base", metavar="BRANCH", type=_ref,
                    help="the branch to cut from and merge into (default: [cockpit] base or the current branch)")
+    p.add_argument("--host", metavar="H", help="run it on [[host]] H over ssh (default: as configured, else here)")
 
     p = add("up", "start every configured agent (or those named), dependencies first: spawn new ones, restart "
                   "killed ones in their worktree; the others are left as they are, saying why")
@@ -166,6 +167,10 @@ def _parser() -> argparse.ArgumentParser:
     from cockpit import cli_merge
     cli_merge.add_parsers(add)  # diff, merge, queue
 
+    from cockpit import cli_hosts
+    cli_hosts.add_parsers(add)  # hosts [install H]
+
+    sub.add_parser("_remote")  # internal: a request of another machine's cockpit, JSON on stdin
     sub.add_parser("_observe").add_argument("--agent")  # internal: exit hooks (not in help)
     sub.add_parser("_watch").add_argument("--offset", type=_count, default=0)  # internal: the watcher
     p = add("demo", "create a throw-away repository with four scripted agents and open the cockpit")
@@ -197,7 +202,9 @@ def _print_table(agents) -> None:
         return
     with_ports = any(a.ports for a in agents)
     costs = any(a.usage for a in agents)
-    rows = [("NAME", "STATE", "ACTIVITY", "TRY", "BRANCH", *(("PORTS",) if with_ports else ()), "OUTPUT", "FLAGS",
+    remote = any(a.host for a in agents)
+    rows = [("NAME", *(("HOST",) if remote else ()), "STATE", "ACTIVITY", "TRY", "BRANCH",
+             *(("PORTS",) if with_ports else ()), "OUTPUT", "FLAGS",
              *(("TOKENS",) if costs else ()), "TASK")]
     for a in agents:
         state = a.state + (f" ({a.exit_code})" if a.state == "failed" and a.exit_code is not None else "")
@@ -209,7 +216,8 @@ def _print_table(agents) -> None:
                                         f"{len(a.conflicts)} conflict(s)" if a.conflicts else ""])) or "-"
         ports = (describe(a.ports) or "-",) if with_ports else ()
         tokens = (short_count(a.usage["counted_tokens"]) if a.usage else "-",) if costs else ()
-        rows.append((a.name, state, a.doing(40) or "-", a.tries, a.branch or "-", *ports,
+        doing = a.doing(40) or (a.reason if a.state == "unknown" else None) or "-"
+        rows.append((a.name, *((a.host or "-",) if remote else ()), state, doing, a.tries, a.branch or "-", *ports,
                      _ago(a.last_activity), flags, *tokens, task[:50]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
@@ -304,7 +312,20 @@ def run(argv: list[str] | None = None) -> int:
         print(f"wrote {path}: edit the [[agent]] entries, then run 'cockpit up'")
         return 0
 
+    if command == "_remote":  # another machine's cockpit, over ssh (cockpit/cli_remote.py)
+        from cockpit import cli_remote
+        return cli_remote.main(sys.stdin.read(), main)
     fleet = _fleet(args)
+    from cockpit import cli_hosts
+    if command == "hosts":
+        return cli_hosts.run_hosts(fleet, args)
+    if command in cli_hosts.FORWARDED:
+        from cockpit.core import hosts
+        from cockpit.core.spec import validate_name
+        validate_name(args.name)
+        host = hosts.host_of(fleet, args.name)
+        if host is not None:
+            return cli_hosts.forward(fleet, command, args, host)
     if command == "_observe":  # run when an agent exits (its wrapper, tmux's pane-died hook)
         if args.agent:
             fleet.observe_exit(args.agent)
@@ -320,6 +341,19 @@ def run(argv: list[str] | None = None) -> int:
     if command in cli_merge.COMMANDS:
         return cli_merge.run(command, fleet, args)
     if command == "spawn":
+        from cockpit.core import hosts
+        from cockpit.core.spec import validate_name
+        validate_name(args.name)
+        host = args.host
+        if host is None and args.name in fleet.config.agents:
+            host = fleet.config.agents[args.name].host
+        if host is not None:
+            hosts.host_spec(fleet, host)  # an unknown host: refused before anything
+            spec = fleet.resolve_spec(args.name, args.command, args.task, args.scope)
+            agent = hosts.spawn(fleet, spec, host, base=args.base)
+            print(f"spawned {agent.name} on host {host}: branch {agent.branch}, worktree {agent.worktree} (there)")
+            print(f"  logs: cockpit logs {agent.name}   attach: cockpit attach {agent.name}")
+            return 0
         since = _log_end(fleet)
         agent = fleet.spawn(args.name, command=args.command, task=args.task, scope=args.scope, base=args.base)
         print("\n".join(Checklist(n=1).lines()))  # (a spawn is a batch of one)
@@ -351,6 +385,11 @@ def run(argv: list[str] | None = None) -> int:
         # Waits (a few seconds at most) for the lock only when something needs recovering: an
         # exit hook that holds it for a moment must not leave a crashed operation half-shown.
         agents = fleet.agents(ownership=True, wait=LS_LOCK_WAIT_S)
+        if fleet.config.hosts:
+            from cockpit.core import hosts
+            agents, warnings = hosts.all_agents(fleet, agents)
+            for warning in warnings:
+                print(f"cockpit: {warning}", file=sys.stderr)
         if args.json:
             print(json.dumps([a.to_json() for a in agents], indent=2))
         else:
@@ -362,6 +401,7 @@ def run(argv: list[str] | None = None) -> int:
         fleet.resume(args.name)
         print(f"resumed {args.name}")
     elif command == "down":
+        remote = cli_hosts.fleet_on_hosts(fleet, ["down"]) if fleet.config.hosts else 0
         since = _log_end(fleet)
         stopped = fleet.down()
         _warn_from_events(fleet, since)
@@ -370,6 +410,7 @@ def run(argv: list[str] | None = None) -> int:
         print(f"{len(stopped)} agent(s) stopped; worktrees, branches and logs kept" if stopped
               else "no agent was running")
         print(f"the fleet's tmux server is stopped ({fleet.tmux.socket} removed)")
+        return remote
     elif command == "kill":
         since = _log_end(fleet)
         fleet.kill(args.name)

@@ -120,11 +120,16 @@ class Fleet(Repository):
         return sandbox.with_default(spec, self.config.sandbox)
 
     def spawn(self, name: str, command: str | None = None, task: str | None = None,
-              scope: list[str] | None = None, base: str | None = None) -> Agent:
-        """Branch + worktree + tmux session + log pipe. On any failure nothing is left behind."""
+              scope: list[str] | None = None, base: str | None = None, spec: AgentSpec | None = None) -> Agent:
+        """Branch + worktree + tmux session + log pipe. On any failure nothing is left behind.
+        ``spec``: run this spec instead of cockpit.toml's (a spawn another cockpit asked for over
+        ssh: :mod:`cockpit.cli_remote`)."""
         validate_name(name)
         check_tmux()
-        spec = self.resolve_spec(name, command, task, scope)
+        if spec is not None:
+            spec = sandbox.with_default(replace(spec, name=name, host=None), self.config.sandbox)
+        else:
+            spec = self.resolve_spec(name, command, task, scope)
         if sandbox.enabled(spec):
             sandbox.require()  # never silently unsandboxed, and before anything is created
         with self.locked():

@@ -49,7 +49,21 @@ AGENT_KEYS = {
     "preset": str,  # a known agent program (cockpit.core.presets): how its prompts look
     "worktree": dict,  # [agent.worktree]: this agent's own values of [worktree] keys
     "max_tokens": int,  # this agent's token budget (cockpit.core.usage)
+    "host": str,  # the [[host]] it runs on (default: this machine)
 }
+HOST_KEYS = {
+    "name": str,        # ^[a-z0-9][a-z0-9-]{0,39}$, not "local"
+    "ssh": str,         # an ssh destination: user@host, host, or a ~/.ssh/config alias
+    "repo": str,        # the repository on that host; ``~`` expands there
+    "cockpit": str,     # the cockpit command on that host (default: cockpit)
+    "ssh_config": str,  # an ssh config file of this machine to use (ssh -F; default: ssh's own)
+}
+COCKPIT_COMMAND_RE = re.compile(r"^(~/)?[A-Za-z0-9_.+/-]+$")
+"""A host's cockpit command: a path or a name, ``~/`` first at most. It is the one word of an ssh
+command line that comes from the configuration, so it may hold nothing a shell reads as syntax."""
+DESTINATION_RE = re.compile(r"^[A-Za-z0-9_.@:%\[\]-]+$")
+"""An ssh destination (``user@host``, ``host``, ``ssh://user@host:port``, an alias): no spaces or
+shell syntax, and never starting with '-' (ssh would read an option)."""
 WORKTREE_KEYS = {
     "setup": list,              # shell commands run in a new worktree before the agent, in order
     "setup_timeout": float,     # seconds for all setup commands together
@@ -61,7 +75,7 @@ WORKTREE_KEYS = {
 }
 MAX_PORTS = 100
 """The most ports one agent may ask for: a block, not a range of the machine."""
-TOP_KEYS = {"cockpit", "agent", "keys", "worktree"}
+TOP_KEYS = {"cockpit", "agent", "keys", "worktree", "host"}
 SANDBOXES = ("bwrap", "none")  # "none": opt out of a fleet-wide [cockpit] sandbox
 
 
@@ -123,6 +137,7 @@ class AgentSpec:
                                      # gets permission settings and guard hooks (cockpit.core.permissions)
     worktree: dict[str, Any] = field(default_factory=dict)  # [agent.worktree]: overrides of [worktree]
     max_tokens: int | None = None    # pause it past this many tokens (cockpit.core.usage)
+    host: str | None = None          # the [[host]] it runs on; None: this machine
 
     def to_toml(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -143,6 +158,8 @@ class AgentSpec:
                                 for key, value in self.worktree.items()}
         if self.max_tokens is not None:
             data["max_tokens"] = self.max_tokens
+        if self.host is not None:
+            data["host"] = self.host
         return data
 
     @classmethod
@@ -159,7 +176,28 @@ class AgentSpec:
             preset=data.get("preset", ""),
             worktree=dict(data.get("worktree") or {}),
             max_tokens=data.get("max_tokens"),
+            host=data.get("host"),
         )
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """A machine agents can run on, reached with ssh (``[[host]]``): cockpit itself runs there."""
+
+    name: str
+    ssh: str
+    repo: str
+    cockpit: str = "cockpit"
+    ssh_config: str | None = None
+
+
+def validate_host_name(name: object) -> str:
+    """Return ``name`` if it can name a host (the agent-name rule, and not ``local``), else raise."""
+    if not isinstance(name, str) or not NAME_RE.match(name) or name == "local":
+        shown = repr(name) if isinstance(name, str) else type(name).__name__
+        raise CockpitError(f"invalid host name {shown}: use 1-40 characters a-z, 0-9 and '-', starting with a "
+                           "letter or digit, and not 'local'")
+    return name
 
 
 @dataclass(frozen=True)
@@ -184,6 +222,7 @@ class FleetConfig:
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     worktree: WorktreeSettings = field(default_factory=WorktreeSettings)
+    hosts: dict[str, HostSpec] = field(default_factory=dict)
 
     def worktree_for(self, spec: AgentSpec) -> WorktreeSettings:
         """The worktree settings of ``spec``: the fleet's ``[worktree]`` with its own
@@ -296,6 +335,8 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
     for key, value in keys.items():
         reader.typed(f"keys.{key}", value, str, 0)
 
+    hosts = _hosts(reader, data.get("host", []), text)
+
     agents_raw = data.get("agent", [])
     if not isinstance(agents_raw, list):
         raise reader.fail("agent", "use [[agent]] tables (an array of tables)")
@@ -350,6 +391,9 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         if "worktree" in entry:
             sub = [n for n in _table_lines(text, "[agent.worktree]") if n > start]
             _worktree_settings(reader, f"{label}.worktree", entry["worktree"], sub[0] if sub else start)
+        if "host" in entry and entry["host"] not in hosts:
+            raise reader.fail(f"{label}.host", f"unknown host {entry['host']!r} "
+                              f"(configured: {', '.join(sorted(hosts)) or 'none; add a [[host]] table'})", start)
         agents[name] = AgentSpec.from_toml(entry)
 
     for spec in agents.values():
@@ -358,6 +402,11 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
                 raise reader.fail(f"agent ({spec.name!r}).after", f"unknown agent {dep!r}")
             if dep == spec.name:
                 raise reader.fail(f"agent ({spec.name!r}).after", "an agent cannot depend on itself")
+            if agents[dep].host != spec.host:
+                raise reader.fail(f"agent ({spec.name!r}).after", f"{dep!r} runs on "
+                                  f"{agents[dep].host or 'this machine'}, {spec.name!r} on "
+                                  f"{spec.host or 'this machine'}: 'after' targets must be on the same host "
+                                  "(a host's watcher cannot see another host's agents)")
     try:
         order_agents(agents)
     except ConfigError as exc:
@@ -381,7 +430,52 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         agents=agents,
         keys=dict(keys),
         worktree=worktree,
+        hosts=hosts,
     )
+
+
+def _hosts(reader: _Reader, raw: Any, text: str) -> dict[str, HostSpec]:
+    """Validate the ``[[host]]`` tables."""
+    if not isinstance(raw, list):
+        raise reader.fail("host", "use [[host]] tables (an array of tables)")
+    lines = _table_lines(text, "[[host]]")
+    hosts: dict[str, HostSpec] = {}
+    for index, entry in enumerate(raw):
+        start = lines[index] if index < len(lines) else 0
+        label = f"host[{index}]"
+        if not isinstance(entry, dict):
+            raise reader.fail(label, "expected a table")
+        if isinstance(entry.get("name"), str):
+            label = f"host[{index}] ({entry['name']!r})"
+        for key, value in entry.items():
+            if key not in HOST_KEYS:
+                raise reader.fail(f"{label}.{key}", "unknown key "
+                                  f"(expected one of: {', '.join(sorted(HOST_KEYS))})", start)
+            reader.typed(f"{label}.{key}", value, HOST_KEYS[key], start)
+        for required in ("name", "ssh", "repo"):
+            if required not in entry:
+                raise reader.fail(label, f"missing required key '{required}'", start)
+        try:
+            validate_host_name(entry["name"])
+        except CockpitError as exc:
+            raise reader.fail(f"{label}.name", str(exc), start) from None
+        if entry["name"] in hosts:
+            raise reader.fail(f"{label}.name", f"duplicate host name {entry['name']!r}", start)
+        if not DESTINATION_RE.match(entry["ssh"]) or entry["ssh"].startswith("-"):
+            raise reader.fail(f"{label}.ssh", f"not an ssh destination: {entry['ssh']!r} (user@host, host or an "
+                              "alias of your ssh config: no spaces, not starting with '-')", start)
+        if not entry["repo"].strip() or "\0" in entry["repo"] or "\n" in entry["repo"]:
+            raise reader.fail(f"{label}.repo", "expected a path on that host (no newline or NUL)", start)
+        if "cockpit" in entry and (not COCKPIT_COMMAND_RE.match(entry["cockpit"]) or
+                                   entry["cockpit"].startswith("-")):
+            raise reader.fail(f"{label}.cockpit", f"{entry['cockpit']!r}: a command name or path (letters, digits, "
+                              "'_.+-/', '~/' first at most): it is the one configured word on the ssh command line",
+                              start)
+        if "ssh_config" in entry and not entry["ssh_config"].strip():
+            raise reader.fail(f"{label}.ssh_config", "must not be empty", start)
+        hosts[entry["name"]] = HostSpec(name=entry["name"], ssh=entry["ssh"], repo=entry["repo"],
+                                        cockpit=entry.get("cockpit", "cockpit"), ssh_config=entry.get("ssh_config"))
+    return hosts
 
 
 def _worktree_settings(reader: _Reader, label: str, table: dict[str, Any], line: int) -> WorktreeSettings:

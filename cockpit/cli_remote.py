@@ -1,0 +1,164 @@
+"""``cockpit _remote``: the host side of ``[[host]]`` (the local side: cockpit/core/hosts.py).
+
+Another machine's cockpit runs ``ssh HOST COCKPIT _remote`` and writes one JSON object on stdin:
+``{"protocol", "version", "op", "repo", ...}``. Nothing of it was on the command line, so no shell
+here read any of it. ``repo`` is the path of the repository on this host (``~`` expands here).
+Ops:
+
+* ``probe``: ``{"version", "repo", "is_repo", "base", "problem"}`` on stdout;
+* ``prepare``: the repository, ``git init`` if missing, and a link to it for git URLs;
+* ``spawn``: ``{"name", "spec", "base", "pass_values"}``: spawn that spec here, ``ls --json``'s
+  object of the agent on stdout (``pass_values`` become this process's environment only);
+* ``run``: ``{"argv": [...]}``: one of the agent and fleet commands, run here exactly as typed
+  here (output and exit status are the command's own);
+* ``events``: ``{"offset"}``: this repository's event log from byte ``offset`` (JSON lines).
+
+A request from another cockpit version is refused with exit status 3 (cockpit.core.transport).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cockpit import __version__
+from cockpit.core.errors import CockpitError
+from cockpit.core.transport import MISMATCH_EXIT, PROTOCOL
+
+RUNNABLE = {"ls", "pause", "resume", "kill", "fail", "discard", "restore", "respawn", "logs", "diff", "wait",
+            "check", "down", "archives", "up", "merge", "queue"}
+"""The commands another cockpit may run here: the agent and fleet commands, nothing else."""
+LINKS = ".cockpit-remote/repos"
+"""Under the host user's home: ``<digest of the repository path>`` -> the repository, so a git
+URL names a cockpit-made path, never the user's (which may hold anything)."""
+
+
+def _repo_path(request: dict[str, Any]) -> Path:
+    raw = request.get("repo")
+    if not isinstance(raw, str) or not raw.strip() or "\0" in raw:
+        raise CockpitError("the request names no repository")
+    path = Path(os.path.expanduser(raw))
+    if not path.is_absolute():
+        path = Path.home() / path
+    return path
+
+
+def _git(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(path), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
+def _is_repo(path: Path) -> bool:
+    if not path.is_dir():
+        return False
+    top = _git(path, "rev-parse", "--show-toplevel")
+    return top.returncode == 0 and Path(top.stdout.strip()).resolve() == path.resolve()
+
+
+def _probe(path: Path) -> dict[str, Any]:
+    found: dict[str, Any] = {"version": __version__, "repo": str(path), "is_repo": False, "base": None,
+                             "problem": None}
+    if not path.exists():
+        found["problem"] = f"no repository at {path} yet (the first spawn there creates it)"
+    elif not _is_repo(path):
+        found["problem"] = f"{path} is not the top of a git repository"
+    else:
+        found["is_repo"] = True
+        head = _git(path, "symbolic-ref", "--quiet", "--short", "HEAD")
+        found["base"] = head.stdout.strip() or None
+    return found
+
+
+def _prepare(path: Path) -> dict[str, Any]:
+    if path.exists() and not _is_repo(path):
+        raise CockpitError(f"{path} exists and is not the top of a git repository: not using it")
+    if not path.exists():
+        path.mkdir(parents=True)
+        init = _git(path, "init", "--quiet")
+        if init.returncode != 0:
+            raise CockpitError(f"git init {path} failed: {init.stderr.strip()}")
+    links = Path.home() / LINKS
+    links.mkdir(parents=True, exist_ok=True, mode=0o700)
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:20]
+    link = links / digest
+    if not (link.is_symlink() and Path(os.readlink(link)) == path.resolve()):
+        tmp = links / f".{digest}.{os.getpid()}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(path.resolve())
+        os.replace(tmp, link)
+    return {"repo": str(path.resolve()), "link": f"{LINKS}/{digest}"}
+
+
+def _spawn(path: Path, request: dict[str, Any]) -> dict[str, Any]:
+    from cockpit.core.fleet import Fleet
+    from cockpit.core.spec import AgentSpec
+    values = request.get("pass_values") or {}
+    if not isinstance(values, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
+        raise CockpitError("pass_values must map names to strings")
+    os.environ.update(values)  # this process only: the spawn reads pass_env from its environment
+    spec = AgentSpec.from_toml(dict(request["spec"]))
+    fleet = Fleet.discover(path)
+    agent = fleet.spawn(str(request["name"]), spec=spec, base=str(request["base"]))
+    return agent.to_json()
+
+
+def main(stdin: str, cli_main: Callable[[list[str]], int]) -> int:
+    """Serve one request; the exit status is the request's. ``cli_main`` runs a command line
+    (:func:`cockpit.cli.main`, passed in: this module sits below the CLI)."""
+    try:
+        request = json.loads(stdin)
+    except ValueError:
+        print("cockpit: _remote: stdin is not JSON", file=sys.stderr)
+        return 2
+    if not isinstance(request, dict):
+        print("cockpit: _remote: stdin is not a JSON object", file=sys.stderr)
+        return 2
+    if request.get("version") != __version__ or request.get("protocol") != PROTOCOL:
+        print(f"cockpit: cockpit version {__version__} on this host, {request.get('version')} on yours",
+              file=sys.stderr)
+        return MISMATCH_EXIT
+    op = request.get("op")
+    path = _repo_path(request)
+    if op == "probe":
+        print(json.dumps(_probe(path)))
+        return 0
+    if op == "prepare":
+        print(json.dumps(_prepare(path)))
+        return 0
+    if not _is_repo(path):
+        raise CockpitError(f"no repository at {path} on this host")
+    if op == "spawn":
+        print(json.dumps(_spawn(path, request)))
+        return 0
+    if op == "events":
+        return _events(path, int(request.get("offset") or 0))
+    if op == "run":
+        argv = request.get("argv")
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            raise CockpitError("run: argv must be a non-empty list of strings")
+        if argv[0] not in RUNNABLE:
+            raise CockpitError(f"run: {argv[0]!r} is not a command another cockpit may run here")
+        sys.stdout.flush()
+        return cli_main(["-C", str(path), *argv])
+    raise CockpitError(f"unknown request {op!r}")
+
+
+def _events(path: Path, offset: int) -> int:
+    """The event log from byte ``offset``: what a cockpit elsewhere has not seen yet."""
+    log = path / ".cockpit" / "events.jsonl"
+    out = sys.stdout.buffer
+    try:
+        with open(log, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        data = b""
+    end = data.rfind(b"\n") + 1  # whole lines only: a line being written comes next time
+    out.write(json.dumps({"offset": offset, "end": offset + end}).encode() + b"\n" + data[:end])
+    out.flush()
+    return 0
