@@ -89,3 +89,64 @@ def test_spawn_on_two_hosts_and_locally_at_once(two_hosts: tuple[Host, Host], re
     # a name is one agent across hosts
     again = cockpit(repo, "spawn", "on-big", "--command", "true", "--host", "small")
     assert again.returncode == 1 and "exists on host big" in again.stderr
+
+
+def test_hosts_lists_what_each_host_has_and_a_version_mismatch_is_a_clear_error(
+        two_hosts: tuple[Host, Host], repo: Path, hosts: Lab) -> None:
+    import cockpit as package
+    big, small = two_hosts
+    big.make_repo()
+    report = {h["name"]: h for h in json.loads(ok(cockpit(repo, "hosts", "--json")))}
+    for host in (big, small):
+        found = report[host.alias]
+        assert found["reachable"] and found["cockpit"] == package.__version__
+        assert found["git"].startswith("git version") and found["tmux"].startswith("tmux 3.")
+        assert tuple(int(x) for x in found["python"].split(".")[:2]) >= (3, 11)
+    assert report["big"]["repo"] == big.repo and report["big"]["base"] == "main" and not report["big"]["problems"]
+    assert report["small"]["repo"] is None and "the first spawn there creates it" in report["small"]["problems"][0]
+    table = cockpit(repo, "hosts")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.split("\n")[0].split() == ["HOST", "SSH", "REACHABLE", "GIT", "TMUX", "PYTHON", "COCKPIT",
+                                                   "REPO", "BASE"]
+    # another version of cockpit on the host: said in one line, with what to do, and nothing runs
+    init = Path(big.run([f"{big.home}/{VENV}/bin/python", "-c", "import cockpit; print(cockpit.__file__)"],
+                        check=True).stdout.strip())
+    original = init.read_text()
+    try:
+        init.write_text(original.replace(package.__version__, "0.0.1"))
+        mismatch = cockpit(repo, "hosts")
+        assert mismatch.returncode == 1
+        assert (f"cockpit: host big: cockpit version 0.0.1 on this host, {package.__version__} on yours "
+                f"(run 'cockpit hosts install big')") in mismatch.stderr
+        spawn = cockpit(repo, "spawn", "a1", "--command", "sleep 4310", "--host", "big")
+        assert spawn.returncode == 1 and "cockpit version 0.0.1" in spawn.stderr
+        assert len(spawn.stderr.strip().splitlines()) == 1 and "Traceback" not in spawn.stderr
+    finally:
+        init.write_text(original)
+    # a host that does not answer: unreachable, fast, exit 1
+    small.stop_sshd()
+    down = cockpit(repo, "hosts", "--json")
+    assert down.returncode == 1
+    assert {h["name"]: h["reachable"] for h in json.loads(down.stdout)} == {"big": True, "small": False}
+    assert "host small: unreachable:" in down.stderr and "Connection refused" in down.stderr
+
+
+def test_hosts_install_puts_this_cockpit_on_a_host_that_cannot_reach_an_index(hosts: Lab, repo: Path) -> None:
+    import cockpit as package
+    (big,) = hosts.up("big")
+    big.reset_home(keep_venv=False)
+    (repo / "cockpit.toml").write_text(f'[[host]]\nname = "big"\nssh = "big"\nrepo = "~/repo"\n'
+                                       f'cockpit = "~/tools/ck/bin/cockpit"\nssh_config = "{hosts.config}"\n')
+    before = cockpit(repo, "hosts", "--json")
+    assert before.returncode == 1 and "no cockpit at '~/tools/ck/bin/cockpit' there" in before.stderr
+    # the host's pip sees no index and no config: only what we copy can be installed
+    (Path(big.home) / ".config" / "pip").mkdir(parents=True)
+    (Path(big.home) / ".config" / "pip" / "pip.conf").write_text("[global]\nindex-url = http://127.0.0.1:9/\n")
+    installed = cockpit(repo, "hosts", "install", "big", timeout=900)
+    assert installed.returncode == 0, installed.stderr + installed.stdout
+    assert f"cockpit {package.__version__}" in installed.stdout
+    version = big.run(["tools/ck/bin/cockpit", "--version"], check=True).stdout.split()
+    assert version == ["cockpit", package.__version__]
+    assert os.stat(f"{big.home}/tools/ck/bin/cockpit").st_uid == big.uid
+    report = json.loads(ok(cockpit(repo, "hosts", "--json")))
+    assert report[0]["cockpit"] == package.__version__
