@@ -150,3 +150,56 @@ def test_hosts_install_puts_this_cockpit_on_a_host_that_cannot_reach_an_index(ho
     assert os.stat(f"{big.home}/tools/ck/bin/cockpit").st_uid == big.uid
     report = json.loads(ok(cockpit(repo, "hosts", "--json")))
     assert report[0]["cockpit"] == package.__version__
+
+
+def test_every_agent_command_works_on_a_remote_agent(two_hosts: tuple[Host, Host], repo: Path) -> None:
+    big, small = two_hosts
+    # the host's shell, not our python: the host user cannot run this machine's venv
+    agent = "sh -c 'i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done'"
+    ok(cockpit(repo, "spawn", "w1", "--command", agent, "--task", "add a file", "--host", "big"))
+    ok(cockpit(repo, "spawn", "w2", "--command", "sleep 4320", "--host", "big"))
+    wt = Path(big.repo, ".cockpit", "worktrees", "w1")
+    assert listing(repo)["w1"]["state"] == "running"
+    # logs: the host's session.log, through the same command
+    wait_until(lambda: "tick 3" in cockpit(repo, "logs", "w1", "-n", "100").stdout, message="w1's output")
+    # pause / resume freeze and thaw the processes there
+    assert ok(cockpit(repo, "pause", "w1")).strip() == "paused w1"
+    assert listing(repo)["w1"]["state"] == "paused"
+    assert any(p.state == "T" for p in big.processes() if p.argv[:1] == ("sh",) and "tick" in p.command)
+    assert ok(cockpit(repo, "resume", "w1")).strip() == "resumed w1"
+    assert listing(repo)["w1"]["state"] == "running"
+    # wait, diff: work made there is seen from here
+    (wt / "new.txt").write_text("from big\n")
+    os.chown(wt / "new.txt", big.uid, big.gid)
+    assert "new.txt" in ok(cockpit(repo, "diff", "w1", "--stat"))
+    timed_out = cockpit(repo, "wait", "w1", "--for", "exited", "--timeout", "0.5")
+    assert timed_out.returncode == 1 and "timed out after 0.5s" in timed_out.stderr
+    # kill keeps the worktree there; respawn --keep runs it again in it
+    assert ok(cockpit(repo, "kill", "w1")).startswith("killed w1")
+    assert listing(repo)["w1"]["state"] == "killed" and (wt / "new.txt").exists()
+    ok(cockpit(repo, "wait", "w1", "--for", "exited", "--timeout", "30"))
+    assert "attempt 2" in ok(cockpit(repo, "respawn", "w1", "--keep"))
+    assert listing(repo)["w1"]["state"] == "running"
+    # fail counts towards max_failures there
+    assert "marked w1 failed (1/2)" in ok(cockpit(repo, "fail", "w1"))
+    # discard archives on the host; without a terminal it asks for --yes
+    refused = cockpit(repo, "discard", "w1")
+    assert refused.returncode == 1 and "add --yes" in refused.stderr and wt.exists()
+    w2_before = tree_state(big, "w2")
+    discarded = ok(cockpit(repo, "discard", "w1", "--yes"))
+    assert "archived at refs/cockpit/archive/w1/1" in discarded and not wt.exists()
+    assert big.run(["git", "-C", big.repo, "rev-parse", "--verify", "refs/cockpit/archive/w1/1"]).returncode == 0
+    assert tree_state(big, "w2") == w2_before
+    assert "refs/cockpit/archive/w1/1" in ok(cockpit(repo, "archives", "w1"))
+    assert "w1" not in listing(repo) and listing(repo)["w2"]["state"] == "running"
+    # restore brings the file back there, byte for byte
+    assert "restored w1" in ok(cockpit(repo, "restore", "w1"))
+    assert (wt / "new.txt").read_text() == "from big\n"
+    # an unknown agent is one line, as locally
+    missing = cockpit(repo, "pause", "nobody")
+    assert missing.returncode == 1 and "no agent named 'nobody'" in missing.stderr
+
+
+def tree_state(host: Host, name: str) -> dict[str, str]:
+    from conftest import tree_hashes
+    return tree_hashes(Path(host.repo, ".cockpit", "worktrees", name))
