@@ -149,16 +149,24 @@ def main(stdin: str, cli_main: Callable[[list[str]], int]) -> int:
 
 
 def _events(path: Path, offset: int) -> int:
-    """The event log from byte ``offset``: what a cockpit elsewhere has not seen yet."""
-    log = path / ".cockpit" / "events.jsonl"
-    out = sys.stdout.buffer
+    """The event log from byte ``offset`` (whole lines only): what a cockpit elsewhere has not
+    seen yet. First line: ``{"offset", "end"}``; ``end`` below the offset asked for means the log
+    was replaced. A negative ``offset`` asks only where the end is (a first look)."""
+    data = b""
     try:
-        with open(log, "rb") as f:
-            f.seek(offset)
-            data = f.read()
+        with open(path / ".cockpit" / "events.jsonl", "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if 0 <= offset <= size:
+                f.seek(offset)
+                data = f.read()
     except FileNotFoundError:
-        data = b""
-    end = data.rfind(b"\n") + 1  # whole lines only: a line being written comes next time
-    out.write(json.dumps({"offset": offset, "end": offset + end}).encode() + b"\n" + data[:end])
+        size = 0
+    if offset < 0 or offset > size:
+        end = size
+    else:
+        data = data[:data.rfind(b"\n") + 1]  # a line being written comes next time
+        end = offset + len(data)
+    out = sys.stdout.buffer
+    out.write(json.dumps({"offset": offset, "end": end}).encode() + b"\n" + data)
     out.flush()
     return 0
