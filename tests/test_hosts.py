@@ -29,7 +29,8 @@ def configure(repo: Path, lab: Lab, *hosts: Host, repo_paths: dict[str, str] | N
     (repo / "cockpit.toml").write_text("\n".join(blocks) + agents)
 
 
-def cockpit(repo: Path, *args: str, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def cockpit(repo: Path, *args: str, timeout: float = 120,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cockpit", "-C", str(repo), *args], capture_output=True, text=True,
                           timeout=timeout, input=input, stdin=None if input is not None else subprocess.DEVNULL)
 
@@ -217,7 +218,8 @@ def test_a_host_that_drops_makes_its_agents_unknown_not_killed_and_its_missed_ev
     feed = HostEvents(Fleet(repo), "big")
     assert feed.poll(time.monotonic()) == []  # the first look: from the end on
     ok(cockpit(repo, "pause", "b1"))
-    assert [(e.type, e.agent) for e in feed.poll(time.monotonic()) if e.type != "activity"] == [("paused", "b1")]
+    seen = feed.poll(time.monotonic())
+    assert [(e.type, e.agent) for e in seen if e.type != "activity"] == [("paused", "b1")]
     big.stop_sshd()
     result = cockpit(repo, "ls", "--json")
     assert result.returncode == 0, result.stderr
