@@ -217,7 +217,8 @@ def _print_table(agents) -> None:
         ports = (describe(a.ports) or "-",) if with_ports else ()
         tokens = (short_count(a.usage["counted_tokens"]) if a.usage else "-",) if costs else ()
         doing = a.doing(40) or (a.reason if a.state == "unknown" else None) or "-"
-        rows.append((a.name, *((a.host or "-",) if remote else ()), state, doing, a.tries if a.state != "unknown" else "-", a.branch or "-", *ports,
+        tries = a.tries if a.state != "unknown" else "-"
+        rows.append((a.name, *((a.host or "-",) if remote else ()), state, doing, tries, a.branch or "-", *ports,
                      _ago(a.last_activity), flags, *tokens, task[:50]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
