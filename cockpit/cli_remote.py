@@ -78,7 +78,10 @@ def _prepare(path: Path) -> dict[str, Any]:
     if path.exists() and not _is_repo(path):
         raise CockpitError(f"{path} exists and is not the top of a git repository: not using it")
     if not path.exists():
-        path.mkdir(parents=True)
+        try:
+            path.mkdir(parents=True)
+        except OSError as exc:
+            raise CockpitError(f"cannot create the repository {path}: {exc.strerror}") from None
         init = _git(path, "init", "--quiet")
         if init.returncode != 0:
             raise CockpitError(f"git init {path} failed: {init.stderr.strip()}")
@@ -110,6 +113,13 @@ def _spawn(path: Path, request: dict[str, Any]) -> dict[str, Any]:
 def main(stdin: str, cli_main: Callable[[list[str]], int]) -> int:
     """Serve one request; the exit status is the request's. ``cli_main`` runs a command line
     (:func:`cockpit.cli.main`, passed in: this module sits below the CLI)."""
+    try:
+        return _serve(stdin, cli_main)
+    except OSError as exc:  # a path this user may not read or create: one line, as for any refusal
+        raise CockpitError(f"{exc.filename or 'the repository'}: {exc.strerror}") from None
+
+
+def _serve(stdin: str, cli_main: Callable[[list[str]], int]) -> int:
     try:
         request = json.loads(stdin)
     except ValueError:

@@ -258,3 +258,32 @@ def test_a_host_that_drops_makes_its_agents_unknown_not_killed_and_its_missed_ev
     again = listing(repo)
     assert again["b1"]["state"] == "killed" and again["b1"]["reason"] != agents["b1"]["reason"]
     assert again["s1"]["state"] == "running"
+
+
+def test_hostile_repo_values_reach_no_shell(hosts: Lab, repo: Path) -> None:
+    big, small = hosts.up("big", "small")
+    hosts.install_cockpit(big, small)
+    outside = f"/tmp/ck outside {big.user}"
+    subprocess.run(["rm", "-rf", outside], check=True)
+    paths = {"big": "~/; rm -rf ~; touch ~/pwned $(touch ~/pwned2)", "small": "~/with space/and 'quote\""}
+    configure(repo, hosts, big, small, repo_paths=paths)
+    Path(big.home, "canary").write_text("still here\n")
+    ok(cockpit(repo, "spawn", "h1", "--command", "sleep 4341", "--host", "big"))
+    ok(cockpit(repo, "spawn", "h2", "--command", "sleep 4342", "--host", "small"))
+    assert Path(big.home, "canary").read_text() == "still here\n"
+    assert not Path(big.home, "pwned").exists() and not Path(big.home, "pwned2").exists()
+    # the path is taken literally, `~` expanded there
+    literal = Path(big.home, "; rm -rf ~; touch ~", "pwned $(touch ~", "pwned2)")
+    assert (literal / ".cockpit" / "worktrees" / "h1").is_dir()
+    assert (Path(small.home, "with space", "and 'quote\"") / ".cockpit" / "worktrees" / "h2").is_dir()
+    assert listing(repo)["h1"]["state"] == "running" and listing(repo)["h2"]["state"] == "running"
+    wait_until(lambda: uids_running(("sleep", "4341")) == {big.uid}, message="h1 to run")
+    # a path outside the user's home: used if the user may create it, a clear error if not
+    configure(repo, hosts, big, small, repo_paths={"big": outside, "small": "/root/not-yours"})
+    ok(cockpit(repo, "spawn", "h3", "--command", "sleep 4343", "--host", "big"))
+    assert os.stat(f"{outside}/.cockpit/worktrees/h3").st_uid == big.uid
+    refused = cockpit(repo, "spawn", "h4", "--command", "sleep 4344", "--host", "small")
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr.startswith("cockpit: host small: /root/not-yours: Permission denied"), refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+    subprocess.run(["rm", "-rf", outside], check=True)
