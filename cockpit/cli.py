@@ -363,17 +363,25 @@ def run(argv: list[str] | None = None) -> int:
         _print_environment(agent)
         _warn_from_events(fleet, since)
     elif command == "up":
+        wanted = args.names or list(fleet.config.agents)
+        unknown = [n for n in wanted if n not in fleet.config.agents]
+        remote = [n for n in wanted if n not in unknown and fleet.config.agents[n].host]
+        local = [n for n in wanted if n not in remote]
         try:
-            checklist, outcomes = fleet.up(args.names or None)
+            if local or not remote:
+                checklist, outcomes = fleet.up(local if args.names or remote else None)
+            else:
+                checklist, outcomes = Checklist(n=0), []
         except ChecklistFailed as exc:
             for line in exc.checklist.lines():
                 print(line, file=sys.stderr)
             return 1
+        remote_failed = cli_hosts.up_on_hosts(fleet, remote) if remote else False
         if checklist.n:
             print("\n".join(checklist.lines()))
         for step in outcomes:
             print(step.describe(), file=sys.stderr if step.action == "error" else sys.stdout)
-        failed = any(step.action == "error" for step in outcomes)
+        failed = any(step.action == "error" for step in outcomes) or remote_failed
         if not args.no_tui:
             status = _open_tui(args, fleet, checklist.lines() if checklist.n else None)
             return status or int(failed)

@@ -214,3 +214,38 @@ def fleet_on_hosts(fleet, argv: list[str]) -> int:
         status = max(status, result.returncode)
     return status
 
+
+
+def up_on_hosts(fleet, names: list[str]) -> bool:
+    """``cockpit up`` for the configured agents that run on a host: spawn there the ones the host
+    does not have, restart killed ones in place (``respawn --keep`` there), leave the rest and say
+    why. One line per agent; True when any failed."""
+    from cockpit.core import hosts
+    failed = False
+    by_host: dict[str, list[str]] = {}
+    for name in names:
+        by_host.setdefault(fleet.config.agents[name].host, []).append(name)
+    for host, wanted in sorted(by_host.items()):
+        try:
+            there = {a.name: a for a in hosts.host_agents(fleet, host)}
+        except CockpitError as exc:
+            print(f"cockpit: {exc}: not started there: {', '.join(wanted)}", file=sys.stderr)
+            failed = True
+            continue
+        for name in wanted:
+            agent = there.get(name)
+            try:
+                if agent is None:
+                    spawned = hosts.spawn(fleet, fleet.config.agents[name], host)
+                    print(f"{name}: spawned on host {host} (branch {spawned.branch})")
+                elif agent.state == "killed":
+                    result = hosts.forward(fleet, name, host, ["respawn", name, "--keep"], stream=False)
+                    if result.returncode != 0:
+                        raise CockpitError(result.stderr.strip().removeprefix("cockpit: ") or "respawn failed")
+                    print(f"{name}: restarted on host {host} in its worktree")
+                else:
+                    print(f"{name}: left as it is on host {host} ({agent.state})")
+            except CockpitError as exc:
+                print(f"cockpit: {name}: {exc}", file=sys.stderr)
+                failed = True
+    return failed

@@ -141,6 +141,9 @@ def _serve(stdin: str, cli_main: Callable[[list[str]], int]) -> int:
         print(json.dumps(_prepare(path)))
         return 0
     if not _is_repo(path):
+        if op == "run" and request.get("argv") == ["ls", "--json"]:
+            print("[]")  # no repository yet: no agents either (the first spawn creates it)
+            return 0
         raise CockpitError(f"no repository at {path} on this host")
     if op == "spawn":
         print(json.dumps(_spawn(path, request)))

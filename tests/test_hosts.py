@@ -287,3 +287,80 @@ def test_hostile_repo_values_reach_no_shell(hosts: Lab, repo: Path) -> None:
     assert refused.stderr.startswith("cockpit: host small: /root/not-yours: Permission denied"), refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
     subprocess.run(["rm", "-rf", outside], check=True)
+
+
+def test_up_spreads_agents_as_configured_and_down_stops_every_host(hosts: Lab, repo: Path) -> None:
+    big, small = hosts.up("big", "small")
+    hosts.install_cockpit(big, small)
+    configure(repo, hosts, big, small, agents='''
+[[agent]]
+name = "here"
+command = "sleep 4351"
+
+[[agent]]
+name = "api"
+host = "big"
+command = "sleep 4352"
+env = { MARK = "a b; $(id)" }
+pass_env = ["SECRET_FOR_TEST"]
+task = "it's \\"quoted\\"; rm -rf ~"
+
+[[agent]]
+name = "web"
+host = "small"
+command = "sleep 4353"
+''')
+    env = {**os.environ, "SECRET_FOR_TEST": "s3cr3t value"}
+    up = subprocess.run([sys.executable, "-m", "cockpit", "-C", str(repo), "up", "--no-tui"], capture_output=True,
+                        text=True, env=env, stdin=subprocess.DEVNULL, timeout=180)
+    assert up.returncode == 0, up.stderr + up.stdout
+    assert "api: spawned on host big" in up.stdout and "web: spawned on host small" in up.stdout
+    agents = listing(repo)
+    assert {n: (a["host"], a["state"]) for n, a in agents.items()} == {
+        "api": ("big", "running"), "here": (None, "running"), "web": ("small", "running")}
+    assert agents["api"]["task"] == "it's \"quoted\"; rm -rf ~"
+    wait_until(lambda: uids_running(("sleep", "4352")) == {big.uid}, message="api on big")
+    (pid,) = [p.pid for p in processes() if p.argv == ("sleep", "4352")]
+    environ = dict(item.split("=", 1) for item in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in item)
+    assert environ["MARK"] == "a b; $(id)" and environ["SECRET_FOR_TEST"] == "s3cr3t value"
+    assert environ["COCKPIT_TASK"] == "it's \"quoted\"; rm -rf ~"
+    # the pass_env value is nowhere in the host's files (it lives in the tmux server's memory)
+    found = subprocess.run(["grep", "-rl", "s3cr3t", big.repo], capture_output=True, text=True)
+    assert found.stdout == "", found.stdout
+    # a killed remote agent is restarted in place by the next up
+    ok(cockpit(repo, "kill", "web"))
+    again = ok(cockpit(repo, "up", "--no-tui"))
+    assert "web: restarted on host small" in again and "api: left as it is on host big (running)" in again
+    assert listing(repo)["web"]["state"] == "running"
+    down = cockpit(repo, "down")
+    assert down.returncode == 0, down.stderr
+    for marker in (("sleep", "4351"), ("sleep", "4352"), ("sleep", "4353")):
+        wait_until(lambda: not uids_running(marker), message=f"{marker} to stop")
+    assert {a["state"] for a in listing(repo).values()} == {"killed"}
+
+
+def test_logs_follow_streams_a_remote_agent(two_hosts: tuple[Host, Host], repo: Path) -> None:
+    big, _ = two_hosts
+    ok(cockpit(repo, "spawn", "f1", "--command", "sh -c 'echo started; read x; echo got $x; sleep 600'",
+               "--host", "big"))
+    wait_until(lambda: "started" in cockpit(repo, "logs", "f1").stdout, message="f1's first line")
+    follower = subprocess.Popen([sys.executable, "-m", "cockpit", "-C", str(repo), "logs", "f1", "-f"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert follower.stdout is not None
+        os.set_blocking(follower.stdout.fileno(), False)
+        seen = b""
+
+        def saw(text: bytes) -> bool:
+            nonlocal seen
+            seen += follower.stdout.read() or b""
+            return text in seen
+        wait_until(lambda: saw(b"started"), message="the log so far")
+        # input reaches the agent on the host (its own tmux there), its answer streams here
+        sock = listing(repo)["f1"]["tmux_socket"]
+        big.run(["tmux", "-S", sock, "send-keys", "-t", "=f1:", "hello", "Enter"], check=True)
+        wait_until(lambda: saw(b"got hello"), message="the new line, streamed")
+        assert follower.poll() is None
+    finally:
+        follower.terminate()
+        follower.wait(10)
