@@ -148,6 +148,8 @@ def _serve(stdin: str, cli_main: Callable[[list[str]], int]) -> int:
     if op == "spawn":
         print(json.dumps(_spawn(path, request)))
         return 0
+    if op == "status":
+        return _status(path, str(request.get("name")))
     if op == "events":
         return _events(path, int(request.get("offset") or 0))
     if op == "run":
@@ -182,4 +184,15 @@ def _events(path: Path, offset: int) -> int:
     out = sys.stdout.buffer
     out.write(json.dumps({"offset": offset, "end": end}).encode() + b"\n" + data)
     out.flush()
+    return 0
+
+
+def _status(path: Path, name: str) -> int:
+    """``{"dirty": [...]}``: what ``git status`` shows in agent ``name``'s worktree (none when it
+    has no worktree)."""
+    from cockpit.core import worktrees
+    from cockpit.core.layout import Layout
+    from cockpit.core.spec import validate_name
+    worktree = Layout(path).worktree(validate_name(name))
+    print(json.dumps({"dirty": worktrees.status_porcelain(worktree) if worktree.is_dir() else []}))
     return 0

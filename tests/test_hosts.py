@@ -364,3 +364,37 @@ def test_logs_follow_streams_a_remote_agent(two_hosts: tuple[Host, Host], repo: 
     finally:
         follower.terminate()
         follower.wait(10)
+
+
+def test_merge_lands_a_remote_agents_committed_work_on_local_base_through_the_gates(
+        hosts: Lab, repo: Path) -> None:
+    (big,) = hosts.up("big")
+    hosts.install_cockpit(big)
+    configure(repo, hosts, big, agents='[cockpit]\ngates = ["test -f remote.txt", "! test -f dirty.txt"]\n')
+    commit = ("sh -c 'echo {text} > {file} && git add {file} && "
+              "git -c user.name=agent -c user.email=agent@example.invalid commit -qm \"{file} on big\" && sleep 600'")
+    ok(cockpit(repo, "spawn", "r1", "--command", commit.format(text="from big", file="remote.txt"), "--host", "big"))
+    ok(cockpit(repo, "spawn", "r2", "--command", "sh -c 'echo wip > wip.txt; sleep 600'", "--host", "big"))
+    wt = Path(big.repo, ".cockpit", "worktrees")
+    wait_until(lambda: big.run(["git", "-C", str(wt / "r1"), "log", "--oneline", "-1"]).stdout.endswith("remote.txt on big\n"), message="r1's commit")
+    wait_until(lambda: (wt / "r2" / "wip.txt").exists(), message="r2's uncommitted file")
+    before = git(repo, "rev-parse", "main")
+    merged = cockpit(repo, "merge", "r1")
+    assert merged.returncode == 0, merged.stderr + merged.stdout
+    assert merged.stdout.startswith("r1: merged into main at ")
+    assert git(repo, "show", "main:remote.txt") == "from big"
+    assert git(repo, "merge-base", "--is-ancestor", before, "main") == ""  # a fast-forward of base
+    fetched = git(repo, "rev-parse", "refs/cockpit/hosts/big/r1")
+    assert git(repo, "merge-base", "--is-ancestor", fetched, "main") == ""
+    assert (repo / "remote.txt").read_text() == "from big\n"  # the checkout of main moved with it
+    # uncommitted work on the host blocks, as for a local agent; base unchanged
+    tip = git(repo, "rev-parse", "main")
+    blocked = cockpit(repo, "merge", "r2")
+    assert blocked.returncode == 1 and "uncommitted changes on host big: wip.txt" in blocked.stdout
+    assert git(repo, "rev-parse", "main") == tip
+    # a red gate rejects it; base unchanged
+    ok(cockpit(repo, "spawn", "r3", "--command", commit.format(text="x", file="dirty.txt"), "--host", "big"))
+    wait_until(lambda: big.run(["git", "-C", str(wt / "r3"), "log", "--oneline", "-1"]).stdout.endswith("dirty.txt on big\n"), message="r3's commit")
+    rejected = cockpit(repo, "merge", "r3")
+    assert rejected.returncode == 1 and "r3: rejected by gate '! test -f dirty.txt'" in rejected.stdout
+    assert git(repo, "rev-parse", "main") == tip
