@@ -376,7 +376,7 @@ def test_merge_lands_a_remote_agents_committed_work_on_local_base_through_the_ga
     ok(cockpit(repo, "spawn", "r1", "--command", commit.format(text="from big", file="remote.txt"), "--host", "big"))
     ok(cockpit(repo, "spawn", "r2", "--command", "sh -c 'echo wip > wip.txt; sleep 600'", "--host", "big"))
     wt = Path(big.repo, ".cockpit", "worktrees")
-    wait_until(lambda: big.run(["git", "-C", str(wt / "r1"), "log", "--oneline", "-1"]).stdout.endswith("remote.txt on big\n"), message="r1's commit")
+    wait_until(lambda: last_commit(big, wt / "r1").endswith("remote.txt on big"), message="r1's commit")
     wait_until(lambda: (wt / "r2" / "wip.txt").exists(), message="r2's uncommitted file")
     before = git(repo, "rev-parse", "main")
     merged = cockpit(repo, "merge", "r1")
@@ -394,7 +394,11 @@ def test_merge_lands_a_remote_agents_committed_work_on_local_base_through_the_ga
     assert git(repo, "rev-parse", "main") == tip
     # a red gate rejects it; base unchanged
     ok(cockpit(repo, "spawn", "r3", "--command", commit.format(text="x", file="dirty.txt"), "--host", "big"))
-    wait_until(lambda: big.run(["git", "-C", str(wt / "r3"), "log", "--oneline", "-1"]).stdout.endswith("dirty.txt on big\n"), message="r3's commit")
+    wait_until(lambda: last_commit(big, wt / "r3").endswith("dirty.txt on big"), message="r3's commit")
     rejected = cockpit(repo, "merge", "r3")
     assert rejected.returncode == 1 and "r3: rejected by gate '! test -f dirty.txt'" in rejected.stdout
     assert git(repo, "rev-parse", "main") == tip
+
+
+def last_commit(host: Host, worktree: Path) -> str:
+    return host.run(["git", "-C", str(worktree), "log", "--oneline", "-1"]).stdout.strip()
