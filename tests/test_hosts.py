@@ -402,3 +402,24 @@ def test_merge_lands_a_remote_agents_committed_work_on_local_base_through_the_ga
 
 def last_commit(host: Host, worktree: Path) -> str:
     return host.run(["git", "-C", str(worktree), "log", "--oneline", "-1"]).stdout.strip()
+
+
+def test_attach_opens_the_remote_agents_tmux_session_over_ssh_t(two_hosts: tuple[Host, Host], repo: Path,
+                                                                 tmp_path: Path) -> None:
+    big, _ = two_hosts
+    ok(cockpit(repo, "spawn", "t1", "--command", "sh -c 'echo remote-screen-marker; cat'", "--host", "big"))
+    wait_until(lambda: "remote-screen-marker" in cockpit(repo, "logs", "t1").stdout, message="t1's output")
+    sock = str(tmp_path / "outer.sock")
+    subprocess.run(["tmux", "-S", sock, "new-session", "-d", "-x", "100", "-y", "30", "--",
+                    sys.executable, "-m", "cockpit", "-C", str(repo), "attach", "t1"], check=True,
+                   env={k: v for k, v in os.environ.items() if k != "TMUX"})
+    try:
+        def screen() -> str:
+            return subprocess.run(["tmux", "-S", sock, "capture-pane", "-p"], capture_output=True, text=True).stdout
+        wait_until(lambda: "remote-screen-marker" in screen(), message="the remote session on this terminal")
+        # keys typed here reach the agent there
+        subprocess.run(["tmux", "-S", sock, "send-keys", "typed-here", "Enter"], check=True)
+        wait_until(lambda: "typed-here" in cockpit(repo, "logs", "t1").stdout, message="the key on the host")
+        assert any(p.argv[:1] == ("ssh",) and "-t" in p.argv and "attach-session" in p.argv for p in processes())
+    finally:
+        subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True)
