@@ -148,6 +148,10 @@ def _serve(stdin: str, cli_main: Callable[[list[str]], int]) -> int:
     if op == "spawn":
         print(json.dumps(_spawn(path, request)))
         return 0
+    if op == "follow":
+        return _follow(path, request)
+    if op == "preview":
+        return _preview(path, str(request.get("name")))
     if op == "status":
         return _status(path, str(request.get("name")))
     if op == "events":
@@ -195,4 +199,68 @@ def _status(path: Path, name: str) -> int:
     from cockpit.core.spec import validate_name
     worktree = Layout(path).worktree(validate_name(name))
     print(json.dumps({"dirty": worktrees.status_porcelain(worktree) if worktree.is_dir() else []}))
+    return 0
+
+
+FOLLOW_POLL_S = 0.1
+FOLLOW_CHUNK = 1024 * 1024
+FOLLOW_BEAT_S = 5.0
+
+
+def _follow(path: Path, request: dict[str, Any]) -> int:
+    """Stream every agent's session.log as it grows, until the other side goes away: frames of a
+    JSON header ``{"name", "offset", "reset", "n"}`` and ``n`` bytes; ``{"n": 0}`` is a beat.
+    ``offsets`` says where each known log was left; a log seen for the first time starts with its
+    last ``first`` bytes (from a line start)."""
+    import time
+    offsets: dict[str, int] = {str(k): int(v) for k, v in (request.get("offsets") or {}).items()}
+    first = int(request.get("first") or 256 * 1024)
+    agents = path / ".cockpit" / "agents"
+    out = sys.stdout.buffer
+    out.write(b'{"n": 0}\n')
+    out.flush()
+    beat = time.monotonic()
+    while True:
+        wrote = False
+        names = sorted(entry.name for entry in agents.iterdir()) if agents.is_dir() else []
+        for name in names:
+            log = agents / name / "session.log"
+            try:
+                with open(log, "rb") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    offset, reset = offsets.get(name), False
+                    if offset is None:
+                        offset, reset = max(0, size - first), True
+                        if offset:
+                            f.seek(offset)
+                            offset += len(f.readline())  # from a line start
+                    elif size < offset:
+                        offset, reset = 0, True  # truncated or re-created
+                    if size <= offset and not reset:
+                        continue
+                    f.seek(offset)
+                    data = f.read(min(FOLLOW_CHUNK, max(0, size - offset)))
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                continue
+            header = {"name": name, "offset": offset, "reset": reset, "n": len(data)}
+            out.write(json.dumps(header).encode() + b"\n" + data)
+            offsets[name] = offset + len(data)
+            wrote = True
+        now = time.monotonic()
+        if wrote or now - beat >= FOLLOW_BEAT_S:
+            if not wrote:
+                out.write(b'{"n": 0}\n')
+            out.flush()
+            beat = now
+        time.sleep(FOLLOW_POLL_S)
+
+
+def _preview(path: Path, name: str) -> int:
+    """What a discard of ``name`` would archive here (the dialog of a cockpit elsewhere)."""
+    import dataclasses
+
+    from cockpit.core.fleet import Fleet
+    from cockpit.core.spec import validate_name
+    preview = Fleet.discover(path).discard_preview(validate_name(name))
+    print(json.dumps(dataclasses.asdict(preview)))
     return 0

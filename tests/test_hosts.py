@@ -423,3 +423,45 @@ def test_attach_opens_the_remote_agents_tmux_session_over_ssh_t(two_hosts: tuple
         assert any(p.argv[:1] == ("ssh",) and "-t" in p.argv and "attach-session" in p.argv for p in processes())
     finally:
         subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True)
+
+
+async def test_the_tui_shows_remote_tiles_streams_their_logs_and_discards_from_the_keyboard(
+        two_hosts: tuple[Host, Host], repo: Path, tmp_path: Path) -> None:
+    from cockpit.core.fleet import Fleet
+    from cockpit.ui.app import make_app
+    from cockpit.ui.dialogs import DiscardDialog
+    from conftest import sleeper
+    from ui_support import focus, tile_text, tiles, wait_for
+    big, small = two_hosts
+    fleet = Fleet(repo)
+    fleet.spawn("here", command=sleeper("local-line"))
+    ticker = "sh -c 'i=0; while :; do echo {tag} $i; i=$((i+1)); sleep 0.2; done'"
+    ok(cockpit(repo, "spawn", "rb", "--command", ticker.format(tag="big-line"), "--host", "big"))
+    ok(cockpit(repo, "spawn", "rs", "--command", ticker.format(tag="small-line"), "--host", "small"))
+    (Path(big.repo, ".cockpit", "worktrees", "rb") / "wip.txt").write_text("unsaved\n")
+    os.chown(Path(big.repo, ".cockpit", "worktrees", "rb", "wip.txt"), big.uid, big.gid)
+    small_before = tree_state(small, "rs")
+    app = make_app(fleet, clock=None, include_user_themes=False, user_config=tmp_path / "none.toml")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: {"here", "rb", "rs"} <= set(tiles(app)), message="all three tiles")
+        assert tiles(app)["rb"].border_title == "rb @ big" and tiles(app)["here"].border_title == "here"
+        # the remote logs stream in, live
+        await wait_for(pilot, lambda: "big-line" in tile_text(app, "rb"), message="rb's log streamed")
+        await wait_for(pilot, lambda: "small-line" in tile_text(app, "rs"), message="rs's log streamed")
+        seen = tile_text(app, "rb")
+        await wait_for(pilot, lambda: tile_text(app, "rb") != seen, message="rb's log to move on")
+        assert len(app.log_streams) == 2
+        # discard on a host from the keyboard: the host's preview, then its archive
+        await focus(pilot, app, "rb")
+        await pilot.press("d")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, DiscardDialog) and app.screen,
+                                message="the discard dialog")
+        assert "wip.txt" in str(dialog.query_one("#uncommitted").content)
+        assert "refs/cockpit/archive/rb/1" in str(dialog.query_one("#archive").content)
+        await pilot.press("tab", "enter")
+        await wait_for(pilot, lambda: "rb" not in tiles(app), timeout=30, message="rb's tile to go")
+        assert {"here", "rs"} <= set(tiles(app))
+    assert big.run(["git", "-C", big.repo, "rev-parse", "--verify", "refs/cockpit/archive/rb/1"]).returncode == 0
+    assert not Path(big.repo, ".cockpit", "worktrees", "rb").exists()
+    assert tree_state(small, "rs") == small_before
+    assert fleet.tmux.has_session("here")

@@ -15,6 +15,8 @@ this class extends, never a ``Fleet``.
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 import time
 from collections.abc import Mapping
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from cockpit.core import archive as archiving
 from cockpit.core import (
+    hosts,
     include,
     lifecycle,
     pending,
@@ -52,6 +55,7 @@ from cockpit.core.sessions import PaneState, ServerUnknown
 from cockpit.core.spec import AgentSpec, validate_name
 from cockpit.core.state import LIVE
 from cockpit.core.tmux_setup import check_tmux
+from cockpit.core.transport import last_line
 from cockpit.core.up import Step
 from cockpit.core.up import run as run_up
 
@@ -97,6 +101,30 @@ class Fleet(Repository):
             if agent.name == name:
                 return agent
         raise NotFound(f"no agent named {name!r} (see 'cockpit ls')")
+
+    # -- agents on other hosts (cockpit.core.hosts) ---------------------------------------------------
+    def host_of(self, name: str) -> str | None:
+        """The [[host]] agent ``name`` runs on; None for this machine (and with no hosts configured)."""
+        return hosts.host_of(self, name) if self.config.hosts else None
+
+    def forward(self, host: str, argv: list[str]) -> str:
+        """Run agent command ``argv`` on ``host`` with its cockpit; its output. Its failure is
+        ours, in one line."""
+        result = hosts.forward(self, argv[1], host, argv, stream=False, timeout=300)
+        if result.returncode != 0:
+            raise CockpitError(f"host {host}: {last_line(result.stderr).removeprefix('cockpit: ') or 'failed'}")
+        return result.stdout
+
+    def _remote_agent(self, host: str, name: str) -> Agent:
+        for agent in hosts.host_agents(self, host):
+            if agent.name == name:
+                return agent
+        raise NotFound(f"no agent named {name!r} on host {host}")
+
+    def _forward_discard(self, host: str, name: str) -> str | None:
+        out = self.forward(host, ["discard", name, "--yes"])
+        found = re.search(r"archived at (\S+)", out)
+        return found.group(1) if found else None
 
     # -- spawn, up ------------------------------------------------------------------------------------
     def resolve_spec(self, name: str, command: str | None = None, task: str | None = None,
@@ -177,6 +205,9 @@ class Fleet(Repository):
     def pause(self, name: str) -> None:
         """Freeze every process of the agent in place (SIGSTOP to the whole tree)."""
         validate_name(name)
+        if (host := self.host_of(name)) is not None:
+            self.forward(host, ["pause", name])
+            return
         with self.locked():
             pid = self._live_pane(name).pid
             assert pid is not None  # (checked by _live_pane)
@@ -190,6 +221,9 @@ class Fleet(Repository):
     def resume(self, name: str) -> None:
         """Thaw the agent; keys typed while it was paused are delivered now."""
         validate_name(name)
+        if (host := self.host_of(name)) is not None:
+            self.forward(host, ["resume", name])
+            return
         with self.locked():
             pid = self._live_pane(name).pid
             assert pid is not None  # (checked by _live_pane)
@@ -207,6 +241,9 @@ class Fleet(Repository):
         """End the agent's processes and tmux session; keep its worktree, branch and log. A
         pending agent is cancelled: it will not start by itself ('cockpit up' plans it again)."""
         validate_name(name)
+        if (host := self.host_of(name)) is not None:
+            self.forward(host, ["kill", name])
+            return
         with self.locked():
             record = self.record(name)
             if record.state == pending.PENDING:
@@ -251,6 +288,9 @@ class Fleet(Repository):
     def mark_failed(self, name: str) -> None:
         """Count a failure the user saw (the 2-failure rule), stopping the agent if it runs."""
         validate_name(name)
+        if (host := self.host_of(name)) is not None:
+            self.forward(host, ["fail", name])
+            return
         with self.locked():
             record = self.record(name)
             lifecycle.end_session(self, name)
@@ -260,6 +300,11 @@ class Fleet(Repository):
     # -- discard, restore ------------------------------------------------------------------------------
     def discard_preview(self, name: str) -> DiscardPreview:
         """What a discard would archive (:func:`cockpit.core.archive.preview`; read without the lock)."""
+        if (host := self.host_of(name)) is not None:
+            answer = hosts.transport(self, host).request("preview", {"name": validate_name(name)})
+            if answer.returncode != 0:
+                raise CockpitError(f"host {host}: {last_line(answer.stderr).removeprefix('cockpit: ')}")
+            return DiscardPreview(**json.loads(answer.stdout))
         return archiving.preview(self, name)
 
     def archives(self, name: str) -> list[tuple[str, str]]:
@@ -270,6 +315,8 @@ class Fleet(Repository):
         """Archive, then kill the session and remove worktree and branch. Nothing is lost: the
         archive ref holds every file and commit. Returns the archive ref."""
         validate_name(name)
+        if (host := self.host_of(name)) is not None:
+            return self._forward_discard(host, name)
         with self.locked():
             record = self.record(name)
             self.events.append("discard.started", name, branch=record.branch)
@@ -345,6 +392,13 @@ class Fleet(Repository):
         A halted agent is refused unless its task or command changed (a replan) or ``force``.
         """
         validate_name(name)
+        if (host := self.host_of(name)) is not None:
+            flags = [flag for flag, on in (("--keep", keep), ("--force", force), ("--setup", setup),
+                                           ("--fresh", fresh)) if on]
+            for option, value in (("--task", task), ("--command", command)):
+                flags += [option, value] if value is not None else []
+            self.forward(host, ["respawn", name, *flags])
+            return self._remote_agent(host, name)
         check_tmux()
         with self.locked():
             record = self.record(name)

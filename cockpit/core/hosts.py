@@ -82,7 +82,7 @@ def host_of(repo: Repository, name: str) -> str | None:
     return spec.host if spec is not None else None
 
 
-def _mark(repo: Repository, host: str, reachable: bool) -> str | None:
+def mark_reachable(repo: Repository, host: str, reachable: bool) -> str | None:
     """Record that ``host`` answered (or not); the ISO time since when it has been unreachable."""
     with repo.locked():
         data = _read(repo)
@@ -154,9 +154,9 @@ def probe(repo: Repository, name: str) -> HostReport:
         tools = link.run([PROBE], timeout=LS_TIMEOUT_S)
     except HostUnreachable as exc:
         report.problems.append(f"unreachable: {exc.detail}")
-        _mark(repo, name, False)
+        mark_reachable(repo, name, False)
         return report
-    _mark(repo, name, True)
+    mark_reachable(repo, name, True)
     report.reachable = True
     parts = [part.strip().splitlines() for part in (tools.stdout + "\n").split("#\n")[:3]]
     parts += [[]] * (3 - len(parts))
@@ -309,13 +309,13 @@ def all_agents(repo: Repository, local: list[Agent]) -> tuple[list[Agent], list[
         answers = list(pool.map(ask, hosts))
     for host, answer in answers:
         if isinstance(answer, HostUnreachable):
-            since = _mark(repo, host, False) or datetime.now(UTC).isoformat(timespec="seconds")
+            since = mark_reachable(repo, host, False) or datetime.now(UTC).isoformat(timespec="seconds")
             found += [unknown_agent(name, host, since) for name, h in spawned.items() if h == host]
             warnings.append(str(answer))
         elif isinstance(answer, Exception):
             warnings.append(str(answer))
         else:
-            _mark(repo, host, True)
+            mark_reachable(repo, host, True)
             mine = {name for name, h in spawned.items() if h == host}
             found += [a for a in answer if a.name in mine]
     return sorted(found, key=lambda a: name_order(a.name)), warnings
@@ -351,10 +351,10 @@ class HostEvents:
             self.retry_at = now + min(RETRY_MAX_S, RETRY_MIN_S * 2 ** (self.failures - 1))
             self.error = str(exc)
             if isinstance(exc, HostUnreachable):
-                _mark(self.repo, self.host, False)
+                mark_reachable(self.repo, self.host, False)
             return []
         if self.failures:
-            _mark(self.repo, self.host, True)
+            mark_reachable(self.repo, self.host, True)
         self.failures, self.retry_at, self.error = 0, 0.0, None
         header, _, body = answer.stdout.encode().partition(b"\n")
         span = json.loads(header)

@@ -29,6 +29,7 @@ from textual.screen import Screen
 from cockpit.core import notify
 from cockpit.core.agent import Agent
 from cockpit.core.fleet import Fleet
+from cockpit.core.remote_logs import HostLogStream, RemoteTail
 from cockpit.ui.actions import AgentActions, AttachRunner
 from cockpit.ui.collector import CollectorTuning
 from cockpit.ui.commands import CockpitCommands, PaletteCommand
@@ -91,7 +92,9 @@ class CockpitApp(AgentActions, App[int]):
         self.alert_terminal = True
         """Send notifications to the terminal too (bell, OSC 9 / OSC 777)."""
         self.live = LiveLogs(wake=lambda: self.post_message(LogsChanged()), set_timer=self.set_timer,
-                             on_error=self._watcher_error)
+                             on_error=self._watcher_error, remote_tail=self._remote_tail)
+        self.log_streams: dict[str, HostLogStream] = {}
+        """One live log stream per host with agents shown (cockpit.core.remote_logs)."""
         """The tiles' logs: followed, rendered and repainted."""
         self.renders = self.live.renders
         self.sync = FleetSync(fleet, poll_interval=poll_interval, diffs=diffs,
@@ -156,8 +159,19 @@ class CockpitApp(AgentActions, App[int]):
 
     def on_unmount(self) -> None:
         self.queue_stop.set()
+        for stream in self.log_streams.values():
+            stream.stop()
         self.live.stop()
         self.collector.restore()
+
+    def _remote_tail(self, agent: Agent) -> RemoteTail:
+        """A remote agent's log, from its host's one live stream (started at the first tile)."""
+        host = agent.host or ""
+        stream = self.log_streams.get(host)
+        if stream is None:
+            stream = self.log_streams[host] = HostLogStream(self.fleet, host, self.live.remote_changed)
+            stream.start()
+        return stream.tail(agent.name)
 
     # -- polling -----------------------------------------------------------------------------
     def request_poll(self, force: bool = False) -> None:
