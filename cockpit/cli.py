@@ -304,7 +304,7 @@ def run(argv: list[str] | None = None) -> int:
 
     if command == "init":
         from cockpit.core import worktrees
-        from cockpit.core.spec import STARTER
+        from cockpit.core.starter import STARTER
         root = worktrees.repo_root(Path(args.directory or Path.cwd()))
         path = root / "cockpit.toml"
         if path.exists():

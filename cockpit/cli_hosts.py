@@ -136,7 +136,7 @@ def install(fleet, name: str) -> int:
         if tar.returncode != 0 or copied.returncode != 0:
             raise CockpitError(f"host {name}: copying the wheels failed: {copied.stderr.strip()}")
     print(f"installing into {venv} on {name} (no package index needed there) ...")
-    # the venv path is a validated word (spec.COCKPIT_COMMAND_RE); quoted all the same
+    # the venv path is a validated word (host_table.COCKPIT_COMMAND_RE); quoted all the same
     result = link.run(["sh", "-c", shlex.quote(INSTALL), "sh", shlex.quote(venv)], timeout=900)
     if result.returncode != 0:
         raise CockpitError(f"host {name}: install failed: {(result.stderr.strip().splitlines() or ['?'])[-1]}")

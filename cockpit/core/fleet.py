@@ -15,8 +15,6 @@ this class extends, never a ``Fleet``.
 
 from __future__ import annotations
 
-import json
-import re
 import signal
 import time
 from collections.abc import Mapping
@@ -55,7 +53,6 @@ from cockpit.core.sessions import PaneState, ServerUnknown
 from cockpit.core.spec import AgentSpec, validate_name
 from cockpit.core.state import LIVE
 from cockpit.core.tmux_setup import check_tmux
-from cockpit.core.transport import last_line
 from cockpit.core.up import Step
 from cockpit.core.up import run as run_up
 
@@ -106,25 +103,6 @@ class Fleet(Repository):
     def host_of(self, name: str) -> str | None:
         """The [[host]] agent ``name`` runs on; None for this machine (and with no hosts configured)."""
         return hosts.host_of(self, name) if self.config.hosts else None
-
-    def forward(self, host: str, argv: list[str]) -> str:
-        """Run agent command ``argv`` on ``host`` with its cockpit; its output. Its failure is
-        ours, in one line."""
-        result = hosts.forward(self, argv[1], host, argv, stream=False, timeout=300)
-        if result.returncode != 0:
-            raise CockpitError(f"host {host}: {last_line(result.stderr).removeprefix('cockpit: ') or 'failed'}")
-        return result.stdout
-
-    def _remote_agent(self, host: str, name: str) -> Agent:
-        for agent in hosts.host_agents(self, host):
-            if agent.name == name:
-                return agent
-        raise NotFound(f"no agent named {name!r} on host {host}")
-
-    def _forward_discard(self, host: str, name: str) -> str | None:
-        out = self.forward(host, ["discard", name, "--yes"])
-        found = re.search(r"archived at (\S+)", out)
-        return found.group(1) if found else None
 
     # -- spawn, up ------------------------------------------------------------------------------------
     def resolve_spec(self, name: str, command: str | None = None, task: str | None = None,
@@ -206,7 +184,7 @@ class Fleet(Repository):
         """Freeze every process of the agent in place (SIGSTOP to the whole tree)."""
         validate_name(name)
         if (host := self.host_of(name)) is not None:
-            self.forward(host, ["pause", name])
+            hosts.run_checked(self, host, ["pause", name])
             return
         with self.locked():
             pid = self._live_pane(name).pid
@@ -222,7 +200,7 @@ class Fleet(Repository):
         """Thaw the agent; keys typed while it was paused are delivered now."""
         validate_name(name)
         if (host := self.host_of(name)) is not None:
-            self.forward(host, ["resume", name])
+            hosts.run_checked(self, host, ["resume", name])
             return
         with self.locked():
             pid = self._live_pane(name).pid
@@ -242,7 +220,7 @@ class Fleet(Repository):
         pending agent is cancelled: it will not start by itself ('cockpit up' plans it again)."""
         validate_name(name)
         if (host := self.host_of(name)) is not None:
-            self.forward(host, ["kill", name])
+            hosts.run_checked(self, host, ["kill", name])
             return
         with self.locked():
             record = self.record(name)
@@ -289,7 +267,7 @@ class Fleet(Repository):
         """Count a failure the user saw (the 2-failure rule), stopping the agent if it runs."""
         validate_name(name)
         if (host := self.host_of(name)) is not None:
-            self.forward(host, ["fail", name])
+            hosts.run_checked(self, host, ["fail", name])
             return
         with self.locked():
             record = self.record(name)
@@ -301,10 +279,7 @@ class Fleet(Repository):
     def discard_preview(self, name: str) -> DiscardPreview:
         """What a discard would archive (:func:`cockpit.core.archive.preview`; read without the lock)."""
         if (host := self.host_of(name)) is not None:
-            answer = hosts.transport(self, host).request("preview", {"name": validate_name(name)})
-            if answer.returncode != 0:
-                raise CockpitError(f"host {host}: {last_line(answer.stderr).removeprefix('cockpit: ')}")
-            return DiscardPreview(**json.loads(answer.stdout))
+            return DiscardPreview(**hosts.discard_preview(self, host, validate_name(name)))
         return archiving.preview(self, name)
 
     def archives(self, name: str) -> list[tuple[str, str]]:
@@ -316,7 +291,7 @@ class Fleet(Repository):
         archive ref holds every file and commit. Returns the archive ref."""
         validate_name(name)
         if (host := self.host_of(name)) is not None:
-            return self._forward_discard(host, name)
+            return hosts.discard(self, host, name)
         with self.locked():
             record = self.record(name)
             self.events.append("discard.started", name, branch=record.branch)
@@ -393,12 +368,8 @@ class Fleet(Repository):
         """
         validate_name(name)
         if (host := self.host_of(name)) is not None:
-            flags = [flag for flag, on in (("--keep", keep), ("--force", force), ("--setup", setup),
-                                           ("--fresh", fresh)) if on]
-            for option, value in (("--task", task), ("--command", command)):
-                flags += [option, value] if value is not None else []
-            self.forward(host, ["respawn", name, *flags])
-            return self._remote_agent(host, name)
+            return hosts.respawn(self, host, name, keep=keep, task=task, force=force, command=command, setup=setup,
+                                 fresh=fresh)
         check_tmux()
         with self.locked():
             record = self.record(name)

@@ -21,10 +21,11 @@ from typing import Any
 
 from cockpit.core import worktrees
 from cockpit.core.agent import Agent, name_order
-from cockpit.core.errors import CockpitError
+from cockpit.core.errors import CockpitError, NotFound
 from cockpit.core.events import Event, parse
+from cockpit.core.host_table import HostSpec
 from cockpit.core.repository import Repository
-from cockpit.core.spec import AgentSpec, HostSpec, validate_name
+from cockpit.core.spec import AgentSpec, validate_name
 from cockpit.core.transport import HostUnreachable, RemoteMismatch, Transport, last_line
 
 BASE_PREFIX = "cockpit-base/"
@@ -399,3 +400,44 @@ def forward(repo: Repository, name: str, host: str, argv: list[str], stream: boo
     link = transport(repo, host)
     return link.request("run", {"argv": argv}, timeout=timeout, stdout=None if stream else subprocess.PIPE)
 
+
+
+def run_checked(repo: Repository, host: str, argv: list[str]) -> str:
+    """Run agent command ``argv`` on ``host`` with its cockpit; its output. Its failure is ours,
+    in one line (the Fleet's commands on a remote agent: the TUI's keys)."""
+    result = forward(repo, argv[1], host, argv, stream=False, timeout=300)
+    if result.returncode != 0:
+        raise CockpitError(f"host {host}: {last_line(result.stderr).removeprefix('cockpit: ') or 'failed'}")
+    return result.stdout
+
+
+def remote_agent(repo: Repository, host: str, name: str) -> Agent:
+    for agent in host_agents(repo, host):
+        if agent.name == name:
+            return agent
+    raise NotFound(f"no agent named {name!r} on host {host}")
+
+
+def discard(repo: Repository, host: str, name: str) -> str | None:
+    """Discard ``name`` on ``host`` (archived there first); the archive ref."""
+    found = re.search(r"archived at (\S+)", run_checked(repo, host, ["discard", name, "--yes"]))
+    return found.group(1) if found else None
+
+
+def discard_preview(repo: Repository, host: str, name: str) -> dict[str, Any]:
+    """What a discard of ``name`` would archive on ``host`` (a DiscardPreview's fields)."""
+    answer = transport(repo, host).request("preview", {"name": name})
+    if answer.returncode != 0:
+        raise CockpitError(f"host {host}: {last_line(answer.stderr).removeprefix('cockpit: ')}")
+    return dict(json.loads(answer.stdout))
+
+
+def respawn(repo: Repository, host: str, name: str, keep: bool = False, task: str | None = None,
+            force: bool = False, command: str | None = None, setup: bool = False, fresh: bool = False) -> Agent:
+    """``respawn`` on ``host``; the agent as its host shows it then."""
+    argv = ["respawn", name, *[flag for flag, on in (("--keep", keep), ("--force", force), ("--setup", setup),
+                                                      ("--fresh", fresh)) if on]]
+    for option, value in (("--task", task), ("--command", command)):
+        argv += [option, value] if value is not None else []
+    run_checked(repo, host, argv)
+    return remote_agent(repo, host, name)

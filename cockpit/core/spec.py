@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.core.errors import CockpitError, ConfigError
+from cockpit.core.host_table import HostSpec, parse_hosts
 from cockpit.core.presets import PRESETS
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -51,19 +52,7 @@ AGENT_KEYS = {
     "max_tokens": int,  # this agent's token budget (cockpit.core.usage)
     "host": str,  # the [[host]] it runs on (default: this machine)
 }
-HOST_KEYS = {
-    "name": str,        # ^[a-z0-9][a-z0-9-]{0,39}$, not "local"
-    "ssh": str,         # an ssh destination: user@host, host, or a ~/.ssh/config alias
-    "repo": str,        # the repository on that host; ``~`` expands there
-    "cockpit": str,     # the cockpit command on that host (default: cockpit)
-    "ssh_config": str,  # an ssh config file of this machine to use (ssh -F; default: ssh's own)
-}
-COCKPIT_COMMAND_RE = re.compile(r"^(~/)?[A-Za-z0-9_.+/-]+$")
-"""A host's cockpit command: a path or a name, ``~/`` first at most. It is the one word of an ssh
-command line that comes from the configuration, so it may hold nothing a shell reads as syntax."""
-DESTINATION_RE = re.compile(r"^[A-Za-z0-9_.@:%\[\]-]+$")
-"""An ssh destination (``user@host``, ``host``, ``ssh://user@host:port``, an alias): no spaces or
-shell syntax, and never starting with '-' (ssh would read an option)."""
+
 WORKTREE_KEYS = {
     "setup": list,              # shell commands run in a new worktree before the agent, in order
     "setup_timeout": float,     # seconds for all setup commands together
@@ -178,26 +167,6 @@ class AgentSpec:
             max_tokens=data.get("max_tokens"),
             host=data.get("host"),
         )
-
-
-@dataclass(frozen=True)
-class HostSpec:
-    """A machine agents can run on, reached with ssh (``[[host]]``): cockpit itself runs there."""
-
-    name: str
-    ssh: str
-    repo: str
-    cockpit: str = "cockpit"
-    ssh_config: str | None = None
-
-
-def validate_host_name(name: object) -> str:
-    """Return ``name`` if it can name a host (the agent-name rule, and not ``local``), else raise."""
-    if not isinstance(name, str) or not NAME_RE.match(name) or name == "local":
-        shown = repr(name) if isinstance(name, str) else type(name).__name__
-        raise CockpitError(f"invalid host name {shown}: use 1-40 characters a-z, 0-9 and '-', starting with a "
-                           "letter or digit, and not 'local'")
-    return name
 
 
 @dataclass(frozen=True)
@@ -335,7 +304,7 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
     for key, value in keys.items():
         reader.typed(f"keys.{key}", value, str, 0)
 
-    hosts = _hosts(reader, data.get("host", []), text)
+    hosts = parse_hosts(reader, data.get("host", []), _table_lines(text, "[[host]]"))
 
     agents_raw = data.get("agent", [])
     if not isinstance(agents_raw, list):
@@ -434,50 +403,6 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
     )
 
 
-def _hosts(reader: _Reader, raw: Any, text: str) -> dict[str, HostSpec]:
-    """Validate the ``[[host]]`` tables."""
-    if not isinstance(raw, list):
-        raise reader.fail("host", "use [[host]] tables (an array of tables)")
-    lines = _table_lines(text, "[[host]]")
-    hosts: dict[str, HostSpec] = {}
-    for index, entry in enumerate(raw):
-        start = lines[index] if index < len(lines) else 0
-        label = f"host[{index}]"
-        if not isinstance(entry, dict):
-            raise reader.fail(label, "expected a table")
-        if isinstance(entry.get("name"), str):
-            label = f"host[{index}] ({entry['name']!r})"
-        for key, value in entry.items():
-            if key not in HOST_KEYS:
-                raise reader.fail(f"{label}.{key}", "unknown key "
-                                  f"(expected one of: {', '.join(sorted(HOST_KEYS))})", start)
-            reader.typed(f"{label}.{key}", value, HOST_KEYS[key], start)
-        for required in ("name", "ssh", "repo"):
-            if required not in entry:
-                raise reader.fail(label, f"missing required key '{required}'", start)
-        try:
-            validate_host_name(entry["name"])
-        except CockpitError as exc:
-            raise reader.fail(f"{label}.name", str(exc), start) from None
-        if entry["name"] in hosts:
-            raise reader.fail(f"{label}.name", f"duplicate host name {entry['name']!r}", start)
-        if not DESTINATION_RE.match(entry["ssh"]) or entry["ssh"].startswith("-"):
-            raise reader.fail(f"{label}.ssh", f"not an ssh destination: {entry['ssh']!r} (user@host, host or an "
-                              "alias of your ssh config: no spaces, not starting with '-')", start)
-        if not entry["repo"].strip() or "\0" in entry["repo"] or "\n" in entry["repo"]:
-            raise reader.fail(f"{label}.repo", "expected a path on that host (no newline or NUL)", start)
-        if "cockpit" in entry and (not COCKPIT_COMMAND_RE.match(entry["cockpit"]) or
-                                   entry["cockpit"].startswith("-")):
-            raise reader.fail(f"{label}.cockpit", f"{entry['cockpit']!r}: a command name or path (letters, digits, "
-                              "'_.+-/', '~/' first at most): it is the one configured word on the ssh command line",
-                              start)
-        if "ssh_config" in entry and not entry["ssh_config"].strip():
-            raise reader.fail(f"{label}.ssh_config", "must not be empty", start)
-        hosts[entry["name"]] = HostSpec(name=entry["name"], ssh=entry["ssh"], repo=entry["repo"],
-                                        cockpit=entry.get("cockpit", "cockpit"), ssh_config=entry.get("ssh_config"))
-    return hosts
-
-
 def _worktree_settings(reader: _Reader, label: str, table: dict[str, Any], line: int) -> WorktreeSettings:
     """Validate a ``[worktree]`` (or ``[agent.worktree]``) table; the settings it gives on top of
     the defaults."""
@@ -517,41 +442,3 @@ def order_agents(agents: dict[str, AgentSpec], names: list[str] | None = None) -
         visit(name, ())
     return ordered
 
-
-STARTER = '''\
-# cockpit.toml: the agents cockpit runs on this repository.
-# Each agent gets its own git worktree (.cockpit/worktrees/<name>), its own branch
-# (cockpit/<name>), its own tmux session and its own session.log.
-
-[cockpit]
-# base = "main"          # the ref new branches are cut from (default: the current branch)
-max_failures = 2         # an agent that fails this many times is halted
-# gates = ["python -m pytest -q"]   # merge queue: each must pass on base + the candidate
-# gate_timeout = 600     # seconds per gate
-# merge = "rebase"       # or "merge" (a merge commit) or "squash" (one commit)
-# idle_after = 30        # seconds without output before an agent counts as idle
-# stall_after = 900      # ... and as stalled (you get a notification)
-# notify_command = "cat >> ~/cockpit-notifications.jsonl"   # run per notification, JSON on stdin
-# tmux_nice = 5          # the agents' tmux server yields the CPU to you (0: same priority)
-# radar_interval = 3     # seconds between conflict predictions (0: none; needs git >= 2.38)
-# max_tokens = 5000000   # pause agents once all of them together used this many tokens (claude-code)
-
-# [worktree]             # make each new worktree a working environment (see docs/worktree-environment.md)
-# setup = ["uv sync"]    # run in the new worktree before the agent, in order (sh -e; output in session.log)
-# teardown = []          # run before a worktree is removed (after its archive)
-# ports = 2              # a block of free TCP ports per agent: $COCKPIT_PORT (the first), $COCKPIT_PORTS
-
-# [keys]                 # remap TUI keys: binding id = "key"
-# discard = "D"
-
-[[agent]]
-name = "example"                          # a-z, 0-9 and '-', at most 40 characters
-command = "sh -c 'echo working on: $COCKPIT_TASK; sleep 3600'"   # run by /bin/sh in the worktree
-task = "Describe the task here"           # exported to the agent as COCKPIT_TASK
-scope = ["src/**"]                        # files this agent owns
-after = []                                # agents this one waits for
-env = {}                                  # extra environment, e.g. { LOG_LEVEL = "debug" }
-# sandbox = "bwrap"                       # writes only to its worktree (needs bubblewrap)
-# preset = "claude-code"                  # a known agent program: its hooks, its prompts on screen
-# max_tokens = 1000000                    # pause this agent past this many tokens (claude-code)
-'''

@@ -24,8 +24,8 @@ from typing import IO, Any
 
 from cockpit import __version__
 from cockpit.core.errors import CockpitError
+from cockpit.core.host_table import HostSpec
 from cockpit.core.server import ensure_private_dir, socket_dir
-from cockpit.core.spec import HostSpec
 
 CONTROL_PERSIST_S = 600
 """How long a host's shared connection outlives its last use."""
