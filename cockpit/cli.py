@@ -399,12 +399,20 @@ def run(argv: list[str] | None = None) -> int:
     elif command == "ls":
         # Waits (a few seconds at most) for the lock only when something needs recovering: an
         # exit hook that holds it for a moment must not leave a crashed operation half-shown.
-        agents = fleet.agents(ownership=True, wait=LS_LOCK_WAIT_S)
-        if fleet.config.hosts:
+        if fleet.config.hosts:  # the hosts are asked while this machine's agents are read
+            from concurrent.futures import ThreadPoolExecutor
+
             from cockpit.core import hosts
-            agents, warnings = hosts.all_agents(fleet, agents)
+            from cockpit.core.agent import name_order
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                asked = pool.submit(hosts.all_agents, fleet, [])
+                agents = fleet.agents(ownership=True, wait=LS_LOCK_WAIT_S)
+                remote, warnings = asked.result()
+            agents = sorted([*agents, *remote], key=lambda a: name_order(a.name))
             for warning in warnings:
                 print(f"cockpit: {warning}", file=sys.stderr)
+        else:
+            agents = fleet.agents(ownership=True, wait=LS_LOCK_WAIT_S)
         if args.json:
             print(json.dumps([a.to_json() for a in agents], indent=2))
         else:
