@@ -517,6 +517,13 @@ def _check(fleet, args: argparse.Namespace) -> int:
     if args.agent:
         from cockpit.core.spec import validate_name
         validate_name(args.agent)
+        host = fleet.host_of(args.agent)
+        if host is not None:  # its findings, as its host's cockpit sees them
+            from cockpit.core import hosts
+            result = hosts.forward(fleet, args.agent, host, ["check", "--agent", args.agent,
+                                                             *(["--json"] if args.json else [])])
+            sys.stderr.write(result.stderr or "")
+            return result.returncode
     agents = fleet.agents(ownership=True)
     if args.agent and args.agent not in {a.name for a in agents}:
         raise CockpitError(f"no agent named {args.agent!r} (see 'cockpit ls')")

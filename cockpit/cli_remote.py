@@ -208,20 +208,38 @@ FOLLOW_BEAT_S = 5.0
 
 
 def _follow(path: Path, request: dict[str, Any]) -> int:
-    """Stream every agent's session.log as it grows, until the other side goes away: frames of a
-    JSON header ``{"name", "offset", "reset", "n"}`` and ``n`` bytes; ``{"n": 0}`` is a beat.
+    """Stream every agent's session.log and the event log as they grow, until the other side goes
+    away: frames of a JSON header ``{"name", "offset", "reset", "n"}`` (a log) or ``{"events": true,
+    "offset", "n"}`` (whole lines of the event log from ``events_offset``, -1: its end) and ``n``
+    bytes; ``{"n": 0}`` is a beat.
     ``offsets`` says where each known log was left; a log seen for the first time starts with its
     last ``first`` bytes (from a line start)."""
     import time
     offsets: dict[str, int] = {str(k): int(v) for k, v in (request.get("offsets") or {}).items()}
     first = int(request.get("first") or 256 * 1024)
     agents = path / ".cockpit" / "agents"
+    events = path / ".cockpit" / "events.jsonl"
+    events_at = int(request.get("events_offset", -1))
     out = sys.stdout.buffer
     out.write(b'{"n": 0}\n')
     out.flush()
     beat = time.monotonic()
     while True:
         wrote = False
+        try:
+            with open(events, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if events_at < 0 or events_at > size:  # a first look, or a log replaced: from its end / start
+                    events_at = size if events_at < 0 else 0
+                f.seek(events_at)
+                chunk = f.read(min(FOLLOW_CHUNK, size - events_at))
+            chunk = chunk[:chunk.rfind(b"\n") + 1]  # whole lines only
+            if chunk:
+                out.write(json.dumps({"events": True, "offset": events_at, "n": len(chunk)}).encode() + b"\n" + chunk)
+                events_at += len(chunk)
+                wrote = True
+        except FileNotFoundError:
+            pass
         names = sorted(entry.name for entry in agents.iterdir()) if agents.is_dir() else []
         for name in names:
             log = agents / name / "session.log"

@@ -465,3 +465,48 @@ async def test_the_tui_shows_remote_tiles_streams_their_logs_and_discards_from_t
     assert not Path(big.repo, ".cockpit", "worktrees", "rb").exists()
     assert tree_state(small, "rs") == small_before
     assert fleet.tmux.has_session("here")
+
+
+async def test_the_tui_through_a_host_that_drops_and_comes_back(two_hosts: tuple[Host, Host], repo: Path,
+                                                                 tmp_path: Path) -> None:
+    import re
+
+    from cockpit.core.fleet import Fleet
+    from cockpit.ui.app import make_app
+    from ui_support import tile_text, tiles, wait_for
+    big, small = two_hosts
+    ticker = "sh -c 'i=0; while :; do echo {tag} $i; i=$((i+1)); sleep 0.2; done'"
+    ok(cockpit(repo, "spawn", "rb", "--command", ticker.format(tag="big-line"), "--host", "big"))
+    ok(cockpit(repo, "spawn", "rs", "--command", ticker.format(tag="small-line"), "--host", "small"))
+    app = make_app(Fleet(repo), clock=None, include_user_themes=False, user_config=tmp_path / "none.toml")
+
+    def seen(kind: str, name: str) -> int:
+        return sum(1 for e in app.host_events if (e.type, e.agent) == (kind, name))
+
+    def ticks(name: str) -> list[int]:
+        return [int(n) for n in re.findall(r"-line (\d+)", tile_text(app, name))]
+    async with app.run_test(size=(160, 48)) as pilot:
+        await wait_for(pilot, lambda: ticks("rb") and ticks("rs"), message="both remote logs streaming")
+        ok(cockpit(repo, "pause", "rb"))
+        await wait_for(pilot, lambda: seen("paused", "rb"), timeout=30, message="the host's 'paused' event")
+        big.stop_sshd()
+        await wait_for(pilot, lambda: tiles(app)["rb"].agent.state == "unknown", timeout=30,
+                       message="rb unknown while its host is down")
+        assert (tiles(app)["rb"].agent.reason or "").startswith("host big unreachable since ")
+        assert tiles(app)["rs"].agent.state == "running"
+        before = max(ticks("rb"))
+        # on big's console meanwhile: the agent runs on, and is resumed there
+        on_console = subprocess.run(["runuser", "-u", big.user, "--", "env", "-i", f"HOME={big.home}",
+                                     "PATH=/usr/local/bin:/usr/bin:/bin", f"{big.home}/{VENV}/bin/cockpit", "-C",
+                                     big.repo, "resume", "rb"], capture_output=True, text=True, timeout=60)
+        assert on_console.returncode == 0, on_console.stderr
+        big.start_sshd()
+        await wait_for(pilot, lambda: tiles(app)["rb"].agent.state == "running", timeout=60,
+                       message="rb running again once its host answers")
+        await wait_for(pilot, lambda: seen("resumed", "rb"), timeout=60, message="the missed 'resumed' event")
+        await wait_for(pilot, lambda: max(ticks("rb")) > before + 5, timeout=60, message="rb's log caught up")
+        shown = ticks("rb")
+        assert shown == list(range(shown[0], shown[0] + len(shown))), f"lines lost or twice: {shown}"
+        assert seen("paused", "rb") == 1 and seen("resumed", "rb") == 1
+        keys = [(e.seq, e.ts, e.type, e.agent) for e in app.host_events]
+        assert len(keys) == len(set(keys)), "an event delivered twice"

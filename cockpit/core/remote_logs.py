@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 
 from cockpit import __version__
+from cockpit.core.events import Event, parse
 from cockpit.core.hosts import RETRY_MAX_S, RETRY_MIN_S, mark_reachable, transport
 from cockpit.core.repository import Repository
 from cockpit.core.transport import PROTOCOL, last_line
@@ -77,6 +78,10 @@ class HostLogStream:
         self.on_data = on_data
         self.tails: dict[str, RemoteTail] = {}
         self.error: str | None = None
+        self.events_offset = -1
+        """Where the host's event log was left (-1: follow it from its end, as a local view does)."""
+        self.last_seq = 0
+        self._events: list[Event] = []
         self._stop = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._run, name=f"logs-{host}", daemon=True)
@@ -87,6 +92,13 @@ class HostLogStream:
             found = self.tails.get(name)
             if found is None:
                 found = self.tails[name] = RemoteTail(name)
+            return found
+
+    def drain_events(self) -> list[Event]:
+        """The host's events received since the last call, each once (by sequence number, even
+        across reconnections)."""
+        with self._lock:
+            found, self._events = self._events, []
             return found
 
     def start(self) -> None:
@@ -110,13 +122,25 @@ class HostLogStream:
             delay = min(RETRY_MAX_S, RETRY_MIN_S * 2 ** max(0, failures - 1))
             self._stop.wait(delay)
 
+    def _take_events(self, offset: int, data: bytes) -> None:
+        with self._lock:
+            if offset < self.events_offset:  # the host's log was replaced: its numbers start again
+                self.last_seq = 0
+            self.events_offset = offset + len(data)
+            for line in data.splitlines():
+                event = parse(line)
+                if event is not None and event.seq > self.last_seq:
+                    self._events.append(event)
+                    self.last_seq = event.seq
+
     def _follow_once(self) -> bool:
         """One stream until it ends; whether any frame came."""
         link = transport(self.repo, self.host)
         with self._lock:
             offsets = {name: tail.offset for name, tail in self.tails.items() if tail.offset is not None}
         request = json.dumps({"protocol": PROTOCOL, "version": __version__, "op": "follow", "repo": link.host.repo,
-                              "offsets": offsets, "first": FOLLOW_TAIL_BYTES})
+                              "offsets": offsets, "first": FOLLOW_TAIL_BYTES,
+                              "events_offset": self.events_offset})
         got = False
         with tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(link.cockpit_argv("_remote"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -136,7 +160,9 @@ class HostLogStream:
                         got = True
                         self.error = None
                         mark_reachable(self.repo, self.host, True)
-                    if "name" in frame:
+                    if frame.get("events"):
+                        self._take_events(int(frame["offset"]), data)
+                    elif "name" in frame:
                         self.tail(str(frame["name"])).push(int(frame["offset"]), bool(frame.get("reset")), data)
                         self.on_data(str(frame["name"]))
             except (OSError, ValueError):

@@ -28,6 +28,7 @@ from textual.screen import Screen
 
 from cockpit.core import notify
 from cockpit.core.agent import Agent
+from cockpit.core.events import Event
 from cockpit.core.fleet import Fleet
 from cockpit.core.remote_logs import HostLogStream, RemoteTail
 from cockpit.ui.actions import AgentActions, AttachRunner
@@ -57,6 +58,10 @@ FLOOD_MEMORY_S = 3.0
 def run_attached(argv: list[str], env: dict[str, str]) -> int:
     """Run the attach command in the real terminal (the app is suspended meanwhile)."""
     return subprocess.call(argv, env=env)
+
+
+HOST_EVENTS_KEPT = 500
+"""How many of the hosts' events the app keeps (newest)."""
 
 
 class GridScreen(QuietFocusScreen):
@@ -93,6 +98,8 @@ class CockpitApp(AgentActions, App[int]):
         """Send notifications to the terminal too (bell, OSC 9 / OSC 777)."""
         self.live = LiveLogs(wake=lambda: self.post_message(LogsChanged()), set_timer=self.set_timer,
                              on_error=self._watcher_error, remote_tail=self._remote_tail)
+        self.host_events: list[Event] = []
+        """The hosts' newest events, as their streams delivered them (each once)."""
         self.log_streams: dict[str, HostLogStream] = {}
         """One live log stream per host with agents shown (cockpit.core.remote_logs)."""
         """The tiles' logs: followed, rendered and repainted."""
@@ -201,6 +208,10 @@ class CockpitApp(AgentActions, App[int]):
         for message in snapshot.errors:
             if message not in self.reported[-3:]:
                 self.report_error(message)
+        for stream in self.log_streams.values():  # the hosts' events: their agents' notifications
+            remote = stream.drain_events()
+            self.host_events = (self.host_events + remote)[-HOST_EVENTS_KEPT:]
+            snapshot.events = [*snapshot.events, *remote]
         for event in snapshot.events:  # (not in deterministic mode: they arrive at any moment)
             if (event.type == "notification" and isinstance(event.data.get("note"), dict)
                     and self.clock is not None):
