@@ -11,7 +11,9 @@ Ops:
   object of the agent on stdout (``pass_values`` become this process's environment only);
 * ``run``: ``{"argv": [...]}``: one of the agent and fleet commands, run here exactly as typed
   here (output and exit status are the command's own);
-* ``events``: ``{"offset"}``: this repository's event log from byte ``offset`` (JSON lines).
+* ``follow``: ``{"offsets", "first", "events_offset"}``: every agent's session.log and the event
+  log, streamed as they grow (cockpit/core/remote_logs.py reads it);
+* ``status``, ``preview``: an agent's uncommitted paths; what a discard of it would archive.
 
 A request from another cockpit version is refused with exit status 3 (cockpit.core.transport).
 """
@@ -154,8 +156,6 @@ def _serve(stdin: str, cli_main: Callable[[list[str]], int]) -> int:
         return _preview(path, str(request.get("name")))
     if op == "status":
         return _status(path, str(request.get("name")))
-    if op == "events":
-        return _events(path, int(request.get("offset") or 0))
     if op == "run":
         argv = request.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
@@ -165,30 +165,6 @@ def _serve(stdin: str, cli_main: Callable[[list[str]], int]) -> int:
         sys.stdout.flush()
         return cli_main(["-C", str(path), *argv])
     raise CockpitError(f"unknown request {op!r}")
-
-
-def _events(path: Path, offset: int) -> int:
-    """The event log from byte ``offset`` (whole lines only): what a cockpit elsewhere has not
-    seen yet. First line: ``{"offset", "end"}``; ``end`` below the offset asked for means the log
-    was replaced. A negative ``offset`` asks only where the end is (a first look)."""
-    data = b""
-    try:
-        with open(path / ".cockpit" / "events.jsonl", "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if 0 <= offset <= size:
-                f.seek(offset)
-                data = f.read()
-    except FileNotFoundError:
-        size = 0
-    if offset < 0 or offset > size:
-        end = size
-    else:
-        data = data[:data.rfind(b"\n") + 1]  # a line being written comes next time
-        end = offset + len(data)
-    out = sys.stdout.buffer
-    out.write(json.dumps({"offset": offset, "end": end}).encode() + b"\n" + data)
-    out.flush()
-    return 0
 
 
 def _status(path: Path, name: str) -> int:

@@ -210,53 +210,57 @@ def tree_state(host: Host, name: str) -> dict[str, str]:
 
 def test_a_host_that_drops_makes_its_agents_unknown_not_killed_and_its_missed_events_come_once(
         two_hosts: tuple[Host, Host], repo: Path) -> None:
-    import time
-
     from cockpit.core.fleet import Fleet
-    from cockpit.core.hosts import HostEvents
+    from cockpit.core.remote_logs import HostLogStream
     big, small = two_hosts
     ok(cockpit(repo, "spawn", "b1", "--command", "sleep 4331", "--host", "big"))
     ok(cockpit(repo, "spawn", "s1", "--command", "sleep 4332", "--host", "small"))
-    feed = HostEvents(Fleet(repo), "big")
-    assert feed.poll(time.monotonic()) == []  # the first look: from the end on
-    ok(cockpit(repo, "pause", "b1"))
-    seen = feed.poll(time.monotonic())
-    assert [(e.type, e.agent) for e in seen if e.type != "activity"] == [("paused", "b1")]
-    big.stop_sshd()
-    result = cockpit(repo, "ls", "--json")
-    assert result.returncode == 0, result.stderr
-    agents = {a["name"]: a for a in json.loads(result.stdout)}
-    assert agents["b1"]["state"] == "unknown" and agents["b1"]["host"] == "big"
-    assert agents["b1"]["reason"].startswith("host big unreachable since ")
-    since = agents["b1"]["reason"].rsplit(" ", 1)[1]
-    assert len(since) == 5 and since[2] == ":"
-    assert agents["s1"]["state"] == "running"
-    assert "host big unreachable" in result.stderr and "Connection refused" in result.stderr
-    table = ok(cockpit(repo, "ls"))
-    row = next(line for line in table.splitlines() if line.startswith("b1 "))
-    assert row.split()[:9] == ["b1", "big", "unknown", "host", "big", "unreachable", "since", since, "-"]
-    assert uids_running(("sleep", "4331")) == {big.uid}, "the agent runs on there"
-    failed_at = time.monotonic()
-    assert feed.poll(failed_at) == [] and "unreachable" in (feed.error or "")
-    assert feed.retry_at > failed_at  # backs off
-    assert feed.poll(failed_at + 0.001) == [] and feed.failures == 1  # (not even tried)
-    assert feed.poll(feed.retry_at) == [] and feed.failures == 2
-    assert feed.retry_at - failed_at >= 2.0  # doubled
-    # meanwhile on the host (its own cockpit, as its user, from its console): events not seen here
-    for command in ("resume", "kill"):
-        on_console = subprocess.run(["runuser", "-u", big.user, "--", "env", "-i", f"HOME={big.home}",
-                                     "PATH=/usr/local/bin:/usr/bin:/bin", f"{big.home}/{VENV}/bin/cockpit", "-C",
-                                     big.repo, command, "b1"], capture_output=True, text=True, timeout=60)
-        assert on_console.returncode == 0, on_console.stderr
-    # the same "since" until it answers again
-    later = {a["name"]: a for a in json.loads(ok(cockpit(repo, "ls", "--json")))}
-    assert later["b1"]["reason"] == agents["b1"]["reason"]
-    big.start_sshd()
-    caught_up = feed.poll(feed.retry_at)
-    assert [(e.type, e.agent) for e in caught_up if e.agent == "b1" and e.type in ("resumed", "killed")] == [
-        ("resumed", "b1"), ("killed", "b1")]
-    assert len({e.seq for e in caught_up}) == len(caught_up) and feed.error is None
-    assert feed.poll(time.monotonic()) == []  # nothing twice
+    stream = HostLogStream(Fleet(repo), "big", on_data=lambda name: None)
+    stream.start()
+    events: list = []
+
+    def got(kind: str) -> int:
+        events.extend(stream.drain_events())
+        return sum(1 for e in events if (e.type, e.agent) == (kind, "b1"))
+    try:
+        wait_until(lambda: stream.connected, message="the stream to start")  # (the event log: from its end on)
+        ok(cockpit(repo, "pause", "b1"))
+        wait_until(lambda: got("paused"), message="the 'paused' event streamed")
+        big.stop_sshd()
+        result = cockpit(repo, "ls", "--json")
+        assert result.returncode == 0, result.stderr
+        agents = {a["name"]: a for a in json.loads(result.stdout)}
+        assert agents["b1"]["state"] == "unknown" and agents["b1"]["host"] == "big"
+        assert agents["b1"]["reason"].startswith("host big unreachable since ")
+        since = agents["b1"]["reason"].rsplit(" ", 1)[1]
+        assert len(since) == 5 and since[2] == ":"
+        assert agents["s1"]["state"] == "running"
+        assert "host big unreachable" in result.stderr and "Connection refused" in result.stderr
+        table = ok(cockpit(repo, "ls"))
+        row = next(line for line in table.splitlines() if line.startswith("b1 "))
+        assert row.split()[:9] == ["b1", "big", "unknown", "host", "big", "unreachable", "since", since, "-"]
+        assert uids_running(("sleep", "4331")) == {big.uid}, "the agent runs on there"
+        # the stream says why, and retries with a growing wait
+        wait_until(lambda: "unreachable" in (stream.error or ""), message="the stream to notice")
+        wait_until(lambda: len(stream.delays) >= 3, timeout=30, message="three retries")
+        assert stream.delays[-3:] == [1.0, 2.0, 4.0], stream.delays
+        # meanwhile on the host (its own cockpit, as its user, from its console): events not seen here
+        for command in ("resume", "kill"):
+            on_console = subprocess.run(["runuser", "-u", big.user, "--", "env", "-i", f"HOME={big.home}",
+                                         "PATH=/usr/local/bin:/usr/bin:/bin", f"{big.home}/{VENV}/bin/cockpit",
+                                         "-C", big.repo, command, "b1"], capture_output=True, text=True, timeout=60)
+            assert on_console.returncode == 0, on_console.stderr
+        # the same "since" until it answers again
+        later = {a["name"]: a for a in json.loads(ok(cockpit(repo, "ls", "--json")))}
+        assert later["b1"]["reason"] == agents["b1"]["reason"]
+        big.start_sshd()
+        wait_until(lambda: got("killed"), timeout=60, message="the missed events")
+        assert got("paused") == 1 and got("resumed") == 1 and got("killed") == 1
+        assert stream.error is None
+        keys = [(e.seq, e.type) for e in events]
+        assert len(keys) == len(set(keys)) and [k[0] for k in keys] == sorted(k[0] for k in keys)
+    finally:
+        stream.stop()
     again = listing(repo)
     assert again["b1"]["state"] == "killed" and again["b1"]["reason"] != agents["b1"]["reason"]
     assert again["s1"]["state"] == "running"

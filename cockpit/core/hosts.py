@@ -22,7 +22,6 @@ from typing import Any
 from cockpit.core import worktrees
 from cockpit.core.agent import Agent, name_order
 from cockpit.core.errors import CockpitError, NotFound
-from cockpit.core.events import Event, parse
 from cockpit.core.host_table import HostSpec
 from cockpit.core.repository import Repository
 from cockpit.core.spec import AgentSpec, validate_name
@@ -320,60 +319,6 @@ def all_agents(repo: Repository, local: list[Agent]) -> tuple[list[Agent], list[
             mine = {name for name, h in spawned.items() if h == host}
             found += [a for a in answer if a.name in mine]
     return sorted(found, key=lambda a: name_order(a.name)), warnings
-
-
-class HostEvents:
-    """Follows one host's event log from the last byte and sequence number seen: after a host
-    was unreachable, the next :meth:`poll` brings what it missed, each event once. A failure
-    makes the next tries wait, doubling from :data:`RETRY_MIN_S` up to :data:`RETRY_MAX_S`."""
-
-    def __init__(self, repo: Repository, host: str, from_start: bool = False) -> None:
-        self.repo = repo
-        self.host = host
-        self.offset: int | None = 0 if from_start else None
-        self.last_seq = 0
-        self.failures = 0
-        self.retry_at = 0.0
-        self.error: str | None = None
-
-    def poll(self, now: float) -> list[Event]:
-        """New events of the host (none while waiting to retry). Unreachable: no events, and
-        :attr:`error` says why (and since when, in :func:`unreachable_since`)."""
-        if now < self.retry_at:
-            return []
-        link = transport(self.repo, self.host)
-        try:
-            answer = link.request("events", {"offset": self.offset if self.offset is not None else -1},
-                                  timeout=LS_TIMEOUT_S)
-            if answer.returncode != 0:
-                raise CockpitError(f"host {self.host}: {last_line(answer.stderr).removeprefix('cockpit: ')}")
-        except CockpitError as exc:
-            self.failures += 1
-            self.retry_at = now + min(RETRY_MAX_S, RETRY_MIN_S * 2 ** (self.failures - 1))
-            self.error = str(exc)
-            if isinstance(exc, HostUnreachable):
-                mark_reachable(self.repo, self.host, False)
-            return []
-        if self.failures:
-            mark_reachable(self.repo, self.host, True)
-        self.failures, self.retry_at, self.error = 0, 0.0, None
-        header, _, body = answer.stdout.encode().partition(b"\n")
-        span = json.loads(header)
-        if self.offset is None:  # the first look: follow from the end, as a local view does
-            self.offset = int(span["end"])
-            return []
-        if int(span["end"]) < self.offset:  # the log was replaced: read it again from the start
-            self.offset = 0
-            self.last_seq = 0
-            return self.poll(now)
-        self.offset = int(span["end"])
-        found = []
-        for line in body.splitlines():
-            event = parse(line)
-            if event is not None and event.seq > self.last_seq:
-                found.append(event)
-                self.last_seq = event.seq
-        return found
 
 
 def attach_argv(repo: Repository, name: str, host: str) -> list[str]:

@@ -82,6 +82,10 @@ class HostLogStream:
         """Where the host's event log was left (-1: follow it from its end, as a local view does)."""
         self.last_seq = 0
         self._events: list[Event] = []
+        self.connected = False
+        """Whether the stream is up (its first frame came and it has not ended since)."""
+        self.delays: list[float] = []
+        """The waits before each new attempt, newest last (a few): the backoff, observable."""
         self._stop = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
         self._thread = threading.Thread(target=self._run, name=f"logs-{host}", daemon=True)
@@ -119,7 +123,8 @@ class HostLogStream:
             if self._stop.is_set():
                 return
             failures = 0 if got else failures + 1
-            delay = min(RETRY_MAX_S, RETRY_MIN_S * 2 ** max(0, failures - 1))
+            delay = min(RETRY_MAX_S, RETRY_MIN_S * 2 ** min(failures, 16))
+            self.delays = [*self.delays[-9:], delay]
             self._stop.wait(delay)
 
     def _take_events(self, offset: int, data: bytes) -> None:
@@ -157,7 +162,7 @@ class HostLogStream:
                     frame = json.loads(header)
                     data = proc.stdout.read(int(frame.get("n") or 0)) if frame.get("n") else b""
                     if not got:
-                        got = True
+                        got = self.connected = True
                         self.error = None
                         mark_reachable(self.repo, self.host, True)
                     if frame.get("events"):
@@ -168,6 +173,7 @@ class HostLogStream:
             except (OSError, ValueError):
                 pass
             finally:
+                self.connected = False
                 if proc.poll() is None:
                     proc.terminate()
                 code = proc.wait()
