@@ -98,6 +98,9 @@ for p in python3 python3.13 python3.12 python3.11; do
   then py=$(command -v "$p"); break; fi
 done
 [ -n "$py" ] || { echo "no Python >= 3.11 with venv on this host" >&2; exit 1; }
+if [ -e "$dest" ] && [ ! -f "$dest/pyvenv.cfg" ]; then
+  echo "$dest exists and is not a virtualenv: not replacing it" >&2; exit 1
+fi
 rm -rf "$dest"
 "$py" -m venv --without-pip "$dest"
 set -- "$wheels"/pip-*.whl; pipwheel="$1"
@@ -126,6 +129,9 @@ def install(fleet, name: str) -> int:
     else:
         raise CockpitError(f"host {name}: cockpit = {spec.cockpit!r} does not end in /bin/cockpit: cannot tell "
                            "which virtualenv to install into")
+    if venv.rstrip("/") in ("", "~", "."):  # (an existing directory that is no venv: the host refuses it)
+        raise CockpitError(f"host {name}: cockpit = {spec.cockpit!r} would make {venv!r} the virtualenv: give it "
+                           "a directory of its own (e.g. ~/.cockpit/venv/bin/cockpit)")
     with tempfile.TemporaryDirectory(prefix="cockpit-wheels-") as tmp:
         house = Path(tmp)
         print(f"building wheels of cockpit {__version__} and its dependencies here ...")

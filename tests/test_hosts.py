@@ -140,6 +140,17 @@ def test_hosts_install_puts_this_cockpit_on_a_host_that_cannot_reach_an_index(ho
                                        f'cockpit = "~/tools/ck/bin/cockpit"\nssh_config = "{hosts.config}"\n')
     before = cockpit(repo, "hosts", "--json")
     assert before.returncode == 1 and "no cockpit at '~/tools/ck/bin/cockpit' there" in before.stderr
+    # a cockpit path whose virtualenv would be the home, or a directory that is not a venv: refused
+    config = (repo / "cockpit.toml").read_text()
+    Path(big.home, "keep.txt").write_text("mine\n")
+    (repo / "cockpit.toml").write_text(config.replace("~/tools/ck/bin/cockpit", "~/bin/cockpit"))
+    home = cockpit(repo, "hosts", "install", "big")
+    assert home.returncode == 1 and "would make '~' the virtualenv" in home.stderr
+    (repo / "cockpit.toml").write_text(config.replace("~/tools/ck/bin/cockpit", "~/.ssh/bin/cockpit"))
+    ssh_dir = cockpit(repo, "hosts", "install", "big", timeout=900)
+    assert ssh_dir.returncode == 1 and ".ssh exists and is not a virtualenv" in ssh_dir.stderr, ssh_dir.stderr
+    assert Path(big.home, "keep.txt").read_text() == "mine\n" and Path(big.home, ".ssh", "authorized_keys").exists()
+    (repo / "cockpit.toml").write_text(config)
     # the host's pip sees no index and no config: only what we copy can be installed
     (Path(big.home) / ".config" / "pip").mkdir(parents=True)
     (Path(big.home) / ".config" / "pip" / "pip.conf").write_text("[global]\nindex-url = http://127.0.0.1:9/\n")
@@ -199,6 +210,12 @@ def test_every_agent_command_works_on_a_remote_agent(two_hosts: tuple[Host, Host
     # restore brings the file back there, byte for byte
     assert "restored w1" in ok(cockpit(repo, "restore", "w1"))
     assert (wt / "new.txt").read_text() == "from big\n"
+    # a name discarded on a host can be spawned here: from then on it is this machine's agent
+    ok(cockpit(repo, "discard", "w2", "--yes"))
+    ok(cockpit(repo, "spawn", "w2", "--command", "sleep 4321"))
+    assert ok(cockpit(repo, "pause", "w2")).strip() == "paused w2"
+    assert (listing(repo)["w2"]["host"], listing(repo)["w2"]["state"]) == (None, "paused")
+    assert uids_running(("sleep", "4321")) == {os.getuid()}
     # an unknown agent is one line, as locally
     missing = cockpit(repo, "pause", "nobody")
     assert missing.returncode == 1 and "no agent named 'nobody'" in missing.stderr

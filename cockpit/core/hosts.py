@@ -73,11 +73,12 @@ def remote_agents(repo: Repository) -> dict[str, str]:
 def host_of(repo: Repository, name: str) -> str | None:
     """The host agent ``name`` runs on, or None for this machine: where it was spawned, else
     where cockpit.toml puts it (an agent not spawned yet)."""
+    record = repo.history().records.get(name)
+    if record is not None and not record.discarded:  # an agent here (spawned after a remote one was discarded)
+        return None
     found = remote_agents(repo).get(name)
     if found is not None:
         return found
-    if any(r == name for r in repo.history().records) and not repo.history().records[name].discarded:
-        return None
     spec = repo.config.agents.get(name)
     return spec.host if spec is not None else None
 
