@@ -541,3 +541,33 @@ async def test_the_tui_through_a_host_that_drops_and_comes_back(two_hosts: tuple
         assert seen("paused", "rb") == 1 and seen("resumed", "rb") == 1
         keys = [(e.seq, e.ts, e.type, e.agent) for e in app.host_events]
         assert len(keys) == len(set(keys)), "an event delivered twice"
+
+
+async def test_the_tui_merges_a_remote_agent_from_the_keyboard(hosts: Lab, repo: Path, tmp_path: Path) -> None:
+    from cockpit.core.fleet import Fleet
+    from cockpit.ui.app import make_app
+    from cockpit.ui.dialogs import ConfirmDialog
+    from ui_support import focus, wait_for
+    (big,) = hosts.up("big")
+    hosts.install_cockpit(big)
+    configure(repo, hosts, big, agents='[cockpit]\ngates = ["test -f feature.txt"]\n')
+    ok(cockpit(repo, "spawn", "m1", "--host", "big", "--command",
+               "sh -c 'echo done > feature.txt && git add feature.txt && git -c user.name=a "
+               "-c user.email=a@example.invalid commit -qm feature && sleep 600'"))
+    wt = Path(big.repo, ".cockpit", "worktrees", "m1")
+    wait_until(lambda: last_commit(big, wt).endswith("feature"), message="m1's commit")
+    before = git(repo, "rev-parse", "main")
+    app = make_app(Fleet(repo), clock=None, include_user_themes=False, user_config=tmp_path / "none.toml")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await focus(pilot, app, "m1")
+        await pilot.press("m")
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog) and app.screen,
+                                message="the merge question")
+        assert "Merge m1 (host big) into main here?" in str(dialog.query_one("#title").content)
+        await pilot.press("tab", "enter")
+        await wait_for(pilot, lambda: git(repo, "rev-parse", "main") != before, timeout=60, message="main to move")
+        assert app.is_running and not app.reported
+    assert git(repo, "show", "main:feature.txt") == "done"
+    recorded = [json.loads(line) for line in (repo / ".cockpit" / "events.jsonl").read_text().splitlines()]
+    assert [(e["data"]["agent_name"], e["data"]["host"], e["data"]["state"]) for e in recorded
+            if e["type"] == "remote.merge"] == [("m1", "big", "merged")]
