@@ -97,3 +97,21 @@ def test_ssh_argv_is_a_list_with_batch_mode_a_private_control_path_and_checking_
     assert not any("StrictHostKeyChecking" in o or "UserKnownHostsFile" in o for o in options)
     assert not any("rm -rf" in word for word in argv), "the repository path never reaches the command line"
     assert Path(path).parent.stat().st_mode & 0o077 == 0
+
+
+def test_the_cli_refuses_an_unknown_host_in_one_line_and_changes_nothing(repo: Path) -> None:
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cockpit", "-C", str(repo), *args], capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, timeout=60)
+    none = run("hosts")
+    assert none.returncode == 0 and none.stdout.startswith("no hosts (add [[host]] tables")
+    (repo / "cockpit.toml").write_text('[[host]]\nname = "big"\nssh = "big"\nrepo = "~/r"\n')
+    spawn = run("spawn", "a1", "--command", "true", "--host", "nope")
+    assert spawn.returncode == 1
+    assert spawn.stderr == "cockpit: no host named 'nope' in cockpit.toml (configured: big)\n"
+    install = run("hosts", "install")
+    assert install.returncode == 1 and "name the host" in install.stderr
+    assert not (repo / ".cockpit" / "hosts.json").exists() and not (repo / ".cockpit" / "events.jsonl").exists()
