@@ -524,6 +524,10 @@ def _check(fleet, args: argparse.Namespace) -> int:
                                                              *(["--json"] if args.json else [])])
             sys.stderr.write(result.stderr or "")
             return result.returncode
+    remote_status = 0
+    if fleet.config.hosts and not args.agent and not args.json:  # each host's own findings first
+        from cockpit import cli_hosts
+        remote_status = cli_hosts.fleet_on_hosts(fleet, ["check"], header=False)
     agents = fleet.agents(ownership=True)
     if args.agent and args.agent not in {a.name for a in agents}:
         raise CockpitError(f"no agent named {args.agent!r} (see 'cockpit ls')")
@@ -551,7 +555,7 @@ def _check(fleet, args: argparse.Namespace) -> int:
     if findings:
         print(f"cockpit: {len(findings)} agent(s) with out-of-scope edits, collisions or predicted conflicts",
               file=sys.stderr)
-    return 1 if findings else 0
+    return 1 if findings or remote_status else 0
 
 
 def describe_conflict(conflict: dict, base: str) -> str:

@@ -198,7 +198,7 @@ def forward(fleet, command: str, args: argparse.Namespace, host: str) -> int:
     return result.returncode
 
 
-def fleet_on_hosts(fleet, argv: list[str]) -> int:
+def fleet_on_hosts(fleet, argv: list[str], header: bool = True) -> int:
     """Run a fleet command (``down``) on every host this repository has agents on; the worst
     exit status. An unreachable host is said, not fatal."""
     from cockpit.core import hosts
@@ -207,7 +207,8 @@ def fleet_on_hosts(fleet, argv: list[str]) -> int:
     for host in sorted(set(hosts.remote_agents(fleet).values())):
         if host not in fleet.config.hosts:
             continue
-        print(f"host {host}:")
+        if header:
+            print(f"host {host}:")
         sys.stdout.flush()
         try:
             result = hosts.transport(fleet, host).request("run", {"argv": argv}, timeout=None, stdout=None)

@@ -168,7 +168,8 @@ def test_every_agent_command_works_on_a_remote_agent(two_hosts: tuple[Host, Host
     big, small = two_hosts
     # the host's shell, not our python: the host user cannot run this machine's venv
     agent = "sh -c 'i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.1; done'"
-    ok(cockpit(repo, "spawn", "w1", "--command", agent, "--task", "add a file", "--host", "big"))
+    ok(cockpit(repo, "spawn", "w1", "--command", agent, "--task", "add a file", "--host", "big",
+               "--scope", "src/**"))
     ok(cockpit(repo, "spawn", "w2", "--command", "sleep 4320", "--host", "big"))
     wt = Path(big.repo, ".cockpit", "worktrees", "w1")
     assert listing(repo)["w1"]["state"] == "running"
@@ -184,9 +185,12 @@ def test_every_agent_command_works_on_a_remote_agent(two_hosts: tuple[Host, Host
     (wt / "new.txt").write_text("from big\n")
     os.chown(wt / "new.txt", big.uid, big.gid)
     assert "new.txt" in ok(cockpit(repo, "diff", "w1", "--stat"))
-    checked = json.loads(ok(cockpit(repo, "check", "--agent", "w1", "--json")))
-    assert [{**c, "conflicts": c["conflicts"] or []} for c in checked] == [  # (None: the radar has not run yet)
-        {"name": "w1", "out_of_scope": [], "collisions": [], "conflicts": []}]
+    checked = cockpit(repo, "check", "--agent", "w1", "--json")
+    assert checked.returncode == 1, checked.stderr  # a finding
+    assert [{**c, "conflicts": c["conflicts"] or []} for c in json.loads(checked.stdout)] == [
+        {"name": "w1", "out_of_scope": ["new.txt"], "collisions": [], "conflicts": []}]  # (None: no radar round yet)
+    every = cockpit(repo, "check")
+    assert every.returncode == 1 and "w1: out of scope: new.txt (scope: src/**)" in every.stdout
     timed_out = cockpit(repo, "wait", "w1", "--for", "exited", "--timeout", "0.5")
     assert timed_out.returncode == 1 and "timed out after 0.5s" in timed_out.stderr
     # kill keeps the worktree there; respawn --keep runs it again in it
