@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -16,9 +15,10 @@ from pathlib import Path
 from cockpit import __version__
 from cockpit.core.errors import CockpitError
 
-FORWARDED = {"pause", "resume", "kill", "fail", "discard", "restore", "respawn", "logs", "wait", "attach",
-             "archives", "diff"}
-"""Agent commands that run on the agent's host when the agent is remote."""
+FORWARDED = {"pause", "resume", "kill", "fail", "discard", "restore", "respawn", "logs", "wait", "archives",
+             "diff"}
+"""Agent commands that run on the agent's host when the agent is remote (``attach`` goes through
+the Fleet: ``ssh -t`` there, planned as a local attach is)."""
 VENV = ".cockpit/venv"
 """Where ``cockpit hosts install`` puts cockpit on a host whose ``cockpit`` is the default."""
 
@@ -178,9 +178,6 @@ def remote_argv(command: str, args: argparse.Namespace) -> list[str]:
 def forward(fleet, command: str, args: argparse.Namespace, host: str) -> int:
     """Run agent command ``command`` on ``host``: the host's output is ours, its exit status ours."""
     from cockpit.core import hosts
-    if command == "attach":
-        argv = hosts.attach_argv(fleet, args.name, host)
-        os.execvp(argv[0], argv)
     if command == "discard" and not args.yes:
         if not sys.stdin.isatty():
             raise CockpitError("refusing to discard without confirmation: stdin is not a terminal (add --yes)")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from cockpit.core import archive as archiving
 from cockpit.core import (
+    attach,
     hosts,
     include,
     lifecycle,
@@ -457,7 +458,10 @@ class Fleet(Repository):
         return self.tmux.attach_argv(name)
 
     def attach_plan(self, name: str, environ: Mapping[str, str]) -> AttachPlan:
-        """How to attach the terminal whose environment is ``environ`` (see :meth:`Tmux.attach_plan`)."""
+        """How to attach the terminal whose environment is ``environ`` (see :meth:`Tmux.attach_plan`);
+        a remote agent: ``ssh -t`` to its session there, in a popup inside the user's tmux too."""
+        if (host := self.host_of(validate_name(name))) is not None:
+            return attach.plan(hosts.attach_argv(self, name, host), name, environ)
         self._require_session(name)
         return self.tmux.attach_plan(name, environ)
 
