@@ -454,7 +454,8 @@ def test_attach_opens_the_remote_agents_tmux_session_over_ssh_t(two_hosts: tuple
 
 
 async def test_the_tui_shows_remote_tiles_streams_their_logs_and_discards_from_the_keyboard(
-        two_hosts: tuple[Host, Host], repo: Path, tmp_path: Path) -> None:
+        two_hosts: tuple[Host, Host], repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TMUX", raising=False)  # (a plain attach: inside a tmux it would be a popup of it)
     from cockpit.core.fleet import Fleet
     from cockpit.ui.app import make_app
     from cockpit.ui.dialogs import DiscardDialog
@@ -475,7 +476,13 @@ async def test_the_tui_shows_remote_tiles_streams_their_logs_and_discards_from_t
         return (tree_hashes(repo), tree_hashes(fleet.layout.worktree("here")),
                 git(repo, "for-each-ref", "refs/heads", "refs/cockpit/archive"))
     local_before = local_state()
-    app = make_app(fleet, clock=None, include_user_themes=False, user_config=tmp_path / "none.toml")
+    attached: list[list[str]] = []
+
+    def attach_runner(argv: list[str], env: dict[str, str]) -> int:  # the terminal handover, recorded
+        attached.append(argv)
+        return 0
+    app = make_app(fleet, clock=None, include_user_themes=False, user_config=tmp_path / "none.toml",
+                   attach_runner=attach_runner)
     async with app.run_test(size=(160, 48)) as pilot:
         await wait_for(pilot, lambda: {"here", "rb", "rs"} <= set(tiles(app)), message="all three tiles")
         assert tiles(app)["rb"].border_title == "rb @ big" and tiles(app)["here"].border_title == "here"
@@ -485,6 +492,20 @@ async def test_the_tui_shows_remote_tiles_streams_their_logs_and_discards_from_t
         seen = tile_text(app, "rb")
         await wait_for(pilot, lambda: tile_text(app, "rb") != seen, message="rb's log to move on")
         assert len(app.log_streams) == 2
+        # attach: ssh -t to the session on its host
+        import contextlib
+
+        @contextlib.contextmanager
+        def fake_suspend():  # headless drivers cannot suspend (as in test_ui_actions; the real one: above)
+            yield
+        app.suspend = fake_suspend  # type: ignore[method-assign]
+        await focus(pilot, app, "rs")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: attached or app.reported, message="the attach")
+        assert not app.reported, app.reported
+        (argv,) = attached
+        assert argv[0] == "ssh" and "-t" in argv and argv[argv.index("--") + 1] == "small"
+        assert argv[-3:] == ["attach-session", "-t", "=rs"]
         # discard on a host from the keyboard: the host's preview, then its archive
         await focus(pilot, app, "rb")
         await pilot.press("d")
