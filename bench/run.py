@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this tree's c
 
 from bench.flood import bench_flood
 from bench.hook import bench_hook
+from bench.hosts import bench_hosts, hosts_rows
 from bench.ops import bench_spawn_discard
 from bench.radar import bench_radar
 from bench.scale import bench_scale
@@ -30,17 +31,20 @@ PROFILES: dict[str, dict[str, object]] = {
     "full": {"rounds": 20, "latency_agents": [1, 8, 16, 32], "latency_s": 10.0, "startup_agents": [0, 8, 32, 64],
              "startup_rounds": 5, "big_rounds": 5, "idle_agents": 64, "idle_s": 60.0,
              "flood_agents": 16, "flood_s": 10.0, "flood_baseline_s": 2.0, "flood_rounds": 3,
-             "scale_agents": 64, "ls_rounds": 5, "radar_agents": 16, "radar_rounds": 5, "hook_rounds": 50},
+             "scale_agents": 64, "ls_rounds": 5, "radar_agents": 16, "radar_rounds": 5, "hook_rounds": 50,
+             "host_agents": 8, "host_rounds": 10},
     "quick": {"rounds": 6, "latency_agents": [1, 8, 16], "latency_s": 4.0, "startup_agents": [0, 8, 32],
               "startup_rounds": 2, "big_rounds": 2, "idle_agents": 16, "idle_s": 10.0,
               "flood_agents": 8, "flood_s": 4.0, "flood_baseline_s": 1.0, "flood_rounds": 1,
-              "scale_agents": 16, "ls_rounds": 3, "radar_agents": 16, "radar_rounds": 2, "hook_rounds": 20},
+              "scale_agents": 16, "ls_rounds": 3, "radar_agents": 16, "radar_rounds": 2, "hook_rounds": 20,
+              "host_agents": 8, "host_rounds": 4},
     "smoke": {"rounds": 1, "latency_agents": [1], "latency_s": 1.0, "startup_agents": [1],
               "startup_rounds": 1, "big_rounds": 1, "idle_agents": 1, "idle_s": 1.0,
               "flood_agents": 2, "flood_s": 1.0, "flood_baseline_s": 0.5, "flood_rounds": 1,
-              "scale_agents": 2, "ls_rounds": 1, "radar_agents": 2, "radar_rounds": 1, "hook_rounds": 2},
+              "scale_agents": 2, "ls_rounds": 1, "radar_agents": 2, "radar_rounds": 1, "hook_rounds": 2,
+              "host_agents": 1, "host_rounds": 1},
 }
-FIGURES = ("spawn_discard", "latency", "startup", "big_log", "idle", "flood", "scale", "radar", "hook")
+FIGURES = ("spawn_discard", "latency", "startup", "big_log", "idle", "flood", "scale", "radar", "hook", "hosts")
 
 
 def machine() -> dict[str, object]:
@@ -67,6 +71,9 @@ def run(profile: str, only: list[str]) -> dict[str, object]:
         "scale": lambda: bench_scale(int(p["scale_agents"]), int(p["ls_rounds"])),  # type: ignore[arg-type]
         "radar": lambda: bench_radar(int(p["radar_agents"]), int(p["radar_rounds"])),  # type: ignore[arg-type]
         "hook": lambda: bench_hook(int(p["hook_rounds"])),  # type: ignore[arg-type]
+        "hosts": lambda: ({"skipped": "not in a smoke run (it starts sshds: tests/test_hosts.py covers it)"}
+                          if profile == "smoke" else
+                          bench_hosts(2, int(p["host_agents"]), int(p["host_rounds"]))),  # type: ignore[arg-type]
     }
     for name in FIGURES:
         if only and name not in only:
@@ -147,6 +154,8 @@ def table(r: dict) -> str:
                     f"{h['python3_pass']['p50'] * 1000:.0f} ms, `python -I -S -c pass` "
                     f"{h['python_isolated_pass']['p50'] * 1000:.0f} ms, `import cockpit.cli` "
                     f"{h['import_cockpit_cli']['p50'] * 1000:.0f} ms | p50 ≤ 60 ms | {verdict(hook_ms <= 60)} |")
+    if "hosts" in r:
+        rows += hosts_rows(r["hosts"])
     return "\n".join(rows)
 
 

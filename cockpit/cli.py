@@ -99,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--scope", action="append", metavar="GLOB", type=_glob, help="files the agent owns (repeatable)")
     p.add_argument("--base", metavar="BRANCH", type=_ref,
                    help="the branch to cut from and merge into (default: [cockpit] base or the current branch)")
+    p.add_argument("--host", metavar="H", help="run it on [[host]] H over ssh (default: as configured, else here)")
 
     p = add("up", "start every configured agent (or those named), dependencies first: spawn new ones, restart "
                   "killed ones in their worktree; the others are left as they are, saying why")
@@ -166,6 +167,10 @@ def _parser() -> argparse.ArgumentParser:
     from cockpit import cli_merge
     cli_merge.add_parsers(add)  # diff, merge, queue
 
+    from cockpit import cli_hosts
+    cli_hosts.add_parsers(add)  # hosts [install H]
+
+    sub.add_parser("_remote")  # internal: a request of another machine's cockpit, JSON on stdin
     sub.add_parser("_observe").add_argument("--agent")  # internal: exit hooks (not in help)
     sub.add_parser("_watch").add_argument("--offset", type=_count, default=0)  # internal: the watcher
     p = add("demo", "create a throw-away repository with four scripted agents and open the cockpit")
@@ -197,7 +202,9 @@ def _print_table(agents) -> None:
         return
     with_ports = any(a.ports for a in agents)
     costs = any(a.usage for a in agents)
-    rows = [("NAME", "STATE", "ACTIVITY", "TRY", "BRANCH", *(("PORTS",) if with_ports else ()), "OUTPUT", "FLAGS",
+    remote = any(a.host for a in agents)
+    rows = [("NAME", *(("HOST",) if remote else ()), "STATE", "ACTIVITY", "TRY", "BRANCH",
+             *(("PORTS",) if with_ports else ()), "OUTPUT", "FLAGS",
              *(("TOKENS",) if costs else ()), "TASK")]
     for a in agents:
         state = a.state + (f" ({a.exit_code})" if a.state == "failed" and a.exit_code is not None else "")
@@ -209,7 +216,9 @@ def _print_table(agents) -> None:
                                         f"{len(a.conflicts)} conflict(s)" if a.conflicts else ""])) or "-"
         ports = (describe(a.ports) or "-",) if with_ports else ()
         tokens = (short_count(a.usage["counted_tokens"]) if a.usage else "-",) if costs else ()
-        rows.append((a.name, state, a.doing(40) or "-", a.tries, a.branch or "-", *ports,
+        doing = a.doing(40) or (a.reason if a.state == "unknown" else None) or "-"
+        tries = a.tries if a.state != "unknown" else "-"
+        rows.append((a.name, *((a.host or "-",) if remote else ()), state, doing, tries, a.branch or "-", *ports,
                      _ago(a.last_activity), flags, *tokens, task[:50]))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
@@ -295,7 +304,7 @@ def run(argv: list[str] | None = None) -> int:
 
     if command == "init":
         from cockpit.core import worktrees
-        from cockpit.core.spec import STARTER
+        from cockpit.core.starter import STARTER
         root = worktrees.repo_root(Path(args.directory or Path.cwd()))
         path = root / "cockpit.toml"
         if path.exists():
@@ -304,7 +313,20 @@ def run(argv: list[str] | None = None) -> int:
         print(f"wrote {path}: edit the [[agent]] entries, then run 'cockpit up'")
         return 0
 
+    if command == "_remote":  # another machine's cockpit, over ssh (cockpit/cli_remote.py)
+        from cockpit import cli_remote
+        return cli_remote.main(sys.stdin.read(), main)
     fleet = _fleet(args)
+    from cockpit import cli_hosts
+    if command == "hosts":
+        return cli_hosts.run_hosts(fleet, args)
+    if command in cli_hosts.FORWARDED:
+        from cockpit.core import hosts
+        from cockpit.core.spec import validate_name
+        validate_name(args.name)
+        host = hosts.host_of(fleet, args.name)
+        if host is not None:
+            return cli_hosts.forward(fleet, command, args, host)
     if command == "_observe":  # run when an agent exits (its wrapper, tmux's pane-died hook)
         if args.agent:
             fleet.observe_exit(args.agent)
@@ -317,9 +339,28 @@ def run(argv: list[str] | None = None) -> int:
     if command is None:
         return _open_tui(args, fleet)
     from cockpit import cli_merge
+    if command == "merge" and fleet.config.hosts:
+        remote_status = cli_hosts.merge_remote(fleet, args)
+        if remote_status is not None and not args.names:
+            return remote_status
+        if remote_status is not None:
+            return max(remote_status, cli_merge.run(command, fleet, args))
     if command in cli_merge.COMMANDS:
         return cli_merge.run(command, fleet, args)
     if command == "spawn":
+        from cockpit.core import hosts
+        from cockpit.core.spec import validate_name
+        validate_name(args.name)
+        host = args.host
+        if host is None and args.name in fleet.config.agents:
+            host = fleet.config.agents[args.name].host
+        if host is not None:
+            hosts.host_spec(fleet, host)  # an unknown host: refused before anything
+            spec = fleet.resolve_spec(args.name, args.command, args.task, args.scope)
+            agent = hosts.spawn(fleet, spec, host, base=args.base)
+            print(f"spawned {agent.name} on host {host}: branch {agent.branch}, worktree {agent.worktree} (there)")
+            print(f"  logs: cockpit logs {agent.name}   attach: cockpit attach {agent.name}")
+            return 0
         since = _log_end(fleet)
         agent = fleet.spawn(args.name, command=args.command, task=args.task, scope=args.scope, base=args.base)
         print("\n".join(Checklist(n=1).lines()))  # (a spawn is a batch of one)
@@ -328,17 +369,25 @@ def run(argv: list[str] | None = None) -> int:
         _print_environment(agent)
         _warn_from_events(fleet, since)
     elif command == "up":
+        wanted = args.names or list(fleet.config.agents)
+        unknown = [n for n in wanted if n not in fleet.config.agents]
+        remote = [n for n in wanted if n not in unknown and fleet.config.agents[n].host]
+        local = [n for n in wanted if n not in remote]
         try:
-            checklist, outcomes = fleet.up(args.names or None)
+            if local or not remote:
+                checklist, outcomes = fleet.up(local if args.names or remote else None)
+            else:
+                checklist, outcomes = Checklist(n=0), []
         except ChecklistFailed as exc:
             for line in exc.checklist.lines():
                 print(line, file=sys.stderr)
             return 1
+        remote_failed = cli_hosts.up_on_hosts(fleet, remote) if remote else False
         if checklist.n:
             print("\n".join(checklist.lines()))
         for step in outcomes:
             print(step.describe(), file=sys.stderr if step.action == "error" else sys.stdout)
-        failed = any(step.action == "error" for step in outcomes)
+        failed = any(step.action == "error" for step in outcomes) or remote_failed
         if not args.no_tui:
             status = _open_tui(args, fleet, checklist.lines() if checklist.n else None)
             return status or int(failed)
@@ -350,7 +399,20 @@ def run(argv: list[str] | None = None) -> int:
     elif command == "ls":
         # Waits (a few seconds at most) for the lock only when something needs recovering: an
         # exit hook that holds it for a moment must not leave a crashed operation half-shown.
-        agents = fleet.agents(ownership=True, wait=LS_LOCK_WAIT_S)
+        if fleet.config.hosts:  # the hosts are asked while this machine's agents are read
+            from concurrent.futures import ThreadPoolExecutor
+
+            from cockpit.core import hosts
+            from cockpit.core.agent import name_order
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                asked = pool.submit(hosts.all_agents, fleet, [])
+                agents = fleet.agents(ownership=True, wait=LS_LOCK_WAIT_S)
+                remote, warnings = asked.result()
+            agents = sorted([*agents, *remote], key=lambda a: name_order(a.name))
+            for warning in warnings:
+                print(f"cockpit: {warning}", file=sys.stderr)
+        else:
+            agents = fleet.agents(ownership=True, wait=LS_LOCK_WAIT_S)
         if args.json:
             print(json.dumps([a.to_json() for a in agents], indent=2))
         else:
@@ -362,6 +424,7 @@ def run(argv: list[str] | None = None) -> int:
         fleet.resume(args.name)
         print(f"resumed {args.name}")
     elif command == "down":
+        remote = cli_hosts.fleet_on_hosts(fleet, ["down"]) if fleet.config.hosts else 0
         since = _log_end(fleet)
         stopped = fleet.down()
         _warn_from_events(fleet, since)
@@ -370,6 +433,7 @@ def run(argv: list[str] | None = None) -> int:
         print(f"{len(stopped)} agent(s) stopped; worktrees, branches and logs kept" if stopped
               else "no agent was running")
         print(f"the fleet's tmux server is stopped ({fleet.tmux.socket} removed)")
+        return remote
     elif command == "kill":
         since = _log_end(fleet)
         fleet.kill(args.name)
@@ -453,6 +517,17 @@ def _check(fleet, args: argparse.Namespace) -> int:
     if args.agent:
         from cockpit.core.spec import validate_name
         validate_name(args.agent)
+        host = fleet.host_of(args.agent)
+        if host is not None:  # its findings, as its host's cockpit sees them
+            from cockpit.core import hosts
+            result = hosts.forward(fleet, args.agent, host, ["check", "--agent", args.agent,
+                                                             *(["--json"] if args.json else [])])
+            sys.stderr.write(result.stderr or "")
+            return result.returncode
+    remote_status = 0
+    if fleet.config.hosts and not args.agent and not args.json:  # each host's own findings first
+        from cockpit import cli_hosts
+        remote_status = cli_hosts.fleet_on_hosts(fleet, ["check"], header=False)
     agents = fleet.agents(ownership=True)
     if args.agent and args.agent not in {a.name for a in agents}:
         raise CockpitError(f"no agent named {args.agent!r} (see 'cockpit ls')")
@@ -480,7 +555,7 @@ def _check(fleet, args: argparse.Namespace) -> int:
     if findings:
         print(f"cockpit: {len(findings)} agent(s) with out-of-scope edits, collisions or predicted conflicts",
               file=sys.stderr)
-    return 1 if findings else 0
+    return 1 if findings or remote_status else 0
 
 
 def describe_conflict(conflict: dict, base: str) -> str:

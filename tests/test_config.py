@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from cockpit.core.errors import CockpitError, ConfigError
-from cockpit.core.spec import STARTER, load_config, order_agents, validate_name
+from cockpit.core.spec import load_config, order_agents, validate_name
+from cockpit.core.starter import STARTER
 
 GOOD = """\
 [cockpit]

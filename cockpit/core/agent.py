@@ -57,6 +57,7 @@ class Agent:
     usage: dict | None = None  # tokens from its transcripts (cockpit.core.usage); None when it reports none
     ports: list[int] = field(default_factory=list)  # its block of TCP ports ([worktree] ports)
     included: int | None = None  # files .worktreeinclude copied into its worktree (None: not recorded)
+    host: str | None = None  # the [[host]] it runs on; None: this machine (cockpit.core.hosts)
 
     @property
     def tries(self) -> str:

@@ -50,6 +50,11 @@ def _parse(line: bytes) -> Event | None:
         return None
 
 
+def parse(line: bytes) -> Event | None:
+    """One line of an event log, or None for a torn or foreign one (a host's log, read over ssh)."""
+    return _parse(line)
+
+
 class EventLog:
     """Append to and read from one ``events.jsonl``."""
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from cockpit.core import archive as archiving
 from cockpit.core import (
+    attach,
+    hosts,
     include,
     lifecycle,
     pending,
@@ -98,6 +100,11 @@ class Fleet(Repository):
                 return agent
         raise NotFound(f"no agent named {name!r} (see 'cockpit ls')")
 
+    # -- agents on other hosts (cockpit.core.hosts) ---------------------------------------------------
+    def host_of(self, name: str) -> str | None:
+        """The [[host]] agent ``name`` runs on; None for this machine (and with no hosts configured)."""
+        return hosts.host_of(self, name) if self.config.hosts else None
+
     # -- spawn, up ------------------------------------------------------------------------------------
     def resolve_spec(self, name: str, command: str | None = None, task: str | None = None,
                      scope: list[str] | None = None) -> AgentSpec:
@@ -120,11 +127,16 @@ class Fleet(Repository):
         return sandbox.with_default(spec, self.config.sandbox)
 
     def spawn(self, name: str, command: str | None = None, task: str | None = None,
-              scope: list[str] | None = None, base: str | None = None) -> Agent:
-        """Branch + worktree + tmux session + log pipe. On any failure nothing is left behind."""
+              scope: list[str] | None = None, base: str | None = None, spec: AgentSpec | None = None) -> Agent:
+        """Branch + worktree + tmux session + log pipe. On any failure nothing is left behind.
+        ``spec``: run this spec instead of cockpit.toml's (a spawn another cockpit asked for over
+        ssh: :mod:`cockpit.cli_remote`)."""
         validate_name(name)
         check_tmux()
-        spec = self.resolve_spec(name, command, task, scope)
+        if spec is not None:
+            spec = sandbox.with_default(replace(spec, name=name, host=None), self.config.sandbox)
+        else:
+            spec = self.resolve_spec(name, command, task, scope)
         if sandbox.enabled(spec):
             sandbox.require()  # never silently unsandboxed, and before anything is created
         with self.locked():
@@ -172,6 +184,9 @@ class Fleet(Repository):
     def pause(self, name: str) -> None:
         """Freeze every process of the agent in place (SIGSTOP to the whole tree)."""
         validate_name(name)
+        if (host := self.host_of(name)) is not None:
+            hosts.run_checked(self, host, ["pause", name])
+            return
         with self.locked():
             pid = self._live_pane(name).pid
             assert pid is not None  # (checked by _live_pane)
@@ -185,6 +200,9 @@ class Fleet(Repository):
     def resume(self, name: str) -> None:
         """Thaw the agent; keys typed while it was paused are delivered now."""
         validate_name(name)
+        if (host := self.host_of(name)) is not None:
+            hosts.run_checked(self, host, ["resume", name])
+            return
         with self.locked():
             pid = self._live_pane(name).pid
             assert pid is not None  # (checked by _live_pane)
@@ -202,6 +220,9 @@ class Fleet(Repository):
         """End the agent's processes and tmux session; keep its worktree, branch and log. A
         pending agent is cancelled: it will not start by itself ('cockpit up' plans it again)."""
         validate_name(name)
+        if (host := self.host_of(name)) is not None:
+            hosts.run_checked(self, host, ["kill", name])
+            return
         with self.locked():
             record = self.record(name)
             if record.state == pending.PENDING:
@@ -246,6 +267,9 @@ class Fleet(Repository):
     def mark_failed(self, name: str) -> None:
         """Count a failure the user saw (the 2-failure rule), stopping the agent if it runs."""
         validate_name(name)
+        if (host := self.host_of(name)) is not None:
+            hosts.run_checked(self, host, ["fail", name])
+            return
         with self.locked():
             record = self.record(name)
             lifecycle.end_session(self, name)
@@ -255,6 +279,8 @@ class Fleet(Repository):
     # -- discard, restore ------------------------------------------------------------------------------
     def discard_preview(self, name: str) -> DiscardPreview:
         """What a discard would archive (:func:`cockpit.core.archive.preview`; read without the lock)."""
+        if (host := self.host_of(name)) is not None:
+            return DiscardPreview(**hosts.discard_preview(self, host, validate_name(name)))
         return archiving.preview(self, name)
 
     def archives(self, name: str) -> list[tuple[str, str]]:
@@ -265,6 +291,8 @@ class Fleet(Repository):
         """Archive, then kill the session and remove worktree and branch. Nothing is lost: the
         archive ref holds every file and commit. Returns the archive ref."""
         validate_name(name)
+        if (host := self.host_of(name)) is not None:
+            return hosts.discard(self, host, name)
         with self.locked():
             record = self.record(name)
             self.events.append("discard.started", name, branch=record.branch)
@@ -340,6 +368,9 @@ class Fleet(Repository):
         A halted agent is refused unless its task or command changed (a replan) or ``force``.
         """
         validate_name(name)
+        if (host := self.host_of(name)) is not None:
+            return hosts.respawn(self, host, name, keep=keep, task=task, force=force, command=command, setup=setup,
+                                 fresh=fresh)
         check_tmux()
         with self.locked():
             record = self.record(name)
@@ -427,7 +458,10 @@ class Fleet(Repository):
         return self.tmux.attach_argv(name)
 
     def attach_plan(self, name: str, environ: Mapping[str, str]) -> AttachPlan:
-        """How to attach the terminal whose environment is ``environ`` (see :meth:`Tmux.attach_plan`)."""
+        """How to attach the terminal whose environment is ``environ`` (see :meth:`Tmux.attach_plan`);
+        a remote agent: ``ssh -t`` to its session there, in a popup inside the user's tmux too."""
+        if (host := self.host_of(validate_name(name))) is not None:
+            return attach.plan(hosts.attach_argv(self, name, host), name, environ)
         self._require_session(name)
         return self.tmux.attach_plan(name, environ)
 

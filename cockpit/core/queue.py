@@ -153,6 +153,10 @@ class _QueueLock:
             self.fd = None
 
 
+QueueLock = _QueueLock
+"""The queue lock, for a merge that must not run beside the queue (cockpit.core.remote_merge)."""
+
+
 def runner_pid(repo: Repository) -> int | None:
     """The pid of the process running the queue now, or None when nobody does."""
     path = lock_path(repo)

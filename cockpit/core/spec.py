@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cockpit.core.errors import CockpitError, ConfigError
+from cockpit.core.host_table import HostSpec, parse_hosts
 from cockpit.core.presets import PRESETS
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -49,7 +50,9 @@ AGENT_KEYS = {
     "preset": str,  # a known agent program (cockpit.core.presets): how its prompts look
     "worktree": dict,  # [agent.worktree]: this agent's own values of [worktree] keys
     "max_tokens": int,  # this agent's token budget (cockpit.core.usage)
+    "host": str,  # the [[host]] it runs on (default: this machine)
 }
+
 WORKTREE_KEYS = {
     "setup": list,              # shell commands run in a new worktree before the agent, in order
     "setup_timeout": float,     # seconds for all setup commands together
@@ -61,7 +64,7 @@ WORKTREE_KEYS = {
 }
 MAX_PORTS = 100
 """The most ports one agent may ask for: a block, not a range of the machine."""
-TOP_KEYS = {"cockpit", "agent", "keys", "worktree"}
+TOP_KEYS = {"cockpit", "agent", "keys", "worktree", "host"}
 SANDBOXES = ("bwrap", "none")  # "none": opt out of a fleet-wide [cockpit] sandbox
 
 
@@ -123,6 +126,7 @@ class AgentSpec:
                                      # gets permission settings and guard hooks (cockpit.core.permissions)
     worktree: dict[str, Any] = field(default_factory=dict)  # [agent.worktree]: overrides of [worktree]
     max_tokens: int | None = None    # pause it past this many tokens (cockpit.core.usage)
+    host: str | None = None          # the [[host]] it runs on; None: this machine
 
     def to_toml(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -143,6 +147,8 @@ class AgentSpec:
                                 for key, value in self.worktree.items()}
         if self.max_tokens is not None:
             data["max_tokens"] = self.max_tokens
+        if self.host is not None:
+            data["host"] = self.host
         return data
 
     @classmethod
@@ -159,6 +165,7 @@ class AgentSpec:
             preset=data.get("preset", ""),
             worktree=dict(data.get("worktree") or {}),
             max_tokens=data.get("max_tokens"),
+            host=data.get("host"),
         )
 
 
@@ -184,6 +191,7 @@ class FleetConfig:
     agents: dict[str, AgentSpec] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     worktree: WorktreeSettings = field(default_factory=WorktreeSettings)
+    hosts: dict[str, HostSpec] = field(default_factory=dict)
 
     def worktree_for(self, spec: AgentSpec) -> WorktreeSettings:
         """The worktree settings of ``spec``: the fleet's ``[worktree]`` with its own
@@ -296,6 +304,8 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
     for key, value in keys.items():
         reader.typed(f"keys.{key}", value, str, 0)
 
+    hosts = parse_hosts(reader, data.get("host", []), _table_lines(text, "[[host]]"))
+
     agents_raw = data.get("agent", [])
     if not isinstance(agents_raw, list):
         raise reader.fail("agent", "use [[agent]] tables (an array of tables)")
@@ -350,6 +360,9 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         if "worktree" in entry:
             sub = [n for n in _table_lines(text, "[agent.worktree]") if n > start]
             _worktree_settings(reader, f"{label}.worktree", entry["worktree"], sub[0] if sub else start)
+        if "host" in entry and entry["host"] not in hosts:
+            raise reader.fail(f"{label}.host", f"unknown host {entry['host']!r} "
+                              f"(configured: {', '.join(sorted(hosts)) or 'none; add a [[host]] table'})", start)
         agents[name] = AgentSpec.from_toml(entry)
 
     for spec in agents.values():
@@ -358,6 +371,11 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
                 raise reader.fail(f"agent ({spec.name!r}).after", f"unknown agent {dep!r}")
             if dep == spec.name:
                 raise reader.fail(f"agent ({spec.name!r}).after", "an agent cannot depend on itself")
+            if agents[dep].host != spec.host:
+                raise reader.fail(f"agent ({spec.name!r}).after", f"{dep!r} runs on "
+                                  f"{agents[dep].host or 'this machine'}, {spec.name!r} on "
+                                  f"{spec.host or 'this machine'}: 'after' targets must be on the same host "
+                                  "(a host's watcher cannot see another host's agents)")
     try:
         order_agents(agents)
     except ConfigError as exc:
@@ -381,6 +399,7 @@ def parse_config(data: dict[str, Any], path: Path, text: str = "") -> FleetConfi
         agents=agents,
         keys=dict(keys),
         worktree=worktree,
+        hosts=hosts,
     )
 
 
@@ -423,41 +442,3 @@ def order_agents(agents: dict[str, AgentSpec], names: list[str] | None = None) -
         visit(name, ())
     return ordered
 
-
-STARTER = '''\
-# cockpit.toml: the agents cockpit runs on this repository.
-# Each agent gets its own git worktree (.cockpit/worktrees/<name>), its own branch
-# (cockpit/<name>), its own tmux session and its own session.log.
-
-[cockpit]
-# base = "main"          # the ref new branches are cut from (default: the current branch)
-max_failures = 2         # an agent that fails this many times is halted
-# gates = ["python -m pytest -q"]   # merge queue: each must pass on base + the candidate
-# gate_timeout = 600     # seconds per gate
-# merge = "rebase"       # or "merge" (a merge commit) or "squash" (one commit)
-# idle_after = 30        # seconds without output before an agent counts as idle
-# stall_after = 900      # ... and as stalled (you get a notification)
-# notify_command = "cat >> ~/cockpit-notifications.jsonl"   # run per notification, JSON on stdin
-# tmux_nice = 5          # the agents' tmux server yields the CPU to you (0: same priority)
-# radar_interval = 3     # seconds between conflict predictions (0: none; needs git >= 2.38)
-# max_tokens = 5000000   # pause agents once all of them together used this many tokens (claude-code)
-
-# [worktree]             # make each new worktree a working environment (see docs/worktree-environment.md)
-# setup = ["uv sync"]    # run in the new worktree before the agent, in order (sh -e; output in session.log)
-# teardown = []          # run before a worktree is removed (after its archive)
-# ports = 2              # a block of free TCP ports per agent: $COCKPIT_PORT (the first), $COCKPIT_PORTS
-
-# [keys]                 # remap TUI keys: binding id = "key"
-# discard = "D"
-
-[[agent]]
-name = "example"                          # a-z, 0-9 and '-', at most 40 characters
-command = "sh -c 'echo working on: $COCKPIT_TASK; sleep 3600'"   # run by /bin/sh in the worktree
-task = "Describe the task here"           # exported to the agent as COCKPIT_TASK
-scope = ["src/**"]                        # files this agent owns
-after = []                                # agents this one waits for
-env = {}                                  # extra environment, e.g. { LOG_LEVEL = "debug" }
-# sandbox = "bwrap"                       # writes only to its worktree (needs bubblewrap)
-# preset = "claude-code"                  # a known agent program: its hooks, its prompts on screen
-# max_tokens = 1000000                    # pause this agent past this many tokens (claude-code)
-'''

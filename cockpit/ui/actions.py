@@ -21,6 +21,7 @@ from textual import work
 from textual.app import App, SuspendNotSupported
 from textual.message import Message
 
+from cockpit.core import remote_merge
 from cockpit.core.activity import next_needing_attention
 from cockpit.core.errors import CockpitError
 from cockpit.core.merge_plan import plan_merge
@@ -378,10 +379,21 @@ class AgentActions(_App):
         """Work out what would land (worker): nothing to merge is said at once and changes nothing;
         otherwise ask, saying what lands where, then queue the agent and run the queue."""
         tile = self._target(name)
-        if tile is not None:
+        if tile is not None and tile.agent.host:  # landed at once, not queued (cockpit.core.remote_merge)
+            agent, host = tile.agent.name, tile.agent.host
+            self.push_screen(ConfirmDialog(
+                f"Merge {agent} (host {host}) into {tile.agent.base.removeprefix('cockpit-base/')} here?",
+                "Its committed work is fetched from the host, built on base here, gated, and base is "
+                "fast-forwarded (uncommitted work there blocks it).", "Merge"),
+                partial(self._remote_merge_decided, agent, host))
+        elif tile is not None:
             agent = tile.agent.name
             self.run_op(agent, "checking", plan_merge, self.fleet, agent, done=partial(MergePlanned, agent),
                         pending=False)
+
+    def _remote_merge_decided(self, agent: str, host: str, ok: bool | None) -> None:
+        if ok:
+            self.run_op(agent, "merging", remote_merge.merge, self.fleet, agent, host, done=QueueReported)
 
     def on_merge_planned(self, message: MergePlanned) -> None:
         agent, plan = message.agent, message.plan

@@ -28,7 +28,9 @@ from textual.screen import Screen
 
 from cockpit.core import notify
 from cockpit.core.agent import Agent
+from cockpit.core.events import Event
 from cockpit.core.fleet import Fleet
+from cockpit.core.remote_logs import HostLogStream, RemoteTail
 from cockpit.ui.actions import AgentActions, AttachRunner
 from cockpit.ui.arrange import Arrangement
 from cockpit.ui.collector import CollectorTuning
@@ -57,6 +59,10 @@ FLOOD_MEMORY_S = 3.0
 def run_attached(argv: list[str], env: dict[str, str]) -> int:
     """Run the attach command in the real terminal (the app is suspended meanwhile)."""
     return subprocess.call(argv, env=env)
+
+
+HOST_EVENTS_KEPT = 500
+"""How many of the hosts' events the app keeps (newest)."""
 
 
 class GridScreen(QuietFocusScreen):
@@ -92,7 +98,11 @@ class CockpitApp(Arrangement, AgentActions, App[int]):
         self.alert_terminal = True
         """Send notifications to the terminal too (bell, OSC 9 / OSC 777)."""
         self.live = LiveLogs(wake=lambda: self.post_message(LogsChanged()), set_timer=self.set_timer,
-                             on_error=self._watcher_error)
+                             on_error=self._watcher_error, remote_tail=self._remote_tail)
+        self.host_events: list[Event] = []
+        """The hosts' newest events, as their streams delivered them (each once)."""
+        self.log_streams: dict[str, HostLogStream] = {}
+        """One live log stream per host with agents shown (cockpit.core.remote_logs)."""
         """The tiles' logs: followed, rendered and repainted."""
         self.renders = self.live.renders
         self.sync = FleetSync(fleet, poll_interval=poll_interval, diffs=diffs,
@@ -159,8 +169,19 @@ class CockpitApp(Arrangement, AgentActions, App[int]):
 
     def on_unmount(self) -> None:
         self.queue_stop.set()
+        for stream in self.log_streams.values():
+            stream.stop()
         self.live.stop()
         self.collector.restore()
+
+    def _remote_tail(self, agent: Agent) -> RemoteTail:
+        """A remote agent's log, from its host's one live stream (started at the first tile)."""
+        host = agent.host or ""
+        stream = self.log_streams.get(host)
+        if stream is None:
+            stream = self.log_streams[host] = HostLogStream(self.fleet, host, self.live.remote_changed)
+            stream.start()
+        return stream.tail(agent.name)
 
     # -- polling -----------------------------------------------------------------------------
     def request_poll(self, force: bool = False) -> None:
@@ -190,6 +211,10 @@ class CockpitApp(Arrangement, AgentActions, App[int]):
         for message in snapshot.errors:
             if message not in self.reported[-3:]:
                 self.report_error(message)
+        for stream in self.log_streams.values():  # the hosts' events: their agents' notifications
+            remote = stream.drain_events()
+            self.host_events = (self.host_events + remote)[-HOST_EVENTS_KEPT:]
+            snapshot.events = [*snapshot.events, *remote]
         for event in snapshot.events:  # (not in deterministic mode: they arrive at any moment)
             if (event.type == "notification" and isinstance(event.data.get("note"), dict)
                     and self.clock is not None):

@@ -26,6 +26,7 @@ from pathlib import Path
 from rich.text import Text
 
 from cockpit.core.log_index import LineIndex
+from cockpit.core.remote_logs import RemoteTail
 from cockpit.core.session_log import LogTail
 from cockpit.ui.terminal import TerminalRenderer, render_capture
 
@@ -140,7 +141,7 @@ class LogFeed:
     """One agent's log, tailed and rendered. Thread-safe: ``pump`` may run in any thread."""
 
     def __init__(self, name: str, path: Path | str, on_change: Callable[[], None] | None = None,
-                 scheduler: RenderScheduler | None = None) -> None:
+                 scheduler: RenderScheduler | None = None, tail: LogTail | RemoteTail | None = None) -> None:
         self.name = name
         self.path = Path(path)
         self.on_change = on_change
@@ -149,7 +150,8 @@ class LogFeed:
         """Renders this feed after a pump; without one, :meth:`pump` renders at once."""
         self._rows = TILE_LINES
         self._lock = threading.Lock()
-        self._tail = LogTail(self.path, max_bytes=TAIL_BYTES, from_tail=TAIL_BYTES)
+        self._tail = tail or LogTail(self.path, max_bytes=TAIL_BYTES, from_tail=TAIL_BYTES)
+        """What reads the log: the file here, or a remote agent's log as its host streams it."""
         self._renderer = TerminalRenderer(width=WIDTH, history=HISTORY)
         self._lines: list[Text] = []
         self._screen: list[Text] | None = None

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from cockpit.core.agent import Agent
 from cockpit.core.log_watch import LogWatcher
+from cockpit.core.remote_logs import RemoteTail
 from cockpit.ui.feeds import FLOOD_INTERVAL, LogFeed, RenderScheduler
 from cockpit.ui.tiles import AgentTile
 
@@ -37,7 +38,10 @@ class LiveLogs:
     watcher's thread) reports what stops the watcher."""
 
     def __init__(self, wake: Callable[[], object], set_timer: Callable[[float, Callable[[], None]], object],
-                 on_error: Callable[[BaseException], None]) -> None:
+                 on_error: Callable[[BaseException], None],
+                 remote_tail: Callable[[Agent], RemoteTail] | None = None) -> None:
+        self.remote_tail = remote_tail
+        """A remote agent's log as its host streams it (cockpit.core.remote_logs)."""
         self.renders = RenderScheduler()
         """Renders the logs of every tile, in one thread, within a share of the time."""
         self.feeds: dict[str, LogFeed] = {}
@@ -77,6 +81,11 @@ class LiveLogs:
     def feed(self, agent: Agent, pump: Callable[[LogFeed], object]) -> LogFeed:
         """``agent``'s feed; a new one is watched and read first by ``pump`` (a worker)."""
         feed = self.feeds.get(agent.name)
+        if feed is None and agent.host and self.remote_tail is not None:
+            feed = LogFeed(agent.name, agent.log, on_change=self._feed_changed, scheduler=self.renders,
+                           tail=self.remote_tail(agent))
+            self.feeds[agent.name] = feed
+            pump(feed)
         if feed is None:
             feed = LogFeed(agent.name, agent.log, on_change=self._feed_changed, scheduler=self.renders)
             self.feeds[agent.name] = feed
@@ -90,6 +99,13 @@ class LiveLogs:
         if feed is not None:
             self._by_path.pop(Path(os.path.abspath(feed.path)), None)
             self.watcher.unwatch(feed.path)
+
+    def remote_changed(self, name: str) -> None:
+        """A host streamed bytes of ``name``'s log (its stream's thread): read and render them."""
+        feed = self.feeds.get(name)
+        if feed is not None:
+            self.renders.wait_while_held()
+            feed.pump()
 
     def _paths_changed(self, paths: set[Path]) -> None:
         """LogWatcher callback (its thread): read, and have the feeds rendered and repainted."""

@@ -14,13 +14,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cockpit.core import hosts
 from cockpit.core import queue as merge_queue
-from cockpit.core.agent import Agent
+from cockpit.core.agent import Agent, name_order
 from cockpit.core.errors import CockpitError
 from cockpit.core.events import Event
 from cockpit.core.fleet import Fleet
 from cockpit.ui.messages import describe
 
+REMOTE_INTERVAL = 2.0
+"""Seconds between two looks at the hosts' agents (one ``ls`` round trip per host, in parallel)."""
 SLOW_FACTOR = 5
 """While a log floods, the agents are re-read and the worktrees diffed this many times less
 often: under a flood those rounds were what kept keys from the screen (``bench/ui-figures.md``)."""
@@ -63,6 +66,23 @@ class FleetSync:
         self._last_agents = 0.0
         self._last_diffs = 0.0
         self.polls = 0
+        self._remote: list[Agent] | None = None
+        self._remote_at = 0.0
+        self._warned: set[str] = set()
+        self.remote_warnings: list[str] = []
+        """Warnings of the last look at the hosts not reported before (a host unreachable)."""
+
+    def _with_remote(self, local: list[Agent], now: float, force: bool) -> list[Agent]:
+        """``local`` and every host's agents (asked every :data:`REMOTE_INTERVAL` at most, or
+        after an operation). A host's warning is reported once, until it changes."""
+        if force or self._remote is None or now - self._remote_at >= REMOTE_INTERVAL:
+            self._remote_at = now
+            merged, warnings = hosts.all_agents(self.fleet, [])
+            self._remote = merged
+            self.remote_warnings = [w for w in warnings if w not in self._warned]
+            self._warned = set(warnings)
+        remote = self._remote or []
+        return sorted([*local, *remote], key=lambda a: name_order(a.name))
 
     def poll(self, screens: set[str], force: bool = False, slow: bool = False) -> Snapshot:
         """One round; ``force`` re-reads agents and diffs now (after an operation). ``slow``
@@ -99,6 +119,10 @@ class FleetSync:
                 # The first poll only finds the agents, so their tiles show at once; the git
                 # work per worktree (ownership, diff summaries) follows in the next one.
                 snap.agents = fleet.agents(ownership=self.diffs_enabled and not first)
+                if fleet.config.hosts:
+                    snap.agents = self._with_remote(snap.agents, now, force or bool(snap.events))
+                    snap.errors += self.remote_warnings
+                    self.remote_warnings = []
                 snap.queue = [entry.name for entry in merge_queue.pending(fleet)]
             except Exception as exc:  # noqa: BLE001
                 snap.errors.append(describe(exc))

@@ -72,7 +72,7 @@ class AgentTile(Widget, can_focus=True):
         self._shown: list[Text] = []
         self.row_cache = RowCache()
         """The frame and the body rows as last painted."""
-        self.border_title = agent.name  # (refreshes the tile: after row_cache)
+        self.border_title = f"{agent.name} @ {agent.host}" if agent.host else agent.name  # (after row_cache)
         self.painted_at = 0.0
         """When the app last repainted the body for new lines (monotonic)."""
         self.stock = stock_widgets()
