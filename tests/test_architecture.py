@@ -71,3 +71,10 @@ def test_engine_modules_stay_readable_in_one_sitting() -> None:
     sizes = {path.name: len(path.read_text().splitlines()) for path in CORE.glob("*.py")}
     assert sizes["fleet.py"] > 100
     assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
+
+
+def test_the_command_line_modules_stay_readable_in_one_sitting() -> None:
+    """The same limit for the modules beside the engine and the UI (the CLI, its parts, the demo)."""
+    sizes = {path.name: len(path.read_text().splitlines()) for path in (PROJECT / "cockpit").glob("*.py")}
+    assert "cli.py" in sizes and "cli_parser.py" in sizes
+    assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
