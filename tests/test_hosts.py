@@ -509,8 +509,9 @@ async def test_the_tui_shows_remote_tiles_streams_their_logs_and_discards_from_t
         # discard on a host from the keyboard: the host's preview, then its archive
         await focus(pilot, app, "rb")
         await pilot.press("d")
-        dialog = await wait_for(pilot, lambda: isinstance(app.screen, DiscardDialog) and app.screen,
-                                message="the discard dialog")
+        # (the screen is pushed before its widgets are mounted: wait for the preview's lines)
+        dialog = await wait_for(pilot, lambda: isinstance(app.screen, DiscardDialog)
+                                and app.screen.query("#uncommitted") and app.screen, message="the discard dialog")
         assert "wip.txt" in str(dialog.query_one("#uncommitted").content)
         assert "refs/cockpit/archive/rb/1" in str(dialog.query_one("#archive").content)
         await pilot.press("tab", "enter")
