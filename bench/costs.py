@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench.common import bench_fleet, cockpit_cli, summary
-from bench.tui import run_child, spawn_quiet
+from bench.tui import spawn_quiet
 from cockpit.core.fleet import Fleet
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -96,14 +96,27 @@ def bench_idle_total(counts: list[int], seconds: float, rounds: int) -> dict[str
     for n in counts:
         with bench_fleet() as fleet:
             spawn_quiet(fleet, n)
+            settled = settle(fleet)
             shares: dict[str, list[float]] = {}
             for _ in range(rounds):
                 window = _idle_window(fleet, n, seconds)
                 for part, value in window.items():
                     shares.setdefault(part, []).append(value)
-        results[str(n)] = {"agents": n, "seconds": seconds,
+        results[str(n)] = {"agents": n, "seconds": seconds, "settled_after_s": round(settled, 1),
                            "percent": {part: summary(values, 2) for part, values in shares.items()}}
     return results
+
+
+def settle(fleet: Fleet, timeout: float = 240.0) -> float:
+    """Wait until the fleet is idle: the watcher (which runs the conflict radar's first, full
+    round over the new agents) used under 1 % of a core over the last 2 s. Returns the wait."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = cpu_by_part(os.getpid(), fleet.tmux.socket)["watcher"]
+        time.sleep(2.0)
+        if cpu_by_part(os.getpid(), fleet.tmux.socket)["watcher"] - before < 0.02:
+            break
+    return time.monotonic() - started
 
 
 def _idle_window(fleet: Fleet, agents: int, seconds: float) -> dict[str, float]:
@@ -118,7 +131,8 @@ def _idle_window(fleet: Fleet, agents: int, seconds: float) -> dict[str, float]:
         deadline = time.monotonic() + 120
         while not ready.exists():
             if child.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"bench.ui hold: no frame: {child.stderr.read().decode()[-2000:] if child.stderr else ''}")
+                why = child.stderr.read().decode()[-2000:] if child.stderr else ""
+                raise RuntimeError(f"bench.ui hold: no frame: {why}")
             time.sleep(0.1)
         time.sleep(3.0)  # start-up work settles (the first diff round, the watcher's first ticks)
         before, started = cpu_by_part(child.pid, fleet.tmux.socket), time.monotonic()
