@@ -8,8 +8,10 @@ changed paths another agent (not discarded) changed too.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +60,10 @@ class OwnershipTracker:
             return cached[2].summary
         return None
 
+    def _fresh(self, agent: Agent) -> bool:
+        cached = self._cache.get(agent.name)
+        return cached is not None and cached[1] == agent.base_sha and time.monotonic() - cached[0] < self.max_age
+
     def _changes(self, agent: Agent) -> worktrees.Changes | None:
         if agent.worktree is None:  # pending: nothing is cut yet, so nothing changed
             return None
@@ -79,6 +85,12 @@ class OwnershipTracker:
 
     def compute(self, agents: Iterable[Agent]) -> dict[str, Ownership]:
         agents = [a for a in agents if a.state != "missing" and a.worktree is not None]  # (pending: none yet)
+        due = [a for a in agents if not self._fresh(a)]
+        # Each diff is two short git processes: a command waiting for them starts several at once
+        # (wall time, not CPU); a UI (``pause`` set) keeps to one at a time, behind the user's keys.
+        if len(due) > 1 and self.pause is None:
+            with ThreadPoolExecutor(max_workers=min(len(due), 2 * (os.cpu_count() or 1))) as pool:
+                list(pool.map(self._changes, due))
         changed = {a.name: self.changed(a) for a in agents}
         result: dict[str, Ownership] = {}
         for agent in agents:
