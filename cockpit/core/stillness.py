@@ -22,6 +22,9 @@ Look = tuple[tuple[str, int, int], ...]
 """``(file name, size, mtime in ns)`` of each entry of an agent's directory, sorted."""
 
 LOG = "session.log"
+MARGIN_S = 0.05
+"""Added to each threshold moment, so that the look taken then is past it for certain (times
+in different forms round differently)."""
 
 
 def look_at(layout: Layout, name: str) -> Look:
@@ -79,7 +82,7 @@ def next_threshold(looks: Mapping[str, Look], since: Mapping[str, str | None], t
             continue
         start = max(starts)
         for limit in limits:
-            at = start + limit
+            at = start + limit + MARGIN_S
             if at > now:
                 upcoming = at if upcoming is None else min(upcoming, at)
                 break

@@ -129,11 +129,11 @@ class Watcher:
     def _watched(self) -> list[str]:
         return [n for n, r in self.states.records.items() if not r.discarded]
 
-    def quiet(self) -> bool:
+    def quiet(self, looks: dict[str, stillness.Look]) -> bool:
         """Whether nothing changed since the last whole tick: no event, no agent's directory
-        changed, no activity threshold passed, the fallback interval not over."""
+        changed (``looks``: as they are now), no activity threshold passed, the fallback
+        interval not over."""
         now = self.clock()
-        looks = stillness.look(self.repo.layout, self._watched())
         moved = stillness.changed(self.looks, looks)
         if moved:
             self._worktree_news = True
@@ -147,10 +147,12 @@ class Watcher:
         nothing changed (:meth:`quiet`), only the held notifications are looked at."""
         repo = self.repo
         self._follow()
-        if self.quiet() and not self._radar_busy():
+        looks = stillness.look(repo.layout, self._watched())  # before looking: a change meanwhile is news
+        if self.quiet(looks) and not self._radar_busy():
             for note in self.limiter.due(self.clock()):
                 self._send(note)
             return True
+        self.looks = looks
         self._fresh_events = False
         self._last_full = self.clock()
         self.full_ticks += 1
@@ -185,7 +187,6 @@ class Watcher:
                 print(f"{time.strftime('%H:%M:%S')} watcher: conflict radar: {exc}", file=sys.stderr, flush=True)
         # This tick's own records (activity, notifications) need no other tick; anything else does.
         self._fresh_events = any(e.type not in QUIET_EVENTS for e in self._follow())
-        self.looks = stillness.look(repo.layout, self._watched())
         config = activity.settings(repo)
         since = {n: r.state_since for n, r in self.states.records.items()}
         self._due = stillness.next_threshold(self.looks, since, (config.idle_after, config.stall_after), time.time())
