@@ -49,8 +49,8 @@ def execute(cwd: Path, argv: list[str], env: dict[str, str] | None = None) -> tu
         if not Path(cwd).is_dir():
             raise GitError(f"git {argv[0] if argv else ''} failed: no such directory: {cwd}") from None
         raise GitError("git is not installed (install it: apt-get install -y git)") from None
-    except NotADirectoryError:
-        raise GitError(f"git {argv[0] if argv else ''} failed: not a directory: {cwd}") from None
+    except OSError as exc:  # not a directory, not allowed in: git never runs elsewhere instead
+        raise GitError(f"git {argv[0] if argv else ''} failed: {exc.strerror or exc}: {cwd}") from None
     return (done.returncode, done.stdout.decode("utf-8", "surrogateescape"),
             done.stderr.decode("utf-8", "surrogateescape"))
 
