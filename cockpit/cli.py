@@ -350,6 +350,7 @@ def run(argv: list[str] | None = None) -> int:
     elif command == "ls":
         # Waits (a few seconds at most) for the lock only when something needs recovering: an
         # exit hook that holds it for a moment must not leave a crashed operation half-shown.
+        fleet.ownership_tracker.paths_only = True  # (ls shows no line counts: fewer git calls)
         agents = fleet.agents(ownership=True, wait=LS_LOCK_WAIT_S)
         if args.json:
             print(json.dumps([a.to_json() for a in agents], indent=2))

@@ -47,3 +47,31 @@ def test_non_utf8_output_survives(tmp_path: Path) -> None:
     (repo / name).write_text("x")
     out = worktrees.run(repo, "-c", "core.quotePath=false", "ls-files", "--others", "-z", strip=False)
     assert out.split("\0")[0] == name
+
+
+def test_changed_paths_agrees_with_changes(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "r")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@x"}
+    for name in ("a.txt", "b.txt", "c.txt"):
+        (repo / name).write_text(f"{name}\n")
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "one"], check=True, env=env)
+    base = worktrees.run(repo, "rev-parse", "HEAD")
+    wt = tmp_path / "wt"
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "-b", "agent", str(wt), base], check=True)
+    assert worktrees.head_from_files(wt) == base
+    (wt / "a.txt").write_text("changed\n")
+    (wt / "b.txt").unlink()
+    (wt / "sub").mkdir()
+    (wt / "sub" / "new.txt").write_text("new\n")
+    assert worktrees.changed_paths(wt, base).paths == worktrees.changes(wt, base).paths == {
+        "a.txt", "b.txt", "sub/new.txt"}
+    subprocess.run(["git", "-C", str(wt), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(wt), "commit", "-qm", "work"], check=True, env=env)
+    (wt / "c.txt").write_text("changed after the commit\n")
+    assert worktrees.head_from_files(wt) == worktrees.run(wt, "rev-parse", "HEAD") != base
+    assert worktrees.changed_paths(wt, base).paths == worktrees.changes(wt, base).paths == {
+        "a.txt", "b.txt", "c.txt", "sub/new.txt"}
+    subprocess.run(["git", "-C", str(repo), "pack-refs", "--all"], check=True)  # the branch only in packed-refs
+    assert worktrees.head_from_files(wt) == worktrees.run(wt, "rev-parse", "HEAD")

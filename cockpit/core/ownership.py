@@ -36,8 +36,11 @@ class OwnershipTracker:
     """Changed paths per agent, cached: recomputed when told the worktree changed
     (:meth:`invalidate`, e.g. from a file watcher) or when older than ``max_age`` seconds."""
 
-    def __init__(self, max_age: float = 30.0) -> None:
+    def __init__(self, max_age: float = 30.0, paths_only: bool = False) -> None:
         self.max_age = max_age
+        self.paths_only = paths_only
+        """Only the paths are wanted (``cockpit ls``): one git call per unchanged-HEAD worktree
+        instead of two, and :meth:`summary` knows nothing."""
         self._cache: dict[str, tuple[float, str, worktrees.Changes | None]] = {}
         self.pause: Callable[[], None] | None = None
         """Called before each git call (a UI sets it to give way to the user's keys)."""
@@ -56,7 +59,8 @@ class OwnershipTracker:
         """The diff summary (files, insertions, deletions) the last :meth:`compute` found for
         ``name`` cut from ``base_sha``, if it is still fresh: None means ask git."""
         cached = self._cache.get(name)
-        if cached and cached[2] is not None and cached[1] == base_sha and time.monotonic() - cached[0] < self.max_age:
+        if (not self.paths_only and cached and cached[2] is not None and cached[1] == base_sha
+                and time.monotonic() - cached[0] < self.max_age):
             return cached[2].summary
         return None
 
@@ -77,7 +81,7 @@ class OwnershipTracker:
             if self.pause is not None:
                 self.pause()
             try:
-                found = worktrees.changes(worktree, agent.base_sha)
+                found = (worktrees.changed_paths if self.paths_only else worktrees.changes)(worktree, agent.base_sha)
             except CockpitError:
                 found = cached[2] if cached else None
         self._cache[agent.name] = (now, agent.base_sha, found)
