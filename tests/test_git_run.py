@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cockpit.core import worktrees
+from cockpit.core import ownership, worktrees
 
 
 def _repo(path: Path) -> Path:
@@ -60,18 +60,18 @@ def test_changed_paths_agrees_with_changes(tmp_path: Path) -> None:
     base = worktrees.run(repo, "rev-parse", "HEAD")
     wt = tmp_path / "wt"
     subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "-b", "agent", str(wt), base], check=True)
-    assert worktrees.head_from_files(wt) == base
+    assert ownership.head_from_files(wt) == base
     (wt / "a.txt").write_text("changed\n")
     (wt / "b.txt").unlink()
     (wt / "sub").mkdir()
     (wt / "sub" / "new.txt").write_text("new\n")
-    assert worktrees.changed_paths(wt, base).paths == worktrees.changes(wt, base).paths == {
+    assert ownership.changed_paths(wt, base).paths == worktrees.changes(wt, base).paths == {
         "a.txt", "b.txt", "sub/new.txt"}
     subprocess.run(["git", "-C", str(wt), "add", "-A"], check=True)
     subprocess.run(["git", "-C", str(wt), "commit", "-qm", "work"], check=True, env=env)
     (wt / "c.txt").write_text("changed after the commit\n")
-    assert worktrees.head_from_files(wt) == worktrees.run(wt, "rev-parse", "HEAD") != base
-    assert worktrees.changed_paths(wt, base).paths == worktrees.changes(wt, base).paths == {
+    assert ownership.head_from_files(wt) == worktrees.run(wt, "rev-parse", "HEAD") != base
+    assert ownership.changed_paths(wt, base).paths == worktrees.changes(wt, base).paths == {
         "a.txt", "b.txt", "c.txt", "sub/new.txt"}
     subprocess.run(["git", "-C", str(repo), "pack-refs", "--all"], check=True)  # the branch only in packed-refs
-    assert worktrees.head_from_files(wt) == worktrees.run(wt, "rev-parse", "HEAD")
+    assert ownership.head_from_files(wt) == worktrees.run(wt, "rev-parse", "HEAD")

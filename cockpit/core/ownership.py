@@ -81,7 +81,7 @@ class OwnershipTracker:
             if self.pause is not None:
                 self.pause()
             try:
-                found = (worktrees.changed_paths if self.paths_only else worktrees.changes)(worktree, agent.base_sha)
+                found = (changed_paths if self.paths_only else worktrees.changes)(worktree, agent.base_sha)
             except CockpitError:
                 found = cached[2] if cached else None
         self._cache[agent.name] = (now, agent.base_sha, found)
@@ -107,6 +107,46 @@ class OwnershipTracker:
                     collisions.append({"path": path, "agents": others})
             result[agent.name] = Ownership(outside, collisions)
         return result
+
+
+def head_from_files(worktree: Path) -> str | None:
+    """The commit a linked worktree's HEAD points at, read from git's files (no git process);
+    None whenever that is not plain (a symbolic ref to a missing or packed-away branch is looked
+    up in ``packed-refs``; anything else unusual: None, and the caller asks git)."""
+    try:
+        pointer = (worktree / ".git").read_text().strip()
+        if not pointer.startswith("gitdir: "):
+            return None
+        gitdir = Path(pointer.removeprefix("gitdir: "))
+        gitdir = gitdir if gitdir.is_absolute() else worktree / gitdir
+        head = (gitdir / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head if len(head) == 40 else None
+        ref = head.removeprefix("ref: ")
+        common = gitdir / (gitdir / "commondir").read_text().strip()
+        loose = common / ref
+        if loose.is_file():
+            sha = loose.read_text().strip()
+            return sha if len(sha) == 40 else None
+        for line in (common / "packed-refs").read_text().splitlines():
+            sha, _, name = line.partition(" ")
+            if name == ref and len(sha) == 40:
+                return sha
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def changed_paths(worktree: Path, base_sha: str) -> worktrees.Changes:
+    """The paths of :func:`cockpit.core.worktrees.changes` (its line counts are 0), in one git call when the worktree's
+    HEAD is still ``base_sha`` (nothing committed: ``git status``, untracked files included;
+    a path staged and then changed back counts as changed), else as :func:`cockpit.core.worktrees.changes` does."""
+    if head_from_files(worktree) != base_sha:
+        return worktrees.changes(worktree, base_sha)
+    out = worktrees.run(worktree, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames",
+              env={"GIT_OPTIONAL_LOCKS": "0"}, strip=False)
+    paths = frozenset(entry[3:] for entry in out.split("\0") if len(entry) > 3)
+    return worktrees.Changes(paths, len(paths), 0, 0)
 
 
 def record_new(repo: Repository, ownership: dict[str, Ownership]) -> None:

@@ -376,46 +376,6 @@ def changes(worktree: Path, base_sha: str) -> Changes:
     return Changes(frozenset(paths), files, insertions, deletions)
 
 
-def head_from_files(worktree: Path) -> str | None:
-    """The commit a linked worktree's HEAD points at, read from git's files (no git process);
-    None whenever that is not plain (a symbolic ref to a missing or packed-away branch is looked
-    up in ``packed-refs``; anything else unusual: None, and the caller asks git)."""
-    try:
-        pointer = (worktree / ".git").read_text().strip()
-        if not pointer.startswith("gitdir: "):
-            return None
-        gitdir = Path(pointer.removeprefix("gitdir: "))
-        gitdir = gitdir if gitdir.is_absolute() else worktree / gitdir
-        head = (gitdir / "HEAD").read_text().strip()
-        if not head.startswith("ref: "):
-            return head if len(head) == 40 else None
-        ref = head.removeprefix("ref: ")
-        common = gitdir / (gitdir / "commondir").read_text().strip()
-        loose = common / ref
-        if loose.is_file():
-            sha = loose.read_text().strip()
-            return sha if len(sha) == 40 else None
-        for line in (common / "packed-refs").read_text().splitlines():
-            sha, _, name = line.partition(" ")
-            if name == ref and len(sha) == 40:
-                return sha
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def changed_paths(worktree: Path, base_sha: str) -> Changes:
-    """The paths of :func:`changes` (its line counts are 0), in one git call when the worktree's
-    HEAD is still ``base_sha`` (nothing committed: ``git status``, untracked files included;
-    a path staged and then changed back counts as changed), else as :func:`changes` does."""
-    if head_from_files(worktree) != base_sha:
-        return changes(worktree, base_sha)
-    out = run(worktree, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames",
-              env={"GIT_OPTIONAL_LOCKS": "0"}, strip=False)
-    paths = frozenset(entry[3:] for entry in out.split("\0") if len(entry) > 3)
-    return Changes(paths, len(paths), 0, 0)
-
-
 def diff_summary(worktree: Path, base_sha: str) -> tuple[int, int, int]:
     """(files, insertions, deletions) of the worktree against ``base_sha``, untracked files included."""
     return changes(worktree, base_sha).summary
