@@ -7,9 +7,9 @@ discard --yes`` commands run after parsing arguments (Python start-up, ~0.1-0.2 
 counted on either side). The hand-made side is ``git worktree add -b`` + ``tmux new-session``
 + ``pipe-pane`` and ``git worktree remove --force`` + ``git branch -D`` + ``tmux kill-session``.
 
-A second, reported comparison times the real command, ``cockpit spawn NAME --command CMD``
-(``python -m cockpit``: interpreter start-up and imports included), against the same hand-made
-spawn, alternating; those agents are discarded untimed after each round.
+A second comparison times the real commands (``python -m cockpit``: interpreter start-up and
+imports included): ``cockpit spawn NAME --command CMD`` against the same hand-made spawn, then
+``cockpit discard NAME --yes`` (its archive included) against the hand-made discard, alternating.
 """
 
 from __future__ import annotations
@@ -56,6 +56,13 @@ def cli_spawn(root: Path, socket: str, name: str) -> None:
     result = cockpit_cli(root, socket, "spawn", name, "--command", COMMAND)
     if result.returncode != 0:
         raise RuntimeError(f"cockpit spawn {name}: exit {result.returncode}: {result.stderr.strip()[-500:]}")
+
+
+def cli_discard(root: Path, socket: str, name: str) -> None:
+    """``cockpit discard NAME --yes``, as a user types it (the archive included)."""
+    result = cockpit_cli(root, socket, "discard", name, "--yes")
+    if result.returncode != 0:
+        raise RuntimeError(f"cockpit discard {name}: exit {result.returncode}: {result.stderr.strip()[-500:]}")
 
 
 @contextmanager
@@ -139,6 +146,7 @@ def _cli_rounds(fleet: Fleet, base: str, rounds: int) -> dict[str, object]:
     fleet.discard("cli-warm")
     manual_discard(root, socket, "cli-warm-m")
     cli, manual, ratios, startup = [], [], [], []
+    discard_cli, discard_manual, discard_ratios = [], [], []
     for i in range(rounds):
         started = time.perf_counter()  # the start-up floor: interpreter, imports, argument parsing
         cockpit_cli(root, socket, "--version")
@@ -148,11 +156,16 @@ def _cli_rounds(fleet: Fleet, base: str, rounds: int) -> dict[str, object]:
         cli.append(ours)
         manual.append(theirs)
         ratios.append(ours / theirs)
-        fleet.discard(f"c{i}")
-        manual_discard(root, socket, f"cm{i}")
+        (fleet.layout.worktree(f"c{i}") / "work.txt").write_text("the agent's work\n")  # something to archive
+        ours, theirs = _alternate(i, lambda: cli_discard(root, socket, f"c{i}"),
+                                  lambda: manual_discard(root, socket, f"cm{i}"))
+        discard_cli.append(ours)
+        discard_manual.append(theirs)
+        discard_ratios.append(ours / theirs)
     return {"rounds": rounds, "seconds": {"cli_spawn": summary(cli), "manual_spawn": summary(manual),
-                                          "cli_version": summary(startup)},
-            "ratio": summary(ratios, 3)}
+                                          "cli_version": summary(startup), "cli_discard": summary(discard_cli),
+                                          "manual_discard": summary(discard_manual)},
+            "ratio": summary(ratios, 3), "discard_ratio": summary(discard_ratios, 3)}
 
 
 def _alternate(i: int, ours, theirs) -> tuple[float, float]:  # type: ignore[no-untyped-def]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this tree's cockpit and bench
 
+from bench.costs import bench_idle_total, bench_ls
 from bench.flood import bench_flood
 from bench.hook import bench_hook
 from bench.hosts import bench_hosts, hosts_rows
@@ -32,19 +33,23 @@ PROFILES: dict[str, dict[str, object]] = {
              "startup_rounds": 5, "big_rounds": 5, "idle_agents": 64, "idle_s": 60.0,
              "flood_agents": 16, "flood_s": 10.0, "flood_baseline_s": 2.0, "flood_rounds": 3,
              "scale_agents": 64, "ls_rounds": 5, "radar_agents": 16, "radar_rounds": 5, "hook_rounds": 50,
-             "host_agents": 8, "host_rounds": 10},
+             "cost_idle_agents": [16, 64], "cost_idle_s": 60.0, "cost_idle_rounds": 3, "cost_ls_agents": [8, 64],
+             "cost_ls_rounds": 10, "host_agents": 8, "host_rounds": 10},
     "quick": {"rounds": 6, "latency_agents": [1, 8, 16], "latency_s": 4.0, "startup_agents": [0, 8, 32],
               "startup_rounds": 2, "big_rounds": 2, "idle_agents": 16, "idle_s": 10.0,
               "flood_agents": 8, "flood_s": 4.0, "flood_baseline_s": 1.0, "flood_rounds": 1,
               "scale_agents": 16, "ls_rounds": 3, "radar_agents": 16, "radar_rounds": 2, "hook_rounds": 20,
-              "host_agents": 8, "host_rounds": 4},
+              "cost_idle_agents": [16], "cost_idle_s": 20.0, "cost_idle_rounds": 2, "cost_ls_agents": [8],
+              "cost_ls_rounds": 5, "host_agents": 8, "host_rounds": 4},
     "smoke": {"rounds": 1, "latency_agents": [1], "latency_s": 1.0, "startup_agents": [1],
               "startup_rounds": 1, "big_rounds": 1, "idle_agents": 1, "idle_s": 1.0,
               "flood_agents": 2, "flood_s": 1.0, "flood_baseline_s": 0.5, "flood_rounds": 1,
               "scale_agents": 2, "ls_rounds": 1, "radar_agents": 2, "radar_rounds": 1, "hook_rounds": 2,
-              "host_agents": 1, "host_rounds": 1},
+              "cost_idle_agents": [1], "cost_idle_s": 1.0, "cost_idle_rounds": 1, "cost_ls_agents": [1],
+              "cost_ls_rounds": 1, "host_agents": 1, "host_rounds": 1},
 }
-FIGURES = ("spawn_discard", "latency", "startup", "big_log", "idle", "flood", "scale", "radar", "hook", "hosts")
+FIGURES = ("spawn_discard", "latency", "startup", "big_log", "idle", "flood", "scale", "radar", "hook",
+           "idle_total", "ls", "hosts")
 
 
 def machine() -> dict[str, object]:
@@ -74,6 +79,9 @@ def run(profile: str, only: list[str]) -> dict[str, object]:
         "hosts": lambda: ({"skipped": "not in a smoke run (it starts sshds: tests/test_hosts.py covers it)"}
                           if profile == "smoke" else
                           bench_hosts(2, int(p["host_agents"]), int(p["host_rounds"]))),  # type: ignore[arg-type]
+        "idle_total": lambda: bench_idle_total(p["cost_idle_agents"], float(p["cost_idle_s"]),  # type: ignore[arg-type]
+                                               int(p["cost_idle_rounds"])),  # type: ignore[arg-type]
+        "ls": lambda: bench_ls(p["cost_ls_agents"], int(p["cost_ls_rounds"])),  # type: ignore[arg-type]
     }
     for name in FIGURES:
         if only and name not in only:
@@ -107,11 +115,19 @@ def table(r: dict) -> str:
                     f"{sec['manual_discard']['p50'] * 1000:.0f} ms; archive {sec['archive']['p50'] * 1000:.0f} ms = "
                     f"{s['archive_share_of_discard']['p50'] * 100:.0f}% | reported | |")
         c = s["cli_spawn"]
-        rows.append(f"| spawn via the CLI (`cockpit spawn NAME --command CMD`, Python start-up included) vs by hand | "
-                    f"ratio {c['ratio']['p50']} (p90 {c['ratio']['p90']}); "
-                    f"{c['seconds']['cli_spawn']['p50'] * 1000:.0f} ms "
-                    f"vs {c['seconds']['manual_spawn']['p50'] * 1000:.0f} ms; `cockpit --version` alone "
-                    f"{c['seconds']['cli_version']['p50'] * 1000:.0f} ms | reported | |")
+        cs = c["seconds"]
+        rows.append(f"| whole-process `cockpit spawn NAME --command CMD` vs git worktree add + tmux new-session + "
+                    f"pipe-pane by hand | ratio {c['ratio']['p50']} "
+                    f"(min {c['ratio']['min']}, max {c['ratio']['max']}); "
+                    f"{cs['cli_spawn']['p50'] * 1000:.0f} ms "
+                    f"vs {cs['manual_spawn']['p50'] * 1000:.0f} ms; `cockpit --version` alone "
+                    f"{cs['cli_version']['p50'] * 1000:.0f} ms | ≤ 2× | {verdict(c['ratio']['p50'] <= 2)} |")
+        if "discard_ratio" in c:
+            d = c["discard_ratio"]
+            rows.append(f"| whole-process `cockpit discard NAME --yes` (archive included) vs kill-session + worktree "
+                        f"remove + branch -D by hand | ratio {d['p50']} (min {d['min']}, max {d['max']}); "
+                        f"{cs['cli_discard']['p50'] * 1000:.0f} ms vs {cs['manual_discard']['p50'] * 1000:.0f} ms "
+                        f"| ≤ 4× | {verdict(d['p50'] <= 4)} |")
     for n, v in r.get("latency", {}).items():
         lat = v["latency_ms"]
         target = "p50 ≤ 30 ms, p99 ≤ 100 ms" if n == "16" else "reported"
@@ -140,6 +156,28 @@ def table(r: dict) -> str:
         i = r["idle"]
         rows.append(f"| idle cost, {i['agents']} idle agents, {i['seconds']} s | {i['cpu_percent']}% of one core, "
                     f"RSS {i['rss_mb']} MB (+{i['rss_growth_mb']} MB over the window) | reported | |")
+    for n, v in r.get("idle_total", {}).items():
+        pc = v["percent"]
+        target = {"16": 1.0, "64": 2.0}.get(n)
+        parts = ", ".join(f"{k.replace('_', ' ')} {pc[k]['p50']}" for k in ("tui", "watcher", "tmux_server", "pipes"))
+        rows.append(f"| CPU of everything cockpit runs (TUI + watcher + tmux server + log pipes), {n} idle agents, "
+                    f"{v['seconds']:.0f} s × {pc['total']['n']} | {pc['total']['p50']}% of one core (min "
+                    f"{pc['total']['min']}, max {pc['total']['max']}; {parts}; the agents themselves "
+                    f"{pc['agents']['p50']}) | {f'≤ {target:g} %' if target else 'reported'} | "
+                    f"{verdict(pc['total']['p50'] <= target) if target else ''} |")
+    for n, v in r.get("ls", {}).items():
+        sec, ratio = v["seconds"], v["ratio"]
+        if n == "64":
+            target, ok = "≤ 250 ms", verdict(sec["ls_json"]["p50"] <= 0.25)
+        elif n == "8":
+            target, ok = "≤ 3× the floor", verdict(ratio["p50"] <= 3)
+        else:
+            target, ok = "reported", ""
+        rows.append(f"| whole-process `cockpit ls --json`, {n} agents, vs its floor (`python -c pass` + one tmux "
+                    f"list-panes + one git worktree list) | {sec['ls_json']['p50'] * 1000:.0f} ms (min "
+                    f"{sec['ls_json']['min'] * 1000:.0f}, max {sec['ls_json']['max'] * 1000:.0f}) vs "
+                    f"{sec['floor']['p50'] * 1000:.0f} ms: ratio {ratio['p50']} (min {ratio['min']}, max "
+                    f"{ratio['max']}) | {target} | {ok} |")
     if "flood" in r:
         rows += flood_rows(r["flood"])
     if "scale" in r:

@@ -190,6 +190,19 @@ async def idle(root: str, socket: str, agents: int, seconds: float) -> dict[str,
     return {"cpu_percent": 100 * cpu / wall, "wall_s": wall, "rss_start_mb": rss_start, "rss_end_mb": rss_end}
 
 
+async def hold(root: str, socket: str, agents: int, seconds: float, ready: str) -> dict[str, object]:
+    """The app open on the fleet: after its first full frame, ``ready`` is created and the app
+    stays open for ``seconds`` (the parent measures meanwhile, :mod:`bench.costs`)."""
+    log = RenderLog(lines=False)
+    log.install()
+    app = _app(root, socket)
+    async with app.run_test(size=SIZE) as pilot:
+        await _first_full_frame(app, pilot, log, agents, timeout=60)
+        Path(ready).write_text("ready\n")
+        await pilot.pause(seconds)
+    return {}
+
+
 async def latency(root: str, socket: str, agents: int, seconds: float) -> dict[str, object]:
     """Paint events while agents write timestamped lines; the parent matches them to the logs."""
     from cockpit.ui.tiles import TileGrid
@@ -315,6 +328,8 @@ def main(argv: list[str]) -> None:
         result = asyncio.run(paint(root, socket, agents))
     elif kind == "idle":
         result = asyncio.run(idle(root, socket, agents, float(rest[1])))
+    elif kind == "hold":
+        result = asyncio.run(hold(root, socket, agents, float(rest[1]), rest[2]))
     elif kind == "latency":
         result = asyncio.run(latency(root, socket, agents, float(rest[1])))
     elif kind == "flood":

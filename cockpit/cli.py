@@ -245,6 +245,7 @@ def run(argv: list[str] | None = None) -> int:
     elif command == "ls":
         # Waits (a few seconds at most) for the lock only when something needs recovering: an
         # exit hook that holds it for a moment must not leave a crashed operation half-shown.
+        fleet.ownership_tracker.paths_only = True  # (ls shows no line counts: fewer git calls)
         if fleet.config.hosts:  # the hosts are asked while this machine's agents are read
             from concurrent.futures import ThreadPoolExecutor
 

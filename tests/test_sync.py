@@ -44,20 +44,57 @@ def test_activity_events_do_not_make_the_diffs_due_but_operations_do(fleet: Flee
     assert sorted(args[0] for args in calls) == ["diff", "ls-files", "rev-list", "rev-parse"]
 
 
-def test_while_a_log_floods_agents_and_diffs_are_read_less_often(fleet: Fleet) -> None:
+def _backdate(sync: FleetSync, name: str, ago: float) -> None:
+    """As if the agents were read and ``name``'s worktree diffed ``ago`` seconds ago."""
     import time
+    sync._last_agents = time.monotonic() - ago
+    at, look, base = sync._diffed[name]
+    sync._diffed[name] = (at - ago, look, base)
 
+
+def test_while_a_log_floods_agents_and_diffs_are_read_less_often(fleet: Fleet) -> None:
     from cockpit.ui.sync import SLOW_FACTOR
     fleet.spawn("a", command="sleep 600")
     sync = FleetSync(fleet, poll_interval=1.0, diff_interval=1.0)
     sync.poll(set())
-    sync.poll(set())  # agents and diffs read
+    sync.poll(set(), force=True)  # agents and diffs read
+    log = fleet.layout.session_log("a")
+    with log.open("a") as out:
+        out.write("output\n")  # the agent's directory changed: its agent and worktree are due again
     ago = (1 + SLOW_FACTOR) / 2  # past the normal intervals, not past the stretched ones
-    sync._last_agents = sync._last_diffs = time.monotonic() - ago
+    _backdate(sync, "a", ago)
     slow = sync.poll(set(), slow=True)
     assert slow.agents is None and slow.diffs is None
     normal = sync.poll(set())
     assert normal.agents is not None and normal.diffs is not None
-    sync._last_agents = sync._last_diffs = time.monotonic() - ago
+    _backdate(sync, "a", ago)
     fleet.kill("a")  # an event: read at once, flood or not
     assert sync.poll(set(), slow=True).agents is not None
+
+
+def test_an_idle_fleet_costs_no_git_and_no_re_read_until_something_changes(fleet: Fleet, monkeypatch) -> None:
+    fleet.spawn("a", command="sleep 600")
+    fleet.spawn("b", command="sleep 600")
+    sync = FleetSync(fleet, poll_interval=0, diff_interval=0)
+    sync.poll(set())
+    assert sync.poll(set(), force=True).diffs is not None
+    reads, diffs = sync.agent_reads, sync.diff_reads
+    calls: list[tuple[str, ...]] = []
+    real = worktrees.run
+
+    def counting(cwd: Path, *args: str, **kw):  # type: ignore[no-untyped-def]
+        calls.append(args)
+        return real(cwd, *args, **kw)
+
+    monkeypatch.setattr(worktrees, "run", counting)
+    for _ in range(5):  # nothing written, no event: no re-read, no git
+        quiet = sync.poll(set())
+        assert quiet.agents is None and quiet.diffs is None
+    assert (sync.agent_reads, sync.diff_reads, calls) == (reads, diffs, [])
+    (fleet.layout.worktree("b") / "work.txt").write_text("one\n")
+    with fleet.layout.session_log("b").open("a") as out:
+        out.write("wrote work.txt\n")  # b printed: b (only) is re-read and diffed
+    woke = sync.poll(set())
+    assert woke.agents is not None and woke.diffs is not None
+    assert woke.diffs["b"] == (1, 1, 0) and sync.diff_reads == diffs + 1
+    assert {args[0] for args in calls} <= {"diff", "ls-files", "rev-list", "rev-parse"}

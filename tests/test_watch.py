@@ -199,3 +199,61 @@ def test_ls_table_shows_activity(fleet: Fleet, repo: Path) -> None:
     table = cockpit(repo, "ls").stdout
     assert "ACTIVITY" in table.splitlines()[0]
     assert "waiting" in table.splitlines()[1]
+
+
+# -- an idle fleet --------------------------------------------------------------------------------
+def test_an_idle_fleet_costs_the_watcher_no_tmux_git_or_proc_until_something_changes(
+        fleet: Fleet, repo: Path, monkeypatch) -> None:
+    from cockpit.core import activity, worktrees
+    from cockpit.core.watcher import Watcher
+    write_config(repo, "radar_interval = 0")  # (the radar's own gating is the next test's)
+    fleet.spawn("a", command="echo ready; sleep 600")
+    log = fleet.layout.session_log("a")
+    wait_until(lambda: log.exists() and b"ready" in log.read_bytes(), timeout=10, message="ready")
+    watcher = Watcher(fleet, fleet.events.read(0)[1])
+    assert watcher.tick() and watcher.full_ticks == 1
+    calls: list[str] = []
+    real_panes, real_run, real_probe = fleet.tmux.panes, worktrees.run, activity.probe
+    monkeypatch.setattr(fleet.tmux, "panes", lambda *a, **k: calls.append("tmux") or real_panes(*a, **k))
+    monkeypatch.setattr(worktrees, "run", lambda *a, **k: calls.append("git") or real_run(*a, **k))
+    monkeypatch.setattr(activity, "probe", lambda *a, **k: calls.append("proc") or real_probe(*a, **k))
+    for _ in range(3):
+        assert watcher.tick()
+    assert (watcher.full_ticks, calls) == (1, []), "nothing changed: nothing looked at"
+    with log.open("a") as out:
+        out.write("more output\n")
+    assert watcher.tick() and watcher.full_ticks == 2 and "tmux" in calls and "proc" in calls
+    fleet.record_event("note", "a")  # any event from elsewhere is news too
+    assert watcher.tick() and watcher.full_ticks == 3
+
+
+def test_the_radar_starts_a_round_only_after_a_change(fleet: Fleet, repo: Path) -> None:
+    from cockpit.core import watcher as watching
+    write_config(repo, "radar_interval = 0.01")
+    fleet.spawn("a", command="echo ready; sleep 600")
+    log = fleet.layout.session_log("a")
+    wait_until(lambda: log.exists() and b"ready" in log.read_bytes(), timeout=10, message="ready")
+    watcher = watching.Watcher(fleet, fleet.events.read(0)[1])
+    assert watcher.radar is not None
+
+    def rounds_until_still() -> int:
+        started = watcher.radar.merge_trees + len(watcher.radar.snapshots)
+        for _ in range(50):
+            watcher.tick()
+            time.sleep(0.02)
+            if not watcher.radar.busy and not watcher._worktree_news:
+                break
+        return watcher.radar.merge_trees + len(watcher.radar.snapshots) - started
+
+    rounds_until_still()
+    finished = watcher._last_radar
+    for _ in range(5):
+        watcher.tick()
+        time.sleep(0.02)
+    assert watcher._last_radar == finished and not watcher.radar.busy, "nothing changed: no round"
+    (fleet.layout.worktree("a") / "work.txt").write_text("work\n")
+    with log.open("a") as out:
+        out.write("wrote work.txt\n")
+    rounds_until_still()
+    assert watcher._last_radar > finished
+    assert watching.RADAR_IDLE_S >= 60  # the fallback for edits that leave no trace is rare

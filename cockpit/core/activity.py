@@ -85,7 +85,8 @@ class ProcStat:
 def read_stat(pid: int) -> ProcStat | None:
     """``/proc/<pid>/stat`` parsed, or None if the process is gone."""
     try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read()
     except OSError:
         return None
     # The command name may hold spaces and parentheses: split after the last ')'.
@@ -98,8 +99,8 @@ def read_stat(pid: int) -> ProcStat | None:
 
 def children(pid: int) -> list[int]:
     """Direct children of ``pid``, from its threads' ``children`` files (cheap: no /proc scan)."""
-    if not _HAS_CHILDREN_FILES:
-        return processes.children_map().get(pid, [])
+    if not _HAS_CHILDREN_FILES:  # one /proc scan serves every agent of a round
+        return processes.recent_children_map().get(pid, [])
     found: list[int] = []
     try:
         tasks = os.listdir(f"/proc/{pid}/task")

@@ -41,8 +41,10 @@ def _kill(pid: int, sig: int) -> None:
 def _reap(pids: list[int], grace: float) -> None:
     """Wait up to ``grace`` seconds for ``pids`` to end."""
     deadline = time.monotonic() + grace
+    pause = 0.005  # most processes end within a few ms of SIGTERM: look again soon, then less often
     while time.monotonic() < deadline and any(processes.state(p) not in (None, "Z") for p in pids):
-        time.sleep(0.05)
+        time.sleep(pause)
+        pause = min(0.05, pause * 2)
 
 
 def end_session(repo: Repository, name: str, grace: float = 3.0) -> None:

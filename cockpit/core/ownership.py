@@ -8,8 +8,10 @@ changed paths another agent (not discarded) changed too.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,8 +36,11 @@ class OwnershipTracker:
     """Changed paths per agent, cached: recomputed when told the worktree changed
     (:meth:`invalidate`, e.g. from a file watcher) or when older than ``max_age`` seconds."""
 
-    def __init__(self, max_age: float = 30.0) -> None:
+    def __init__(self, max_age: float = 30.0, paths_only: bool = False) -> None:
         self.max_age = max_age
+        self.paths_only = paths_only
+        """Only the paths are wanted (``cockpit ls``): one git call per unchanged-HEAD worktree
+        instead of two, and :meth:`summary` knows nothing."""
         self._cache: dict[str, tuple[float, str, worktrees.Changes | None]] = {}
         self.pause: Callable[[], None] | None = None
         """Called before each git call (a UI sets it to give way to the user's keys)."""
@@ -54,9 +59,14 @@ class OwnershipTracker:
         """The diff summary (files, insertions, deletions) the last :meth:`compute` found for
         ``name`` cut from ``base_sha``, if it is still fresh: None means ask git."""
         cached = self._cache.get(name)
-        if cached and cached[2] is not None and cached[1] == base_sha and time.monotonic() - cached[0] < self.max_age:
+        if (not self.paths_only and cached and cached[2] is not None and cached[1] == base_sha
+                and time.monotonic() - cached[0] < self.max_age):
             return cached[2].summary
         return None
+
+    def _fresh(self, agent: Agent) -> bool:
+        cached = self._cache.get(agent.name)
+        return cached is not None and cached[1] == agent.base_sha and time.monotonic() - cached[0] < self.max_age
 
     def _changes(self, agent: Agent) -> worktrees.Changes | None:
         if agent.worktree is None:  # pending: nothing is cut yet, so nothing changed
@@ -71,7 +81,7 @@ class OwnershipTracker:
             if self.pause is not None:
                 self.pause()
             try:
-                found = worktrees.changes(worktree, agent.base_sha)
+                found = (changed_paths if self.paths_only else worktrees.changes)(worktree, agent.base_sha)
             except CockpitError:
                 found = cached[2] if cached else None
         self._cache[agent.name] = (now, agent.base_sha, found)
@@ -79,6 +89,12 @@ class OwnershipTracker:
 
     def compute(self, agents: Iterable[Agent]) -> dict[str, Ownership]:
         agents = [a for a in agents if a.state != "missing" and a.worktree is not None]  # (pending: none yet)
+        due = [a for a in agents if not self._fresh(a)]
+        # Each diff is two short git processes: a command waiting for them starts several at once
+        # (wall time, not CPU); a UI (``pause`` set) keeps to one at a time, behind the user's keys.
+        if len(due) > 1 and self.pause is None:
+            with ThreadPoolExecutor(max_workers=min(len(due), 2 * (os.cpu_count() or 1))) as pool:
+                list(pool.map(self._changes, due))
         changed = {a.name: self.changed(a) for a in agents}
         result: dict[str, Ownership] = {}
         for agent in agents:
@@ -91,6 +107,46 @@ class OwnershipTracker:
                     collisions.append({"path": path, "agents": others})
             result[agent.name] = Ownership(outside, collisions)
         return result
+
+
+def head_from_files(worktree: Path) -> str | None:
+    """The commit a linked worktree's HEAD points at, read from git's files (no git process);
+    None whenever that is not plain (a symbolic ref to a missing or packed-away branch is looked
+    up in ``packed-refs``; anything else unusual: None, and the caller asks git)."""
+    try:
+        pointer = (worktree / ".git").read_text().strip()
+        if not pointer.startswith("gitdir: "):
+            return None
+        gitdir = Path(pointer.removeprefix("gitdir: "))
+        gitdir = gitdir if gitdir.is_absolute() else worktree / gitdir
+        head = (gitdir / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head if len(head) == 40 else None
+        ref = head.removeprefix("ref: ")
+        common = gitdir / (gitdir / "commondir").read_text().strip()
+        loose = common / ref
+        if loose.is_file():
+            sha = loose.read_text().strip()
+            return sha if len(sha) == 40 else None
+        for line in (common / "packed-refs").read_text().splitlines():
+            sha, _, name = line.partition(" ")
+            if name == ref and len(sha) == 40:
+                return sha
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def changed_paths(worktree: Path, base_sha: str) -> worktrees.Changes:
+    """The paths of :func:`cockpit.core.worktrees.changes` (its line counts are 0), in one git call when the worktree's
+    HEAD is still ``base_sha`` (nothing committed: ``git status``, untracked files included;
+    a path staged and then changed back counts as changed), else as :func:`cockpit.core.worktrees.changes` does."""
+    if head_from_files(worktree) != base_sha:
+        return worktrees.changes(worktree, base_sha)
+    out = worktrees.run(worktree, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames",
+              env={"GIT_OPTIONAL_LOCKS": "0"}, strip=False)
+    paths = frozenset(entry[3:] for entry in out.split("\0") if len(entry) > 3)
+    return worktrees.Changes(paths, len(paths), 0, 0)
 
 
 def record_new(repo: Repository, ownership: dict[str, Ownership]) -> None:

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 
-def _stat(pid: int) -> tuple[int, str] | None:
+def _stat(pid: int | str) -> tuple[int, str] | None:
     """(ppid, state) of ``pid``, or None if it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    try:  # (os.open, not pathlib: a scan reads every process's file, hundreds of them)
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+        try:
+            raw = os.read(fd, 4096)
+        finally:
+            os.close(fd)
     except OSError:
         return None
     # The command name may hold spaces and parentheses: split after the last ')'.
@@ -23,12 +28,28 @@ def _stat(pid: int) -> tuple[int, str] | None:
 
 
 def children_map() -> dict[int, list[int]]:
+    """Every process's children: one read of each ``/proc/PID/stat``."""
     tree: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            info = _stat(int(entry))
+            info = _stat(entry)
             if info:
                 tree.setdefault(info[0], []).append(int(entry))
+    return tree
+
+
+_recent: tuple[float, dict[int, list[int]]] = (-1e18, {})
+
+
+def recent_children_map(max_age: float = 0.5) -> dict[int, list[int]]:
+    """:func:`children_map`, shared by the calls of the next ``max_age`` seconds: for looking
+    (an agent's activity, for every agent of a round), never for signalling."""
+    global _recent
+    at, tree = _recent
+    now = time.monotonic()
+    if now - at > max_age:
+        tree = children_map()
+        _recent = (now, tree)
     return tree
 
 

@@ -165,6 +165,11 @@ class Radar:
             self.snapshots, self.pairs = {}, {}
 
     # -- driving --------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """A round is under way: :meth:`step` continues it."""
+        return self._round is not None
+
     def step(self, budget: float = BUDGET_S, now: float | None = None) -> Round | None:
         """Work on the current round for about ``budget`` seconds (one unit of work at least),
         starting one if none runs and ``interval`` has passed since the last started. Returns

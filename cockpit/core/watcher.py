@@ -33,7 +33,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from cockpit.core import activity, notify, pending, processes, radar, recovery, usage
+from cockpit.core import activity, notify, pending, processes, radar, recovery, stillness, usage
 from cockpit.core.errors import CockpitError, LockBusy
 from cockpit.core.events import Event
 from cockpit.core.repository import Repository
@@ -43,6 +43,14 @@ from cockpit.core.tmux_setup import lower_priority
 from cockpit.core.watch import SESSION, log_path
 
 INTERVAL = 1.0
+FULL_EVERY_S = 30.0
+"""A whole tick at least this often, even when nothing seemed to change (what leaves no trace in
+an agent's directory: a process that waits for input without printing, a status file elsewhere)."""
+RADAR_IDLE_S = 300.0
+"""A radar round at least this often while nothing seemed to change (files edited by hand in a
+worktree whose agent is silent); otherwise rounds start only after a change."""
+QUIET_EVENTS = frozenset({"activity", "notification", "conflict.predicted", "radar.unsupported"})
+"""Events that say nothing new about any worktree (many are the watcher's own)."""
 
 
 def changed(previous: tuple[str | None, str | None] | None, current: tuple[str | None, str | None]) -> bool:
@@ -70,6 +78,15 @@ class Watcher:
         else:
             self.radar.next_round = clock() + config.radar_interval  # the first round one interval in
         self._last_round_done = False  # the round after the last agent ended
+        # What the last whole tick saw (:mod:`cockpit.core.stillness`); ticks in between that
+        # find nothing changed skip tmux, /proc and git altogether.
+        self.looks: dict[str, stillness.Look] = {}
+        self._fresh_events = True
+        self._worktree_news = True  # something happened since the last radar round started
+        self._last_full = -1e18
+        self._last_radar = -1e18
+        self._due: float | None = None
+        self.full_ticks = 0
         everything, _ = repo.read_events(0)
         fresh, self.offset = repo.read_events(offset)
         fresh_seqs = {e.seq for e in fresh}
@@ -100,16 +117,45 @@ class Watcher:
         if self.runner is not None:
             self.runner.run(note)
 
-    def _follow(self) -> None:
+    def _follow(self) -> list[Event]:
         events, self.offset = self.repo.read_events(self.offset)
         for event in events:
             self._consume(event, notify_user=True)
+            self._fresh_events = True
+            if event.type not in QUIET_EVENTS:
+                self._worktree_news = True
+        return events
+
+    def _watched(self) -> list[str]:
+        return [n for n, r in self.states.records.items() if not r.discarded]
+
+    def quiet(self, looks: dict[str, stillness.Look]) -> bool:
+        """Whether nothing changed since the last whole tick: no event, no agent's directory
+        changed (``looks``: as they are now), no activity threshold passed, the fallback
+        interval not over."""
+        now = self.clock()
+        moved = stillness.changed(self.looks, looks)
+        if moved:
+            self._worktree_news = True
+        due = self._due is not None and time.time() >= self._due
+        radar_due = self.radar is not None and self._worktree_news and now >= self.radar.next_round
+        return not (self._fresh_events or moved or due or radar_due or now - self._last_full >= FULL_EVERY_S)
 
     # -- one round -------------------------------------------------------------------------------
     def tick(self) -> bool:
-        """One round. Returns False when the watcher should end (its session is gone)."""
+        """One round. Returns False when the watcher should end (its session is gone). When
+        nothing changed (:meth:`quiet`), only the held notifications are looked at."""
         repo = self.repo
         self._follow()
+        looks = stillness.look(repo.layout, self._watched())  # before looking: a change meanwhile is news
+        if self.quiet(looks) and not self._radar_busy():
+            for note in self.limiter.due(self.clock()):
+                self._send(note)
+            return True
+        self.looks = looks
+        self._fresh_events = False
+        self._last_full = self.clock()
+        self.full_ticks += 1
         panes = repo.tmux.panes()
         if SESSION not in panes:
             return False  # killed, or the whole tmux server is gone
@@ -130,15 +176,27 @@ class Watcher:
                 repo.record_event("activity", name, **data)
                 self.activity[name] = current
         self.enforce_budgets(panes)
-        if self.radar is not None:
+        if self.radar is not None and (self._radar_busy() or self._worktree_news
+                                       or self.clock() - self._last_radar >= RADAR_IDLE_S):
             try:
+                if not self._radar_busy() and self.clock() >= self.radar.next_round:
+                    self._worktree_news = False  # (a change during the round makes another one due)
+                    self._last_radar = self.clock()
                 self.radar.step(radar.BUDGET_S, self.clock())
             except (CockpitError, OSError) as exc:  # the next round tries again; the rest of the tick goes on
                 print(f"{time.strftime('%H:%M:%S')} watcher: conflict radar: {exc}", file=sys.stderr, flush=True)
-        self._follow()
+        # This tick's own records (activity, notifications) need no other tick; anything else does.
+        self._fresh_events = any(e.type not in QUIET_EVENTS for e in self._follow())
+        config = activity.settings(repo)
+        since = {n: r.state_since for n, r in self.states.records.items()}
+        self._due = stillness.next_threshold(self.looks, since, (config.idle_after, config.stall_after), time.time())
         for note in self.limiter.due(self.clock()):
             self._send(note)
         return True
+
+    def _radar_busy(self) -> bool:
+        """A radar round is under way (it goes on, a step per tick, whatever else changed)."""
+        return self.radar is not None and self.radar.busy
 
     def enforce_budgets(self, panes: dict[str, PaneState]) -> list[str]:
         """Pause the running agents over a token budget (each once per limit). Returns their names.

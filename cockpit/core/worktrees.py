@@ -1,19 +1,20 @@
 """Git: branches, worktrees, archive snapshots and restores.
 
-Every call is an argument list run by GitPython's command wrapper (``git.Git``), which starts
-one short-lived ``git`` process per call and, unlike a ``Repo`` object, leaves no
-``cat-file --batch`` children behind.
+Every call is an argument list, one short-lived ``git`` process per call, started the way
+GitPython's command wrapper (``git.Git.execute``) starts it — English messages (``LC_ALL=C``), no
+stdin, stdout decoded as UTF-8 with surrogate escapes — but by :mod:`subprocess` directly:
+importing GitPython costs more than most commands (~70-150 ms: it runs ``git version`` twice),
+and a ``Repo`` object would leave ``cat-file --batch`` children behind.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-import git
 
 from cockpit.core.errors import CockpitError
 
@@ -38,20 +39,31 @@ class GitError(CockpitError):
     pass
 
 
-def run(cwd: Path, *args: str, env: dict[str, str] | None = None, strip: bool = True) -> str:
-    """Run ``git args...`` in ``cwd`` and return stdout; raise :class:`GitError` with git's message."""
+def execute(cwd: Path, argv: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """``git`` with ``argv`` in ``cwd``: ``(status, stdout, stderr)``, both decoded."""
+    full = {**os.environ, "LANGUAGE": "C", "LC_ALL": "C", **(env or {})}
     try:
-        return git.Git(str(cwd)).execute(
-            ["git", *SAFE_CONFIG, *args],
-            env={**os.environ, **(env or {})} if env else None,
-            strip_newline_in_stdout=strip,
-        )
-    except git.GitCommandError as exc:
-        stderr = (exc.stderr or "").strip().replace("stderr: ", "").strip("' \n")
-        last = stderr.splitlines()[-1] if stderr else f"exit {exc.status}"
-        raise GitError(f"git {args[0]} failed: {last}") from None
-    except git.GitCommandNotFound:
+        done = subprocess.run(["git", *argv], cwd=str(cwd), env=full, stdin=subprocess.DEVNULL,
+                              capture_output=True, check=False)
+    except FileNotFoundError:
+        if not Path(cwd).is_dir():
+            raise GitError(f"git {argv[0] if argv else ''} failed: no such directory: {cwd}") from None
         raise GitError("git is not installed (install it: apt-get install -y git)") from None
+    except OSError as exc:  # not a directory, not allowed in: git never runs elsewhere instead
+        raise GitError(f"git {argv[0] if argv else ''} failed: {exc.strerror or exc}: {cwd}") from None
+    return (done.returncode, done.stdout.decode("utf-8", "surrogateescape"),
+            done.stderr.decode("utf-8", "surrogateescape"))
+
+
+def run(cwd: Path, *args: str, env: dict[str, str] | None = None, strip: bool = True) -> str:
+    """Run ``git args...`` in ``cwd`` and return stdout (without its last newline when
+    ``strip``); raise :class:`GitError` with git's message."""
+    status, out, err = execute(cwd, [*SAFE_CONFIG, *args], env)
+    if status != 0:
+        stderr = err.strip()
+        last = stderr.splitlines()[-1] if stderr else f"exit {status}"
+        raise GitError(f"git {args[0]} failed: {last}")
+    return out[:-1] if strip and out.endswith("\n") else out
 
 
 def ok(cwd: Path, *args: str) -> bool:
@@ -427,10 +439,8 @@ def merge_tree(root: Path, ours: str, theirs: str) -> MergeTree:
     choice). Conflicts are the answer, not an error: :class:`GitError` only when git cannot merge
     them at all (an unknown commit, unrelated histories). Text conflicts are written in the
     plain ``merge`` style whatever the user's ``merge.conflictStyle``."""
-    status, out, err = git.Git(str(root)).execute(
-        ["git", *SAFE_CONFIG, "-c", "merge.conflictStyle=merge", "merge-tree", "--write-tree", "--no-messages",
-         "-z", ours, theirs],
-        with_extended_output=True, with_exceptions=False, strip_newline_in_stdout=False)
+    status, out, err = execute(root, [*SAFE_CONFIG, "-c", "merge.conflictStyle=merge", "merge-tree", "--write-tree",
+                                      "--no-messages", "-z", ours, theirs])
     fields = out.split("\0")
     tree = fields[0].strip()
     if status not in (0, 1) or len(tree) < 40 or not all(c in "0123456789abcdef" for c in tree):

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cockpit.core import hosts
+from cockpit.core import activity, hosts, stillness
 from cockpit.core import queue as merge_queue
 from cockpit.core.agent import Agent, name_order
 from cockpit.core.errors import CockpitError
@@ -24,6 +24,12 @@ from cockpit.ui.messages import describe
 
 REMOTE_INTERVAL = 2.0
 """Seconds between two looks at the hosts' agents (one ``ls`` round trip per host, in parallel)."""
+FULL_EVERY_S = 30.0
+"""The agents are re-read at least this often even when nothing seemed to change (see
+:mod:`cockpit.core.stillness`: what leaves no trace in an agent's directory)."""
+DIFF_FALLBACK_S = 300.0
+"""An agent whose directory did not change (no output, no hook) has its worktree diffed again
+after this long (files edited by hand while it is silent); otherwise only after a change."""
 SLOW_FACTOR = 5
 """While a log floods, the agents are re-read and the worktrees diffed this many times less
 often: under a flood those rounds were what kept keys from the screen (``bench/ui-figures.md``)."""
@@ -83,6 +89,16 @@ class FleetSync:
             self._warned = set(warnings)
         remote = self._remote or []
         return sorted([*local, *remote], key=lambda a: name_order(a.name))
+        self._agents: list[Agent] | None = None
+        self.looks: dict[str, stillness.Look] = {}
+        """Each agent's directory when the agents were last re-read (:mod:`cockpit.core.stillness`)."""
+        self._diffed: dict[str, tuple[float, stillness.Look, str | None]] = {}
+        """Per agent: when its worktree was last diffed, its look then, and its base commit."""
+        self._summaries: dict[str, tuple[tuple[int, int, int] | None, int]] = {}
+        """Per agent: the last diff summary and commits base had gained, reused while still."""
+        self._due: float | None = None
+        self.agent_reads = 0
+        self.diff_reads = 0
 
     def poll(self, screens: set[str], force: bool = False, slow: bool = False) -> Snapshot:
         """One round; ``force`` re-reads agents and diffs now (after an operation). ``slow``
@@ -110,30 +126,59 @@ class FleetSync:
         if changed and self.diffs_enabled and not first:
             fleet.ownership_tracker.invalidate()  # something happened: diff every worktree again
         stretch = SLOW_FACTOR if slow else 1
-        # Ownership (out-of-scope edits, collisions) costs a git diff per worktree: at most
-        # once per diff interval, from the tracker's cache in between.
-        fleet.ownership_tracker.max_age = self.diff_interval * stretch
-        if force or snap.events or now - self._last_agents >= self.poll_interval * stretch:
+        # Each worktree is diffed (out-of-scope edits, collisions, the summary on its tile) only
+        # when its agent's directory changed, or after DIFF_FALLBACK_S: the tracker keeps the rest.
+        fleet.ownership_tracker.max_age = DIFF_FALLBACK_S
+        names = [a.name for a in self._agents] if self._agents is not None else []
+        looks = stillness.look(fleet.layout, names)
+        moved = stillness.changed(self.looks, looks)
+        due = self._due is not None and time.time() >= self._due
+        if (force or snap.events or first or due or now - self._last_agents >= FULL_EVERY_S * stretch
+                or (moved and now - self._last_agents >= self.poll_interval * stretch)):
             self._last_agents = now
+            self.looks = looks
+            self.agent_reads += 1
             try:
                 # The first poll only finds the agents, so their tiles show at once; the git
                 # work per worktree (ownership, diff summaries) follows in the next one.
+                for name in self._stale(looks, now, changed, stretch):
+                    fleet.ownership_tracker.invalidate(name)
                 snap.agents = fleet.agents(ownership=self.diffs_enabled and not first)
                 if fleet.config.hosts:
                     snap.agents = self._with_remote(snap.agents, now, force or bool(snap.events))
                     snap.errors += self.remote_warnings
                     self.remote_warnings = []
                 snap.queue = [entry.name for entry in merge_queue.pending(fleet)]
+                self._agents = snap.agents
+                config = activity.settings(fleet)
+                since = {a.name: a.state_since for a in snap.agents}
+                self._due = stillness.next_threshold(looks, since, (config.idle_after, config.stall_after),
+                                                     time.time())
+            except Exception as exc:  # noqa: BLE001
+                snap.errors.append(describe(exc))
+        elif fleet.config.hosts and self._agents is not None and now - self._remote_at >= REMOTE_INTERVAL:
+            # This machine's agents are still: its read is skipped, but the hosts' agents are not
+            # seen in its files (their events reach the app after the poll), so they are asked.
+            try:
+                local = [a for a in self._agents if a.host is None]
+                snap.agents = self._agents = self._with_remote(local, now, False)
+                snap.errors += self.remote_warnings
+                self.remote_warnings = []
             except Exception as exc:  # noqa: BLE001
                 snap.errors.append(describe(exc))
         if first:
             self._last_diffs = now - self.diff_interval  # due at the next poll
-        elif snap.agents is not None and self.diffs_enabled and (
-                changed or now - self._last_diffs >= self.diff_interval * stretch):
+        elif snap.agents is not None and self.diffs_enabled:
             self._last_diffs = now
             snap.diffs, snap.base_moved = {}, {}
             tips: dict[str, str | None] = {}  # each base resolved once per round
+            stale = self._stale(self.looks, now, changed, stretch)
+            rediffed = False
             for agent in snap.agents:
+                kept = self._summaries.get(agent.name)
+                if agent.name not in stale and kept is not None:
+                    snap.diffs[agent.name], snap.base_moved[agent.name] = kept
+                    continue
                 if self.yield_to_input is not None:
                     self.yield_to_input()
                 # (the ownership check of this poll diffed the worktree already, as a rule)
@@ -146,9 +191,31 @@ class FleetSync:
                     snap.base_moved[agent.name] = fleet.base_moved(agent.name, tips)
                 except CockpitError:  # no base or branch to count from
                     snap.base_moved[agent.name] = 0
+                self.diff_reads += 1
+                rediffed = True
+                self._summaries[agent.name] = (snap.diffs[agent.name], snap.base_moved[agent.name])
+                self._diffed[agent.name] = (now, self.looks.get(agent.name, ()), agent.base_sha)
+            for name in set(self._summaries) - {a.name for a in snap.agents}:
+                self._summaries.pop(name, None)
+                self._diffed.pop(name, None)
+            if not rediffed:  # (None: the tiles keep what they show)
+                snap.diffs = snap.base_moved = None
         for name in sorted(screens):
             try:
                 snap.screens[name] = fleet.screen(name)
             except Exception as exc:  # noqa: BLE001
                 snap.screens[name] = [f"(no screen: {describe(exc)})"]
         return snap
+
+    def _stale(self, looks: dict[str, stillness.Look], now: float, everything: bool, stretch: int) -> set[str]:
+        """The agents whose worktree must be diffed again: all after an event that may change a
+        worktree (``everything``), else those never diffed, those whose directory changed since
+        their last diff at least ``diff_interval`` (× ``stretch``) ago, and those diffed longer
+        than DIFF_FALLBACK_S ago."""
+        names = set(looks)
+        if everything:
+            return names
+        return {name for name in names
+                if (seen := self._diffed.get(name)) is None
+                or (seen[1] != looks[name] and now - seen[0] >= self.diff_interval * stretch)
+                or now - seen[0] >= DIFF_FALLBACK_S}
