@@ -77,6 +77,16 @@ class FleetSync:
         self._warned: set[str] = set()
         self.remote_warnings: list[str] = []
         """Warnings of the last look at the hosts not reported before (a host unreachable)."""
+        self._agents: list[Agent] | None = None
+        self.looks: dict[str, stillness.Look] = {}
+        """Each agent's directory when the agents were last re-read (:mod:`cockpit.core.stillness`)."""
+        self._diffed: dict[str, tuple[float, stillness.Look, str | None]] = {}
+        """Per agent: when its worktree was last diffed, its look then, and its base commit."""
+        self._summaries: dict[str, tuple[tuple[int, int, int] | None, int]] = {}
+        """Per agent: the last diff summary and commits base had gained, reused while still."""
+        self._due: float | None = None
+        self.agent_reads = 0
+        self.diff_reads = 0
 
     def _with_remote(self, local: list[Agent], now: float, force: bool) -> list[Agent]:
         """``local`` and every host's agents (asked every :data:`REMOTE_INTERVAL` at most, or
@@ -89,16 +99,6 @@ class FleetSync:
             self._warned = set(warnings)
         remote = self._remote or []
         return sorted([*local, *remote], key=lambda a: name_order(a.name))
-        self._agents: list[Agent] | None = None
-        self.looks: dict[str, stillness.Look] = {}
-        """Each agent's directory when the agents were last re-read (:mod:`cockpit.core.stillness`)."""
-        self._diffed: dict[str, tuple[float, stillness.Look, str | None]] = {}
-        """Per agent: when its worktree was last diffed, its look then, and its base commit."""
-        self._summaries: dict[str, tuple[tuple[int, int, int] | None, int]] = {}
-        """Per agent: the last diff summary and commits base had gained, reused while still."""
-        self._due: float | None = None
-        self.agent_reads = 0
-        self.diff_reads = 0
 
     def poll(self, screens: set[str], force: bool = False, slow: bool = False) -> Snapshot:
         """One round; ``force`` re-reads agents and diffs now (after an operation). ``slow``
