@@ -290,6 +290,8 @@ def test_the_watcher_predicts_records_and_notifies(repo: Path) -> None:
 
     wait_until(lambda: predicted() == [], timeout=30, message="a round of the watcher's with both")
     (fleet.layout.worktree("web") / "src" / "app.py").write_text(LINES.replace("line 11\n", "web\n"))
+    with fleet.layout.session_log("web").open("a") as out:  # as an agent says what it did (a silent
+        out.write("edited src/app.py\n")                   # edit waits for RADAR_IDLE_S: test_watch)
     wait_until(lambda: predicted(), timeout=30, message="the watcher's round")
     assert withs(predicted()) == {"api": ["src/app.py"]}
     events = [e for e in fleet.events.all() if e.type == "conflict.predicted"]
