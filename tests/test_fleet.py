@@ -44,6 +44,19 @@ def test_spawn_creates_worktree_branch_session_and_log(fleet: Fleet, repo: Path)
     assert git(repo, "status", "--porcelain") == ""  # the main checkout stays clean
 
 
+def test_a_look_at_the_fleet_right_after_spawn_loses_none_of_the_agents_first_output(fleet: Fleet) -> None:
+    """tmux opens the log's `cat >>` asynchronously; spawn has the log in place already, so a
+    look in that instant (a TUI, `ls`) does not take it for a log deleted by hand and re-open
+    the pipe, which dropped the first bytes of an agent that writes at once (seen in CI)."""
+    names = [f"quick{i}" for i in range(10)]
+    for name in names:
+        fleet.spawn(name, command=f"printf '{name} said it\\n'; exit 1")
+        assert fleet.layout.session_log(name).exists()
+        fleet.agents()
+    for name in names:
+        wait_until(lambda: f"{name} said it" in log_text(fleet, name), message=f"{name}'s first line")
+
+
 def test_spawn_three_discard_one_leaves_the_others_untouched(fleet: Fleet, repo: Path) -> None:
     for name in ("a", "b", "c"):
         fleet.spawn(name, command=f"echo {name} > mine.txt; git add mine.txt; git commit -qm {name}; "

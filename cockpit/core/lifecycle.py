@@ -133,6 +133,11 @@ def exit_hook(repo: Repository) -> str | None:
 def _start_session(repo: Repository, spec: AgentSpec, env: dict[str, str],
                    prefix: list[str] | None, setup: list[str] | None = None) -> dict[str, PaneState]:
     layout = repo.layout
+    # The log exists before the pane's `cat >>` opens it (which tmux starts asynchronously): a
+    # look at the fleet in that instant would take a missing log for one deleted by hand and
+    # re-open the pipe, dropping what the agent had written into the old one.
+    with open(layout.session_log(spec.name), "ab"):
+        pass
     return repo.tmux.start(spec.name, layout.worktree(spec.name), env, layout.session_log(spec.name),
                            hook=exit_hook(repo), prefix=prefix, nice=repo.config.tmux_nice,
                            on_exit=repo.cockpit_command("_observe", "--agent", spec.name),
