@@ -185,12 +185,6 @@ def run(argv: list[str] | None = None) -> int:
     if command is None:
         return _open_tui(args, fleet)
     from cockpit import cli_merge
-    if command == "merge" and fleet.config.hosts:
-        remote_status = cli_hosts.merge_remote(fleet, args)
-        if remote_status is not None and not args.names:
-            return remote_status
-        if remote_status is not None:
-            return max(remote_status, cli_merge.run(command, fleet, args))
     if command in cli_merge.COMMANDS:
         return cli_merge.run(command, fleet, args)
     if command == "spawn":

@@ -253,31 +253,3 @@ def up_on_hosts(fleet, names: list[str]) -> bool:
                 print(f"cockpit: {name}: {exc}", file=sys.stderr)
                 failed = True
     return failed
-
-
-def merge_remote(fleet, args: argparse.Namespace) -> int | None:
-    """``cockpit merge`` for the remote agents named: each landed here at once, with the queue's
-    gates (cockpit/core/remote_merge.py); they leave ``args.names``, the local ones stay for the
-    queue. None when no remote agent was named."""
-    from cockpit.core import hosts, remote_merge
-    from cockpit.core.spec import validate_name
-    remote = []
-    for name in args.names:
-        validate_name(name)
-        host = hosts.host_of(fleet, name)
-        if host is not None:
-            remote.append((name, host))
-    if not remote:
-        return None
-    args.names = [n for n in args.names if n not in dict(remote)]
-    status = 0
-    for name, host in remote:
-        try:
-            outcome = remote_merge.merge(fleet, name, host)
-        except CockpitError as exc:
-            print(f"cockpit: {name}: {exc}", file=sys.stderr)
-            status = 1
-            continue
-        print(outcome.message, flush=True)
-        status = max(status, 0 if outcome.state == "merged" else 1)
-    return status

@@ -27,7 +27,8 @@ def add_parsers(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
                    help="merge the candidates not predicted to conflict with base first (default: the order given)")
 
     p = add("queue", "list the merge queue")
-    p.add_argument("--json", action="store_true", help="a JSON array: position, name, state, queued_at")
+    p.add_argument("--json", action="store_true",
+                   help="a JSON array: position, name, host (null: this machine), state, queued_at")
 
 
 def run(command: str, fleet, args: argparse.Namespace) -> int:
@@ -69,32 +70,35 @@ def _diff(fleet, args: argparse.Namespace) -> int:
 
 def _merge(fleet, args: argparse.Namespace) -> int:
     from cockpit.core import prediction, worktrees
-    from cockpit.core.queue import MergeQueue, QueueBusy, enqueue
+    from cockpit.core.queue import QueueBusy
+    from cockpit.core.remote_merge import enqueue, merge_queue
     names: list[str] = list(dict.fromkeys(args.names))
     too_old = prediction.unsupported(worktrees.git_version())
     if too_old:
         print(f"cockpit: {too_old}: candidates are not checked before building"
               + ("; --reorder keeps the order given" if args.reorder else ""), file=sys.stderr)
-    for name, position, added in enqueue(fleet, names):
-        print(f"{name}: {'queued' if added else 'already queued'} (position {position})", flush=True)
+    wanted = []
+    for name, host, position, added in enqueue(fleet, names):
+        wanted.append((host, name))
+        label = name if host is None else f"{name}@{host}"
+        print(f"{label}: {'queued' if added else 'already queued'} (position {position})", flush=True)
 
     def on_term(signum: int, frame: object) -> None:  # `kill` is a quit, not a crash
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        outcomes = MergeQueue(fleet, report=lambda outcome: print(outcome.message, flush=True),
-                              reorder=args.reorder).run()
+        outcomes = merge_queue(fleet, report=lambda outcome: print(outcome.message, flush=True),
+                               reorder=args.reorder).run()
     except QueueBusy as busy:
         print(f"{busy}: it will merge what was queued ('cockpit queue' shows progress)")
         return 1 if names else 0
     finally:
         signal.signal(signal.SIGTERM, previous)
-    states = {o.name: o.state for o in outcomes}
+    states = {(o.host, o.name): o.state for o in outcomes}
     if not outcomes:
         print("the merge queue is empty")
-    wanted = names or list(states)
-    return 0 if all(states.get(name) == "merged" for name in wanted) else 1
+    return 0 if all(states.get(key) == "merged" for key in wanted or states) else 1
 
 
 def _queue(fleet, args: argparse.Namespace) -> int:
@@ -106,8 +110,10 @@ def _queue(fleet, args: argparse.Namespace) -> int:
     if not entries:
         print("the merge queue is empty")
         return 0
+    remote = any(entry.host for entry in entries)  # a HOST column as 'cockpit ls' has, "-" for this machine
     for entry in entries:
-        print(f"{entry.position:>3}  {entry.name:<20} {entry.state:<8} {entry.queued_at}")
+        host = f"{entry.host or '-':<12} " if remote else ""
+        print(f"{entry.position:>3}  {entry.name:<20} {host}{entry.state:<8} {entry.queued_at}")
     pid = runner_pid(fleet)
     print(f"being run by pid {pid}" if pid is not None else "not running: 'cockpit merge' resumes it")
     return 0

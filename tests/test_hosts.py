@@ -409,7 +409,8 @@ def test_merge_lands_a_remote_agents_committed_work_on_local_base_through_the_ga
     before = git(repo, "rev-parse", "main")
     merged = cockpit(repo, "merge", "r1")
     assert merged.returncode == 0, merged.stderr + merged.stdout
-    assert merged.stdout.startswith("r1: merged into main at ")
+    said = merged.stdout.splitlines()
+    assert said[0] == "r1@big: queued (position 1)" and said[1].startswith("r1@big: merged into main at ")
     assert git(repo, "show", "main:remote.txt") == "from big"
     assert git(repo, "merge-base", "--is-ancestor", before, "main") == ""  # a fast-forward of base
     fetched = git(repo, "rev-parse", "refs/cockpit/hosts/big/r1")
@@ -424,7 +425,7 @@ def test_merge_lands_a_remote_agents_committed_work_on_local_base_through_the_ga
     ok(cockpit(repo, "spawn", "r3", "--command", commit.format(text="x", file="dirty.txt"), "--host", "big"))
     wait_until(lambda: last_commit(big, wt / "r3").endswith("dirty.txt on big"), message="r3's commit")
     rejected = cockpit(repo, "merge", "r3")
-    assert rejected.returncode == 1 and "r3: rejected by gate '! test -f dirty.txt'" in rejected.stdout
+    assert rejected.returncode == 1 and "r3@big: rejected by gate '! test -f dirty.txt'" in rejected.stdout
     assert git(repo, "rev-parse", "main") == tip
 
 

@@ -318,7 +318,11 @@ def all_agents(repo: Repository, local: list[Agent]) -> tuple[list[Agent], list[
         else:
             mark_reachable(repo, host, True)
             mine = {name for name, h in spawned.items() if h == host}
-            found += [a for a in answer if a.name in mine]
+            waiting = {name for (h, name), e in repo.history().remote_queue.items()
+                       if h == host and e.merge_state == "queued"}
+            # The merge queue's word wins while it waits here, as for a local agent (only while it
+            # waits: a respawn on the host is not seen here, so an outcome would outlive it).
+            found += [replace(a, state="queued") if a.name in waiting else a for a in answer if a.name in mine]
     return sorted(found, key=lambda a: name_order(a.name)), warnings
 
 

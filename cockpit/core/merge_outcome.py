@@ -29,6 +29,8 @@ class Outcome:
     tail: str | None = None
     commit: str | None = None
     base: str = ""
+    host: str | None = None
+    """The host a remote agent runs on (its work landed here); None for this machine's agent."""
 
     @property
     def final(self) -> bool:
@@ -41,6 +43,11 @@ class Outcome:
         return self.state == "merged"
 
     @property
+    def label(self) -> str:
+        """``NAME``, or ``NAME@HOST`` for a remote agent (as ``cockpit queue`` names it)."""
+        return self.name if self.host is None else f"{self.name}@{self.host}"
+
+    @property
     def message(self) -> str:
         """:meth:`describe`: what a terminal or a notification shows."""
         return self.describe()
@@ -49,24 +56,24 @@ class Outcome:
         """One line (and, for a red gate, the tail of its output) for a terminal."""
         if self.state == "merged":
             where = f"into {self.base} " if self.base else ""
-            return f"{self.name}: merged {where}at {self.commit[:12] if self.commit else '?'}" + (
+            return f"{self.label}: merged {where}at {self.commit[:12] if self.commit else '?'}" + (
                 f" ({self.reason})" if self.reason else "")
         if self.state == "conflict":
-            return f"{self.name}: conflict in {', '.join(self.paths or [])}; base unchanged"
+            return f"{self.label}: conflict in {', '.join(self.paths or [])}; base unchanged"
         if self.state == "rejected":
-            head = f"{self.name}: rejected by gate {self.gate!r}: {self.reason}; base unchanged"
+            head = f"{self.label}: rejected by gate {self.gate!r}: {self.reason}; base unchanged"
             tail = "\n".join("    " + line for line in (self.tail or "").splitlines()[-10:])
             return head + ("\n" + tail if tail else "")
         if self.state == "rebuilding":
-            return f"{self.name}: {self.reason}; rebuilding on the new tip"
+            return f"{self.label}: {self.reason}; rebuilding on the new tip"
         if self.state == "recovered":
-            return (f"{self.name}: the merge {self.reason} had landed: finished it "
+            return (f"{self.label}: the merge {self.reason} had landed: finished it "
                     f"({self.base} at {self.commit[:12] if self.commit else '?'})")
         if self.state == "predicted":
             when = f" ({self.reason})" if self.reason else ""
             if not self.paths:
-                return f"{self.name}: no longer predicted to conflict with {self.base or 'base'}{when}"
-            return f"{self.name}: predicted to conflict with {self.base or 'base'} in {', '.join(self.paths)}{when}"
+                return f"{self.label}: no longer predicted to conflict with {self.base or 'base'}{when}"
+            return f"{self.label}: predicted to conflict with {self.base or 'base'} in {', '.join(self.paths)}{when}"
         if self.state == "abandoned":
-            return f"{self.name}: the merge {self.reason} was abandoned ({self.base} unchanged); it stays queued"
-        return f"{self.name}: blocked: {self.reason}"
+            return f"{self.label}: the merge {self.reason} was abandoned ({self.base} unchanged); it stays queued"
+        return f"{self.label}: blocked: {self.reason}"

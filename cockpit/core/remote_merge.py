@@ -1,16 +1,20 @@
-"""Landing a remote agent's work on this machine's base, with the merge queue's gates.
+"""Remote agents in the merge queue: their work landed on this machine's base, with the queue's
+gates and compare-and-swap.
 
-The agent's committed work is fetched from its host into ``refs/cockpit/hosts/<host>/<name>``
-here (git over the host's shared ssh connection); then, holding the merge queue's lock (so it
-never runs beside the local queue), a scratch worktree at base's tip gets it (rebase, merge or
-squash, as ``[cockpit] merge`` says), every gate runs there, and base advances by fast-forward
-only from the tip the candidate was built on (:func:`cockpit.core.candidate.land`: a
-compare-and-swap; base moved meanwhile: built and gated again). Uncommitted work there blocks the
-merge, as it does for a local agent. The outcome is recorded in this repository's event log
-(``remote.merge`` with the host, the agent and the commit).
-
-Not built yet: a remote agent in the persistent queue (``cockpit queue`` lists local agents
-only; a remote merge runs at once, in the ``cockpit merge`` that asked for it).
+``cockpit merge`` (and the TUI's merge key) queue remote and local agents alike, in the order
+given (:func:`enqueue`: a remote entry records its host), and one runner takes them in turn
+(:func:`merge_queue`: :class:`cockpit.core.queue.MergeQueue` with :func:`fetch_work`). When a
+remote entry's turn comes, holding the queue's lock as for any entry, the runner asks the host
+over its shared ssh connection what the agent is: a host that does not answer, an agent it does
+not list, or uncommitted work in the agent's worktree there ends the entry ``blocked`` with a
+one-line reason (nothing changes here, the queue goes on with the next entry). Otherwise its
+committed work is fetched into ``refs/cockpit/hosts/<host>/<name>`` here, and from that ref it is
+built, gated and landed exactly like a local branch: a scratch worktree at base's tip gets it
+(rebase, merge or squash, as ``[cockpit] merge`` says), every gate runs there, and base advances
+by fast-forward only from the tip the candidate was built on (base moved meanwhile: built and
+gated again). Its steps and outcome are recorded in this repository's event log (``remote.queued``
+.. ``remote.merge`` with the host, the agent and the commit), so ``cockpit queue`` lists it and a
+runner that dies mid-merge is settled by the next one, as for a local agent.
 """
 
 from __future__ import annotations
@@ -18,15 +22,13 @@ from __future__ import annotations
 import json
 import threading
 
-from cockpit.core import candidate, gates, worktrees
+from cockpit.core import queue_entries
 from cockpit.core.errors import CockpitError
-from cockpit.core.hosts import BASE_PREFIX, fetch_branch, host_agents, transport
-from cockpit.core.merge_outcome import Outcome
-from cockpit.core.queue import QueueBusy, QueueLock, lock_path, merge_dir, merge_log, runner_pid, scratch_path
+from cockpit.core.hosts import BASE_PREFIX, FETCH_PREFIX, fetch_branch, host_agents, host_of, host_spec, transport
+from cockpit.core.queue import Fetched, MergeQueue, Report, shown
 from cockpit.core.repository import Repository
+from cockpit.core.spec import validate_name
 from cockpit.core.transport import last_line
-
-MAX_ROUNDS = 5
 
 
 def uncommitted(repo: Repository, host: str, name: str) -> list[str]:
@@ -37,83 +39,49 @@ def uncommitted(repo: Repository, host: str, name: str) -> list[str]:
     return list(json.loads(answer.stdout)["dirty"])
 
 
-def merge(repo: Repository, name: str, host: str, stop: threading.Event | None = None) -> Outcome:
-    """Land remote agent ``name``'s committed work on its base here (see the module doc)."""
-    agents = {a.name: a for a in host_agents(repo, host)}
-    if name not in agents:
-        raise CockpitError(f"no agent named {name!r} on host {host}")
-    agent = agents[name]
-    base = agent.base.removeprefix(BASE_PREFIX)
-    if not agent.branch:
-        return _finish(repo, host, Outcome(name, "blocked", reason="it has no branch yet", base=base))
-    if not worktrees.branch_exists(repo.root, base):
-        return _finish(repo, host, Outcome(name, "blocked", reason=f"base {base!r} is not a local branch here",
-                                           base=base))
-    dirty = uncommitted(repo, host, name)
-    if dirty:
-        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
-        return _finish(repo, host, Outcome(name, "blocked", reason=f"uncommitted changes on host {host}: {shown}",
-                                           paths=dirty, base=base))
-    tip = fetch_branch(repo, host, name, agent.branch)
-    held = QueueLock(lock_path(repo))
-    repo.layout.home.mkdir(exist_ok=True)
-    if not held.acquire():
-        raise QueueBusy(runner_pid(repo))
+def fetch_work(repo: Repository, host: str, name: str) -> Fetched | str:
+    """Remote agent ``name``'s committed work fetched from ``host`` into a ref here, or the
+    one-line reason it cannot merge now (see the module doc)."""
     try:
-        for _ in range(MAX_ROUNDS):
-            outcome = _attempt(repo, host, name, agent.task, base, tip, stop or threading.Event())
-            if outcome is not None:
-                return _finish(repo, host, outcome)
-        return _finish(repo, host, Outcome(name, "blocked", reason=f"base kept moving: gave up after {MAX_ROUNDS} "
-                                           "rebuilds", base=base))
-    finally:
-        held.release()
+        agents = {a.name: a for a in host_agents(repo, host)}
+        if name not in agents:
+            return f"no agent named {name!r} on host {host}"
+        agent = agents[name]
+        if not agent.branch:
+            return f"it has no branch yet on host {host}"
+        dirty = uncommitted(repo, host, name)
+        if dirty:
+            return f"uncommitted changes on host {host}: {shown(dirty)}"
+        fetch_branch(repo, host, name, agent.branch)
+    except CockpitError as exc:  # HostUnreachable among them: it names the host
+        return " ".join(str(exc).split()) or f"host {host}: failed"
+    return Fetched(ref=f"{FETCH_PREFIX}{host}/{name}", base=agent.base.removeprefix(BASE_PREFIX),
+                   branch=agent.branch, base_sha=agent.base_sha, task=agent.task)
 
 
-def _attempt(repo: Repository, host: str, name: str, task: str, base: str, tip: str,
-             stop: threading.Event) -> Outcome | None:
-    root, config = repo.root, repo.config
-    onto = worktrees.run(root, "rev-parse", "--verify", f"refs/heads/{base}")
-    if worktrees.is_ancestor(root, tip, onto):
-        return Outcome(name, "merged", reason="already in base", commit=onto, base=base)
-    scratch = scratch_path(repo, f"{host}--{name}")
-    log = merge_log(repo, name)
-    try:
-        candidate.make_scratch(root, scratch, onto)
-        message = (candidate.squash_message(root, name, task, onto, tip) if config.merge == "squash"
-                   else f"Merge agent {name} (host {host}) into {base}")
-        built = candidate.build(root, scratch, config.merge, onto, tip, message)
-        if built.commit is None:
-            return Outcome(name, "conflict", reason=f"{built.summary}: {', '.join(built.conflicts)}",
-                           paths=built.conflicts, base=base)
-        env = gates.gate_environment({"COCKPIT_MERGE_AGENT": name, "COCKPIT_MERGE_BASE": base,
-                                      "COCKPIT_MERGE_ONTO": onto, "COCKPIT_MERGE_CANDIDATE": built.commit,
-                                      "COCKPIT_MERGE_HOST": host, "COCKPIT_REPO": str(root)})
-        for gate in config.gates:
-            result = gates.run_gate(gate, scratch, log, config.gate_timeout, env, stop=stop)
-            if result.stopped:
-                raise CockpitError("the merge was stopped; base unchanged")
-            if not result.passed:
-                reason = "timeout" if result.timed_out else f"exit {result.code}"
-                return Outcome(name, "rejected", reason=reason, gate=gate, tail=result.tail, base=base)
-        with repo.locked():
-            checkout = candidate.checkout_of(root, base, merge_dir(repo))
-            try:
-                candidate.land(root, base, onto, built.commit, checkout, f"cockpit: merge agent {name} (host {host})")
-            except candidate.CheckoutNotClean as exc:
-                return Outcome(name, "blocked", reason=str(exc), paths=exc.paths, base=base)
-            except candidate.BaseMoved:
-                return None  # built and gated again on the new tip
-        return Outcome(name, "merged", reason=config.merge, commit=built.commit, base=base)
-    finally:
-        try:
-            candidate.remove_scratch(root, scratch)
-        except CockpitError:
-            worktrees.ok(root, "worktree", "prune")
+def hosts_of(repo: Repository, names: list[str]) -> dict[str, str]:
+    """Which of ``names`` are remote agents, and their hosts. A bad name, or a host no longer
+    configured, fails before anything is queued."""
+    found = {}
+    for name in names:
+        validate_name(name)
+        host = host_of(repo, name)
+        if host is not None:
+            host_spec(repo, host)
+            found[name] = host
+    return found
 
 
-def _finish(repo: Repository, host: str, outcome: Outcome) -> Outcome:
-    repo.events.append("remote.merge", None, agent_name=outcome.name, host=host, state=outcome.state,
-                       reason=outcome.reason, commit=outcome.commit, base=outcome.base, paths=outcome.paths,
-                       gate=outcome.gate)
-    return outcome
+def enqueue(repo: Repository, names: list[str]) -> list[tuple[str, str | None, int, bool]]:
+    """Queue local and remote agents in the order given (:func:`cockpit.core.queue.enqueue`):
+    ``(name, host, position, newly_queued)``, ``host`` None for this machine's agent."""
+    hosts = hosts_of(repo, names)
+    return [(name, hosts.get(name), position, added)
+            for name, position, added in queue_entries.enqueue(repo, names, hosts)]
+
+
+def merge_queue(repo: Repository, report: Report | None = None, stop: threading.Event | None = None,
+                reorder: bool = False) -> MergeQueue:
+    """The queue runner every view uses: local entries and remote ones (:func:`fetch_work`)."""
+    return MergeQueue(repo, report=report, stop=stop, reorder=reorder,
+                      remote=lambda host, name: fetch_work(repo, host, name))

@@ -57,6 +57,20 @@ class Record:
     resumed_session: str | None = None  # the conversation its last (re)start continued (respawn --keep)
 
 
+@dataclass
+class RemoteQueued:
+    """A remote agent's place in this repository's merge queue. The agent itself lives on
+    ``host`` (its events are there); only its queue entry is recorded here, by ``remote.*`` events
+    with no agent of their own (``agent_name`` and ``host`` in their data)."""
+
+    name: str
+    host: str
+    merge_state: str | None = None   # one of MERGE_STATES, as for a local agent
+    merge: dict | None = None
+    queued_at: str = ""
+    queued_seq: int = 0
+    merging: dict | None = None
+
 
 def _spec(data: dict, fallback: AgentSpec | None, name: str) -> AgentSpec:
     raw = data.get("spec")
@@ -79,6 +93,8 @@ class History:
 
     records: dict[str, Record] = field(default_factory=dict)
     pending: dict[str, Event] = field(default_factory=dict)
+    remote_queue: dict[tuple[str, str], RemoteQueued] = field(default_factory=dict)
+    """(host, agent) -> its merge-queue entry (cockpit.core.queue)."""
     offset: int = 0
 
 
@@ -86,6 +102,8 @@ def apply(history: History, event: Event) -> None:
     """Fold one event in. Unknown event types are ignored (newer cockpits may add some)."""
     name = event.agent
     if not name:
+        if event.type.startswith("remote."):
+            _apply_remote(history, event)
         return
     records = history.records
     data = event.data
@@ -150,7 +168,7 @@ def apply(history: History, event: Event) -> None:
     if record is None:
         return
     if kind.startswith("merge."):
-        _apply_merge(record, event)
+        _apply_merge(record, kind, event)
         return
     if kind in ("spawn.failed", "respawn.failed", "restore.failed"):
         if data.get("removed_agent"):
@@ -210,10 +228,34 @@ def apply(history: History, event: Event) -> None:
         record.ports = []
 
 
-def _apply_merge(record: Record, event: Event) -> None:
+REMOTE_QUEUE_EVENTS = {"remote.queued": "merge.queued", "remote.candidate": "merge.candidate",
+                       "remote.gate": "merge.gate", "remote.landing": "merge.landing",
+                       "remote.abandoned": "merge.abandoned"}
+"""A remote entry's queue events and the local agent's event each stands for; its outcome is
+``remote.merge`` (``state`` in its data), recorded before remote agents could be queued too."""
+
+
+def _apply_remote(history: History, event: Event) -> None:
+    """Fold one ``remote.*`` queue event in: the same steps as a local agent's ``merge.*``."""
+    data = event.data
+    name, host = data.get("agent_name"), data.get("host")
+    if not isinstance(name, str) or not isinstance(host, str):
+        return
+    kind = REMOTE_QUEUE_EVENTS.get(event.type)
+    if kind is None and event.type == "remote.merge" and data.get("state") in MERGE_STATES:
+        kind = f"merge.{data['state']}"
+    entry = history.remote_queue.get((host, name))
+    if kind is None or (entry is None and kind != "merge.queued"):
+        return  # (a merge landed at once, by a cockpit from before remote agents were queued)
+    if entry is None:
+        entry = history.remote_queue[(host, name)] = RemoteQueued(name=name, host=host)
+    _apply_merge(entry, kind, event)
+
+
+def _apply_merge(record: Record | RemoteQueued, kind: str, event: Event) -> None:
     """Fold one merge-queue event in. Anything after the agent left the queue (respawned,
     restored) is stale and ignored: a runner's late outcome cannot override a fresh start."""
-    kind, data = event.type, event.data
+    data = event.data
     if kind == "merge.queued":
         record.merge_state, record.merge, record.merging = "queued", None, None
         record.queued_at, record.queued_seq = event.ts, event.seq

@@ -25,7 +25,7 @@ from cockpit.core import remote_merge
 from cockpit.core.activity import next_needing_attention
 from cockpit.core.errors import CockpitError
 from cockpit.core.merge_plan import plan_merge
-from cockpit.core.queue import MergeQueue, QueueBusy, enqueue, pending
+from cockpit.core.queue import QueueBusy, pending
 from cockpit.core.sessions import AttachPlan
 from cockpit.ui.dialogs import (
     ConfirmDialog,
@@ -379,21 +379,17 @@ class AgentActions(_App):
         """Work out what would land (worker): nothing to merge is said at once and changes nothing;
         otherwise ask, saying what lands where, then queue the agent and run the queue."""
         tile = self._target(name)
-        if tile is not None and tile.agent.host:  # landed at once, not queued (cockpit.core.remote_merge)
+        if tile is not None and tile.agent.host:  # queued like a local agent (cockpit.core.remote_merge)
             agent, host = tile.agent.name, tile.agent.host
             self.push_screen(ConfirmDialog(
                 f"Merge {agent} (host {host}) into {tile.agent.base.removeprefix('cockpit-base/')} here?",
-                "Its committed work is fetched from the host, built on base here, gated, and base is "
-                "fast-forwarded (uncommitted work there blocks it).", "Merge"),
-                partial(self._remote_merge_decided, agent, host))
+                "It joins the merge queue; at its turn its committed work is fetched from the host, built "
+                "on base here, gated, and base is fast-forwarded (uncommitted work there blocks it).", "Merge"),
+                partial(self._merge_decided, agent))
         elif tile is not None:
             agent = tile.agent.name
             self.run_op(agent, "checking", plan_merge, self.fleet, agent, done=partial(MergePlanned, agent),
                         pending=False)
-
-    def _remote_merge_decided(self, agent: str, host: str, ok: bool | None) -> None:
-        if ok:
-            self.run_op(agent, "merging", remote_merge.merge, self.fleet, agent, host, done=QueueReported)
 
     def on_merge_planned(self, message: MergePlanned) -> None:
         agent, plan = message.agent, message.plan
@@ -407,11 +403,12 @@ class AgentActions(_App):
 
     def _merge_decided(self, agent: str, ok: bool | None) -> None:
         if ok:
-            self.run_op(agent, "queueing", enqueue, self.fleet, [agent], done=partial(Queued, agent))
+            self.run_op(agent, "queueing", remote_merge.enqueue, self.fleet, [agent], done=partial(Queued, agent))
 
     def on_queued(self, message: Queued) -> None:
-        _, position, added = message.entries[0]
-        self.notify(f"{message.agent}: {'queued' if added else 'already queued'} (position {position})")
+        name, host, position, added = message.entries[0]
+        label = name if host is None else f"{name}@{host}"
+        self.notify(f"{label}: {'queued' if added else 'already queued'} (position {position})")
         self.run_queue()
 
     @work(thread=True, exit_on_error=False, group="queue")
@@ -421,8 +418,8 @@ class AgentActions(_App):
         was queued: say so, unless ``quiet`` (the resume at start-up)."""
         if quiet and not pending(self.fleet):
             return
-        queue = MergeQueue(self.fleet, report=lambda outcome: deliver(self, QueueReported(outcome)),
-                           stop=self.queue_stop)
+        queue = remote_merge.merge_queue(self.fleet, report=lambda outcome: deliver(self, QueueReported(outcome)),
+                                         stop=self.queue_stop)
         try:
             queue.run()
         except QueueBusy as busy:

@@ -152,10 +152,11 @@ class MergePlanned(Message, bubble=False):
 
 @dataclass
 class Queued(Message, bubble=False):
-    """``agent`` was put in the merge queue: ``entries`` as :func:`~cockpit.core.queue.enqueue` says."""
+    """``agent`` was put in the merge queue: ``entries`` as :func:`~cockpit.core.remote_merge.enqueue`
+    says (``(name, host, position, newly_queued)``)."""
 
     agent: str
-    entries: list[tuple[str, int, bool]]
+    entries: list[tuple[str, str | None, int, bool]]
 
 
 @dataclass

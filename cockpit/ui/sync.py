@@ -49,7 +49,7 @@ class Snapshot:
     base_moved: dict[str, int] | None = None
     """Commits base gained since each agent was cut; read with the diff summaries."""
     queue: list[str] | None = None
-    """The merge queue in order (names), read with the agents."""
+    """The merge queue in order (names, ``NAME@HOST`` for a remote agent), read with the agents."""
     screens: dict[str, list[str]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -148,7 +148,7 @@ class FleetSync:
                     snap.agents = self._with_remote(snap.agents, now, force or bool(snap.events))
                     snap.errors += self.remote_warnings
                     self.remote_warnings = []
-                snap.queue = [entry.name for entry in merge_queue.pending(fleet)]
+                snap.queue = [entry.label for entry in merge_queue.pending(fleet)]
                 self._agents = snap.agents
                 config = activity.settings(fleet)
                 since = {a.name: a.state_since for a in snap.agents}
