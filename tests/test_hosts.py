@@ -574,10 +574,12 @@ async def test_the_tui_merges_a_remote_agent_from_the_keyboard(hosts: Lab, repo:
     from cockpit.core.fleet import Fleet
     from cockpit.ui.app import make_app
     from cockpit.ui.dialogs import ConfirmDialog
-    from ui_support import focus, wait_for
+    from ui_support import focus, tiles, wait_for
     (big,) = hosts.up("big")
     hosts.install_cockpit(big)
-    configure(repo, hosts, big, agents='[cockpit]\ngates = ["test -f feature.txt"]\n')
+    go = tmp_path / "go"  # the second gate holds the merge until the test has seen it queued
+    configure(repo, hosts, big, agents=f'[cockpit]\ngates = ["test -f feature.txt", '
+                                       f'"while [ ! -f {go} ]; do sleep 0.05; done"]\n')
     ok(cockpit(repo, "spawn", "m1", "--host", "big", "--command",
                "sh -c 'echo done > feature.txt && git add feature.txt && git -c user.name=a "
                "-c user.email=a@example.invalid commit -qm feature && sleep 600'"))
@@ -592,9 +594,19 @@ async def test_the_tui_merges_a_remote_agent_from_the_keyboard(hosts: Lab, repo:
                                 message="the merge question")
         assert "Merge m1 (host big) into main here?" in str(dialog.query_one("#title").content)
         await pilot.press("tab", "enter")
+        # in the merge queue like a local agent: the header names it with its host, its tile says queued
+        await wait_for(pilot, lambda: "merge queue: m1@big" in str(app.query_one("#header").content), timeout=60,
+                       message="the remote agent in the header's merge queue")
+        await wait_for(pilot, lambda: tiles(app)["m1"].agent.state == "queued", timeout=60,
+                       message="m1's tile queued")
+        assert git(repo, "rev-parse", "main") == before
+        go.touch()
         await wait_for(pilot, lambda: git(repo, "rev-parse", "main") != before, timeout=60, message="main to move")
+        await wait_for(pilot, lambda: "merge queue" not in str(app.query_one("#header").content), timeout=60,
+                       message="the queue empty in the header")
         assert app.is_running and not app.reported
     assert git(repo, "show", "main:feature.txt") == "done"
     recorded = [json.loads(line) for line in (repo / ".cockpit" / "events.jsonl").read_text().splitlines()]
     assert [(e["data"]["agent_name"], e["data"]["host"], e["data"]["state"]) for e in recorded
             if e["type"] == "remote.merge"] == [("m1", "big", "merged")]
+    assert [e["data"]["agent_name"] for e in recorded if e["type"] == "remote.queued"] == ["m1"]

@@ -204,7 +204,7 @@ async def test_header_shows_the_merge_queue_in_order(fleet: Fleet, repo: Path, t
     fleet.spawn("first", command="sleep 3600")
     fleet.spawn("second", command="sleep 3600")
     merge_queue.enqueue(fleet, ["second", "first"])
-    runner = merge_queue._QueueLock(merge_queue.lock_path(fleet))  # another process is running the queue:
+    runner = merge_queue.QueueLock(merge_queue.lock_path(fleet))  # another process is running the queue:
     assert runner.acquire()                                          # the app must not drain it meanwhile
     try:
         app = app_for(fleet, tmp_path)
