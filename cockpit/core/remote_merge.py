@@ -55,6 +55,8 @@ def fetch_work(repo: Repository, host: str, name: str) -> Fetched | str:
         fetch_branch(repo, host, name, agent.branch)
     except CockpitError as exc:  # HostUnreachable among them: it names the host
         return " ".join(str(exc).split()) or f"host {host}: failed"
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # ssh or git could not run; a garbled answer
+        return f"host {host}: {' '.join(str(exc).split()) or type(exc).__name__}"
     return Fetched(ref=f"{FETCH_PREFIX}{host}/{name}", base=agent.base.removeprefix(BASE_PREFIX),
                    branch=agent.branch, base_sha=agent.base_sha, task=agent.task)
 
