@@ -66,6 +66,9 @@ def test_merge_queues_local_and_remote_agents_in_one_order_and_the_runner_lands_
     ok(cockpit(repo, "spawn", "r2", "--host", "big", "--command", "sh -c 'echo wip > wip.txt; sleep 600'"))
     wait_until(lambda: Path(big.repo, ".cockpit", "worktrees", "r2", "wip.txt").exists(), message="r2's file")
 
+    bad = cockpit(repo, "merge", "r1", "ghost")  # one unknown name: nothing is queued
+    assert bad.returncode == 1 and bad.stderr.strip() == "cockpit: no agent named 'ghost' (see 'cockpit ls')"
+    assert json.loads(ok(cockpit(repo, "queue", "--json"))) == []
     held = hold_queue(repo)
     try:
         queued = cockpit(repo, "merge", "r1", "l1", "r2")
@@ -137,7 +140,7 @@ def test_a_remote_agent_whose_host_does_not_answer_is_blocked_and_the_queue_goes
     assert git(repo, "show", "main:remote.txt") == "r1"
 
 
-@pytest.mark.parametrize("step", ["during-gate", "before-ref", "after-ref"])
+@pytest.mark.parametrize("step", ["after-candidate", "during-gate", "after-gates", "before-ref", "after-ref"])
 def test_a_runner_killed_while_landing_a_remote_agent_is_settled_by_the_next(
         hosts: Lab, repo: Path, step: str) -> None:
     (big,) = hosts.up("big")
