@@ -122,6 +122,9 @@ def test_radar_agents_on_two_hosts_conflict_and_an_unreachable_host_is_left_out(
     sync.poll(set())
     snap = sync.poll(set(), force=True)
     assert snap.diffs is not None and snap.diffs["b1"] == (1, 1, 1), snap.diffs
+    tiles = {a.name: a for a in snap.agents or []}  # what the tiles' badges read
+    assert {c["with"] for c in tiles["b1"].conflicts or []} == {"s1"} and tiles["b1"].host == "big"
+    assert tiles["s1"].collisions == [{"path": "shared.txt", "agents": ["b1"]}]
     # big stops answering: its agents are left out of the round, with the reason; nothing fails
     big.stop_sshd()
     source = remote_radar.HostSnapshots(fleet)
