@@ -138,3 +138,44 @@ def test_radar_agents_on_two_hosts_conflict_and_an_unreachable_host_is_left_out(
     assert "left out of the last conflict round" in result.stderr
     listed = {a["name"]: a for a in json.loads(result.stdout)}
     assert listed["b1"]["conflicts"] is None and listed["s1"]["conflicts"] == []
+
+
+def test_radar_a_host_that_never_answers_does_not_hold_the_watchers_tick(repo: Path, tmp_path: Path) -> None:
+    """ssh to a port that accepts and then says nothing waits for the host's banner: the round
+    goes on a tick at a time (each step returns at once), and the host is left out once it fails."""
+    import socket
+    import time
+
+    from cockpit.core import radar, remote_radar
+    from cockpit.core.fleet import Fleet
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host mute\n  HostName 127.0.0.1\n  Port {silent.getsockname()[1]}\n"
+                      f"  UserKnownHostsFile {tmp_path / 'known_hosts'}\n")
+    (repo / "cockpit.toml").write_text(f'[[host]]\nname = "mute"\nssh = "mute"\nrepo = "~/repo"\n'
+                                       f'ssh_config = "{config}"\n')
+    (repo / ".cockpit").mkdir()
+    (repo / ".cockpit" / "hosts.json").write_text('{"agents": {"quiet": "mute"}, "unreachable": {}}')
+    fleet = Fleet(repo)
+    round_ = radar.Radar(fleet, interval=0, remote=remote_radar.HostSnapshots(fleet))
+    steps = []
+    try:
+        for _ in range(5):
+            started = time.monotonic()
+            assert round_.step(radar.BUDGET_S) is None
+            steps.append(time.monotonic() - started)
+            assert round_.busy  # still waiting for the host
+            time.sleep(0.1)  # (the watcher's tick)
+    finally:
+        silent.close()  # the host goes away: ssh fails, and the round finishes without it
+    done = None
+    deadline = time.monotonic() + 30
+    while done is None and time.monotonic() < deadline:
+        done = round_.step(radar.BUDGET_S)
+        time.sleep(0.05)
+    assert max(steps) < 0.5, steps
+    assert done is not None and done.agents == {}
+    reason = (radar.read(fleet) or {})["hosts"]["mute"]["reason"]
+    assert reason.startswith("host mute unreachable"), reason
