@@ -94,6 +94,19 @@ def test_radar_a_local_and_a_remote_agent_on_the_same_lines_conflict_other_lines
     assert (remote_tree(big, "far"), index_and_head(big, "far")) == before
     status_there = big.run(["git", "-C", f"{big.repo}/.cockpit/worktrees/far", "status", "--porcelain"], check=True)
     assert status_there.stdout.strip() == "M shared.txt"  # still uncommitted there
+    # a local agent given the remote one's name (a local spawn does not ask the hosts): the name
+    # means the local agent, as for the agent commands; the remote one gets no cross-host finding
+    ok(cockpit(repo, "spawn", "far", "--command", edit(7, "line 7 here")))
+
+    def both() -> list[dict]:
+        result = cockpit(repo, "check", "--json")
+        return [a for a in json.loads(result.stdout) if a["name"] == "far"]
+    wait_until(lambda: any(a["host"] is None and a["conflicts"] is not None for a in both()), timeout=90,
+               message="a round with the local far")
+    there = next(a for a in both() if a["host"] == "big")
+    assert not there["conflicts"] and not there["collisions"], there
+    _, found = check_json(repo)
+    assert conflicts_with(found, "near") == set(), found["near"]  # far here edits line 7: no conflict
 
 
 def test_radar_agents_on_two_hosts_conflict_and_an_unreachable_host_is_left_out(hosts: Lab, repo: Path) -> None:

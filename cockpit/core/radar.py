@@ -468,8 +468,8 @@ def conflicts_of(data: dict[str, Any] | None, name: str, branch: str | None, can
     if not data or data.get("unsupported") or name not in others:
         return None
     entry = (data.get("agents") or {}).get(name)
-    if not isinstance(entry, dict) or entry.get("branch") != branch:
-        return None
+    if not isinstance(entry, dict) or entry.get("branch") != branch or entry.get("host"):
+        return None  # (an entry with a host is a remote agent's: cockpit.core.remote_radar reads those)
     return [dict(c) for c in entry.get("conflicts") or []
             if c.get("with") == BASE or c.get("with") in others or c.get("host")]
 
