@@ -183,16 +183,20 @@ def cross(agents: Iterable[Agent], data: dict[str, Any] | None, changed: Callabl
     (``changed``: a local agent's changed paths; a remote one's come from the round ``data``),
     and a remote agent's conflicts from this machine's round (its host's own findings kept)."""
     agents = list(agents)
+    here = {a.name for a in agents if a.host is None}  # a remote agent of the same name is left alone
     paths: dict[str, set[str]] = {}
     for agent in agents:
         if agent.host is None:
             if agent.collisions is not None:  # its worktree was looked at
                 paths[agent.name] = changed(agent)
-        elif (entry := _entry(data, agent)) is not None:
+        elif agent.name not in here and (entry := _entry(data, agent)) is not None:
             paths[agent.name] = set(entry.get("paths") or ())
-    where = {a.name: a.host for a in agents}
+    where = {a.name: a.host for a in agents if a.host is None or a.name not in here}
     result = []
     for agent in agents:
+        if agent.host is not None and agent.name in here:
+            result.append(agent)
+            continue
         collisions = agent.collisions
         mine = paths.get(agent.name)
         if mine:
