@@ -345,7 +345,11 @@ def forward(repo: Repository, name: str, host: str, argv: list[str], stream: boo
     the host's cockpit in its repository, exactly as it runs here. ``stream``: the host's output
     reaches our stdout as it comes; else it is captured."""
     link = transport(repo, host)
-    return link.request("run", {"argv": argv}, timeout=timeout, stdout=None if stream else subprocess.PIPE)
+    result = link.request("run", {"argv": argv}, timeout=timeout, stdout=None if stream else subprocess.PIPE)
+    if argv[0] in ("respawn", "resume", "restore") and result.returncode == 0:
+        with repo.locked():  # live there again: this machine's radar rounds cover it again
+            watch.ensure(repo)
+    return result
 
 
 
