@@ -195,10 +195,10 @@ class Radar:
         self.repo = repo
         self.remote = remote
         self.remote_live = remote is not None  # (until the first round has asked)
-        self.remote_answers: dict[str, HostAnswer] = {}
-        """What each host answered in the last round (its reason, when it could not)."""
         """The last round saw a remote agent running or paused, or a host it could not ask (the
         watcher keeps going for them)."""
+        self.remote_answers: dict[str, HostAnswer] = {}
+        """What each host answered in the last round (its reason, when it could not)."""
         self.interval = interval
         self.unsupported = unsupported(git_version())
         self.snapshots: dict[str, Snapshot] = {}
