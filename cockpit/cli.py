@@ -181,7 +181,11 @@ def run(argv: list[str] | None = None) -> int:
         return 0
     if command == "_watch":  # the watcher, in the fleet's tmux server (cockpit.core.watcher)
         from cockpit.core import watcher
-        return watcher.main(fleet, args.offset)
+        remote = None
+        if fleet.config.hosts:  # the radar covers the agents on hosts too
+            from cockpit.core.remote_radar import HostSnapshots
+            remote = HostSnapshots(fleet)
+        return watcher.main(fleet, args.offset, remote=remote)
     if command is None:
         return _open_tui(args, fleet)
     from cockpit import cli_merge
@@ -233,7 +237,8 @@ def run(argv: list[str] | None = None) -> int:
             return status or int(failed)
         return int(failed)
     elif command == "check":
-        return _check(fleet, args)
+        from cockpit.cli_check import check
+        return check(fleet, args)
     elif command == "guard":
         return _guard(fleet, args)
     elif command == "ls":
@@ -244,12 +249,12 @@ def run(argv: list[str] | None = None) -> int:
             from concurrent.futures import ThreadPoolExecutor
 
             from cockpit.core import hosts
-            from cockpit.core.agent import name_order
             with ThreadPoolExecutor(max_workers=1) as pool:
                 asked = pool.submit(hosts.all_agents, fleet, [])
                 agents = fleet.agents(ownership=True, wait=LS_LOCK_WAIT_S)
                 remote, warnings = asked.result()
-            agents = sorted([*agents, *remote], key=lambda a: name_order(a.name))
+            from cockpit.cli_check import across
+            agents = across(fleet, [*agents, *remote])
             for warning in warnings:
                 print(f"cockpit: {warning}", file=sys.stderr)
         else:
@@ -351,63 +356,6 @@ def _attach(fleet, name: str) -> int:
         return 0
     os.execvpe(plan.argv[0], plan.argv, plan.env)
     return 0  # not reached
-
-
-def _check(fleet, args: argparse.Namespace) -> int:
-    from cockpit.core import radar
-    if args.agent:
-        from cockpit.core.spec import validate_name
-        validate_name(args.agent)
-        host = fleet.host_of(args.agent)
-        if host is not None:  # its findings, as its host's cockpit sees them
-            from cockpit.core import hosts
-            result = hosts.forward(fleet, args.agent, host, ["check", "--agent", args.agent,
-                                                             *(["--json"] if args.json else [])])
-            sys.stderr.write(result.stderr or "")
-            return result.returncode
-    remote_status = 0
-    if fleet.config.hosts and not args.agent and not args.json:  # each host's own findings first
-        from cockpit import cli_hosts
-        remote_status = cli_hosts.fleet_on_hosts(fleet, ["check"], header=False)
-    agents = fleet.agents(ownership=True)
-    if args.agent and args.agent not in {a.name for a in agents}:
-        raise CockpitError(f"no agent named {args.agent!r} (see 'cockpit ls')")
-    chosen = [a for a in agents if not args.agent or a.name == args.agent]
-    findings = [a for a in chosen if a.out_of_scope or a.collisions or a.conflicts]
-    if args.json:
-        print(json.dumps([{"name": a.name, "out_of_scope": a.out_of_scope, "collisions": a.collisions,
-                           "conflicts": a.conflicts} for a in chosen], indent=2))
-    else:
-        for a in findings:
-            for path in a.out_of_scope or []:
-                print(f"{a.name}: out of scope: {path} (scope: {', '.join(a.scope) or '-'})")
-            for collision in a.collisions or []:
-                print(f"{a.name}: collision: {collision['path']} also changed by {', '.join(collision['agents'])}")
-            for conflict in a.conflicts or []:
-                print(f"{a.name}: {describe_conflict(conflict, a.base)}")
-        if not findings:
-            print(f"ok: {len(chosen)} agent(s), no out-of-scope edits, no collisions, no predicted conflicts")
-    unknown = [a.name for a in chosen
-               if a.conflicts is None and a.worktree is not None and a.state not in ("merged", "missing")]
-    if unknown:
-        why = radar.unsupported_reason(radar.read(fleet)) or (
-            "not predicted yet (the watcher predicts while agents run; the merge queue after each landing)")
-        print(f"cockpit: merge conflicts of {', '.join(unknown)}: unknown: {why}", file=sys.stderr)
-    if findings:
-        print(f"cockpit: {len(findings)} agent(s) with out-of-scope edits, collisions or predicted conflicts",
-              file=sys.stderr)
-    return 1 if findings or remote_status else 0
-
-
-def describe_conflict(conflict: dict, base: str) -> str:
-    """``conflict with api: src/auth.py (lines 3-5)``: one predicted conflict of an agent."""
-    other = f"base {base}" if conflict.get("with") == ":base" else str(conflict.get("with"))
-    lines = conflict.get("lines") or {}
-    paths = []
-    for path in conflict.get("paths") or []:
-        ranges = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in lines.get(path) or [])
-        paths.append(f"{path} (lines {ranges})" if ranges else path)
-    return f"conflict with {other}: {', '.join(paths)}"
 
 
 def _guard(fleet, args: argparse.Namespace) -> int:

@@ -13,7 +13,9 @@ Ops:
   here (output and exit status are the command's own);
 * ``follow``: ``{"offsets", "first", "events_offset"}``: every agent's session.log and the event
   log, streamed as they grow (cockpit/core/remote_logs.py reads it);
-* ``status``, ``preview``: an agent's uncommitted paths; what a discard of it would archive.
+* ``status``, ``preview``: an agent's uncommitted paths; what a discard of it would archive;
+* ``snapshot``: every agent's current work as a snapshot commit another cockpit may fetch, and the
+  link for git URLs (cockpit/core/remote_radar.py: the conflict radar across hosts).
 
 A request from another cockpit version is refused with exit status 3 (cockpit.core.transport).
 """
@@ -156,6 +158,11 @@ def _serve(stdin: str, cli_main: Callable[[list[str]], int]) -> int:
         return _preview(path, str(request.get("name")))
     if op == "status":
         return _status(path, str(request.get("name")))
+    if op == "snapshot":
+        from cockpit.core.remote_radar import export
+        from cockpit.core.repository import Repository
+        print(json.dumps({**export(Repository(path)), "link": _prepare(path)["link"]}))
+        return 0
     if op == "run":
         argv = request.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):

@@ -78,7 +78,7 @@ def test_a_dependent_waits_then_starts_by_itself_from_a_merge_of_base_and_its_up
     assert "api.txt" in stat.stdout and "lib.txt" not in stat.stdout, stat.stdout
     check = json.loads(cockpit(repo, "check", "--agent", "api", "--json").stdout)
     assert [{k: v for k, v in a.items() if k != "conflicts"} for a in check] == [
-        {"name": "api", "out_of_scope": [], "collisions": []}]
+        {"name": "api", "host": None, "out_of_scope": [], "collisions": []}]
     assert check[0]["conflicts"] in (None, [])  # (unknown until the watcher's first round: never lib's file)
 
 

@@ -188,7 +188,8 @@ def test_every_agent_command_works_on_a_remote_agent(two_hosts: tuple[Host, Host
     checked = cockpit(repo, "check", "--agent", "w1", "--json")
     assert checked.returncode == 1, checked.stderr  # a finding
     assert [{**c, "conflicts": c["conflicts"] or []} for c in json.loads(checked.stdout)] == [
-        {"name": "w1", "out_of_scope": ["new.txt"], "collisions": [], "conflicts": []}]  # (None: no radar round yet)
+        {"name": "w1", "host": "big", "out_of_scope": ["new.txt"], "collisions": [], "conflicts": []}]
+    # (conflicts None: no radar round yet)
     every = cockpit(repo, "check")
     assert every.returncode == 1 and "w1: out of scope: new.txt (scope: src/**)" in every.stdout
     timed_out = cockpit(repo, "wait", "w1", "--for", "exited", "--timeout", "0.5")

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cockpit.core import worktrees
+from cockpit.core import watch, worktrees
 from cockpit.core.agent import Agent, name_order
 from cockpit.core.errors import CockpitError, NotFound
 from cockpit.core.host_table import HostSpec
@@ -216,6 +216,7 @@ def spawn(repo: Repository, spec: AgentSpec, host: str, base: str | None = None)
         data = _read(repo)
         data["agents"][name] = host
         _write(repo, data)
+        watch.ensure(repo)  # its conflict radar covers the hosts' agents too (cockpit.core.remote_radar)
     return from_json(json.loads(answer.stdout), host)
 
 
@@ -348,7 +349,11 @@ def forward(repo: Repository, name: str, host: str, argv: list[str], stream: boo
     the host's cockpit in its repository, exactly as it runs here. ``stream``: the host's output
     reaches our stdout as it comes; else it is captured."""
     link = transport(repo, host)
-    return link.request("run", {"argv": argv}, timeout=timeout, stdout=None if stream else subprocess.PIPE)
+    result = link.request("run", {"argv": argv}, timeout=timeout, stdout=None if stream else subprocess.PIPE)
+    if argv[0] in ("respawn", "resume", "restore") and result.returncode == 0:
+        with repo.locked():  # live there again: this machine's radar rounds cover it again
+            watch.ensure(repo)
+    return result
 
 
 

@@ -22,6 +22,20 @@ is written atomically to ``.cockpit/radar.json``, which ``cockpit ls --json``, `
 and the TUI read (they never run merge-tree). A conflict the previous round did not have is
 recorded as a ``conflict.predicted`` event, which the watcher turns into a notification. Where
 git is older than 2.38, the round says so once and every agent's ``conflicts`` is null (unknown).
+
+Agents on other hosts (``[[host]]``) take part through a *remote source*
+(:mod:`cockpit.core.remote_radar`, handed in by the watcher's command line: this module is below
+the hosts): at a round's start it asks every host, in background threads, for its agents'
+snapshots (taken there the same way) and fetches those whose commit changed into
+``refs/cockpit/remote-snapshot/<host>/<name>`` here; the round takes the local snapshots
+meanwhile and waits for the answers a tick at a time (:data:`WAIT`: the step returns at once),
+at most :data:`REMOTE_WAIT_S`. Remote agents then pair with local ones, with each other and with
+base like local agents do, cached by the same commit pairs. A host that does not answer leaves
+its agents out of the round, with its reason under ``hosts`` in radar.json. A round without a
+remote source (the merge queue's) reuses the last round's remote snapshots as they were.
+Remote agents are named by their plain name: one cockpit's agent names are unique across its
+machines (:func:`cockpit.core.hosts.spawn` refuses a name used here or on another host, and a
+local agent of the same name, which the agent commands act on, hides the remote one).
 """
 
 from __future__ import annotations
@@ -30,7 +44,8 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +56,7 @@ from cockpit.core.errors import CockpitError
 from cockpit.core.layout import snapshot_ref
 from cockpit.core.prediction import Prediction, predict, unsupported
 from cockpit.core.repository import Repository
-from cockpit.core.state import PENDING, Record
+from cockpit.core.state import LIVE, PENDING, Record
 
 BASE = ":base"
 """The ``with`` of a conflict against the agent's base branch (an agent may be named ``base``)."""
@@ -52,8 +67,41 @@ DEFAULT_INTERVAL = 3.0
 RESNAPSHOT_S = 60.0
 """A snapshot is taken again after this long even when its fingerprint did not change (an edit
 that kept a file's size within one mtime tick would otherwise go unseen)."""
+REMOTE_WAIT_S = 20.0
+"""How long a round waits for the hosts' answers (a tick at a time) before it goes on without them."""
 VERSION = 1
 _SNAPSHOT_PREFIX = "refs/cockpit/snapshot/"
+WAIT = object()
+"""Yielded by a round waiting for a host's answer: :meth:`Radar.step` returns until the next tick."""
+
+
+@dataclass(frozen=True)
+class RemoteWork:
+    """A remote agent's snapshot, fetched here (what a host answered, or the last round kept)."""
+
+    name: str
+    host: str
+    branch: str
+    base: str  # this machine's name of its base branch
+    commit: str
+    tree: str
+    state: str = ""
+    paths: tuple[str, ...] = ()  # changed against the commit it was cut from (collisions)
+    diff: tuple[int, int, int] | None = None  # (files, insertions, deletions): its tile's counts
+
+
+@dataclass(frozen=True)
+class HostAnswer:
+    """One host's part of a round: its agents' work, or why it has none (``reason``)."""
+
+    host: str
+    agents: tuple[RemoteWork, ...] = ()
+    reason: str | None = None
+
+
+RemoteSource = Callable[[], Mapping[str, "Future[HostAnswer]"]]
+"""Starts asking every host for its agents' snapshots; a future per host (never failing: a host
+that cannot answer gives a :class:`HostAnswer` with a reason)."""
 
 
 # -- snapshots --------------------------------------------------------------------------------------
@@ -142,15 +190,22 @@ class Radar:
     watcher); :meth:`run_round` does a whole round at once (the merge queue, the bench)."""
 
     def __init__(self, repo: Repository, interval: float = DEFAULT_INTERVAL,
-                 git_version: Callable[[], tuple[int, int] | None] = worktrees.git_version) -> None:
+                 git_version: Callable[[], tuple[int, int] | None] = worktrees.git_version,
+                 remote: RemoteSource | None = None) -> None:
         self.repo = repo
+        self.remote = remote
+        self.remote_live = remote is not None  # (until the first round has asked)
+        """The last round saw a remote agent running or paused, or a host it could not ask (the
+        watcher keeps going for them)."""
+        self.remote_answers: dict[str, HostAnswer] = {}
+        """What each host answered in the last round (its reason, when it could not)."""
         self.interval = interval
         self.unsupported = unsupported(git_version())
         self.snapshots: dict[str, Snapshot] = {}
         self.pairs: dict[str, Prediction] = {}
         self.merge_trees = 0  # merge-trees run by this instance (tests and the bench count them)
         self.next_round = 0.0
-        self._round: Iterator[Round | None] | None = None
+        self._round: Iterator[Round | object | None] | None = None
         self._refs = {ref.removeprefix(_SNAPSHOT_PREFIX): sha  # where the snapshot refs point now
                       for ref, sha in worktrees.list_refs(repo.root, _SNAPSHOT_PREFIX)}
         self._load()
@@ -184,10 +239,10 @@ class Radar:
         try:
             while True:
                 done = next(self._round)
-                if done is not None:
+                if isinstance(done, Round):
                     self._round = None
                     return done
-                if time.monotonic() >= deadline:
+                if done is WAIT or time.monotonic() >= deadline:
                     return None
         except BaseException:
             self._round = None
@@ -197,18 +252,21 @@ class Radar:
         """A whole round now (a round under way is dropped and started over)."""
         self._round = None
         for done in self._rounds():
-            if done is not None:
+            if isinstance(done, Round):
                 return done
+            if done is WAIT:
+                time.sleep(0.02)
         raise AssertionError("a round always ends with its result")  # pragma: no cover
 
     # -- one round ------------------------------------------------------------------------------
-    def _rounds(self) -> Iterator[Round | None]:
-        """One round, yielding None after each unit of work (a git call or two) and the
-        :class:`Round` at the end."""
+    def _rounds(self) -> Iterator[Round | object | None]:
+        """One round, yielding None after each unit of work (a git call or two), :data:`WAIT`
+        while waiting for hosts, and the :class:`Round` at the end."""
         repo = self.repo
         if self.unsupported:
             yield self._finish({}, {}, {}, 0, 0)
             return
+        asked = self.remote() if self.remote is not None else None  # the hosts answer meanwhile
         merge_trees, taken = self.merge_trees, 0
         records = sorted((r for r in repo.history().records.values() if covered(repo, r)),
                          key=lambda r: name_order(r.name))
@@ -222,14 +280,24 @@ class Radar:
             taken += fresh
             yield None
         chosen = [r for r in records if r.name in snaps]
-        tips = dict(worktrees.list_refs(repo.root, "refs/heads/")) if chosen else {}
+        answers: dict[str, HostAnswer] = {}
+        if asked is not None:
+            until = time.monotonic() + REMOTE_WAIT_S
+            while not all(f.done() for f in asked.values()) and time.monotonic() < until:
+                yield WAIT
+            answers = {host: f.result() if f.done() else HostAnswer(host, reason=f"no answer within {REMOTE_WAIT_S:g}s")
+                       for host, f in asked.items()}
+        remote = self._remote_work(answers, asked is not None, {r.name for r in records})
+        work = sorted([(r.name, r.base, snaps[r.name].commit) for r in chosen]
+                      + [(w.name, w.base, w.commit) for w in remote.values()], key=lambda x: name_order(x[0]))
+        tips = dict(worktrees.list_refs(repo.root, "refs/heads/")) if work else {}
         pairs: list[tuple[str, str, str, str]] = []
-        for i, first in enumerate(chosen):
-            tip = tips.get(f"refs/heads/{first.base}")
+        for i, (first, base, commit) in enumerate(work):
+            tip = tips.get(f"refs/heads/{base}")
             if tip:
-                pairs.append((first.name, BASE, snaps[first.name].commit, tip))
-            pairs += [(first.name, second.name, snaps[first.name].commit, snaps[second.name].commit)
-                      for second in chosen[i + 1:] if second.base == first.base]
+                pairs.append((first, BASE, commit, tip))
+            pairs += [(first, second, commit, other) for second, other_base, other in work[i + 1:]
+                      if other_base == base]
         results: dict[tuple[str, str], Prediction] = {}
         used: dict[str, Prediction] = {}
         for a, b, ca, cb in pairs:
@@ -245,14 +313,33 @@ class Radar:
             used[key] = self.pairs[key]
             results[(a, b)] = self.pairs[key] if ca == low else self.pairs[key].swapped()
         self.pairs = used  # forget pairs no current snapshot needs
-        agents: dict[str, list[dict[str, Any]]] = {r.name: [] for r in chosen}
+        agents: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in work}
+
+        def other(name: str) -> dict[str, Any]:
+            return {"with": name, "host": remote[name].host} if name in remote else {"with": name}
         for (a, b), found in results.items():
             if found.paths:
-                agents[a].append({"with": b, "paths": list(found.paths), "lines": found.ours})
+                agents[a].append({**other(b), "paths": list(found.paths), "lines": found.ours})
                 if b != BASE:
-                    agents[b].append({"with": a, "paths": list(found.paths), "lines": found.theirs})
+                    agents[b].append({**other(a), "paths": list(found.paths), "lines": found.theirs})
         self._forget_refs({r.name for r in records})
-        yield self._finish(agents, snaps, {r.name: r for r in chosen}, self.merge_trees - merge_trees, taken)
+        self.remote_answers = answers
+        yield self._finish(agents, snaps, {r.name: r for r in chosen}, self.merge_trees - merge_trees, taken,
+                           remote)
+
+    def _remote_work(self, answers: dict[str, HostAnswer], asked: bool, local: set[str]) -> dict[str, RemoteWork]:
+        """The remote agents this round covers: what the hosts answered (a host that did not:
+        its agents left out), else (no remote source) what the last round had. A name also
+        used here is left to the local agent (the one the agent commands act on)."""
+        if asked:
+            found = [w for answer in answers.values() for w in answer.agents]
+            self.remote_live = any(w.state in LIVE for w in found) or any(a.reason for a in answers.values())
+        else:
+            found = [RemoteWork(n, e["host"], e["branch"], e["base"], e["snapshot"], e.get("tree", ""),
+                                e.get("state", ""), tuple(e.get("paths") or ()),
+                                tuple(e["diff"]) if e.get("diff") else None)
+                     for n, e in ((read(self.repo) or {}).get("agents") or {}).items() if e.get("host")]
+        return {w.name: w for w in found if w.name not in local}
 
     def _snapshot(self, record: Record) -> tuple[Snapshot, bool]:
         """The agent's snapshot, taken again only when its fingerprint changed (or it is old).
@@ -287,16 +374,26 @@ class Radar:
                 self._refs.pop(name, None)
 
     def _finish(self, agents: dict[str, list[dict[str, Any]]], snaps: dict[str, Snapshot],
-                records: dict[str, Record], merge_trees: int, taken: int) -> Round:
+                records: dict[str, Record], merge_trees: int, taken: int,
+                remote: dict[str, RemoteWork] | None = None) -> Round:
         """Write the round and record what is new, under the radar's own lock (the merge queue
         may finish a round at the same time as the watcher)."""
         repo = self.repo
         repo.layout.home.mkdir(exist_ok=True)
+        remote = remote or {}
+        entries = {name: ({"branch": records[name].branch, "base": records[name].base,
+                           "snapshot": snaps[name].commit} if name not in remote else
+                          {"host": remote[name].host, "branch": remote[name].branch, "base": remote[name].base,
+                           "snapshot": remote[name].commit, "tree": remote[name].tree, "state": remote[name].state,
+                           "paths": list(remote[name].paths), "diff": remote[name].diff})
+                   for name in agents}
+        hosts = ({host: {"reason": answer.reason, "agents": sorted(w.name for w in answer.agents)}
+                  for host, answer in self.remote_answers.items()} if self.remote is not None
+                 else (read(repo) or {}).get("hosts"))
         data = {"version": VERSION, "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "unsupported": self.unsupported, "merge_trees": merge_trees, "snapshots_taken": taken,
-                "agents": {name: {"branch": records[name].branch, "base": records[name].base,
-                                  "snapshot": snaps[name].commit, "conflicts": found}
-                           for name, found in agents.items()},
+                "hosts": hosts,
+                "agents": {name: {**entries[name], "conflicts": found} for name, found in agents.items()},
                 "snapshots": {n: s.to_json() for n, s in self.snapshots.items()},
                 "pairs": {k: v.to_json() for k, v in self.pairs.items()}}
         with lock.repo_lock(repo.layout.home / "radar.lock", timeout=30):
@@ -371,9 +468,10 @@ def conflicts_of(data: dict[str, Any] | None, name: str, branch: str | None, can
     if not data or data.get("unsupported") or name not in others:
         return None
     entry = (data.get("agents") or {}).get(name)
-    if not isinstance(entry, dict) or entry.get("branch") != branch:
-        return None
-    return [dict(c) for c in entry.get("conflicts") or [] if c.get("with") == BASE or c.get("with") in others]
+    if not isinstance(entry, dict) or entry.get("branch") != branch or entry.get("host"):
+        return None  # (an entry with a host is a remote agent's: cockpit.core.remote_radar reads those)
+    return [dict(c) for c in entry.get("conflicts") or []
+            if c.get("with") == BASE or c.get("with") in others or c.get("host")]
 
 
 def unsupported_reason(data: dict[str, Any] | None) -> str | None:

@@ -18,8 +18,12 @@ starts and stops it). Each tick (one second) it:
    ``cockpit pause``, recorded as a ``paused`` event with the reason, which notifies;
 6. advances the conflict radar's round (:mod:`cockpit.core.radar`) by at most
    :data:`cockpit.core.radar.BUDGET_S` of work, a round at most every ``radar_interval`` seconds.
+   With agents on hosts (a remote source handed in: :mod:`cockpit.core.remote_radar`), a round
+   asks the hosts in background threads and waits for them a tick at a time; their agents'
+   changes leave no trace here, so a round is due every :data:`REMOTE_EVERY_S` while any runs.
 
-It ends itself, under the repository lock, once no agent is live, after one last radar round (so
+It ends itself, under the repository lock, once no agent is live (here, or on a host as the
+last round saw it), after one last radar round (so
 the work of agents that ended is predicted against each other and base). Its process and the git
 processes it starts yield the CPU like the agents' tmux server does (``tmux_nice``).
 """
@@ -49,6 +53,9 @@ an agent's directory: a process that waits for input without printing, a status 
 RADAR_IDLE_S = 300.0
 """A radar round at least this often while nothing seemed to change (files edited by hand in a
 worktree whose agent is silent); otherwise rounds start only after a change."""
+REMOTE_EVERY_S = 10.0
+"""A radar round at least this often while an agent on a host runs (one ssh request per host:
+the host snapshots its agents, and only a changed snapshot is fetched)."""
 QUIET_EVENTS = frozenset({"activity", "notification", "conflict.predicted", "radar.unsupported"})
 """Events that say nothing new about any worktree (many are the watcher's own)."""
 
@@ -64,7 +71,8 @@ def changed(previous: tuple[str | None, str | None] | None, current: tuple[str |
 class Watcher:
     """One fleet's watcher. :meth:`tick` is one round; :meth:`run` loops until no agent is live."""
 
-    def __init__(self, repo: Repository, offset: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, repo: Repository, offset: int, clock: Callable[[], float] = time.monotonic,
+                 remote: radar.RemoteSource | None = None) -> None:
         self.repo = repo
         self.clock = clock
         config = activity.settings(repo)
@@ -72,7 +80,8 @@ class Watcher:
         self.runner = notify.CommandRunner(config.notify_command, repo.root) if config.notify_command else None
         self.states = History()  # the log replayed here, for each event's "previous" state
         self.activity: dict[str, tuple[str | None, str | None]] = {}
-        self.radar = radar.Radar(repo, interval=config.radar_interval) if config.radar_interval > 0 else None
+        self.radar = (radar.Radar(repo, interval=config.radar_interval, remote=remote)
+                      if config.radar_interval > 0 else None)
         if self.radar is None:  # turned off: what an old round predicted must not be shown as current
             repo.layout.radar.unlink(missing_ok=True)
         else:
@@ -138,7 +147,8 @@ class Watcher:
         if moved:
             self._worktree_news = True
         due = self._due is not None and time.time() >= self._due
-        radar_due = self.radar is not None and self._worktree_news and now >= self.radar.next_round
+        radar_due = self.radar is not None and now >= self.radar.next_round and (
+            self._worktree_news or now - self._last_radar >= self._radar_idle())
         return not (self._fresh_events or moved or due or radar_due or now - self._last_full >= FULL_EVERY_S)
 
     # -- one round -------------------------------------------------------------------------------
@@ -177,7 +187,7 @@ class Watcher:
                 self.activity[name] = current
         self.enforce_budgets(panes)
         if self.radar is not None and (self._radar_busy() or self._worktree_news
-                                       or self.clock() - self._last_radar >= RADAR_IDLE_S):
+                                       or self.clock() - self._last_radar >= self._radar_idle()):
             try:
                 if not self._radar_busy() and self.clock() >= self.radar.next_round:
                     self._worktree_news = False  # (a change during the round makes another one due)
@@ -193,6 +203,11 @@ class Watcher:
         for note in self.limiter.due(self.clock()):
             self._send(note)
         return True
+
+    def _radar_idle(self) -> float:
+        """How long the radar waits for news before a round anyway."""
+        remote = self.radar is not None and self.radar.remote is not None and self.radar.remote_live
+        return REMOTE_EVERY_S if remote else RADAR_IDLE_S
 
     def _radar_busy(self) -> bool:
         """A radar round is under way (it goes on, a step per tick, whatever else changed)."""
@@ -236,7 +251,8 @@ class Watcher:
         or an operation under way."""
         history = self.repo.history()
         return bool(history.pending) or any(
-            not r.discarded and (r.state in LIVE or r.state == PENDING) for r in history.records.values())
+            not r.discarded and (r.state in LIVE or r.state == PENDING) for r in history.records.values()
+        ) or (self.radar is not None and self.radar.remote_live)
 
     def try_finish(self) -> bool:
         """End if no agent is live: under the lock (so a spawn cannot slip in between the check
@@ -279,7 +295,7 @@ class Watcher:
             self.runner.join(notify.NOTIFY_TIMEOUT + 1)
 
 
-def main(repo: Repository, offset: int) -> int:
+def main(repo: Repository, offset: int, remote: radar.RemoteSource | None = None) -> int:
     """``cockpit _watch``: run the watcher with its output in watcher.log."""
     repo.layout.home.mkdir(exist_ok=True)
     fd = os.open(log_path(repo), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -295,7 +311,7 @@ def main(repo: Repository, offset: int) -> int:
         except OSError:
             pass
     try:
-        Watcher(repo, offset).run()
+        Watcher(repo, offset, remote=remote).run()
     except BaseException:
         traceback.print_exc()
         raise

@@ -344,10 +344,28 @@ class Changes:
 def changes(worktree: Path, base_sha: str) -> Changes:
     """The worktree against ``base_sha``, in two git calls (the diff summary on a tile and the
     ownership checks both come from here)."""
+    found = commit_changes(worktree, base_sha)
+    paths, files, insertions, deletions = set(found.paths), found.files, found.insertions, found.deletions
+    untracked = run(worktree, "ls-files", "--others", "--exclude-standard", "-z", strip=False)
+    for path in filter(None, untracked.split("\0")):
+        paths.add(path)
+        files += 1
+        try:
+            with (worktree / path).open("rb") as handle:
+                insertions += sum(1 for _ in handle)
+        except OSError:
+            pass
+    return Changes(frozenset(paths), files, insertions, deletions)
+
+
+def commit_changes(cwd: Path, base_sha: str, commit: str | None = None) -> Changes:
+    """``base_sha`` against ``commit`` (None: the worktree ``cwd``'s tracked files) in one
+    ``git diff --numstat``: the paths touched and the line counts (a remote agent's snapshot
+    against its base, here or on its host)."""
     paths: set[str] = set()
     files = insertions = deletions = 0
     # -z: "added TAB removed TAB path NUL", or for a rename "added TAB removed TAB NUL old NUL new NUL"
-    tokens = run(worktree, "diff", "--numstat", "-z", base_sha, strip=False).split("\0")
+    tokens = run(cwd, "diff", "--numstat", "-z", base_sha, *([commit] if commit else []), strip=False).split("\0")
     i = 0
     while i < len(tokens):
         fields = tokens[i].split("\t", 2)  # (a path may hold a tab)
@@ -364,15 +382,6 @@ def changes(worktree: Path, base_sha: str) -> Changes:
         files += 1
         insertions += int(added) if added.isdigit() else 0
         deletions += int(removed) if removed.isdigit() else 0
-    untracked = run(worktree, "ls-files", "--others", "--exclude-standard", "-z", strip=False)
-    for path in filter(None, untracked.split("\0")):
-        paths.add(path)
-        files += 1
-        try:
-            with (worktree / path).open("rb") as handle:
-                insertions += sum(1 for _ in handle)
-        except OSError:
-            pass
     return Changes(frozenset(paths), files, insertions, deletions)
 
 

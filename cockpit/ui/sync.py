@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cockpit.core import activity, hosts, stillness
+from cockpit.core import activity, hosts, radar, remote_radar, stillness
 from cockpit.core import queue as merge_queue
 from cockpit.core.agent import Agent, name_order
 from cockpit.core.errors import CockpitError
@@ -95,10 +95,12 @@ class FleetSync:
             self._remote_at = now
             merged, warnings = hosts.all_agents(self.fleet, [])
             self._remote = merged
+            warnings += remote_radar.left_out(radar.read(self.fleet))
             self.remote_warnings = [w for w in warnings if w not in self._warned]
             self._warned = set(warnings)
         remote = self._remote or []
-        return sorted([*local, *remote], key=lambda a: name_order(a.name))
+        found = remote_radar.cross([*local, *remote], radar.read(self.fleet), self.fleet.ownership_tracker.changed)
+        return sorted(found, key=lambda a: name_order(a.name))
 
     def poll(self, screens: set[str], force: bool = False, slow: bool = False) -> Snapshot:
         """One round; ``force`` re-reads agents and diffs now (after an operation). ``slow``
@@ -174,8 +176,15 @@ class FleetSync:
             tips: dict[str, str | None] = {}  # each base resolved once per round
             stale = self._stale(self.looks, now, changed, stretch)
             rediffed = False
+            last_round = radar.read(fleet) if any(a.host for a in snap.agents) else None
             for agent in snap.agents:
                 kept = self._summaries.get(agent.name)
+                if agent.host is not None:  # its counts come with its snapshot in the radar's round
+                    found = (remote_radar.diff_of(last_round, agent), 0)
+                    snap.diffs[agent.name], snap.base_moved[agent.name] = found
+                    rediffed = rediffed or found != kept
+                    self._summaries[agent.name] = found
+                    continue
                 if agent.name not in stale and kept is not None:
                     snap.diffs[agent.name], snap.base_moved[agent.name] = kept
                     continue
