@@ -15,7 +15,10 @@ Ops:
   log, streamed as they grow (cockpit/core/remote_logs.py reads it);
 * ``status``, ``preview``: an agent's uncommitted paths; what a discard of it would archive;
 * ``snapshot``: every agent's current work as a snapshot commit another cockpit may fetch, and the
-  link for git URLs (cockpit/core/remote_radar.py: the conflict radar across hosts).
+  link for git URLs (cockpit/core/remote_radar.py: the conflict radar across hosts);
+* ``capture``: ``{"names": [...]}``: each named agent's tmux screen here, escapes included
+  (``capture-pane -p -e``, what the local screen view shows), as ``{"screens": {name: [line,
+  ...]}, "errors": {name: why}}`` (cockpit/core/remote_screens.py: a remote tile's screen view).
 
 A request from another cockpit version is refused with exit status 3 (cockpit.core.transport).
 """
@@ -163,6 +166,8 @@ def _serve(stdin: str, cli_main: Callable[[list[str]], int]) -> int:
         from cockpit.core.repository import Repository
         print(json.dumps({**export(Repository(path)), "link": _prepare(path)["link"]}))
         return 0
+    if op == "capture":
+        return _capture(path, request)
     if op == "run":
         argv = request.get("argv")
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
@@ -182,6 +187,26 @@ def _status(path: Path, name: str) -> int:
     from cockpit.core.spec import validate_name
     worktree = Layout(path).worktree(validate_name(name))
     print(json.dumps({"dirty": worktrees.status_porcelain(worktree) if worktree.is_dir() else []}))
+    return 0
+
+
+def _capture(path: Path, request: dict[str, Any]) -> int:
+    """Each named agent's tmux screen, as the local screen view captures it; an agent that has no
+    screen here (no such agent, its session gone) is an error of its own, not of the request."""
+    from cockpit.core.fleet import Fleet
+    from cockpit.core.spec import validate_name
+    names = request.get("names")
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise CockpitError("capture: names must be a list of strings")
+    fleet = Fleet.discover(path)
+    screens: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
+    for name in names:
+        try:
+            screens[name] = fleet.screen(validate_name(name))
+        except CockpitError as exc:
+            errors[name] = str(exc)
+    print(json.dumps({"screens": screens, "errors": errors}))
     return 0
 
 

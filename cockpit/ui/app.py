@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -25,6 +26,7 @@ from textual import events, work
 from textual.app import App, ComposeResult
 from textual.message import Message
 from textual.screen import Screen
+from textual.worker import Worker
 
 from cockpit.core import notify
 from cockpit.core.agent import Agent
@@ -44,6 +46,7 @@ from cockpit.ui.keys import APP_KEYS, bindings
 from cockpit.ui.live import LiveLogs
 from cockpit.ui.messages import Failure, LogsChanged, Polled, deliver, describe
 from cockpit.ui.preferences import resolve_preferences
+from cockpit.ui.remote_screens import RemoteCaptured, RemoteScreens
 from cockpit.ui.sync import FleetSync, Snapshot
 from cockpit.ui.themes import DEFAULT_THEME, CockpitTheme, fallback_variables, register_themes
 from cockpit.ui.tiles import AgentTile, Clock, TileGrid
@@ -117,7 +120,9 @@ class CockpitApp(Arrangement, AgentActions, App[int]):
         self.notices: list[str] = []
         """Shown when the app starts (the checklist of the batch that opened it)."""
         self.screen_views: set[str] = set()
-        """The agents whose tile shows its tmux screen (each poll captures them)."""
+        """The agents whose tile shows its tmux screen (each poll captures the local ones)."""
+        self.remote_screens = RemoteScreens(fleet, self, self._start_capture)
+        """Captures the remote ones, on their hosts (cockpit.ui.remote_screens)."""
         self.reported: list[str] = []
         """Every error shown to the user, oldest first (tests read it)."""
         self.polls = 0
@@ -192,6 +197,8 @@ class CockpitApp(Arrangement, AgentActions, App[int]):
     def request_poll(self, force: bool = False) -> None:
         """Start a poll unless one runs; a forced request runs right after the current one."""
         self._force_poll = self._force_poll or force
+        local, remote = self._screens_by_host()
+        self.remote_screens.tick(remote)
         if self._polling:
             return
         self._polling = True
@@ -199,7 +206,26 @@ class CockpitApp(Arrangement, AgentActions, App[int]):
         now = time.monotonic()
         if self.live.flooding:
             self._flooded_at = now  # (a flooding feed is "flooding" only between two paints)
-        self._poll(set(self.screen_views), force, now - self._flooded_at < FLOOD_MEMORY_S)
+        self._poll(local, force, now - self._flooded_at < FLOOD_MEMORY_S)
+
+    def _screens_by_host(self) -> tuple[set[str], dict[str, set[str]]]:
+        """The agents in screen view: this machine's, and each host's."""
+        local: set[str] = set()
+        remote: dict[str, set[str]] = {}
+        for name in self.screen_views:
+            tile = self._tiles.get(name)
+            host = tile.agent.host if tile is not None else None
+            if host is None:
+                local.add(name)
+            else:
+                remote.setdefault(host, set()).add(name)
+        return local, remote
+
+    def _start_capture(self, capture: Callable[[], None], group: str) -> Worker[None]:
+        return self.run_worker(capture, thread=True, exit_on_error=False, group=group)
+
+    def on_remote_captured(self, message: RemoteCaptured) -> None:
+        self.remote_screens.apply(message, self.live.feeds)
 
     @work(thread=True, exit_on_error=False, group="poll")
     def _poll(self, screens: set[str], force: bool, flooding: bool = False) -> None:
@@ -400,6 +426,8 @@ class CockpitApp(Arrangement, AgentActions, App[int]):
         tile.view = "screen" if tile.view == "log" else "log"
         if tile.view == "screen":
             self.screen_views.add(tile.agent.name)
+            if tile.agent.host is not None:
+                self.remote_screens.due(tile.agent.host)
             self.request_poll()
         else:
             self.screen_views.discard(tile.agent.name)

@@ -155,6 +155,8 @@ class LogFeed:
         self._renderer = TerminalRenderer(width=WIDTH, history=HISTORY)
         self._lines: list[Text] = []
         self._screen: list[Text] | None = None
+        self.screen_note: str | None = None
+        """Why :attr:`screen` is an old capture (its host did not answer), else None."""
         self._index: LineIndex | None = None
         self._stale = False
         self.dirty = False
@@ -274,6 +276,16 @@ class LogFeed:
         while rendered and not rendered[-1].plain.strip():
             rendered.pop()
         with self._lock:
-            if self._screen is None or [t.markup for t in self._screen] != [t.markup for t in rendered]:
+            if (self._screen is None or self.screen_note is not None
+                    or [t.markup for t in self._screen] != [t.markup for t in rendered]):
                 self._screen = rendered
+                self.screen_note = None
+                self._changed()
+
+    def keep_screen(self, note: str) -> None:
+        """The screen could not be captured this time (its host did not answer): keep the last
+        capture, and say why with ``note``."""
+        with self._lock:
+            if note != self.screen_note:
+                self.screen_note = note
                 self._changed()

@@ -108,7 +108,10 @@ class AgentTile(Widget, can_focus=True):
 
     def screen_lines(self) -> list[Text]:
         """The agent's tmux screen as last captured, or a line saying why there is none."""
-        screen = self.feed.screen
+        screen, note = self.feed.screen, self.feed.screen_note
+        if note is not None:  # (last: a tile shows the bottom of its lines)
+            kept = "the last capture above" if screen else "no capture yet"
+            return [*(screen or []), Text(f"({note}; {kept})", style="dim italic")]
         if screen is None:  # not captured yet
             return [Text("(capturing the tmux screen…)", style="dim")]
         return screen or [Text("(the screen is blank)", style="dim italic")]

@@ -38,8 +38,6 @@ def unavailable(agent: Agent, action: str) -> str | None:
         return f"{name} is not running ({process})"
     if action == "mark_failed" and process in ("failed", "halted"):
         return f"{name} has already failed ({process}, {agent.failures} of {agent.max_failures} failures counted)"
-    if action == "toggle_screen" and agent.host:
-        return f"{name} runs on host {agent.host}: its screen view is not built yet (a attaches to it)"
     if action in ("attach", "toggle_screen") and (not alive if agent.host else agent.pid is None):
         return f"{name} has no terminal any more ({process}): r respawns it"
     return None
