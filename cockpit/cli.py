@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cockpit import cli_parser
 from cockpit.core.agent import short_count
-from cockpit.core.checklist import Checklist, ChecklistFailed
+from cockpit.core.checklist import Checklist, ChecklistFailed, announce
 from cockpit.core.errors import CockpitError, NotFound, one_line
 
 LS_LOCK_WAIT_S = 5.0
@@ -218,22 +218,29 @@ def run(argv: list[str] | None = None) -> int:
         remote = [n for n in wanted if n not in unknown and fleet.config.agents[n].host]
         local = [n for n in wanted if n not in remote]
         try:
+            on_hosts = None
+            if remote:  # the hosts first: a failed one refuses the batch before anything starts
+                from cockpit.core.host_checklist import check_hosts
+                on_hosts = check_hosts(fleet, remote)
             if local or not remote:
-                checklist, outcomes = fleet.up(local if args.names or remote else None)
+                checklist, outcomes = fleet.up(local if args.names or remote else None, hosts=on_hosts)
             else:
-                checklist, outcomes = Checklist(n=0), []
+                checklist, outcomes = on_hosts or Checklist(n=0), []
+                if checklist.applies:
+                    announce(fleet, checklist)
         except ChecklistFailed as exc:
             for line in exc.checklist.lines():
                 print(line, file=sys.stderr)
             return 1
-        remote_failed = cli_hosts.up_on_hosts(fleet, remote) if remote else False
-        if checklist.n:
-            print("\n".join(checklist.lines()))
+        shown = bool(checklist.n)
+        if shown:
+            print("\n".join(checklist.lines()), flush=True)
         for step in outcomes:
-            print(step.describe(), file=sys.stderr if step.action == "error" else sys.stdout)
+            print(step.describe(), file=sys.stderr if step.action == "error" else sys.stdout, flush=True)
+        remote_failed = cli_hosts.up_on_hosts(fleet, remote) if remote else False
         failed = any(step.action == "error" for step in outcomes) or remote_failed
         if not args.no_tui:
-            status = _open_tui(args, fleet, checklist.lines() if checklist.n else None)
+            status = _open_tui(args, fleet, checklist.lines() if shown else None)
             return status or int(failed)
         return int(failed)
     elif command == "check":

@@ -5,7 +5,7 @@ Another machine's cockpit runs ``ssh HOST COCKPIT _remote`` and writes one JSON 
 here read any of it. ``repo`` is the path of the repository on this host (``~`` expands here).
 Ops:
 
-* ``probe``: ``{"version", "repo", "is_repo", "base", "problem"}`` on stdout;
+* ``probe``: ``{"version", "repo", "is_repo", "exists", "base", "problem"}`` on stdout;
 * ``prepare``: the repository, ``git init`` if missing, and a link to it for git URLs;
 * ``spawn``: ``{"name", "spec", "base", "pass_values"}``: spawn that spec here, ``ls --json``'s
   object of the agent on stdout (``pass_values`` become this process's environment only);
@@ -69,7 +69,7 @@ def _is_repo(path: Path) -> bool:
 
 def _probe(path: Path) -> dict[str, Any]:
     found: dict[str, Any] = {"version": __version__, "repo": str(path), "is_repo": False, "base": None,
-                             "problem": None}
+                             "problem": None, "exists": path.exists()}
     if not path.exists():
         found["problem"] = f"no repository at {path} yet (the first spawn there creates it)"
     elif not _is_repo(path):

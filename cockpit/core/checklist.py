@@ -40,6 +40,11 @@ class Checklist:
     n: int
     items: list[Item] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What was checked and found good, printed under the announcement (each host's state)."""
+    remote: bool = False
+    """Agents on hosts are in the batch: their hosts were checked (cockpit.core.host_checklist),
+    and a failed host refuses the batch even when it is a batch of one."""
 
     @property
     def passed(self) -> bool:
@@ -51,8 +56,9 @@ class Checklist:
 
     @property
     def applies(self) -> bool:
-        """Whether the checklist runs at all: only for a batch of two or more."""
-        return self.n >= 2
+        """Whether the checklist runs at all: for a batch of two or more, or of one that starts
+        an agent on a host."""
+        return self.n >= 2 or (self.remote and self.n >= 1)
 
     @property
     def announcement(self) -> str:
@@ -68,6 +74,7 @@ class Checklist:
         if not self.applies:
             return [f"{self.announcement} {NOT_APPLICABLE_NOTE}"]
         out = [self.announcement]
+        out += [f"  {note}" for note in self.notes]
         out += [f"  FAILED {i.agent}: {i.check}: {i.detail}" for i in self.failures]
         out += [f"  warning: {w}" for w in self.warnings]
         return out

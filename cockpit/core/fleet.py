@@ -163,12 +163,13 @@ class Fleet(Repository):
         :func:`cockpit.core.pending.start`). Caller holds the lock."""
         return pending.start(self, name)
 
-    def up(self, names: list[str] | None = None) -> tuple[Checklist, list[Step]]:
+    def up(self, names: list[str] | None = None, hosts: Checklist | None = None) -> tuple[Checklist, list[Step]]:
         """Bring every configured agent (or those named) back, ``after`` first: spawn the ones
         never spawned (or discarded), restart killed ones in place (``respawn --keep``), leave
         the rest and say why (:mod:`cockpit.core.up`). The agents to start pass the pre-spawn
-        checklist as one batch, or nothing starts (:class:`ChecklistFailed`)."""
-        return run_up(self, names, spawn=self.spawn, restart=lambda name: self.respawn(name, keep=True))
+        checklist as one batch, with ``hosts`` (the items of the agents on hosts, which the
+        caller starts afterwards), or nothing starts (:class:`ChecklistFailed`)."""
+        return run_up(self, names, spawn=self.spawn, restart=lambda name: self.respawn(name, keep=True), hosts=hosts)
 
     # -- pause, resume, kill, down, fail --------------------------------------------------------------
     def _live_pane(self, name: str) -> PaneState:

@@ -128,6 +128,11 @@ class HostReport:
     repo: str | None = None      # the repository's absolute path there, when it exists
     base: str | None = None      # its current branch there
     problems: list[str] = field(default_factory=list)
+    tool_problems: list[str] = field(default_factory=list)
+    """The problems with git, tmux and Python there (also in :attr:`problems`)."""
+    repo_usable: bool = False
+    """Whether a spawn there can use the repository: it is one, or nothing is at its path yet
+    (the first spawn creates it)."""
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -162,16 +167,18 @@ def probe(repo: Repository, name: str) -> HostReport:
     parts = [part.strip().splitlines() for part in (tools.stdout + "\n").split("#\n")[:3]]
     parts += [[]] * (3 - len(parts))
     report.git, report.tmux, report.python = (lines[0].strip() if lines else None for lines in parts)
+    broken = report.tool_problems
     if not report.git:
-        report.problems.append("git is not installed")
+        broken.append("git is not installed")
     if not report.tmux:
-        report.problems.append("tmux is not installed")
+        broken.append("tmux is not installed")
     elif _version(report.tmux) < MIN_TMUX:
-        report.problems.append(f"{report.tmux} is too old (cockpit needs tmux >= 3.2)")
+        broken.append(f"{report.tmux} is too old (cockpit needs tmux >= 3.2)")
     if not report.python:
-        report.problems.append("no Python 3 found")
+        broken.append("no Python 3 found")
     elif _version(report.python) < MIN_PYTHON:
-        report.problems.append(f"Python {report.python} is too old (cockpit needs >= 3.11)")
+        broken.append(f"Python {report.python} is too old (cockpit needs >= 3.11)")
+    report.problems += broken
     try:
         answer = link.request("probe", timeout=LS_TIMEOUT_S)
     except RemoteMismatch as exc:
@@ -187,6 +194,7 @@ def probe(repo: Repository, name: str) -> HostReport:
     report.cockpit = found.get("version")
     report.repo = found.get("repo") if found.get("is_repo") else None
     report.base = found.get("base")
+    report.repo_usable = bool(found.get("is_repo")) or found.get("exists") is False
     if found.get("problem"):
         report.problems.append(found["problem"])
     return report

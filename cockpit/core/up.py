@@ -108,9 +108,12 @@ def plan(repo: Repository, names: list[str] | None = None) -> list[Step]:
     return steps
 
 
-def run(repo: Repository, names: list[str] | None, spawn: Start, restart: Start) -> tuple[Checklist, list[Step]]:
+def run(repo: Repository, names: list[str] | None, spawn: Start, restart: Start,
+        hosts: Checklist | None = None) -> tuple[Checklist, list[Step]]:
     """Plan, check the agents to start as one batch, start them: a new one through ``spawn``,
-    a killed one through ``restart`` (the fleet's commands, which do the starting). Raises
+    a killed one through ``restart`` (the fleet's commands, which do the starting). ``hosts``:
+    the items of the batch's agents on hosts (:mod:`cockpit.core.host_checklist`), checked with
+    this machine's as one batch; they are started by the caller, after this returns. Raises
     :class:`~cockpit.core.checklist.ChecklistFailed` (nothing started) when the checklist refuses."""
     config = repo.config
     for name in names or []:
@@ -126,11 +129,19 @@ def run(repo: Repository, names: list[str] | None, spawn: Start, restart: Start)
     with repo.locked():
         steps = plan(repo, names)
         starting = [s for s in steps if s.starts]
-        checklist = Checklist(n=len(starting))
+        remote = hosts or Checklist(n=0)
+        checklist = Checklist(n=len(starting) + remote.n, remote=remote.remote)
         if checklist.applies:
-            records = repo.history().records
-            checklist = run_checklist(repo, [config.agents[s.name] for s in starting],
-                                      kept={s.name: records[s.name] for s in starting if s.action == RESTART})
+            if starting:
+                records = repo.history().records
+                here = run_checklist(repo, [config.agents[s.name] for s in starting],
+                                     kept={s.name: records[s.name] for s in starting if s.action == RESTART})
+                checklist.items += here.items
+                checklist.warnings += here.warnings
+            if remote.remote:
+                checklist.items += remote.items
+                checklist.notes += remote.notes
+                checklist.warnings += remote.warnings
             announce(repo, checklist)
         done: list[Step] = []
         unstarted: set[str] = set()  # failed to start, or waiting on one that did
