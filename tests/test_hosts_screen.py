@@ -121,3 +121,20 @@ async def test_a_remote_tiles_screen_view_follows_its_host_and_survives_the_host
         until = time.monotonic() + 2 * remote_screens.INTERVAL_S + 1
         await wait_for(pilot, lambda: time.monotonic() > until, message="two intervals")
         assert app.remote_screens.requests == asked
+
+
+def test_the_keys_say_why_a_remote_screen_cannot_be_shown() -> None:
+    """Pure rule (no host needed): a remote agent that runs may be shown; one whose host does not
+    answer says so (not "r respawns it": it may well run on); one that ended has no terminal."""
+    from dataclasses import replace
+
+    from cockpit.core.hosts import unknown_agent
+    from cockpit.ui.verbs import unavailable
+    gone = unknown_agent("rb", "big", "2026-12-05T12:03:00+00:00")
+    why = unavailable(gone, "toggle_screen")
+    assert why is not None and why.startswith("rb cannot be reached now: host big unreachable since ")
+    assert unavailable(gone, "attach") == why
+    running = replace(gone, state="running", process_state="running", reason=None)
+    assert unavailable(running, "toggle_screen") is None and unavailable(running, "attach") is None
+    ended = replace(gone, state="killed", process_state="killed", reason=None)
+    assert unavailable(ended, "toggle_screen") == "rb has no terminal any more (killed): r respawns it"

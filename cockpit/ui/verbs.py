@@ -38,6 +38,8 @@ def unavailable(agent: Agent, action: str) -> str | None:
         return f"{name} is not running ({process})"
     if action == "mark_failed" and process in ("failed", "halted"):
         return f"{name} has already failed ({process}, {agent.failures} of {agent.max_failures} failures counted)"
+    if action in ("attach", "toggle_screen") and agent.host and process == "unknown":
+        return f"{name} cannot be reached now: {agent.reason}"
     if action in ("attach", "toggle_screen") and (not alive if agent.host else agent.pid is None):
         return f"{name} has no terminal any more ({process}): r respawns it"
     return None
