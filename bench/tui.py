@@ -77,6 +77,13 @@ def bench_latency(counts: list[int], seconds: float) -> dict[str, object]:
 
 
 def _match(fleet: Fleet, events: list, window: list[float]) -> tuple[list[float], int]:
+    return match_lines(events, window, {a.name: Path(a.log).read_bytes() for a in fleet.agents(observe=False)})
+
+
+def match_lines(events: list, window: list[float], logs: dict[str, bytes]) -> tuple[list[float], int]:
+    """Each ``L <seq> <time>`` line of ``logs`` (agent name -> its log's bytes) written within
+    ``window``, matched to the first paint event (``(name, newest seq shown, time)``) of its
+    agent that showed it or a newer line: the latencies, and how many lines were never shown."""
     per_agent: dict[str, tuple[list[int], list[float]]] = {}
     for name, seq, at in sorted(events, key=lambda e: e[2]):
         seqs, times = per_agent.setdefault(name, ([], []))
@@ -84,9 +91,9 @@ def _match(fleet: Fleet, events: list, window: list[float]) -> tuple[list[float]
         times.append(at)
     latencies: list[float] = []
     missing = 0
-    for agent in fleet.agents(observe=False):
-        seqs, times = per_agent.get(agent.name, ([], []))
-        for match in LOG_LINE.finditer(Path(agent.log).read_bytes()):
+    for name, data in logs.items():
+        seqs, times = per_agent.get(name, ([], []))
+        for match in LOG_LINE.finditer(data):
             seq, written = int(match.group(1)), float(match.group(2))
             if not window[0] <= written <= window[1]:
                 continue

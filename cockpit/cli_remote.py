@@ -32,11 +32,16 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cockpit import __version__
 from cockpit.core.errors import CockpitError
 from cockpit.core.transport import MISMATCH_EXIT, PROTOCOL
+
+if TYPE_CHECKING:
+    import threading
+
+    from cockpit.core.log_watch import LogWatcher
 
 RUNNABLE = {"ls", "pause", "resume", "kill", "fail", "discard", "restore", "respawn", "logs", "diff", "wait",
             "check", "down", "archives", "up", "merge", "queue"}
@@ -211,6 +216,14 @@ def _capture(path: Path, request: dict[str, Any]) -> int:
 
 
 FOLLOW_POLL_S = 0.1
+"""The longest the stream sleeps between two looks at the logs. A write to a log it follows (or
+to the event log) wakes it sooner, through the log watcher the TUI uses for local logs
+(:class:`~cockpit.core.log_watch.LogWatcher`, within its step): with this sleep alone a line
+waited half of it on average before leaving the host (``make bench``, figure ``remote``)."""
+FOLLOW_WATCH_DEBOUNCE_MS = 4
+"""The host's log watcher gathers changes this long, as the TUI's does for local logs
+(``WATCH_DEBOUNCE_MS`` in cockpit/ui/live.py): a remote line then leaves the host as soon as a
+local one reaches the TUI."""
 FOLLOW_CHUNK = 1024 * 1024
 FOLLOW_BEAT_S = 5.0
 
@@ -222,6 +235,22 @@ def _follow(path: Path, request: dict[str, Any]) -> int:
     bytes; ``{"n": 0}`` is a beat.
     ``offsets`` says where each known log was left; a log seen for the first time starts with its
     last ``first`` bytes (from a line start)."""
+    import threading
+
+    from cockpit.core.log_watch import LogWatcher
+    changed = threading.Event()
+    watcher = LogWatcher(lambda _paths: changed.set(), debounce_ms=FOLLOW_WATCH_DEBOUNCE_MS)
+    try:
+        watcher.start()
+        _stream(path, request, watcher, changed)
+    finally:
+        watcher.stop()
+    return 0
+
+
+def _stream(path: Path, request: dict[str, Any], watcher: LogWatcher, changed: threading.Event) -> None:
+    """:func:`_follow`'s loop (it ends when writing to the other side fails). ``changed`` is set
+    by ``watcher`` when a log it watches may have grown."""
     import time
     offsets: dict[str, int] = {str(k): int(v) for k, v in (request.get("offsets") or {}).items()}
     first = int(request.get("first") or 256 * 1024)
@@ -232,7 +261,10 @@ def _follow(path: Path, request: dict[str, Any]) -> int:
     out.write(b'{"n": 0}\n')
     out.flush()
     beat = time.monotonic()
+    watcher.watch(events)
+    watched: set[str] = set()
     while True:
+        changed.clear()  # before looking: a write from now on wakes the wait below
         wrote = False
         try:
             with open(events, "rb") as f:
@@ -251,6 +283,9 @@ def _follow(path: Path, request: dict[str, Any]) -> int:
         names = sorted(entry.name for entry in agents.iterdir()) if agents.is_dir() else []
         for name in names:
             log = agents / name / "session.log"
+            if name not in watched:
+                watcher.watch(log)
+                watched.add(name)
             try:
                 with open(log, "rb") as f:
                     size = os.fstat(f.fileno()).st_size
@@ -278,7 +313,7 @@ def _follow(path: Path, request: dict[str, Any]) -> int:
                 out.write(b'{"n": 0}\n')
             out.flush()
             beat = now
-        time.sleep(FOLLOW_POLL_S)
+        changed.wait(FOLLOW_POLL_S)
 
 
 def _preview(path: Path, name: str) -> int:

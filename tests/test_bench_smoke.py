@@ -23,7 +23,8 @@ def test_the_bench_harness_runs_in_smoke_mode(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     data = json.loads(out.read_text())
     assert {"machine", "spawn_discard", "latency", "startup", "big_log", "idle", "flood", "scale",
-            "radar", "hook", "total_s"} <= set(data)
+            "radar", "hook", "hosts", "remote", "total_s"} <= set(data)
+    assert "skipped" in data["remote"]  # (it starts an sshd: `make bench` measures it, tests/test_hosts.py tests it)
     assert {"spawn_ratio", "discard_ratio", "archive_share_of_discard", "seconds",
             "cli_spawn"} <= set(data["spawn_discard"])
     assert {"ratio", "seconds"} <= set(data["spawn_discard"]["cli_spawn"])
