@@ -188,7 +188,9 @@ def test_radar_a_host_that_never_answers_does_not_hold_the_watchers_tick(repo: P
     while done is None and time.monotonic() < deadline:
         done = round_.step(radar.BUDGET_S)
         time.sleep(0.05)
-    assert max(steps) < 0.5, steps
+    # Not a speed check: the host never answers while `silent` is open, so a step that waited for it
+    # would last for as long as the host stays silent; 5 s leaves room for a loaded machine.
+    assert max(steps) < 5, steps
     assert done is not None and done.agents == {}
     reason = (radar.read(fleet) or {})["hosts"]["mute"]["reason"]
     assert reason.startswith("host mute unreachable"), reason
