@@ -5,7 +5,9 @@ run so a busy moment of the shared machine hits them alike (issue 18, "Speed").
   connection, tmux attach there; the terminal here is a pty) until the agent's own process has
   read it (it appends the line and ``time.time()`` to a file); and the TUI's pause/resume of a
   remote agent (``Fleet.pause``/``resume``, what the ``p`` key runs) until the agent's process
-  is stopped/running again (its state in ``/proc``, polled every millisecond);
+  is stopped/running again (its state in ``/proc``, polled every millisecond): over the kept
+  session the TUI holds to each host, as a one-shot request (what a key cost before the kept
+  sessions), and the same keys on a local agent (the baseline: local + one round trip);
 - logs: the ``bench.ui latency`` child (the real app, headless) on one local and one remote
   agent, each printing a timestamped line every 10 ms; a line counts as on screen at the first
   paint of its tile that shows it or a newer one (as in the local figure);
@@ -139,6 +141,7 @@ def bench_remote(rounds: int, keys: int, log_rounds: int, log_seconds: float) ->
     from bench.tui import match_lines, run_child
     from bench.ui import WRITER
     from cockpit.core import hosts as remote
+    from cockpit.core import transport
     from cockpit.core.fleet import Fleet
     from cockpit.core.host_table import HostSpec
     from cockpit.core.transport import Transport
@@ -163,13 +166,19 @@ def bench_remote(rounds: int, keys: int, log_rounds: int, log_seconds: float) ->
         link = Transport(HostSpec("big", "big", "~/repo", f"~/{VENV}/bin/cockpit", str(lab.config)))
         times: dict[str, list[float]] = {"round_trip": [], "ssh_true": [], "attach_key": [], "pause": [],
                                          "resume": [], "pause_call": [], "resume_call": [], "remote_python": [],
-                                         "remote_cockpit_version": []}
+                                         "remote_cockpit_version": [], "one_shot_pause": [], "one_shot_resume": [],
+                                         "local_pause": [], "local_resume": [], "one_shot_pause_call": [],
+                                         "one_shot_resume_call": [], "local_pause_call": [], "local_resume_call": []}
 
         # -- keys ----------------------------------------------------------------------------
         keys_file = shared / "keys.txt"
         remote.spawn(fleet, _spec("rkey", f"{python} -u {shared / 'key_agent.py'} {keys_file}"), "big")
         wait_until(lambda: Path(f"{keys_file}.pid").exists(), 30, message="the remote key agent's pid")
         pid = int(Path(f"{keys_file}.pid").read_text())
+        local_keys = shared / "local-keys.txt"
+        fleet.spawn("lkey", command=f"{sys.executable} -u {shared / 'key_agent.py'} {local_keys}")
+        wait_until(lambda: Path(f"{local_keys}.pid").exists(), 30, message="the local key agent's pid")
+        local_pid = int(Path(f"{local_keys}.pid").read_text())
         echo = Echo(link.argv(["cat"]))
         terminal = AttachedTerminal(remote.attach_argv(fleet, "rkey", "big"))
         try:
@@ -188,22 +197,25 @@ def bench_remote(rounds: int, keys: int, log_rounds: int, log_seconds: float) ->
                     last = keys_file.read_text().splitlines()[-1].split()
                     assert last[0] == marker, last
                     times["attach_key"].append(float(last[1]) - typed)
-                for op, stopped in (("pause", True), ("resume", False)):
-                    result: dict[str, float] = {}
-                    watcher = threading.Thread(target=lambda s=stopped: result.setdefault("at", _until_state(pid, s)))
-                    started = time.time()
-                    watcher.start()
-                    getattr(fleet, op)("rkey")
-                    times[f"{op}_call"].append(time.time() - started)
-                    watcher.join(30)
-                    times[op].append(result["at"] - started)
+                # the TUI's keys as a one-shot request each (no kept session: what they cost
+                # before); over the kept session (warm, as the TUI's polls keep it); on a local agent
+                transport.close_sessions()
+                for label, target, agent_pid in (("one_shot_", "rkey", pid), ("", "rkey", pid),
+                                                 ("local_", "lkey", local_pid)):
+                    if label == "":
+                        transport.keep_sessions()
+                        remote.host_agents(fleet, "big")  # the TUI's poll of the host: the session is up
+                    for op, stopped in (("pause", True), ("resume", False)):
+                        times[f"{label}{op}"].append(_key(fleet, op, target, agent_pid, stopped, times, label))
                 times["ssh_true"].append(_timed(link.argv(["true"])))
                 times["remote_python"].append(_timed(link.argv([python, "-c", "pass"])))
                 times["remote_cockpit_version"].append(_timed(link.cockpit_argv("--version")))
         finally:
             terminal.close()
             echo.close()
+        transport.close_sessions()
         fleet.kill("rkey")
+        fleet.discard("lkey")  # (gone from the list: the log figure counts its agents)
 
         # -- logs ----------------------------------------------------------------------------
         fleet.spawn("local", command=f"{sys.executable} -u {shared / 'writer.py'} 100")
@@ -241,6 +253,20 @@ def bench_remote(rounds: int, keys: int, log_rounds: int, log_seconds: float) ->
         shutil.rmtree(shared, ignore_errors=True)
 
 
+def _key(fleet, op: str, name: str, pid: int, stopped: bool, times: dict[str, list[float]],  # type: ignore[no-untyped-def]
+         label: str) -> float:
+    """``Fleet.pause``/``resume`` of ``name`` (what the ``p`` key runs) until its process ``pid``
+    is seen stopped / running again; the call's own duration goes to ``times``."""
+    result: dict[str, float] = {}
+    watcher = threading.Thread(target=lambda: result.setdefault("at", _until_state(pid, stopped)))
+    started = time.time()
+    watcher.start()
+    getattr(fleet, op)(name)
+    times[f"{label}{op}_call"].append(time.time() - started)
+    watcher.join(30)
+    return result["at"] - started
+
+
 def _spec(name: str, command: str):  # type: ignore[no-untyped-def]
     from cockpit.core.spec import AgentSpec
     return AgentSpec(name=name, command=command, host="big")
@@ -271,14 +297,16 @@ def remote_rows(r: dict) -> list[str]:
             f"read it | {fig(key)}; one round trip {fig(rtt)} | ≤ one round trip | "
             f"{verdict(key['p50'], rtt['p50'])} |"]
     for op in ("pause", "resume"):
-        s = ms[op]
-        rows.append(f"| remote agent: the TUI's {op} (`Fleet.{op}`, a `cockpit _remote` on the host) until its "
-                    f"process is {'stopped' if op == 'pause' else 'running again'} | {fig(s)}; the call returns "
-                    f"after p50 {ms[op + '_call']['p50']} ms; round trip p50 {rtt['p50']} ms; a new ssh session "
+        s, here = ms[op], ms[f"local_{op}"]
+        bound = round(here["p50"] + rtt["p50"], 2)
+        rows.append(f"| remote agent: the TUI's {op} (`Fleet.{op}` over the kept session) until its process is "
+                    f"{'stopped' if op == 'pause' else 'running again'} | {fig(s)}; as a one-shot request (no "
+                    f"kept session) {fig(ms['one_shot_' + op])} | the same key on a local agent {fig(here)} + "
+                    f"round trip p50 {rtt['p50']} = {bound} ms; for the one-shot: a new ssh session "
                     f"(`ssh HOST true`) p50 {ms['ssh_true']['p50']} ms, `python -c pass` there "
                     f"{ms['remote_python']['p50']} ms, `cockpit --version` there "
-                    f"{ms['remote_cockpit_version']['p50']} ms | ≤ one round trip | "
-                    f"{verdict(s['p50'], rtt['p50'])} |")
+                    f"{ms['remote_cockpit_version']['p50']} ms | ≤ local + one round trip | "
+                    f"{verdict(s['p50'], bound)} |")
     local, far = log["local"], log["remote"]
     bound = round(local.get("p50", float("nan")) + rtt["p50"], 1)
     rows.append(f"| remote agent: log-to-screen latency, 100 lines/s (TUI, headless), "

@@ -161,7 +161,7 @@ def run(argv: list[str] | None = None) -> int:
 
     if command == "_remote":  # another machine's cockpit, over ssh (cockpit/cli_remote.py)
         from cockpit import cli_remote
-        return cli_remote.main(sys.stdin.read(), main)
+        return cli_remote.main(sys.stdin.readline(), main)  # one JSON line (op serve: the first of many)
     fleet = _fleet(args)
     from cockpit import cli_hosts
     if command == "hosts":

@@ -72,6 +72,18 @@ def _is_repo(path: Path) -> bool:
     return top.returncode == 0 and Path(top.stdout.strip()).resolve() == path.resolve()
 
 
+_repos: set[Path] = set()
+
+
+def _served_repo(path: Path) -> bool:
+    """:func:`_is_repo`, remembered once true for this process: a kept session asks before every
+    command, and a git process per key was ~2 ms of it (a repository removed meanwhile still
+    fails the command, with its own error)."""
+    if path not in _repos and _is_repo(path):
+        _repos.add(path)
+    return path in _repos
+
+
 def _probe(path: Path) -> dict[str, Any]:
     found: dict[str, Any] = {"version": __version__, "repo": str(path), "is_repo": False, "base": None,
                              "problem": None, "exists": path.exists()}
@@ -146,13 +158,15 @@ def _serve(stdin: str, cli_main: Callable[[list[str]], int]) -> int:
         return MISMATCH_EXIT
     op = request.get("op")
     path = _repo_path(request)
+    if op == "serve":
+        return _serve_session(cli_main)
     if op == "probe":
         print(json.dumps(_probe(path)))
         return 0
     if op == "prepare":
         print(json.dumps(_prepare(path)))
         return 0
-    if not _is_repo(path):
+    if not _served_repo(path):
         if op == "run" and request.get("argv") == ["ls", "--json"]:
             print("[]")  # no repository yet: no agents either (the first spawn creates it)
             return 0
@@ -182,6 +196,79 @@ def _serve(stdin: str, cli_main: Callable[[list[str]], int]) -> int:
         sys.stdout.flush()
         return cli_main(["-C", str(path), *argv])
     raise CockpitError(f"unknown request {op!r}")
+
+
+def _serve_session(cli_main: Callable[[list[str]], int]) -> int:
+    """Answer requests, one JSON line each, until the other side closes our input: each is served
+    as a one-shot ``_remote`` would serve it (same ops, same checks), its output and exit status
+    sent back as one line ``{"status", "stdout", "stderr"}`` (cockpit/core/transport.py's
+    :class:`~cockpit.core.transport.Session`). A kept session saves a key on a remote agent the
+    new ssh session, Python start-up and imports of a one-shot request.
+
+    The channel is kept apart from what a request runs: requests are read from, and answers
+    written to, private copies of stdin and stdout; while a request runs, file descriptors 1 and
+    2 are files (so a git or tmux it starts writes there, never into the channel) and 0 is
+    ``/dev/null`` (nothing it starts can read the next request)."""
+    import tempfile
+    requests = os.fdopen(os.dup(0), "rb")  # os.dup: not inherited by what a request starts
+    answers = os.fdopen(os.dup(1), "wb")
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    answers.write(json.dumps({"ready": True, "version": __version__}).encode() + b"\n")
+    answers.flush()
+    for line in requests:
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            saved_err = os.dup(2)
+            os.dup2(out.fileno(), 1)
+            os.dup2(err.fileno(), 2)
+            try:
+                status = _one_request(line.decode(errors="replace"), cli_main)
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(null, 1)
+                os.dup2(saved_err, 2)
+                os.close(saved_err)
+            out.seek(0)
+            err.seek(0)
+            answer = {"status": status, "stdout": out.read().decode(errors="replace"),
+                      "stderr": err.read().decode(errors="replace")}
+        try:
+            answers.write(json.dumps(answer).encode() + b"\n")
+            answers.flush()
+        except BrokenPipeError:
+            break
+    return 0
+
+
+def _one_request(line: str, cli_main: Callable[[list[str]], int]) -> int:
+    """One request of a kept session, with the exit status a one-shot would have had: an error is
+    its answer (one line, as the CLI prints it), never the end of the session."""
+    from cockpit.core.errors import one_line
+    saved = dict(os.environ)
+    try:
+        request = json.loads(line)
+        if isinstance(request, dict) and request.get("op") in ("serve", "follow"):
+            raise CockpitError(f"{request.get('op')} is not a request a session serves")
+        return main(line, cli_main)
+    except CockpitError as exc:
+        print(f"cockpit: {one_line(exc)}", file=sys.stderr)
+        return 1
+    except SystemExit as exc:  # argparse's refusal of a bad argv
+        return exc.code if isinstance(exc.code, int) else 2
+    except ValueError:
+        print("cockpit: _remote: a request is not JSON", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a bug: the answer says so, the session goes on
+        print(f"cockpit: internal error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    finally:
+        if os.environ != saved:  # a spawn's pass_env values are for that spawn only
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 def _status(path: Path, name: str) -> int:

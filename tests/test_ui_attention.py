@@ -22,7 +22,12 @@ def app_for(fleet: Fleet, tmp_path: Path, **kwargs):
 async def test_waiting_agent_shows_and_w_focuses_it(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
     (repo / "cockpit.toml").write_text("[cockpit]\nidle_after = 1\nstall_after = 600\nnotify_interval = 1\n")
     fleet.spawn("busy", command=sleeper("busy"))
-    fleet.spawn("asker", command=f"{PY} -c \"input('proceed? ')\"; sleep 3600")
+    # The asker asks only once the app is up and its notifications are recorded: a watcher that
+    # noticed the question before the app started following the event log would notify no one
+    # here (seen once in CI: the notification recorded 150 ms after the spawn).
+    ask = tmp_path / "ask-now"
+    fleet.spawn("asker", command=f"while [ ! -e {ask} ]; do sleep 0.05; done; {PY} -c \"input('proceed? ')\"; "
+                                 "sleep 3600")
     app = app_for(fleet, tmp_path, poll_interval=0.2)
     shown: list[tuple[str, str]] = []
     async with app.run_test(size=(160, 30)) as pilot:
@@ -34,6 +39,7 @@ async def test_waiting_agent_shows_and_w_focuses_it(fleet: Fleet, repo: Path, tm
 
         app.notify = record  # type: ignore[method-assign]
         await wait_for(pilot, lambda: "asker" in tiles(app) and "busy" in tiles(app), message="tiles")
+        ask.touch()
         await wait_for(pilot, lambda: "waiting" in str(tiles(app)["asker"].border_subtitle), timeout=20,
                        message="asker shown waiting")
         await wait_for(pilot, lambda: "1 waiting" in str(app.query_one("#header").content), message="header count")

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,11 @@ PROTOCOL = 1
 MISMATCH_EXIT = 3
 """``cockpit _remote`` exits with this when it is not the version of the cockpit asking."""
 MISSING_COMMAND_EXIT = 127
+ONE_SHOT_OPS = frozenset({"follow", "serve"})
+"""Requests that never go over a kept session: a stream holds its own (see :class:`Session`)."""
+SESSIONS_PER_HOST = 3
+"""Kept sessions per host. A request that finds them all busy (a long ``respawn`` with its setup,
+the TUI's poll of the host) runs as a one-shot ``cockpit _remote`` instead of waiting."""
 
 
 class HostUnreachable(CockpitError):
@@ -100,6 +108,12 @@ class Transport:
         remote cockpit's own and is returned."""
         body = json.dumps({"protocol": PROTOCOL, "version": __version__, "op": op, "repo": self.host.repo,
                            **(payload or {})})
+        pool = _pool
+        if pool is not None and stdout is subprocess.PIPE and op not in ONE_SHOT_OPS:
+            answer = pool.call(self, body, timeout)
+            if answer is not None:
+                self.raise_for(answer)
+                return answer
         # stderr goes to a file, not a pipe: a ControlPersist master forks off and would keep a
         # pipe open until it exits, so reading a pipe to its end would wait for it
         with tempfile.TemporaryFile() as err:
@@ -161,3 +175,182 @@ def close(host: HostSpec) -> None:
     transport = Transport(host)
     subprocess.run(["ssh", *transport.ssh_options(), "-O", "exit", "--", host.ssh], stdin=subprocess.DEVNULL,
                    capture_output=True, timeout=10)
+
+
+class Session:
+    """One ``cockpit _remote`` kept running on a host (op ``serve``) for a long-lived process: a
+    request is one line of JSON there and one line back, over the host's open connection, so a key
+    on a remote agent costs one round trip and the command's own work, not a new ssh session, a
+    Python start-up and cockpit's imports on the host (~150-250 ms measured: docs/hosts.md).
+
+    Used by one request at a time (:class:`SessionPool` hands it out). A session that ended while
+    idle (the host dropped, ControlPersist expired, the host's cockpit was replaced) is started
+    again on the next request; one that ends during a request is that request's failure, never
+    retried (the command may have run)."""
+
+    def __init__(self, link: Transport) -> None:
+        self.link = link
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.err: IO[bytes] | None = None
+        self.buffer = b""
+
+    def _start(self, timeout: float | None) -> None:
+        self.close()
+        self.err = tempfile.TemporaryFile()  # a file, not a pipe: see Transport.request
+        self.proc = subprocess.Popen(self.link.cockpit_argv("_remote"), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.err, bufsize=0)
+        self.buffer = b""
+        hello = {"protocol": PROTOCOL, "version": __version__, "op": "serve", "repo": self.link.host.repo}
+        answer = self._exchange(json.dumps(hello), timeout, starting=True)
+        if answer.get("ready") is not True:
+            self.close()
+            raise CockpitError(f"host {self.link.host.name}: its cockpit did not start a session")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def call(self, body: str, timeout: float | None) -> subprocess.CompletedProcess[str]:
+        """Send one request (``body``: what a one-shot ``_remote`` reads on stdin); its answer as
+        the one-shot's would be. Raises :class:`HostUnreachable` when the host does not answer."""
+        if not self.alive():
+            self._start(timeout)
+        answer = self._exchange(body, timeout)
+        return subprocess.CompletedProcess(["_remote"], int(answer["status"]), str(answer.get("stdout", "")),
+                                           str(answer.get("stderr", "")))
+
+    def _exchange(self, line: str, timeout: float | None, starting: bool = False) -> dict[str, Any]:
+        proc = self.proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        data = memoryview(line.encode() + b"\n")
+        try:
+            while data:
+                data = data[proc.stdin.write(data) or 0:]
+        except OSError:  # BrokenPipeError: it ended while idle, before reading this
+            self._ended("the session ended", starting)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        fd = proc.stdout.fileno()
+        while b"\n" not in self.buffer:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                self.close()
+                raise HostUnreachable(self.link.host.name, f"no answer within {timeout:g}s")
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                self._ended("the connection ended during the request", starting)
+            self.buffer += chunk
+        frame, _, self.buffer = self.buffer.partition(b"\n")
+        try:
+            answer = json.loads(frame)
+        except ValueError:
+            self.close()
+            raise CockpitError(f"host {self.link.host.name}: its cockpit answered something else than JSON") from None
+        if not isinstance(answer, dict):
+            self.close()
+            raise CockpitError(f"host {self.link.host.name}: its cockpit answered something else than JSON")
+        return answer
+
+    def _ended(self, what: str, starting: bool) -> None:
+        """The session's process is gone (or going): ssh's failure, a cockpit that cannot serve
+        this one (the one-shot's errors, from its exit status and stderr), else ``what``."""
+        proc, err = self.proc, self.err
+        assert proc is not None and err is not None
+        try:
+            status = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            status = proc.wait()
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+        self.close()
+        result = subprocess.CompletedProcess(["_remote"], status, "", stderr)
+        self.link.raise_for(result)
+        if starting and last_line(stderr):
+            raise CockpitError(f"host {self.link.host.name}: {last_line(stderr).removeprefix('cockpit: ')}")
+        raise HostUnreachable(self.link.host.name, what)
+
+    def close(self) -> None:
+        """End the session: its cockpit there reads the end of its input and exits."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            for stream in (proc.stdin, proc.stdout):
+                try:
+                    if stream is not None:
+                        stream.close()
+                except OSError:
+                    pass
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.err is not None:
+            self.err.close()
+            self.err = None
+
+
+class SessionPool:
+    """The kept sessions of a long-lived process, at most :data:`SESSIONS_PER_HOST` per host."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.idle: dict[HostSpec, list[Session]] = {}
+        self.busy: dict[HostSpec, int] = {}
+        self.closed = False
+
+    def call(self, link: Transport, body: str, timeout: float | None) -> subprocess.CompletedProcess[str] | None:
+        """The answer to ``body`` over a kept session of ``link``'s host; ``None`` when all of
+        them are busy (the caller runs a one-shot request)."""
+        with self.lock:
+            if self.closed:
+                return None
+            idle = self.idle.setdefault(link.host, [])
+            if idle:
+                session = idle.pop()
+            elif self.busy.get(link.host, 0) < SESSIONS_PER_HOST:
+                session = Session(link)
+            else:
+                return None
+            self.busy[link.host] = self.busy.get(link.host, 0) + 1
+        ok = False
+        try:
+            answer = session.call(body, timeout)
+            ok = True
+            return answer
+        finally:
+            with self.lock:
+                self.busy[link.host] -= 1
+                keep = ok and not self.closed and session.alive()
+                if keep:
+                    self.idle[link.host].append(session)
+            if not keep:
+                session.close()
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            sessions = [s for idle in self.idle.values() for s in idle]
+            self.idle.clear()
+        for session in sessions:
+            session.close()
+
+
+_pool: SessionPool | None = None
+
+
+def keep_sessions() -> None:
+    """From now on, requests from this process go over kept sessions (the TUI: its keys on remote
+    agents, its polls of the hosts). A CLI command makes one request per host and keeps none."""
+    global _pool
+    if _pool is None:
+        _pool = SessionPool()
+
+
+def close_sessions() -> None:
+    """End every kept session (the TUI on its way out); requests go one-shot again."""
+    global _pool
+    pool, _pool = _pool, None
+    if pool is not None:
+        pool.close()

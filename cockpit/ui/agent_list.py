@@ -48,7 +48,7 @@ def columns_for(width: int, name_width: int) -> list[Column]:
     what is left (when at least 12 cells are)."""
     wanted = [Column("pin", "", 1), Column("name", "agent", name_width), Column("state", "state", 10),
               Column("activity", "activity", 24), Column("flags", "flags", 20), Column("age", "for", 4),
-              Column("try", "try", 8), Column("diff", "diff", 14)]
+              Column("try", "try", 12), Column("diff", "diff", 14)]
     chosen: list[Column] = []
     used = 0
     for column in wanted:
@@ -297,8 +297,7 @@ class AgentList(ScrollView, can_focus=True):
         if key == "age":
             return Text(age(agent.state_since, now) or "" if now is not None else "", style=dim)  # type: ignore[arg-type]
         if key == "try":
-            return Text(f"{agent.attempt} ({agent.failures}/{agent.max_failures})",
-                        style="bold red" if agent.failures else "")
+            return Text(agent.tries, style="bold red" if agent.failures else "")  # ls's and the tiles' notation
         if key == "diff":
             diff = self.diffs.get(agent.name)
             if diff is None:

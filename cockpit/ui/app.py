@@ -28,7 +28,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker
 
-from cockpit.core import notify
+from cockpit.core import notify, transport
 from cockpit.core.agent import Agent
 from cockpit.core.events import Event
 from cockpit.core.fleet import Fleet
@@ -166,6 +166,7 @@ class CockpitApp(Arrangement, AgentActions, App[int]):
 
     def on_mount(self) -> None:
         self.set_keymap(self.keymap)
+        transport.keep_sessions()  # keys on remote agents: one round trip, not a cockpit start there
         for problem in self.problems:
             self.notify(problem, severity="warning", timeout=10)
         for notice in self.notices:
@@ -183,6 +184,7 @@ class CockpitApp(Arrangement, AgentActions, App[int]):
             stream.stop()
         self.live.stop()
         self.collector.restore()
+        transport.close_sessions()
 
     def _remote_tail(self, agent: Agent) -> RemoteTail:
         """A remote agent's log, from its host's one live stream (started at the first tile)."""
