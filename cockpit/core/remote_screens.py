@@ -3,8 +3,10 @@
 One ``cockpit _remote`` request (op ``capture``) per host captures every named agent's screen
 there with ``capture-pane -p -e``, the call the local screen view makes
 (:meth:`cockpit.core.fleet.Fleet.screen`), so a remote screen renders exactly like a local one.
-Each request starts a cockpit on the host (a Python start-up there, ~0.3 s of its CPU), which is
-why the TUI asks a host at most every :data:`INTERVAL_S`, for all of its tiles at once.
+The TUI sends it over its kept session to the host (:class:`cockpit.core.transport.Session`), so
+it starts no cockpit there unless every session is busy; it asks a host at most every
+:data:`INTERVAL_S`, for all of its tiles at once (the interval dates from when each capture
+started a cockpit there, ~0.3 s of the host's CPU, and matches the TUI's look at the hosts' agents).
 """
 
 from __future__ import annotations

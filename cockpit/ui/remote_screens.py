@@ -1,7 +1,8 @@
 """The screen view of remote tiles: their hosts' tmux captures, fetched in workers.
 
 A local tile in screen view is captured by every fleet poll (0.5 s). A remote tile's capture
-costs a round trip and a cockpit start-up on its host, so :class:`RemoteScreens` asks each host
+costs a round trip and the capture on its host (over the app's kept session there), so
+:class:`RemoteScreens` asks each host
 at most every :data:`~cockpit.core.remote_screens.INTERVAL_S`, for all of that host's tiles in
 screen view in one request, one worker per host (a slow host holds up neither the fleet poll nor
 the other hosts). The answer reaches the UI thread as a :class:`RemoteCaptured` message; the
