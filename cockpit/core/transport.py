@@ -229,13 +229,14 @@ class Session:
             self._ended("the session ended", starting)
         deadline = None if timeout is None else time.monotonic() + timeout
         fd = proc.stdout.fileno()
+        readable = select.poll()  # not select.select: a TUI watching many logs may hold fds past 1024
+        readable.register(fd, select.POLLIN)
         while b"\n" not in self.buffer:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 self.close()
                 raise HostUnreachable(self.link.host.name, f"no answer within {timeout:g}s")
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
+            if not readable.poll(None if left is None else max(1, int(left * 1000))):
                 continue
             chunk = os.read(fd, 1 << 16)
             if not chunk:
