@@ -25,6 +25,7 @@ from bench.hook import bench_hook
 from bench.hosts import bench_hosts, hosts_rows
 from bench.ops import bench_spawn_discard
 from bench.radar import bench_radar
+from bench.radar_load import bench_radar_load, radar_load_rows
 from bench.remote import bench_remote, remote_rows
 from bench.scale import bench_scale
 from bench.tui import bench_big_log, bench_idle, bench_latency, bench_startup
@@ -36,24 +37,27 @@ PROFILES: dict[str, dict[str, object]] = {
              "scale_agents": 64, "ls_rounds": 5, "radar_agents": 16, "radar_rounds": 5, "hook_rounds": 50,
              "cost_idle_agents": [16, 64], "cost_idle_s": 60.0, "cost_idle_rounds": 3, "cost_ls_agents": [8, 64],
              "cost_ls_rounds": 10, "host_agents": 8, "host_rounds": 10,
-             "remote_rounds": 10, "remote_keys": 10, "remote_log_rounds": 3, "remote_log_s": 10.0},
+             "remote_rounds": 10, "remote_keys": 10, "remote_log_rounds": 3, "remote_log_s": 10.0,
+             "radar_load_agents": 16, "radar_load_s": 20.0, "radar_load_rounds": 2},
     "quick": {"rounds": 6, "latency_agents": [1, 8, 16], "latency_s": 4.0, "startup_agents": [0, 8, 32],
               "startup_rounds": 2, "big_rounds": 2, "idle_agents": 16, "idle_s": 10.0,
               "flood_agents": 8, "flood_s": 4.0, "flood_baseline_s": 1.0, "flood_rounds": 1,
               "scale_agents": 16, "ls_rounds": 3, "radar_agents": 16, "radar_rounds": 2, "hook_rounds": 20,
               "cost_idle_agents": [16], "cost_idle_s": 20.0, "cost_idle_rounds": 2, "cost_ls_agents": [8],
               "cost_ls_rounds": 5, "host_agents": 8, "host_rounds": 4,
-              "remote_rounds": 4, "remote_keys": 10, "remote_log_rounds": 2, "remote_log_s": 4.0},
+              "remote_rounds": 4, "remote_keys": 10, "remote_log_rounds": 2, "remote_log_s": 4.0,
+              "radar_load_agents": 16, "radar_load_s": 12.0, "radar_load_rounds": 1},
     "smoke": {"rounds": 1, "latency_agents": [1], "latency_s": 1.0, "startup_agents": [1],
               "startup_rounds": 1, "big_rounds": 1, "idle_agents": 1, "idle_s": 1.0,
               "flood_agents": 2, "flood_s": 1.0, "flood_baseline_s": 0.5, "flood_rounds": 1,
               "scale_agents": 2, "ls_rounds": 1, "radar_agents": 2, "radar_rounds": 1, "hook_rounds": 2,
               "cost_idle_agents": [1], "cost_idle_s": 1.0, "cost_idle_rounds": 1, "cost_ls_agents": [1],
               "cost_ls_rounds": 1, "host_agents": 1, "host_rounds": 1,
-              "remote_rounds": 1, "remote_keys": 1, "remote_log_rounds": 1, "remote_log_s": 1.0},
+              "remote_rounds": 1, "remote_keys": 1, "remote_log_rounds": 1, "remote_log_s": 1.0,
+              "radar_load_agents": 2, "radar_load_s": 1.0, "radar_load_rounds": 1},
 }
-FIGURES = ("spawn_discard", "latency", "startup", "big_log", "idle", "flood", "scale", "radar", "hook",
-           "idle_total", "ls", "hosts", "remote")
+FIGURES = ("spawn_discard", "latency", "startup", "big_log", "idle", "flood", "scale", "radar", "radar_load",
+           "hook", "idle_total", "ls", "hosts", "remote")
 
 
 def machine() -> dict[str, object]:
@@ -80,6 +84,8 @@ def run(profile: str, only: list[str]) -> dict[str, object]:
         "scale": lambda: bench_scale(int(p["scale_agents"]), int(p["ls_rounds"])),  # type: ignore[arg-type]
         "radar": lambda: bench_radar(int(p["radar_agents"]), int(p["radar_rounds"])),  # type: ignore[arg-type]
         "hook": lambda: bench_hook(int(p["hook_rounds"])),  # type: ignore[arg-type]
+        "radar_load": lambda: bench_radar_load(int(p["radar_load_agents"]), float(p["radar_load_s"]),  # type: ignore[arg-type]
+                                               int(p["radar_load_rounds"])),  # type: ignore[arg-type]
         "hosts": lambda: ({"skipped": "not in a smoke run (it starts sshds: tests/test_hosts.py covers it)"}
                           if profile == "smoke" else
                           bench_hosts(2, int(p["host_agents"]), int(p["host_rounds"]))),  # type: ignore[arg-type]
@@ -192,6 +198,8 @@ def table(r: dict) -> str:
         rows += scale_rows(r["scale"])
     if "radar" in r:
         rows += radar_rows(r["radar"])
+    if "radar_load" in r:
+        rows += radar_load_rows(r["radar_load"])
     if "hook" in r:
         h = r["hook"]["seconds"]
         hook_ms = h["hook"]["p50"] * 1000
