@@ -225,6 +225,28 @@ async def latency(root: str, socket: str, agents: int, seconds: float) -> dict[s
             "render_busy_s": renders[1]}
 
 
+async def latency_keys(root: str, socket: str, agents: int, seconds: float) -> dict[str, object]:
+    """:func:`latency` with a key pressed every 0.2 s in the same window (:func:`_press_focus_keys`,
+    as in the flood): log-to-screen and key-to-screen latency under one load."""
+    from cockpit.ui.tiles import AgentTile, TileGrid
+    log = RenderLog()
+    log.install()
+    app = _app(root, socket)
+    async with app.run_test(size=SIZE) as pilot:
+        await _first_full_frame(app, pilot, log, agents, timeout=60)
+        grid = app.query_one(TileGrid)
+        if len(grid.tiles) < 2:
+            raise SystemExit("latency_keys: needs at least two tiles")
+        if not isinstance(app.focused, AgentTile):
+            grid.tiles[0].focus()
+        await pilot.pause(1.0)
+        window = (time.time(), 0.0)
+        keys, _, never = await _press_focus_keys(app, grid, log, seconds, 0.2)
+        window = (window[0], time.time())
+        await pilot.pause(0.5)  # lines written at the very end still get their paint
+    return {"events": log.events, "window": window, "key_latencies": keys, "keys_never_painted": never}
+
+
 def _tmux_pids(socket: str) -> dict[str, int]:
     """The private tmux server's pid and the fleet watcher's (its ``_watcher`` session)."""
     import subprocess
@@ -332,6 +354,8 @@ def main(argv: list[str]) -> None:
         result = asyncio.run(hold(root, socket, agents, float(rest[1]), rest[2]))
     elif kind == "latency":
         result = asyncio.run(latency(root, socket, agents, float(rest[1])))
+    elif kind == "latency_keys":
+        result = asyncio.run(latency_keys(root, socket, agents, float(rest[1])))
     elif kind == "flood":
         result = asyncio.run(flood(root, socket, agents, float(rest[1]), rest[2], float(rest[3])))
     else:

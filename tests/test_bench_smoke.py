@@ -43,7 +43,8 @@ def test_the_bench_harness_runs_in_smoke_mode(tmp_path: Path) -> None:
     assert {"hook", "python3_pass", "import_cockpit_cli"} <= set(data["hook"]["seconds"])
     assert data["hook"]["recorded"] == data["hook"]["rounds"]  # every run of the recorder recorded its event
     assert "| figure |" in result.stdout
-    assert {"latency_ms", "radar_rounds_per_run", "never_shown", "p99_per_run_ms"} <= set(data["radar_load"])
+    assert {"latency_ms", "radar_rounds_per_run", "never_shown", "p99_per_run_ms",
+            "key_latency_ms"} <= set(data["radar_load"])
     assert set(data["radar_load"]["latency_ms"]) == {"off", "on"}
     radar = data["radar"]
     assert {"full_round_s", "incremental_round_s", "unchanged_round_s", "counts", "stepped_round"} <= set(radar)
