@@ -71,7 +71,7 @@ def bench_radar_load(agents: int, seconds: float, rounds: int) -> dict[str, obje
                 counter.start()
                 try:
                     child = run_child("latency", fleet, agents, seconds)  # logs alone, as the latency figure
-                    typed = run_child("latency_keys", fleet, agents, seconds / 2)  # then keys, every 0.2 s
+                    typed = run_child("keys", fleet, agents, seconds / 2)  # then keys, every 0.2 s
                 finally:
                     stop.set()
                     counter.join(5)

@@ -225,26 +225,30 @@ async def latency(root: str, socket: str, agents: int, seconds: float) -> dict[s
             "render_busy_s": renders[1]}
 
 
-async def latency_keys(root: str, socket: str, agents: int, seconds: float) -> dict[str, object]:
-    """:func:`latency` with a key pressed every 0.2 s in the same window (:func:`_press_focus_keys`,
-    as in the flood): log-to-screen and key-to-screen latency under one load."""
+async def _focus_grid(app, pilot, log: RenderLog, agents: int, kind: str):  # type: ignore[no-untyped-def]
+    """After the first full frame: the tile grid, a tile focused (the keys of
+    :func:`_press_focus_keys` move the focus between the first two tiles)."""
     from cockpit.ui.tiles import AgentTile, TileGrid
-    log = RenderLog()
+    await _first_full_frame(app, pilot, log, agents, timeout=60)
+    grid = app.query_one(TileGrid)
+    if len(grid.tiles) < 2:
+        raise SystemExit(f"{kind}: needs at least two tiles")
+    if not isinstance(app.focused, AgentTile):
+        grid.tiles[0].focus()
+    return grid
+
+
+async def keys(root: str, socket: str, agents: int, seconds: float) -> dict[str, object]:
+    """Key-press-to-screen latency (:func:`_press_focus_keys`, a key every 0.2 s, as in the flood)
+    for ``seconds`` on a fleet doing whatever it does (the ``radar_load`` figure)."""
+    log = RenderLog(lines=False)
     log.install()
     app = _app(root, socket)
     async with app.run_test(size=SIZE) as pilot:
-        await _first_full_frame(app, pilot, log, agents, timeout=60)
-        grid = app.query_one(TileGrid)
-        if len(grid.tiles) < 2:
-            raise SystemExit("latency_keys: needs at least two tiles")
-        if not isinstance(app.focused, AgentTile):
-            grid.tiles[0].focus()
+        grid = await _focus_grid(app, pilot, log, agents, "keys")
         await pilot.pause(1.0)
-        window = (time.time(), 0.0)
-        keys, _, never = await _press_focus_keys(app, grid, log, seconds, 0.2)
-        window = (window[0], time.time())
-        await pilot.pause(0.5)  # lines written at the very end still get their paint
-    return {"events": log.events, "window": window, "key_latencies": keys, "keys_never_painted": never}
+        latencies, _, never = await _press_focus_keys(app, grid, log, seconds, 0.2)
+    return {"key_latencies": latencies, "keys_never_painted": never}
 
 
 def _tmux_pids(socket: str) -> dict[str, int]:
@@ -317,17 +321,11 @@ async def flood(root: str, socket: str, agents: int, seconds: float, go_file: st
     """Key-press-to-screen latency (:func:`_press_focus_keys`) for ``baseline`` seconds before
     the flood and for ``seconds`` during it, with cockpit's CPU (this process) and the tmux
     server's and the watcher's over the flood. Creating ``go_file`` starts the writers."""
-    from cockpit.ui.tiles import AgentTile, TileGrid
     log = RenderLog(lines=False)
     log.install()
     app = _app(root, socket)
     async with app.run_test(size=SIZE) as pilot:
-        await _first_full_frame(app, pilot, log, agents, timeout=60)
-        grid = app.query_one(TileGrid)
-        if len(grid.tiles) < 2:
-            raise SystemExit("flood: needs at least two tiles")
-        if not isinstance(app.focused, AgentTile):
-            grid.tiles[0].focus()
+        grid = await _focus_grid(app, pilot, log, agents, "flood")
         await pilot.pause(0.5)
         before, _, before_never = await _press_focus_keys(app, grid, log, baseline, interval)
         pids = _tmux_pids(socket)
@@ -354,8 +352,8 @@ def main(argv: list[str]) -> None:
         result = asyncio.run(hold(root, socket, agents, float(rest[1]), rest[2]))
     elif kind == "latency":
         result = asyncio.run(latency(root, socket, agents, float(rest[1])))
-    elif kind == "latency_keys":
-        result = asyncio.run(latency_keys(root, socket, agents, float(rest[1])))
+    elif kind == "keys":
+        result = asyncio.run(keys(root, socket, agents, float(rest[1])))
     elif kind == "flood":
         result = asyncio.run(flood(root, socket, agents, float(rest[1]), rest[2], float(rest[3])))
     else:
