@@ -330,12 +330,19 @@ class SessionPool:
                 session.close()
 
     def close(self) -> None:
+        """End the idle sessions (a busy one ends when its request is answered). In a thread of
+        its own: each may take a moment to exit, and the caller is the TUI quitting."""
         with self.lock:
             self.closed = True
             sessions = [s for idle in self.idle.values() for s in idle]
             self.idle.clear()
-        for session in sessions:
-            session.close()
+        if sessions:
+            threading.Thread(target=_close_all, args=(sessions,), daemon=True, name="cockpit-close-sessions").start()
+
+
+def _close_all(sessions: list[Session]) -> None:
+    for session in sessions:
+        session.close()
 
 
 _pool: SessionPool | None = None
