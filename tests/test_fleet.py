@@ -358,3 +358,28 @@ def test_a_paused_agent_with_a_zombie_child_is_still_paused(fleet: Fleet) -> Non
     assert fleet.agent("z").state == "paused"
     fleet.resume("z")
     assert fleet.agent("z").state == "running"
+
+
+def test_pause_stops_an_agent_that_keeps_forking(fleet: Fleet) -> None:
+    """A pause walks the tree until a walk finds no process the walks before it missed: children
+    forked while it signals are stopped too, and none runs on (a build forks all the time)."""
+    fleet.spawn("forker", command="while :; do sleep 30 & sleep 0.002; done")
+    pane = fleet.tmux.pane("forker")
+    assert pane is not None and pane.pid
+    wait_until(lambda: len(processes.descendants(pane.pid)) > 20, message="a forking agent")
+    fleet.pause("forker")
+    kids = processes.descendants(pane.pid)
+    running = [p for p in kids if processes.state(p) not in ("T", "t", "Z", "X", None)]
+    assert not running, f"processes still running after the pause: {running}"
+    count = len(kids)
+    start = time.monotonic()
+
+    def no_new_process_for_a_while() -> bool:
+        assert len(processes.descendants(pane.pid)) <= count, "a paused agent forked"
+        return time.monotonic() - start > 1.0
+
+    wait_until(no_new_process_for_a_while, message="1 s without a new process")
+    assert fleet.agent("forker").state == "paused"
+    fleet.resume("forker")
+    wait_until(lambda: len(processes.descendants(pane.pid)) > count, message="forking again after resume")
+

@@ -191,9 +191,10 @@ class Fleet(Repository):
         with self.locked():
             pid = self._live_pane(name).pid
             assert pid is not None  # (checked by _live_pane)
-            if processes.is_stopped(pid):
+            tree = processes.children_map()  # (one read of /proc for the check and the first walk)
+            if processes.is_stopped(pid, tree):
                 raise CockpitError(f"agent {name!r} is already paused")
-            stopped = processes.signal_tree(pid, signal.SIGSTOP)
+            stopped = processes.signal_tree(pid, signal.SIGSTOP, tree=tree)
             if not stopped:
                 raise CockpitError(f"agent {name!r} has no process to pause")
             self.events.append("paused", name, pids=stopped)
@@ -207,9 +208,10 @@ class Fleet(Repository):
         with self.locked():
             pid = self._live_pane(name).pid
             assert pid is not None  # (checked by _live_pane)
-            if not processes.is_stopped(pid) and self.record(name).state != "paused":
+            tree = processes.children_map()
+            if not processes.is_stopped(pid, tree) and self.record(name).state != "paused":
                 raise CockpitError(f"agent {name!r} is not paused")
-            processes.signal_tree(pid, signal.SIGCONT)
+            processes.signal_tree(pid, signal.SIGCONT, tree=tree)
             self.events.append("resumed", name)
 
     def end_session(self, name: str, grace: float = 3.0) -> None:

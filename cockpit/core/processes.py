@@ -71,11 +71,17 @@ def state(pid: int) -> str | None:
     return info[1] if info else None
 
 
-def signal_tree(pid: int, sig: int, rounds: int = 3) -> list[int]:
-    """Send ``sig`` to every descendant of ``pid``, walking the tree ``rounds`` times."""
+def signal_tree(pid: int, sig: int, rounds: int = 3, tree: dict[int, list[int]] | None = None) -> list[int]:
+    """Send ``sig`` to every descendant of ``pid``, walking the tree up to ``rounds`` times: a
+    walk that finds no process the walks before it did not ends it (each walk reads every
+    process in ``/proc``: a pause or resume used to make four of them, now two). ``tree``, a
+    :func:`children_map` just read, serves as the first walk."""
     signalled: list[int] = []
-    for _ in range(rounds):
-        for child in descendants(pid):
+    for walk in range(rounds):
+        found = descendants(pid, tree if walk == 0 else None)
+        if walk and all(child in signalled for child in found):
+            break  # nothing was forked before its parent got the signal: every process has it
+        for child in found:
             if child in signalled and sig != signal.SIGSTOP:
                 continue
             try:
