@@ -15,19 +15,41 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cockpit import cli_parser
-from cockpit.core.agent import short_count
-from cockpit.core.checklist import Checklist, ChecklistFailed, announce
 from cockpit.core.errors import CockpitError, NotFound, one_line
+
+if TYPE_CHECKING:
+    from cockpit.core.fleet import Fleet
 
 LS_LOCK_WAIT_S = 5.0
 """How long ``cockpit ls`` waits for the repository lock when an exit must be recorded or an
 interrupted operation finished (another process holding the lock is still busy with it)."""
 
-def _fleet(args: argparse.Namespace):
+FORWARDED = frozenset({"pause", "resume", "kill", "fail", "discard", "restore", "respawn", "logs", "wait",
+                       "archives", "diff"})
+"""Agent commands that run on the agent's host when the agent is remote (``attach`` goes through
+the Fleet: ``ssh -t`` there, planned as a local attach is)."""
+
+_kept: dict[str, Fleet] | None = None
+"""The fleets of a ``cockpit _remote`` process, by ``-C`` directory: a kept session (the TUI on
+another machine holds one per host) serves a request per key, and each request using the fleet
+the one before it used keeps the event log read incrementally and skips finding the repository
+again (a git process), as the TUI's own fleet does. None in every other process."""
+
+
+def _fleet(args: argparse.Namespace) -> Fleet:
     from cockpit.core.fleet import Fleet
-    return Fleet.discover(Path(args.directory) if args.directory else None)
+    if _kept is None or not args.directory:
+        fleet = Fleet.discover(Path(args.directory) if args.directory else None)
+    else:
+        fleet = _kept.get(args.directory)
+        if fleet is None:
+            fleet = _kept[args.directory] = Fleet.discover(Path(args.directory))
+        fleet.ownership_tracker.invalidate()  # (no file watcher tells it what changed: each request looks again)
+    fleet.ownership_tracker.paths_only = args.cmd == "ls"  # (ls shows no line counts: fewer git calls)
+    return fleet
 
 
 def _ago(iso: str | None) -> str:
@@ -42,6 +64,7 @@ def _ago(iso: str | None) -> str:
 
 
 def _print_table(agents) -> None:
+    from cockpit.core.agent import short_count
     from cockpit.core.ports import describe
     if not agents:
         print("no agents (start some with 'cockpit up' or 'cockpit spawn NAME --command CMD')")
@@ -161,17 +184,19 @@ def run(argv: list[str] | None = None) -> int:
 
     if command == "_remote":  # another machine's cockpit, over ssh (cockpit/cli_remote.py)
         from cockpit import cli_remote
+        global _kept
+        _kept = {}
         return cli_remote.main(sys.stdin.readline(), main)  # one JSON line (op serve: the first of many)
     fleet = _fleet(args)
-    from cockpit import cli_hosts
     if command == "hosts":
+        from cockpit import cli_hosts
         return cli_hosts.run_hosts(fleet, args)
-    if command in cli_hosts.FORWARDED:
-        from cockpit.core import hosts
+    if command in FORWARDED:
         from cockpit.core.spec import validate_name
         validate_name(args.name)
-        host = hosts.host_of(fleet, args.name)
+        host = fleet.host_of(args.name)  # (None with no [[host]] configured: no event log read for it)
         if host is not None:
+            from cockpit import cli_hosts
             return cli_hosts.forward(fleet, command, args, host)
     if command == "_observe":  # run when an agent exits (its wrapper, tmux's pane-died hook)
         if args.agent:
@@ -205,6 +230,7 @@ def run(argv: list[str] | None = None) -> int:
             print(f"spawned {agent.name} on host {host}: branch {agent.branch}, worktree {agent.worktree} (there)")
             print(f"  logs: cockpit logs {agent.name}   attach: cockpit attach {agent.name}")
             return 0
+        from cockpit.core.checklist import Checklist
         since = _log_end(fleet)
         agent = fleet.spawn(args.name, command=args.command, task=args.task, scope=args.scope, base=args.base)
         print("\n".join(Checklist(n=1).lines()))  # (a spawn is a batch of one)
@@ -217,6 +243,7 @@ def run(argv: list[str] | None = None) -> int:
         unknown = [n for n in wanted if n not in fleet.config.agents]
         remote = [n for n in wanted if n not in unknown and fleet.config.agents[n].host]
         local = [n for n in wanted if n not in remote]
+        from cockpit.core.checklist import Checklist, ChecklistFailed, announce
         try:
             on_hosts = None
             if remote:  # the hosts first: a failed one refuses the batch before anything starts
@@ -237,7 +264,10 @@ def run(argv: list[str] | None = None) -> int:
             print("\n".join(checklist.lines()), flush=True)
         for step in outcomes:
             print(step.describe(), file=sys.stderr if step.action == "error" else sys.stdout, flush=True)
-        remote_failed = cli_hosts.up_on_hosts(fleet, remote) if remote else False
+        remote_failed = False
+        if remote:
+            from cockpit import cli_hosts
+            remote_failed = cli_hosts.up_on_hosts(fleet, remote)
         failed = any(step.action == "error" for step in outcomes) or remote_failed
         if not args.no_tui:
             status = _open_tui(args, fleet, checklist.lines() if shown else None)
@@ -251,7 +281,6 @@ def run(argv: list[str] | None = None) -> int:
     elif command == "ls":
         # Waits (a few seconds at most) for the lock only when something needs recovering: an
         # exit hook that holds it for a moment must not leave a crashed operation half-shown.
-        fleet.ownership_tracker.paths_only = True  # (ls shows no line counts: fewer git calls)
         if fleet.config.hosts:  # the hosts are asked while this machine's agents are read
             from concurrent.futures import ThreadPoolExecutor
 
@@ -277,7 +306,10 @@ def run(argv: list[str] | None = None) -> int:
         fleet.resume(args.name)
         print(f"resumed {args.name}")
     elif command == "down":
-        remote = cli_hosts.fleet_on_hosts(fleet, ["down"]) if fleet.config.hosts else 0
+        remote = 0
+        if fleet.config.hosts:
+            from cockpit import cli_hosts
+            remote = cli_hosts.fleet_on_hosts(fleet, ["down"])
         since = _log_end(fleet)
         stopped = fleet.down()
         _warn_from_events(fleet, since)

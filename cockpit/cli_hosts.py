@@ -7,18 +7,12 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cockpit import __version__
 from cockpit.core.errors import CockpitError
 
-FORWARDED = {"pause", "resume", "kill", "fail", "discard", "restore", "respawn", "logs", "wait", "archives",
-             "diff"}
-"""Agent commands that run on the agent's host when the agent is remote (``attach`` goes through
-the Fleet: ``ssh -t`` there, planned as a local attach is)."""
 VENV = ".cockpit/venv"
 """Where ``cockpit hosts install`` puts cockpit on a host whose ``cockpit`` is the default."""
 
@@ -43,6 +37,7 @@ def run_hosts(fleet, args: argparse.Namespace) -> int:
     if not names:
         print(f"no hosts (add [[host]] tables to {fleet.layout.config.name}; see docs/hosts.md)")
         return 0
+    from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
         reports = list(pool.map(lambda n: hosts.probe(fleet, n), names))
     if args.json:
@@ -132,6 +127,7 @@ def install(fleet, name: str) -> int:
     if venv.rstrip("/") in ("", "~", "."):  # (an existing directory that is no venv: the host refuses it)
         raise CockpitError(f"host {name}: cockpit = {spec.cockpit!r} would make {venv!r} the virtualenv: give it "
                            "a directory of its own (e.g. ~/.cockpit/venv/bin/cockpit)")
+    import tempfile
     with tempfile.TemporaryDirectory(prefix="cockpit-wheels-") as tmp:
         house = Path(tmp)
         print(f"building wheels of cockpit {__version__} and its dependencies here ...")

@@ -131,3 +131,32 @@ def test_a_session_runs_in_a_repository_that_is_not_its_working_directory(tmp_pa
         assert session.send({"op": "run", "argv": ["ls", "--json"]})["stdout"] == "[]\n"
     finally:
         session.close()
+
+
+@pytest.mark.tmux
+def test_a_session_keeps_one_fleet_and_sees_what_others_did_between_requests(served: Served, repo: Path) -> None:
+    """The session serves every request with one fleet (the event log read on from where it
+    stopped, as the TUI's fleet reads it): what another process did between two requests shows in
+    the next answer, and an agent's files are looked at again on each ``ls`` (nothing here tells
+    the session's fleet that a worktree changed)."""
+    from cockpit.core.fleet import Fleet
+    fleet = Fleet(repo)
+
+    def listed() -> dict[str, dict]:
+        answer = served.send({"op": "run", "argv": ["ls", "--json"]})
+        assert answer["status"] == 0, answer
+        return {a["name"]: a for a in json.loads(answer["stdout"])}
+
+    assert listed() == {}
+    fleet.spawn("a1", command="sleep 600", scope=["src/**"])  # another cockpit, not the session
+    assert listed()["a1"]["out_of_scope"] == []
+    (repo / ".cockpit" / "worktrees" / "a1" / "outside.txt").write_text("out of scope\n")
+    assert listed()["a1"]["out_of_scope"] == ["outside.txt"]
+    assert served.send({"op": "run", "argv": ["pause", "a1"]})["status"] == 0
+    assert fleet.agent("a1").state == "paused"
+    fleet.resume("a1")  # behind the session's back: it must not say "already running" from memory
+    assert served.send({"op": "run", "argv": ["resume", "a1"]})["stderr"] == "cockpit: agent 'a1' is not paused\n"
+    fleet.discard("a1")
+    assert listed() == {}
+    assert served.send({"op": "run", "argv": ["pause", "a1"]})["stderr"] == \
+        "cockpit: no agent named 'a1' (see 'cockpit ls')\n"
