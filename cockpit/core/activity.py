@@ -35,7 +35,6 @@ No screen hashing, no history.
 from __future__ import annotations
 
 import os
-import platform
 import stat as stat_mod
 import time
 from collections.abc import Iterable, Sequence
@@ -65,7 +64,7 @@ TTY_READ_WCHANS = frozenset({"wait_woken", "n_tty_read"})
 _READ_SYSCALLS = {
     "x86_64": frozenset({0, 17, 19, 295, 327}),
     "aarch64": frozenset({63, 65, 67, 69, 286}),
-}.get(platform.machine())
+}.get(os.uname().machine)
 
 _HAS_CHILDREN_FILES = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -89,6 +88,7 @@ def bindable(port: int) -> bool:
     """Whether a server could listen on ``port`` now, on every address (IPv4 and, where the
     machine has it, IPv6). ``SO_REUSEADDR`` as servers set it: connections in TIME_WAIT from an
     earlier server do not make a port busy, a listening socket does."""
+    import socket  # (here: of every command that imports this module, only a spawn probes a port)
     for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
         try:
             probe = socket.socket(family, socket.SOCK_STREAM)

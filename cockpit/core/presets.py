@@ -22,6 +22,7 @@ counts.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,8 +34,12 @@ BOTTOM_LINES = 15
 class Prompt:
     """One screen pattern and why an agent showing it waits (``permission``, ``question``...)."""
 
-    pattern: re.Pattern[str]
+    source: str
     reason: str
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return compiled(self.source)
 
 
 @dataclass(frozen=True)
@@ -45,20 +50,32 @@ class Preset:
     name: str
     description: str
     prompts: tuple[Prompt, ...]
-    limits: tuple[re.Pattern[str], ...] = ()
+    limit_sources: tuple[str, ...] = ()
     hooks: bool = False
 
     @property
     def patterns(self) -> tuple[re.Pattern[str], ...]:
         return tuple(p.pattern for p in self.prompts)
 
+    @property
+    def limits(self) -> tuple[re.Pattern[str], ...]:
+        return tuple(compiled(source) for source in self.limit_sources)
+
+
+@functools.cache
+def compiled(source: str) -> re.Pattern[str]:
+    """``source`` compiled (case-insensitive) on its first use: every cockpit process imports the
+    presets, and only those that look at an agent's screen need their patterns (compiling them
+    all was ~3 ms of each command's start-up)."""
+    return re.compile(source, re.IGNORECASE)
+
 
 def _p(reason: str, *patterns: str) -> tuple[Prompt, ...]:
-    return tuple(Prompt(re.compile(p, re.IGNORECASE), reason) for p in patterns)
+    return tuple(Prompt(p, reason) for p in patterns)
 
 
-def _limits(*patterns: str) -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(p, re.IGNORECASE) for p in patterns)
+def _limits(*patterns: str) -> tuple[str, ...]:
+    return patterns
 
 
 PRESETS: dict[str, Preset] = {
