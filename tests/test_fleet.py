@@ -383,3 +383,16 @@ def test_pause_stops_an_agent_that_keeps_forking(fleet: Fleet) -> None:
     fleet.resume("forker")
     wait_until(lambda: len(processes.descendants(pane.pid)) > count, message="forking again after resume")
 
+
+def test_discard_keeps_a_branch_checked_out_elsewhere_and_says_where(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    """A branch the user checked out in a worktree of their own is not deleted: the discard says
+    where it is checked out, and the archive holds the agent's work all the same."""
+    spawn_sleeper(fleet, "kept")
+    (Path(fleet.agent("kept").worktree) / "work.txt").write_text("the agent's work\n")
+    mine = tmp_path / "mine"
+    git(repo, "worktree", "add", "--force", str(mine), "cockpit/kept")  # (--force: the agent has it too)
+    with pytest.raises(CockpitError, match=rf"branch 'cockpit/kept' is checked out at {mine}: not deleting it"):
+        fleet.discard("kept")
+    assert git(repo, "rev-parse", "--verify", "cockpit/kept")
+    assert "refs/cockpit/archive/kept/1" in git(repo, "for-each-ref", "--format=%(refname)", "refs/cockpit/archive")
+    assert git(repo, "show", "refs/cockpit/archive/kept/1:work.txt") == "the agent's work"

@@ -83,10 +83,10 @@ def write(repo: Repository, name: str, record: Record, op: str) -> str | None:
     at the next ``refs/cockpit/archive/<name>/<N>`` and record ``archived``. Returns the ref,
     or None if nothing exists. Caller holds the lock."""
     worktree = repo.layout.worktree(name)
-    ref = next_ref(repo, name)
     sandbox.before_archive(repo, name, record.branch)
     if worktree.is_dir():
         seen = preview(repo, name)
+        ref = seen.archive_ref  # (the next ref: the preview found it)
         sha = worktrees.snapshot(worktree, f"{SNAPSHOT_SUBJECT}{name} (attempt {record.attempt}, {op})\n\n"
                                            f"branch: {record.branch}\nbase: {record.base_sha}\n")
         worktrees.update_ref(repo.root, ref, sha)
@@ -95,6 +95,7 @@ def write(repo: Repository, name: str, record: Record, op: str) -> str | None:
         return ref
     tip = worktrees.ref_sha(repo.root, f"refs/heads/{record.branch}") if record.branch else None
     if tip:
+        ref = next_ref(repo, name)
         worktrees.update_ref(repo.root, ref, tip)
         repo.events.append("archived", name, ref=ref, sha=tip, branch=record.branch, base_sha=record.base_sha,
                            snapshot=False, note="worktree was missing: archived the branch's commits")

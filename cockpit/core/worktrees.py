@@ -192,6 +192,7 @@ def remove_worktree(root: Path, path: Path) -> None:
     if path.exists():
         try:
             run(root, "worktree", "remove", "--force", "--force", str(path))
+            return  # (its record went with it: nothing to prune)
         except GitError:
             # Not (or no longer) registered as a worktree: it is cockpit's directory, remove it.
             shutil.rmtree(path)
@@ -199,8 +200,17 @@ def remove_worktree(root: Path, path: Path) -> None:
 
 
 def delete_branch(root: Path, branch: str) -> None:
-    if branch_exists(root, branch):
+    """Delete ``branch`` if it exists. One checked out in a worktree is refused (git refuses it
+    too; asked only then, ``git worktree list`` says where)."""
+    if not branch_exists(root, branch):
+        return
+    try:
         run(root, "branch", "-D", branch)
+    except GitError:
+        at = branch_checked_out_at(root, branch)
+        if at is not None:
+            raise CockpitError(f"branch {branch!r} is checked out at {at}: not deleting it") from None
+        raise
 
 
 def snapshot(worktree: Path, message: str) -> str:
