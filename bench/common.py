@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,6 +99,20 @@ def cpu_seconds(pid: int | str = "self") -> float:
 
 
 PROJECT = Path(__file__).resolve().parent.parent
+
+
+STDLIB = ("argparse", "dataclasses", "json", "pathlib", "subprocess", "tomllib")
+"""The standard library every cockpit command is built on: its arguments, the engine's records
+(dataclasses), the event log and ``--json`` (json), paths, git and tmux (subprocess), cockpit.toml
+(tomllib). A Python program importing these and doing nothing else is the least a command can
+cost before it runs a single git or tmux process: :func:`stdlib_floor`."""
+
+
+def stdlib_floor() -> float:
+    """Seconds of ``python -c "import <STDLIB>"`` (this interpreter): a new process, as a command is."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", f"import {', '.join(STDLIB)}"], check=True, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - started
 
 
 def cockpit_cli(root: Path, socket: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import bench_fleet, cockpit_cli, summary
+from bench.common import STDLIB, bench_fleet, cockpit_cli, stdlib_floor, summary
 from bench.tui import spawn_quiet
 from cockpit.core.fleet import Fleet
 
@@ -146,11 +146,15 @@ def _idle_window(fleet: Fleet, agents: int, seconds: float) -> dict[str, float]:
     return shares
 
 
-def _floor(root: Path, socket: str) -> None:
+def _floor(root: Path, socket: str) -> float:
+    """Run the floor; return the seconds of its ``python -c pass``."""
+    started = time.perf_counter()
     subprocess.run([sys.executable, "-c", "pass"], check=True)
+    python = time.perf_counter() - started
     subprocess.run(["tmux", "-S", socket, "-f", "/dev/null", "list-panes", "-a"], check=True,
                    capture_output=True, stdin=subprocess.DEVNULL)
     subprocess.run(["git", "-C", str(root), "worktree", "list"], check=True, capture_output=True)
+    return python
 
 
 def bench_ls(counts: list[int], rounds: int) -> dict[str, object]:
@@ -161,9 +165,9 @@ def bench_ls(counts: list[int], rounds: int) -> dict[str, object]:
             spawn_quiet(fleet, n)
             root, socket = fleet.root, fleet.tmux.socket
             cockpit_cli(root, socket, "ls", "--json")  # warm-up: page cache, recovery of nothing
-            ours, floor, ratios = [], [], []
+            ours, floor, ratios, stdlib, least = [], [], [], [], []
             for i in range(rounds):
-                pair = []
+                pair = [("stdlib", stdlib_floor())]
                 for side in (("ours", "floor") if i % 2 == 0 else ("floor", "ours")):
                     started = time.perf_counter()
                     if side == "ours":
@@ -171,12 +175,17 @@ def bench_ls(counts: list[int], rounds: int) -> dict[str, object]:
                         if result.returncode != 0:
                             raise RuntimeError(f"cockpit ls --json: {result.stderr.strip()[-500:]}")
                     else:
-                        _floor(root, socket)
+                        pair.append(("floor_python", _floor(root, socket)))
                     pair.append((side, time.perf_counter() - started))
                 times = dict(pair)
                 ours.append(times["ours"])
                 floor.append(times["floor"])
                 ratios.append(times["ours"] / times["floor"])
-        results[str(n)] = {"agents": n, "seconds": {"ls_json": summary(ours), "floor": summary(floor)},
-                           "ratio": summary(ratios, 3)}
+                stdlib.append(times["stdlib"])
+                # the least ratio of a Python command that imports STDLIB, then runs the floor's git
+                # and tmux processes and nothing more (the floor's own interpreter start is in both)
+                least.append((times["stdlib"] + times["floor"] - times["floor_python"]) / times["floor"])
+        results[str(n)] = {"agents": n, "seconds": {"ls_json": summary(ours), "floor": summary(floor),
+                                                    "stdlib": summary(stdlib)},
+                           "ratio": summary(ratios, 3), "least_ratio": summary(least, 3), "stdlib": list(STDLIB)}
     return results
