@@ -32,7 +32,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from cockpit import __version__
 from cockpit.core.errors import CockpitError
@@ -217,8 +217,13 @@ def _serve_session(cli_main: Callable[[list[str]], int]) -> int:
     os.dup2(null, 1)
     answers.write(json.dumps({"ready": True, "version": __version__}).encode() + b"\n")
     answers.flush()
-    for line in requests:
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    # one pair of files for every request's output, emptied before each (two new files a request
+    # were ~0.15 ms of a key's ~5)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        for line in requests:
+            for file in (out, err):
+                file.seek(0)
+                file.truncate()
             sys.stdout.flush()
             sys.stderr.flush()
             saved_err = os.dup(2)
@@ -236,12 +241,19 @@ def _serve_session(cli_main: Callable[[list[str]], int]) -> int:
             err.seek(0)
             answer = {"status": status, "stdout": out.read().decode(errors="replace"),
                       "stderr": err.read().decode(errors="replace")}
-        try:
-            answers.write(json.dumps(answer).encode() + b"\n")
-            answers.flush()
-        except BrokenPipeError:
-            break
+            if not _answer(answers, answer):
+                break
     return 0
+
+
+def _answer(answers: BinaryIO, answer: dict[str, Any]) -> bool:
+    """Send one answer line; False once the other side has gone."""
+    try:
+        answers.write(json.dumps(answer).encode() + b"\n")
+        answers.flush()
+    except BrokenPipeError:
+        return False
+    return True
 
 
 def _one_request(line: str, cli_main: Callable[[list[str]], int]) -> int:
