@@ -281,7 +281,7 @@ def run(argv: list[str] | None = None) -> int:
     elif command == "ls":
         # Waits (a few seconds at most) for the lock only when something needs recovering: an
         # exit hook that holds it for a moment must not leave a crashed operation half-shown.
-        if fleet.config.hosts:  # the hosts are asked while this machine's agents are read
+        if _with_hosts(fleet):  # the hosts are asked while this machine's agents are read
             from concurrent.futures import ThreadPoolExecutor
 
             from cockpit.core import hosts
@@ -380,6 +380,20 @@ def run(argv: list[str] | None = None) -> int:
     elif command == "attach":
         return _attach(fleet, args.name)
     return 0
+
+
+def _with_hosts(fleet: Fleet) -> bool:
+    """Whether cockpit.toml configures hosts. One that cannot be read is said on stderr, and
+    ``ls`` lists what runs here: a typo made while agents run must not hide them."""
+    from cockpit.core.errors import ConfigError
+    try:
+        return bool(fleet.config.hosts)
+    except ConfigError as exc:
+        from cockpit.core.hosts import remote_agents
+        elsewhere = len(remote_agents(fleet))
+        print(f"cockpit: warning: {one_line(exc)} (listing the agents here"
+              + (f"; {elsewhere} on hosts are not listed without it)" if elsewhere else ")"), file=sys.stderr)
+        return False
 
 
 def _attach(fleet, name: str) -> int:

@@ -170,6 +170,24 @@ def test_malformed_toml(repo: Path) -> None:
     assert_clean_error(result, 1, "cockpit.toml:2: invalid TOML")
 
 
+def test_a_typo_in_cockpit_toml_leaves_the_running_agents_in_reach(repo: Path) -> None:
+    """cockpit.toml edited while agents run, with a typo: ls lists them (saying why it could not
+    read the file), and pause, resume, fail and discard work on them; what needs the file to
+    start something (up, spawn without --command) still refuses, in one line."""
+    assert cockpit(repo, "spawn", "b", "--command", sleeper("b")).returncode == 0
+    (repo / "cockpit.toml").write_text("[cockpit]\nbase = \n")
+    listed = cockpit(repo, "ls", "--json")
+    assert listed.returncode == 0 and [a["name"] for a in json.loads(listed.stdout)] == ["b"]
+    assert "cockpit.toml:2: invalid TOML" in listed.stderr and "listing the agents here" in listed.stderr
+    assert cockpit(repo, "pause", "b").returncode == 0
+    assert json.loads(cockpit(repo, "ls", "--json").stdout)[0]["state"] == "paused"
+    assert cockpit(repo, "resume", "b").returncode == 0
+    assert cockpit(repo, "fail", "b").returncode == 0
+    discarded = cockpit(repo, "discard", "b", "--yes")
+    assert discarded.returncode == 0 and "archived at refs/cockpit/archive/b/1" in discarded.stdout
+    assert_clean_error(cockpit(repo, "up", "--no-tui"), 1, "cockpit.toml:2: invalid TOML")
+
+
 def test_tmux_missing_or_too_old(repo: Path, tmp_path: Path) -> None:
     bindir = tmp_path / "bin"
     bindir.mkdir()

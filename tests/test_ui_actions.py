@@ -410,3 +410,22 @@ async def test_respawn_choices_differ_without_colour(fleet: Fleet, tmp_path: Pat
         await pilot.pause(0.2)
         assert "●" in row("keep: same worktree") and "●" not in row("fresh: archive")
         assert "X" in row("force (respawn")
+
+
+async def test_a_typo_in_cockpit_toml_does_not_take_the_agent_keys_away(fleet: Fleet, repo: Path,
+                                                                       tmp_path: Path) -> None:
+    """cockpit.toml edited while agents run, with a typo: the keys on an agent running here still
+    work (where it runs is in its record, not in the file), and the typo is said."""
+    fleet.spawn("busy", command=sleeper("busy"))
+    app = app_for(fleet, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await focus(pilot, app, "busy")
+        await wait_for(pilot, lambda: "busy 2" in tile_text(app, "busy"), message="busy's output")
+        (repo / "cockpit.toml").write_text("[cockpit]\nbase = \n")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: agent_state(app, "busy") == "paused", message="paused despite the typo")
+        assert all(s == "T" for s in tree_states(fleet, "busy"))
+        await pilot.press("p")
+        await wait_for(pilot, lambda: agent_state(app, "busy") == "running", message="resumed despite the typo")
+        await wait_for(pilot, lambda: any("cockpit.toml:2: invalid TOML" in r for r in app.reported),
+                       message="the typo said")
