@@ -46,7 +46,7 @@ from cockpit.core.checklist import Checklist
 from cockpit.core.crash import crash_point
 from cockpit.core.diff import AgentDiff, agent_diff
 from cockpit.core.diff import base_moved as diff_base_moved
-from cockpit.core.errors import CockpitError, ConfigError, NotFound
+from cockpit.core.errors import CockpitError, NotFound
 from cockpit.core.layout import archive_ref, branch_for
 from cockpit.core.ownership import OwnershipTracker, record_new
 from cockpit.core.repository import Repository
@@ -105,15 +105,7 @@ class Fleet(Repository):
         """The [[host]] agent ``name`` runs on; None for this machine (and with no hosts configured).
         A cockpit.toml that cannot be read says nothing about an agent running here: its record
         does (a typo made while agents run must not take pause, kill or discard away)."""
-        try:
-            if not self.config.hosts:
-                return None
-        except ConfigError:
-            record = self.history().records.get(name)
-            if record is not None and not record.discarded:
-                return None
-            raise
-        return hosts.host_of(self, name)
+        return hosts.host_of(self, name) if hosts.configured(self) else None
 
     # -- spawn, up ------------------------------------------------------------------------------------
     def resolve_spec(self, name: str, command: str | None = None, task: str | None = None,

@@ -21,7 +21,7 @@ from typing import Any
 
 from cockpit.core import watch, worktrees
 from cockpit.core.agent import Agent, name_order
-from cockpit.core.errors import CockpitError, NotFound
+from cockpit.core.errors import CockpitError, ConfigError, NotFound
 from cockpit.core.host_table import HostSpec
 from cockpit.core.repository import Repository
 from cockpit.core.spec import AgentSpec, validate_name
@@ -68,6 +68,16 @@ def _write(repo: Repository, data: dict[str, Any]) -> None:
 def remote_agents(repo: Repository) -> dict[str, str]:
     """Agent name -> host name of every agent spawned on a host from this repository."""
     return {name: host for name, host in _read(repo)["agents"].items() if isinstance(host, str)}
+
+
+def configured(repo: Repository) -> bool:
+    """Whether cockpit.toml has ``[[host]]`` tables; True when it cannot be read: then
+    :func:`host_of` answers from the agent's record first, and only for an agent not spawned yet
+    does the file's error reach the user."""
+    try:
+        return bool(repo.config.hosts)
+    except ConfigError:
+        return True
 
 
 def host_of(repo: Repository, name: str) -> str | None:
