@@ -218,6 +218,8 @@ async def test_every_agent_key_acts_on_the_highlighted_row(fleet: Fleet, tmp_pat
         await pilot.press("p")
         await wait_for(pilot, lambda: fleet.agent("two").state == "paused", message="two paused")
         assert fleet.agent("one").state == "running"
+        # p resumes what the row shows paused: until the app has seen the pause, p pauses again
+        await wait_for(pilot, lambda: app.tile("two").agent.process == "paused", message="the row says paused")
         await pilot.press("p")
         await wait_for(pilot, lambda: fleet.agent("two").state == "running", message="two resumed")
 
