@@ -127,11 +127,19 @@ def _spawn(path: Path, request: dict[str, Any]) -> dict[str, Any]:
     values = request.get("pass_values") or {}
     if not isinstance(values, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in values.items()):
         raise CockpitError("pass_values must map names to strings")
+    saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)  # this process only: the spawn reads pass_env from its environment
-    spec = AgentSpec.from_toml(dict(request["spec"]))
-    fleet = Fleet.discover(path)
-    agent = fleet.spawn(str(request["name"]), spec=spec, base=str(request["base"]))
-    return agent.to_json()
+    try:
+        spec = AgentSpec.from_toml(dict(request["spec"]))
+        fleet = Fleet.discover(path)
+        agent = fleet.spawn(str(request["name"]), spec=spec, base=str(request["base"]))
+        return agent.to_json()
+    finally:  # the values are for this spawn only (a kept session serves more requests)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def main(stdin: str, cli_main: Callable[[list[str]], int]) -> int:
@@ -260,7 +268,6 @@ def _one_request(line: str, cli_main: Callable[[list[str]], int]) -> int:
     """One request of a kept session, with the exit status a one-shot would have had: an error is
     its answer (one line, as the CLI prints it), never the end of the session."""
     from cockpit.core.errors import one_line
-    saved = dict(os.environ)
     try:
         request = json.loads(line)
         if isinstance(request, dict) and request.get("op") in ("serve", "follow"):
@@ -277,10 +284,6 @@ def _one_request(line: str, cli_main: Callable[[list[str]], int]) -> int:
     except Exception as exc:  # noqa: BLE001 - a bug: the answer says so, the session goes on
         print(f"cockpit: internal error: {one_line(exc)}", file=sys.stderr)
         return 1
-    finally:
-        if os.environ != saved:  # a spawn's pass_env values are for that spawn only
-            os.environ.clear()
-            os.environ.update(saved)
 
 
 def _status(path: Path, name: str) -> int:
