@@ -170,6 +170,10 @@ def test_wait_times_out_with_exit_1(fleet: Fleet, repo: Path) -> None:
     result = cockpit(repo, "wait", "busy", "--for", "idle", "--timeout", "1.5")
     assert result.returncode == 1 and "timed out after 1.5s" in result.stderr
     assert time.monotonic() - started >= 1.5
+    assert "(it is working)" in result.stderr  # what it does instead
+    fleet.pause("busy")
+    paused = cockpit(repo, "wait", "busy", "--for", "idle", "--timeout", "0.5")
+    assert paused.returncode == 1 and "(it is paused: 'cockpit resume' it first)" in paused.stderr
 
 
 def test_wait_for_exited_and_unreachable_targets(fleet: Fleet, repo: Path) -> None:

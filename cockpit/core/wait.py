@@ -63,6 +63,17 @@ def wait_for(repo: Repository, name: str, target: str, timeout: float | None = N
     deadline = None if timeout is None else time.monotonic() + timeout
     while not check(repo, name, target):
         if deadline is not None and time.monotonic() >= deadline:
-            raise TimedOut(f"timed out after {timeout:g}s waiting for {name} to be {target}")
+            raise TimedOut(f"timed out after {timeout:g}s waiting for {name} to be {target} ({_now(repo, name)})")
         pause = poll if deadline is None else min(poll, max(0.0, deadline - time.monotonic()))
         time.sleep(pause)
+
+
+def _now(repo: Repository, name: str) -> str:
+    """What ``name`` is doing, for a timeout's message (a paused agent never gets idle or to its
+    prompt until someone resumes it: say so rather than leave the user guessing)."""
+    agent = next((a for a in roster.agents(repo, observe=False) if a.name == name), None)
+    if agent is None:
+        return "it no longer exists"
+    if agent.state == "paused":
+        return "it is paused: 'cockpit resume' it first"
+    return f"it is {agent.activity or agent.state}"
