@@ -183,11 +183,7 @@ def test_radar_a_host_that_never_answers_does_not_hold_the_watchers_tick(repo: P
             time.sleep(0.1)  # (the watcher's tick)
     finally:
         silent.close()  # the host goes away: ssh fails, and the round finishes without it
-    done = None
-    deadline = time.monotonic() + 30
-    while done is None and time.monotonic() < deadline:
-        done = round_.step(radar.BUDGET_S)
-        time.sleep(0.05)
+    done = wait_until(lambda: round_.step(radar.BUDGET_S), 30, message="the round to finish without the host")
     # Not a speed check: the host never answers while `silent` is open, so a step that waited for it
     # would last for as long as the host stays silent; 5 s leaves room for a loaded machine.
     assert max(steps) < 5, steps
