@@ -360,6 +360,40 @@ def test_a_paused_agent_with_a_zombie_child_is_still_paused(fleet: Fleet) -> Non
     assert fleet.agent("z").state == "running"
 
 
+def _cpu_ticks(pids: list[int]) -> int:
+    """The CPU time (user + system, in clock ticks) the live processes of ``pids`` have used."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # (fields 14 and 15 of proc(5): utime, stime)
+    return total
+
+
+def test_a_stop_not_yet_acted_on_counts_as_stopped() -> None:
+    """``stop_pending`` reads the kernel's pending signals: a stopped process sent SIGSTOP again
+    holds it pending (as a process still on its way to stopping does), and SIGCONT clears it."""
+    import signal
+    import subprocess
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        assert not processes.stop_pending(proc.pid)
+        os.kill(proc.pid, signal.SIGSTOP)
+        wait_until(lambda: processes.state(proc.pid) == "T", message="sleep stopped")
+        assert not processes.stop_pending(proc.pid)  # (acted on: it stopped)
+        os.kill(proc.pid, signal.SIGSTOP)
+        wait_until(lambda: processes.stop_pending(proc.pid), message="the second SIGSTOP pending")
+        os.kill(proc.pid, signal.SIGCONT)
+        wait_until(lambda: processes.state(proc.pid) in ("S", "R"), message="sleep running again")
+        assert not processes.stop_pending(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not processes.stop_pending(proc.pid)  # (gone)
+
+
 def test_pause_stops_an_agent_that_keeps_forking(fleet: Fleet) -> None:
     """A pause walks the tree until a walk finds no process the walks before it missed: children
     forked while it signals are stopped too, and none runs on (a build forks all the time)."""
@@ -369,9 +403,15 @@ def test_pause_stops_an_agent_that_keeps_forking(fleet: Fleet) -> None:
     wait_until(lambda: len(processes.descendants(pane.pid)) > 20, message="a forking agent")
     fleet.pause("forker")
     kids = processes.descendants(pane.pid)
-    running = [p for p in kids if processes.state(p) not in ("T", "t", "Z", "X", None)]
-    assert not running, f"processes still running after the pause: {running}"
+    # Just signalled, a process may still show R until it is scheduled, or D while it waits in
+    # the kernel for a vforked child that was stopped before its exec: it has the stop pending.
+    running = [(p, processes.state(p)) for p in kids if processes.state(p) not in ("T", "t", "Z", "X", None)
+               and not processes.stop_pending(p)]
+    assert not running, f"processes neither stopped nor stopping after the pause: {running}"
     count = len(kids)
+    wait_until(lambda: all(processes.state(p) in ("T", "t", "D", "Z", "X", None) for p in kids),
+               message="every process stopped, or blocked in the kernel with the stop pending")
+    used = _cpu_ticks(kids)
     start = time.monotonic()
 
     def no_new_process_for_a_while() -> bool:
@@ -379,6 +419,8 @@ def test_pause_stops_an_agent_that_keeps_forking(fleet: Fleet) -> None:
         return time.monotonic() - start > 1.0
 
     wait_until(no_new_process_for_a_while, message="1 s without a new process")
+    # Over that second, none of its processes ran: the loop alone uses CPU all the time.
+    assert _cpu_ticks(kids) == used, "a process of the paused agent used CPU"
     assert fleet.agent("forker").state == "paused"
     fleet.resume("forker")
     wait_until(lambda: len(processes.descendants(pane.pid)) > count, message="forking again after resume")

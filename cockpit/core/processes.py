@@ -93,14 +93,37 @@ def signal_tree(pid: int, sig: int, rounds: int = 3, tree: dict[int, list[int]] 
     return signalled
 
 
+_STOP_BIT = 1 << (signal.SIGSTOP - 1)
+
+
+def stop_pending(pid: int) -> bool:
+    """True when ``pid`` has a SIGSTOP it has not acted on yet: it will stop before it runs another
+    instruction of its own. A process just signalled still shows running until the scheduler gets
+    to it; one blocked in the kernel (``D``) shows that until it leaves the kernel, which for the
+    parent of a ``vfork`` (``/bin/sh`` is dash here, and it vforks) is when its stopped child
+    goes on: never, while the agent is paused."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        if line.startswith((b"SigPnd:", b"ShdPnd:")) and int(line.split()[1], 16) & _STOP_BIT:
+            return True
+    return False
+
+
 def is_stopped(pid: int, tree: dict[int, list[int]] | None = None) -> bool:
-    """True when the agent under pane shell ``pid`` has descendants and all of them are stopped."""
+    """True when the agent under pane shell ``pid`` has descendants and none of them can run:
+    each is stopped, or has a stop signal pending (:func:`stop_pending`)."""
     kids = descendants(pid, tree)
-    states = [state(child) for child in kids]
+    states = [(child, state(child)) for child in kids]
     # A child that ended just as its parent was stopped stays a zombie until the parent runs
     # again: it is no process of the agent's that could be running.
-    states = [s for s in states if s is not None and s not in ("Z", "X")]
-    return bool(states) and all(s in ("T", "t") for s in states)
+    states = [(child, s) for child, s in states if s is not None and s not in ("Z", "X")]
+    if not any(s in ("T", "t") for _, s in states):
+        return False  # (a running agent: no /proc/PID/status is read)
+    return all(s in ("T", "t") or stop_pending(child) for child, s in states)
 
 
 def carrying(variables: dict[str, str]) -> list[int]:
