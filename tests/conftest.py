@@ -176,6 +176,13 @@ def fleet(repo: Path) -> Fleet:
     return Fleet(repo)
 
 
+def watcher_noticed(fleet: Fleet, name: str) -> None:
+    """Wait for the fleet's watcher to record agent ``name``'s first activity: it does so on its
+    own schedule, so a test that checks nothing new is recorded must let it have its say first."""
+    wait_until(lambda: any(e.type == "activity" and e.agent == name for e in fleet.events.all()),
+               message=f"the watcher's first activity event of {name}")
+
+
 def sleeper(tag: str = "alive") -> str:
     """An agent command that prints a line every 0.1 s forever."""
     return (f"{PY} -u -c \"import time,itertools\n"

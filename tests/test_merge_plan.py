@@ -14,7 +14,7 @@ from cockpit.core.agent import Agent
 from cockpit.core.fleet import Fleet
 from cockpit.core.merge_plan import plan_merge
 from cockpit.core.queue import MergeQueue, enqueue
-from conftest import PY, git, wait_until
+from conftest import PY, git, wait_until, watcher_noticed
 
 pytestmark = pytest.mark.tmux
 
@@ -47,6 +47,7 @@ def test_a_failed_agent_with_a_merge_state_still_needs_attention() -> None:
 
 def test_plan_refuses_an_agent_with_nothing_committed_and_changes_nothing(fleet: Fleet, repo: Path) -> None:
     fleet.spawn("idle", command="sleep 3600")
+    watcher_noticed(fleet, "idle")  # (its event is the watcher's, not the plan's)
     events = fleet.layout.events.read_bytes()
     plan = plan_merge(fleet, "idle")
     assert plan.refusal == "nothing to merge: nothing committed on its branch"

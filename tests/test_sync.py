@@ -10,6 +10,7 @@ import pytest
 from cockpit.core import worktrees
 from cockpit.core.fleet import Fleet
 from cockpit.ui.sync import FleetSync
+from conftest import watcher_noticed
 
 pytestmark = pytest.mark.tmux
 
@@ -55,6 +56,7 @@ def _backdate(sync: FleetSync, name: str, ago: float) -> None:
 def test_while_a_log_floods_agents_and_diffs_are_read_less_often(fleet: Fleet) -> None:
     from cockpit.ui.sync import SLOW_FACTOR
     fleet.spawn("a", command="sleep 600")
+    watcher_noticed(fleet, "a")  # (an event of the watcher's is read at once, flood or not)
     sync = FleetSync(fleet, poll_interval=1.0, diff_interval=1.0)
     sync.poll(set())
     sync.poll(set(), force=True)  # agents and diffs read
@@ -75,6 +77,8 @@ def test_while_a_log_floods_agents_and_diffs_are_read_less_often(fleet: Fleet) -
 def test_an_idle_fleet_costs_no_git_and_no_re_read_until_something_changes(fleet: Fleet, monkeypatch) -> None:
     fleet.spawn("a", command="sleep 600")
     fleet.spawn("b", command="sleep 600")
+    for name in ("a", "b"):
+        watcher_noticed(fleet, name)  # (an event of the watcher's would be read: not an idle fleet yet)
     sync = FleetSync(fleet, poll_interval=0, diff_interval=0)
     sync.poll(set())
     assert sync.poll(set(), force=True).diffs is not None
