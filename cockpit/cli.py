@@ -389,8 +389,11 @@ def _with_hosts(fleet: Fleet) -> bool:
     try:
         return bool(fleet.config.hosts)
     except ConfigError as exc:
-        from cockpit.core.hosts import remote_agents
-        elsewhere = len(remote_agents(fleet))
+        from cockpit.core.hosts import RegistryDamaged, remote_agents
+        try:
+            elsewhere = len(remote_agents(fleet))
+        except RegistryDamaged:
+            elsewhere = 0  # (the agents on hosts are not listed either way)
         print(f"cockpit: warning: {one_line(exc)} (listing the agents here"
               + (f"; {elsewhere} on hosts are not listed without it)" if elsewhere else ")"), file=sys.stderr)
         return False

@@ -197,7 +197,12 @@ def fleet_on_hosts(fleet, argv: list[str], header: bool = True) -> int:
     from cockpit.core import hosts
     from cockpit.core.transport import HostUnreachable
     status = 0
-    for host in sorted(set(hosts.remote_agents(fleet).values())):
+    try:
+        spawned = hosts.remote_agents(fleet)
+    except hosts.RegistryDamaged as exc:
+        print(f"cockpit: {exc} (agents on hosts: not stopped)", file=sys.stderr)
+        return 1
+    for host in sorted(set(spawned.values())):
         if host not in fleet.config.hosts:
             continue
         if header:

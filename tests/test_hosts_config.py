@@ -115,3 +115,34 @@ def test_the_cli_refuses_an_unknown_host_in_one_line_and_changes_nothing(repo: P
     install = run("hosts", "install")
     assert install.returncode == 1 and "name the host" in install.stderr
     assert not (repo / ".cockpit" / "hosts.json").exists() and not (repo / ".cockpit" / "events.jsonl").exists()
+
+
+@pytest.mark.tmux
+def test_a_damaged_hosts_registry_is_said_kept_as_it_is_and_never_taken_for_empty(repo: Path) -> None:
+    """``.cockpit/hosts.json`` is the one record here of which host each remote agent runs on:
+    damaged, it was read as empty and the next spawn or unreachable host wrote over it, and every
+    agent on a host vanished from ``ls`` for good, without a word."""
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cockpit", "-C", str(repo), *args], capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, timeout=60)
+    (repo / "cockpit.toml").write_text('[[host]]\nname = "big"\nssh = "nowhere.invalid"\nrepo = "~/r"\n')
+    assert run("spawn", "here", "--command", "sleep 600").returncode == 0
+    registry = repo / ".cockpit" / "hosts.json"
+    damaged = b'{"agents": {"api": "big", "web": "big"}, "unreachable": {\n'  # (cut short)
+    registry.write_bytes(damaged)
+
+    listed = run("ls")
+    assert listed.returncode == 0 and "here" in listed.stdout
+    assert f"{registry} is damaged (not JSON" in listed.stderr and "agents on hosts are not listed" in listed.stderr
+    spawn = run("spawn", "db", "--command", "true", "--host", "big")  # would record it: refused, before any ssh
+    assert spawn.returncode == 1 and spawn.stderr.count("\n") == 1
+    assert spawn.stderr.startswith(f"cockpit: {registry} is damaged") and "unreachable" not in spawn.stderr
+    assert run("pause", "here").returncode == 0 and run("resume", "here").returncode == 0  # this machine's agents
+    down = run("down")
+    assert down.returncode == 1 and "killed here" in down.stdout
+    assert "agents on hosts: not stopped" in down.stderr
+    assert registry.read_bytes() == damaged  # left as it was, for the user to repair
+    assert not (repo / ".cockpit" / "agents" / "db").exists()

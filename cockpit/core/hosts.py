@@ -47,14 +47,30 @@ def _registry_path(repo: Repository) -> Path:
     return repo.layout.home / "hosts.json"
 
 
+class RegistryDamaged(CockpitError):
+    """``.cockpit/hosts.json`` cannot be read. It is the one record here of which agents run on
+    which host, so cockpit neither writes over it nor acts as if it were empty: what needs it
+    refuses, ``ls`` says so and lists this machine's agents."""
+
+
 def _read(repo: Repository) -> dict[str, Any]:
+    """The registry; none yet is an empty one. Raises :class:`RegistryDamaged`."""
+    path = _registry_path(repo)
     try:
-        data = json.loads(_registry_path(repo).read_text())
-    except (OSError, ValueError):
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
         return {"agents": {}, "unreachable": {}}
-    if not isinstance(data, dict):
-        return {"agents": {}, "unreachable": {}}
-    return {"agents": dict(data.get("agents") or {}), "unreachable": dict(data.get("unreachable") or {})}
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    except ValueError as exc:  # (not JSON, or not UTF-8)
+        problem = f"not JSON: {exc}"
+    else:
+        if isinstance(data, dict) and all(isinstance(data.get(k) or {}, dict) for k in ("agents", "unreachable")):
+            return {"agents": dict(data.get("agents") or {}), "unreachable": dict(data.get("unreachable") or {})}
+        problem = 'expected {"agents": {NAME: HOST}, "unreachable": {HOST: SINCE}}'
+    raise RegistryDamaged(f"{path} is damaged ({problem}): it records which host each remote agent runs on. "
+                          "Repair it, or move it away to forget those agents here (they keep running on their "
+                          "hosts); cockpit left it as it is")
 
 
 def _write(repo: Repository, data: dict[str, Any]) -> None:
@@ -66,7 +82,8 @@ def _write(repo: Repository, data: dict[str, Any]) -> None:
 
 
 def remote_agents(repo: Repository) -> dict[str, str]:
-    """Agent name -> host name of every agent spawned on a host from this repository."""
+    """Agent name -> host name of every agent spawned on a host from this repository. Raises
+    :class:`RegistryDamaged`."""
     return {name: host for name, host in _read(repo)["agents"].items() if isinstance(host, str)}
 
 
@@ -94,9 +111,13 @@ def host_of(repo: Repository, name: str) -> str | None:
 
 
 def mark_reachable(repo: Repository, host: str, reachable: bool) -> str | None:
-    """Record that ``host`` answered (or not); the ISO time since when it has been unreachable."""
+    """Record that ``host`` answered (or not); the ISO time since when it has been unreachable
+    (None, and nothing recorded, while the registry is damaged: whoever reads it says so)."""
     with repo.locked():
-        data = _read(repo)
+        try:
+            data = _read(repo)
+        except RegistryDamaged:
+            return None
         since = data["unreachable"].get(host)
         if reachable and since is None:
             return None
@@ -311,7 +332,10 @@ def all_agents(repo: Repository, local: list[Agent]) -> tuple[list[Agent], list[
     """``local`` and the agents of every host this repository spawned on, asked in parallel.
     An unreachable host's agents are ``unknown`` (never ``killed``); a host that answers with an
     error is a warning. Returns the agents (by name) and the warnings."""
-    spawned = remote_agents(repo)
+    try:
+        spawned = remote_agents(repo)
+    except RegistryDamaged as exc:
+        return [replace(a, host=None) for a in local], [f"{exc} (agents on hosts are not listed)"]
     hosts = sorted({host for host in spawned.values() if host in repo.config.hosts})
     warnings: list[str] = [f"{name}: host {host} is no longer in {repo.layout.config.name}"
                            for name, host in sorted(spawned.items()) if host not in repo.config.hosts]

@@ -33,7 +33,7 @@ from typing import Any
 from cockpit.core import lock, radar, worktrees
 from cockpit.core.agent import Agent, name_order
 from cockpit.core.errors import CockpitError
-from cockpit.core.hosts import BASE_PREFIX, git_env, mark_reachable, remote_agents, transport
+from cockpit.core.hosts import BASE_PREFIX, RegistryDamaged, git_env, mark_reachable, remote_agents, transport
 from cockpit.core.repository import Repository
 from cockpit.core.spec import validate_name
 from cockpit.core.transport import HostUnreachable, last_line
@@ -151,7 +151,10 @@ class HostSnapshots:
         self.asking: dict[str, Future[radar.HostAnswer]] = {}
 
     def __call__(self) -> dict[str, Future[radar.HostAnswer]]:
-        hosts = sorted({h for h in remote_agents(self.repo).values() if h in self.repo.config.hosts})
+        try:
+            hosts = sorted({h for h in remote_agents(self.repo).values() if h in self.repo.config.hosts})
+        except RegistryDamaged:
+            return {}  # (ls and the TUI say so; the radar covers this machine's agents meanwhile)
         for host in hosts:
             previous = self.asking.get(host)
             if previous is None or previous.done():
