@@ -412,6 +412,25 @@ async def test_respawn_choices_differ_without_colour(fleet: Fleet, tmp_path: Pat
         assert "X" in row("force (respawn")
 
 
+async def test_a_typo_in_cockpit_toml_at_start_is_said_once(fleet: Fleet, repo: Path, tmp_path: Path) -> None:
+    """The TUI reads cockpit.toml for its theme and keys, and every poll reads it again: a typo
+    found at start was said twice, once as a warning and once as an error."""
+    fleet.spawn("busy", command="sleep 600")
+    (repo / "cockpit.toml").write_text("[cockpit]\nbase = \n")
+    app = app_for(fleet, tmp_path)
+    said: list[str] = []
+    notify = app.notify
+
+    def counting(message, **kwargs):  # type: ignore[no-untyped-def]
+        said.append(str(message))
+        return notify(message, **kwargs)
+
+    app.notify = counting  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.polls >= 4, message="four polls")
+    assert [m for m in said if "cockpit.toml:2: invalid TOML" in m] == [said[0]], said
+
+
 async def test_a_typo_in_cockpit_toml_does_not_take_the_agent_keys_away(fleet: Fleet, repo: Path,
                                                                        tmp_path: Path) -> None:
     """cockpit.toml edited while agents run, with a typo: the keys on an agent running here still

@@ -169,6 +169,7 @@ class CockpitApp(Arrangement, AgentActions, App[int]):
         transport.keep_sessions()  # keys on remote agents: one round trip, not a cockpit start there
         for problem in self.problems:
             self.notify(problem, severity="warning", timeout=10)
+            self.reported.append(problem)  # (a broken cockpit.toml is also every poll's error: said once)
         for notice in self.notices:
             self.notify(notice, title="before this batch", timeout=12)
         self.live.start()
