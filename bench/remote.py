@@ -3,7 +3,8 @@ run so a busy moment of the shared machine hits them alike (issue 18, "Speed").
 
 - keys: a line typed into ``cockpit attach`` of a remote agent (``ssh -t`` over the shared
   connection, tmux attach there; the terminal here is a pty) until the agent's own process has
-  read it (it appends the line and ``time.time()`` to a file); and the TUI's pause/resume of a
+  read it (it appends the line and ``time.time()`` to a file), against the same line typed into
+  ``cockpit attach`` of a local agent (tmux's own path: the baseline); and the TUI's pause/resume of a
   remote agent (``Fleet.pause``/``resume``, what the ``p`` key runs) until the agent's process
   is stopped/running again (its state in ``/proc``, polled every millisecond): over the kept
   session the TUI holds to each host, as a one-shot request (what a key cost before the kept
@@ -53,17 +54,22 @@ while True:
 """
 
 
+PAUSES_PER_ROUND = 3
+"""Pauses and resumes of each kind per round (a round's keys are many; these were one: n was 10)."""
+
+
 def _state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
 
 
 def _until_state(pid: int, stopped: bool, deadline: float = 30.0) -> float:
-    """The time at which ``pid`` is first seen stopped (``T``) or not, polled every ms."""
+    """The time at which ``pid`` is first seen stopped (``T``) or not, polled every 0.2 ms (a
+    millisecond was as much as the differences measured)."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
         if (_state(pid) == "T") == stopped:
             return time.time()
-        time.sleep(0.001)
+        time.sleep(0.0002)
     raise TimeoutError(f"pid {pid} never {'stopped' if stopped else 'ran again'}")
 
 
@@ -164,7 +170,8 @@ def bench_remote(rounds: int, keys: int, log_rounds: int, log_seconds: float) ->
         os.environ.pop("TMUX", None)
         fleet = Fleet(repo)
         link = Transport(HostSpec("big", "big", "~/repo", f"~/{VENV}/bin/cockpit", str(lab.config)))
-        times: dict[str, list[float]] = {"round_trip": [], "ssh_true": [], "attach_key": [], "pause": [],
+        times: dict[str, list[float]] = {"round_trip": [], "ssh_true": [], "attach_key": [], "local_attach_key": [],
+                                         "pause": [],
                                          "resume": [], "pause_call": [], "resume_call": [], "remote_python": [],
                                          "remote_cockpit_version": [], "one_shot_pause": [], "one_shot_resume": [],
                                          "local_pause": [], "local_resume": [], "one_shot_pause_call": [],
@@ -181,22 +188,28 @@ def bench_remote(rounds: int, keys: int, log_rounds: int, log_seconds: float) ->
         local_pid = int(Path(f"{local_keys}.pid").read_text())
         echo = Echo(link.argv(["cat"]))
         terminal = AttachedTerminal(remote.attach_argv(fleet, "rkey", "big"))
+        # the baseline: the same keys typed into `cockpit attach` of the local agent (tmux attach here)
+        local_terminal = AttachedTerminal(fleet.attach_plan("lkey", {k: v for k, v in os.environ.items()
+                                                                     if k != "TMUX"}).argv)
         try:
             wait_until(lambda: b"KEY-AGENT-READY" in terminal.screen, 30, message="the attached remote screen")
+            wait_until(lambda: b"KEY-AGENT-READY" in local_terminal.screen, 30, message="the attached local screen")
             seen = 0
             for r in range(rounds):
                 for k in range(keys):
                     times["round_trip"].append(echo.round_trip())
                     marker = f"k{r}-{k}"
-                    typed = terminal.type(marker + "\r")
                     seen += 1
+                    for screen, file, label in ((terminal, keys_file, "attach_key"),
+                                                (local_terminal, local_keys, "local_attach_key")):
+                        typed = screen.type(marker + "\r")
 
-                    def arrived(count: int = seen) -> bool:
-                        return keys_file.exists() and len(keys_file.read_text().splitlines()) >= count
-                    wait_until(arrived, 30, interval=0.002, message=f"key {marker} on the host")
-                    last = keys_file.read_text().splitlines()[-1].split()
-                    assert last[0] == marker, last
-                    times["attach_key"].append(float(last[1]) - typed)
+                        def arrived(count: int = seen, file: Path = file) -> bool:
+                            return file.exists() and len(file.read_text().splitlines()) >= count
+                        wait_until(arrived, 30, interval=0.002, message=f"key {marker} read ({label})")
+                        last = file.read_text().splitlines()[-1].split()
+                        assert last[0] == marker, last
+                        times[label].append(float(last[1]) - typed)
                 # the TUI's keys as a one-shot request each (no kept session: what they cost
                 # before); over the kept session (warm, as the TUI's polls keep it); on a local agent
                 transport.close_sessions()
@@ -205,13 +218,15 @@ def bench_remote(rounds: int, keys: int, log_rounds: int, log_seconds: float) ->
                     if label == "":
                         transport.keep_sessions()
                         remote.host_agents(fleet, "big")  # the TUI's poll of the host: the session is up
-                    for op, stopped in (("pause", True), ("resume", False)):
-                        times[f"{label}{op}"].append(_key(fleet, op, target, agent_pid, stopped, times, label))
+                    for _ in range(PAUSES_PER_ROUND):
+                        for op, stopped in (("pause", True), ("resume", False)):
+                            times[f"{label}{op}"].append(_key(fleet, op, target, agent_pid, stopped, times, label))
                 times["ssh_true"].append(_timed(link.argv(["true"])))
                 times["remote_python"].append(_timed(link.argv([python, "-c", "pass"])))
                 times["remote_cockpit_version"].append(_timed(link.cockpit_argv("--version")))
         finally:
             terminal.close()
+            local_terminal.close()
             echo.close()
         transport.close_sessions()
         fleet.kill("rkey")
@@ -296,6 +311,12 @@ def remote_rows(r: dict) -> list[str]:
     rows = [f"| remote agent: a line typed into `cockpit attach` (ssh -t, tmux attach there) until the agent "
             f"read it | {fig(key)}; one round trip {fig(rtt)} | ≤ one round trip | "
             f"{verdict(key['p50'], rtt['p50'])} |"]
+    here = ms.get("local_attach_key")
+    if here:  # (runs before 2026-12-06 had no local baseline)
+        bound = round(here["p50"] + rtt["p50"], 2)
+        rows.append(f"| the same, against the same line typed into `cockpit attach` of a local agent (tmux attach "
+                    f"here) | {fig(key)}; local {fig(here)} + round trip p50 {rtt['p50']} = {bound} ms | "
+                    f"≤ local + one round trip | {verdict(key['p50'], bound)} |")
     for op in ("pause", "resume"):
         s, here = ms[op], ms[f"local_{op}"]
         bound = round(here["p50"] + rtt["p50"], 2)
