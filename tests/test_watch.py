@@ -240,13 +240,13 @@ def test_the_radar_starts_a_round_only_after_a_change(fleet: Fleet, repo: Path) 
     watcher = watching.Watcher(fleet, fleet.events.read(0)[1])
     assert watcher.radar is not None
 
+    def still() -> bool:
+        watcher.tick()
+        return not watcher.radar.busy and not watcher._worktree_news
+
     def rounds_until_still() -> int:
         started = watcher.radar.merge_trees + len(watcher.radar.snapshots)
-        for _ in range(50):
-            watcher.tick()
-            time.sleep(0.02)
-            if not watcher.radar.busy and not watcher._worktree_news:
-                break
+        wait_until(still, timeout=30, interval=0.02, message="the radar's round done")
         return watcher.radar.merge_trees + len(watcher.radar.snapshots) - started
 
     rounds_until_still()
